@@ -1,0 +1,335 @@
+"""Turning tool results into what a person sees: one-line summaries and cards (products, cart, routine…).
+
+Shapes are read generically (a list of objects with `prd_` ids is products, an `am`/`pm` pair is a
+routine, a `checkout_url` is a checkout link), so tools added later get cards without changes here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.events import Card
+from agent.model import ToolCall
+from agent.policy import Policy
+
+LABELS = {
+    "search_products": "Searching the catalog",
+    "get_product": "Reading the product details",
+    "recommend_products": "Choosing products for you",
+    "build_routine": "Building your routine",
+    "check_ingredients": "Checking the ingredients",
+    "get_profile": "Reading your profile",
+    "update_profile": "Saving your preferences",
+    "rate_product": "Saving your rating",
+    "analyze_skin": "Analysing your photo",
+    "get_skin_report": "Reading your skin report",
+    "list_skin_reports": "Listing your skin reports",
+    "compare_skin_reports": "Comparing your reports",
+    "browse_web_images": "Looking for images on the web",
+    "find_similar_looks": "Looking for similar looks",
+    "read_product_page": "Reading the product page",
+    "add_to_cart": "Adding to your cart",
+    "update_cart_item": "Updating your cart",
+    "remove_from_cart": "Removing from your cart",
+    "view_cart": "Reading your cart",
+    "checkout": "Preparing a secure checkout",
+    "get_order": "Looking up your order",
+    "list_orders": "Listing your orders",
+}
+# Raw CIELAB coordinates say little to a shopper; ITA (with its category) summarises skin colour.
+COLOUR_COORDINATES = frozenset({"lab_l", "lab_a", "lab_b", "hue_angle"})
+PRODUCT_LISTS = ("products", "recommendations", "results", "matches")
+MAX_CARDS = 8
+
+
+def label(name: str) -> str:
+    return LABELS.get(name, name.replace("_", " ").capitalize())
+
+
+def _short(value: Any, limit: int = 60) -> str | None:
+    if isinstance(value, str):
+        if value.startswith("data:") or len(value) > 500:
+            return None  # photos and blobs are not worth showing
+        text = value.strip()
+        return f"“{text[:limit]}{'…' if len(text) > limit else ''}”" if text else None
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return ", ".join(v.replace("_", " ") for v in value[:4])
+    return None
+
+
+def started_summary(call: ToolCall) -> str:
+    details: list[str] = []
+    for key, value in call.input.items():
+        shown = _short(value)
+        if shown is None:
+            continue
+        details.append(
+            shown
+            if key in ("query", "product_id", "order_id", "report_id")
+            else f"{key.replace('_', ' ')} {shown}"
+        )
+    return label(call.name) + (": " + ", ".join(details[:4]) if details else "")
+
+
+def _money(value: Any) -> dict[str, Any] | None:
+    if isinstance(value, dict) and "display" in value:
+        return {k: value.get(k) for k in ("amount_minor", "currency", "display")}
+    return None
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    out: list[str] = []
+    if isinstance(value, list):
+        for item in value:
+            if isinstance(item, str):
+                out.append(item)
+            elif isinstance(item, dict):
+                text = item.get("text") or item.get("reason") or item.get("message")
+                if isinstance(text, str):
+                    source = item.get("source")
+                    out.append(f"{text} [{source}]" if isinstance(source, str) and source else text)
+    return out
+
+
+def product_card(obj: Any) -> dict[str, Any] | None:
+    """A product (or a recommendation wrapping one) as a card, or None when it is not one."""
+    if not isinstance(obj, dict):
+        return None
+    product = obj["product"] if isinstance(obj.get("product"), dict) else obj
+    pid = product.get("id") or product.get("product_id")
+    if not isinstance(pid, str) or not pid.startswith("prd_") or not product.get("name"):
+        return None
+    why = _strings(obj.get("reasons")) or _strings(obj.get("why")) or _strings(product.get("matched"))
+    return {
+        "id": pid,
+        "name": product.get("name"),
+        "brand": product.get("brand"),
+        "category": product.get("category"),
+        "price": _money(product.get("price")) or _money(obj.get("price")),
+        "size": product.get("size"),
+        "image_url": product.get("image_url"),
+        "url": product.get("url"),
+        "rating": product.get("rating"),
+        "in_stock": product.get("in_stock", True),
+        "why": why[:4],
+    }
+
+
+def products_in(structured: Any) -> list[dict[str, Any]]:
+    if not isinstance(structured, dict):
+        return []
+    for key in PRODUCT_LISTS:
+        items = structured.get(key)
+        if isinstance(items, list):
+            cards = [c for c in (product_card(i) for i in items) if c is not None]
+            if cards:
+                return cards
+    return []
+
+
+def cart_card(structured: Any) -> dict[str, Any] | None:
+    cart = (
+        structured.get("cart")
+        if isinstance(structured, dict) and isinstance(structured.get("cart"), dict)
+        else structured
+    )
+    if not isinstance(cart, dict) or not isinstance(cart.get("items"), list):
+        return None
+    items = []
+    for item in cart["items"]:
+        if not isinstance(item, dict):
+            continue
+        product = item["product"] if isinstance(item.get("product"), dict) else item
+        items.append(
+            {
+                "item_id": item.get("id") if item is not product else item.get("item_id"),
+                "product_id": product.get("product_id") or product.get("id"),
+                "name": product.get("name"),
+                "brand": product.get("brand"),
+                "image_url": product.get("image_url"),
+                "quantity": item.get("quantity", 1),
+                "unit_price": _money(item.get("unit_price")) or _money(product.get("price")),
+                "line_total": _money(item.get("line_total")) or _money(item.get("subtotal")),
+            }
+        )
+    total = _money(cart.get("total")) or _money(cart.get("subtotal"))
+    return {"items": items, "total": total, "count": sum(int(i["quantity"] or 0) for i in items)}
+
+
+def cart_fingerprint(structured: Any) -> str | None:
+    """Which products in what quantities: what the shopper confirmed when they saw the cart."""
+    card = cart_card(structured)
+    if card is None:
+        return None
+    pairs = sorted(f"{i['product_id']}x{i['quantity']}" for i in card["items"])
+    total = (card["total"] or {}).get("amount_minor")
+    return "|".join(pairs) + f"={total}"
+
+
+def _first_url(structured: dict[str, Any]) -> str | None:
+    for key in ("checkout_url", "url", "payment_url"):
+        value = structured.get(key)
+        if isinstance(value, str) and value.startswith(("https://", "http://")):
+            return value
+    return None
+
+
+def _order(structured: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": structured.get("order_id") or structured.get("id"),
+        "status": structured.get("status"),
+        "total": _money(structured.get("total")),
+        "created_at": structured.get("created_at"),
+        "tracking_number": structured.get("tracking_number"),
+    }
+
+
+def _routine(structured: dict[str, Any]) -> dict[str, Any] | None:
+    slots: dict[str, list[Any]] = {k: v for k in ("am", "pm") if isinstance(v := structured.get(k), list)}
+    if not slots:
+        return None
+    out: dict[str, Any] = {}
+    for slot, steps in slots.items():
+        out[slot] = [
+            {
+                "step": s.get("step") or s.get("name") or s.get("category"),
+                "product": product_card(s.get("product"))
+                if isinstance(s.get("product"), dict)
+                else product_card(s),
+                "reason": " ".join(_strings(s.get("reason")) or _strings(s.get("reasons"))),
+                "when": s.get("when") or s.get("frequency"),
+            }
+            for s in steps
+            if isinstance(s, dict)
+        ]
+    out["total"] = _money(structured.get("total"))
+    out["warnings"] = _strings(structured.get("warnings"))
+    return out
+
+
+def _images(structured: dict[str, Any]) -> list[dict[str, Any]]:
+    images = structured.get("images") or structured.get("results")
+    out = []
+    for image in images if isinstance(images, list) else []:
+        if not isinstance(image, dict):
+            continue
+        src = image.get("image_url") or image.get("imageUrl")
+        if isinstance(src, str) and src.startswith(("https://", "http://")):
+            out.append(
+                {
+                    "image_url": src,
+                    "page_url": image.get("page_url") or image.get("url"),
+                    "title": image.get("title"),
+                    "source": image.get("source_domain") or image.get("source"),
+                    "attribution": image.get("attribution"),
+                }
+            )
+    return out[:12]
+
+
+def _report(structured: dict[str, Any]) -> dict[str, Any] | None:
+    rid = structured.get("report_id") or structured.get("id")
+    if not isinstance(rid, str) or not rid.startswith("rep_"):
+        return None
+    metrics = []
+    for metric in structured.get("metrics") or []:
+        if (
+            isinstance(metric, dict)
+            and metric.get("value") is not None
+            and metric.get("name") not in COLOUR_COORDINATES
+        ):
+            shown = {k: metric.get(k) for k in ("name", "value", "unit", "confidence", "label")}
+            raw_details = metric.get("details")
+            details: dict[str, Any] = raw_details if isinstance(raw_details, dict) else {}
+            shown["category"] = details.get("category") if isinstance(details.get("category"), str) else None
+            metrics.append(shown)
+    skin_type = structured.get("skin_type")
+    return {
+        "id": rid,
+        "skin_type": skin_type.get("value") if isinstance(skin_type, dict) else skin_type,
+        "metrics": metrics[:10],
+        "withheld": [w.get("name") for w in structured.get("withheld") or [] if isinstance(w, dict)][:10],
+        "notice": structured.get("notice"),
+    }
+
+
+def cards_for(call: ToolCall, structured: Any, policy: Policy) -> list[Card]:
+    if not isinstance(structured, dict):
+        return []
+    name = call.name
+    if name in policy.checkout_tools:
+        url = _first_url(structured)
+        if url:
+            return [
+                Card(
+                    "checkout",
+                    {
+                        "url": url,
+                        "order_id": structured.get("order_id"),
+                        "simulated": bool(structured.get("simulated")) or "simulated" in url,
+                        "total": _money(structured.get("total")),
+                    },
+                )
+            ]
+        return []
+    if name in policy.shows_cart:
+        card = cart_card(structured)
+        return [Card("cart", card)] if card else []
+    routine = _routine(structured)
+    if routine:
+        return [Card("routine", routine)]
+    report = _report(structured)
+    if report:
+        return [Card("report", report)]
+    products = products_in(structured)
+    if products:
+        return [Card("products", {"products": products[:MAX_CARDS], "total": structured.get("total")})]
+    single = product_card(structured)
+    if single:
+        single["ingredients"] = (
+            structured.get("ingredients") if isinstance(structured.get("ingredients"), list) else None
+        )
+        return [Card("product", single)]
+    images = _images(structured)
+    if images:
+        return [Card("images", {"images": images})]
+    if isinstance(structured.get("orders"), list):
+        return [Card("orders", {"orders": [_order(o) for o in structured["orders"] if isinstance(o, dict)]})]
+    order_id = structured.get("order_id") or structured.get("id")
+    if isinstance(order_id, str) and order_id.startswith("ord_"):
+        return [Card("order", _order(structured))]
+    return []
+
+
+def finished_summary(structured: Any) -> str:
+    if not isinstance(structured, dict):
+        return "done"
+    products = products_in(structured)
+    total = structured.get("total")
+    if products:
+        if isinstance(total, int) and total > len(products):
+            return f"{len(products)} of {total} products"
+        return f"{len(products)} product{'s' if len(products) != 1 else ''}"
+    if isinstance(total, int) and total == 0:
+        return "nothing matched"
+    cart = cart_card(structured)
+    if cart is not None:
+        shown_total = (cart["total"] or {}).get("display")
+        return f"{cart['count']} item{'s' if cart['count'] != 1 else ''} in the cart" + (
+            f", {shown_total}" if shown_total else ""
+        )
+    url = _first_url(structured)
+    if url and ("order_id" in structured or "checkout_url" in structured):
+        return "checkout link ready"
+    for key in ("report_id", "order_id", "id"):
+        value = structured.get(key)
+        if isinstance(value, str):
+            status = structured.get("status")
+            return value + (f" ({status})" if isinstance(status, str) else "")
+    return "done"

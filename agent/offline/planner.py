@@ -1,0 +1,331 @@
+"""`OfflinePlanner`: the advisor without a language model. It implements the same `respond` seam as the
+Anthropic model: from the conversation it reads the intent, picks the next tool step of that intent's plan
+(`plans.json`), and once the steps are done writes the answer from the results. Deterministic."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Literal
+
+from agent.model import Finish, Message, ModelEvent, TextChunk, ToolCall, ToolSpec
+from agent.offline.context import Context, Seen, read_history
+from agent.offline.reading import Reading, book, image_query, read
+from agent.offline.replies import compose
+from agent.policy import Policy, load_policy
+
+CALL_ID = "offline_t{turn}_s{step}"
+
+
+def _schema_types(schema: dict[str, Any]) -> set[str]:
+    types: set[str] = set()
+    if isinstance(schema.get("type"), str):
+        types.add(schema["type"])
+    elif isinstance(schema.get("type"), list):
+        types.update(str(t) for t in schema["type"])
+    for option in schema.get("anyOf", []) + schema.get("oneOf", []):
+        if isinstance(option, dict):
+            types |= _schema_types(option)
+    return types - {"null"}
+
+
+def _enum(schema: dict[str, Any]) -> list[Any] | None:
+    if isinstance(schema.get("enum"), list):
+        return list(schema["enum"])
+    for option in schema.get("anyOf", []) + schema.get("oneOf", []):
+        if isinstance(option, dict) and (found := _enum(option)) is not None:
+            return found
+    return None
+
+
+def _items(schema: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(schema.get("items"), dict):
+        return dict(schema["items"])
+    for option in schema.get("anyOf", []) + schema.get("oneOf", []):
+        if isinstance(option, dict) and isinstance(option.get("items"), dict):
+            return dict(option["items"])
+    return {}
+
+
+def coerce(value: Any, schema: dict[str, Any]) -> Any:
+    """Fit a slot's value to one parameter's JSON schema, or None when it does not fit."""
+    if value is None or value == [] or value == "":
+        return None
+    types = _schema_types(schema)
+    if "array" in types:
+        values = value if isinstance(value, list) else [value]
+        allowed = _enum(_items(schema))
+        if allowed is not None:
+            values = [v for v in values if v in allowed]
+        maximum = schema.get("maxItems") or next(
+            (o.get("maxItems") for o in schema.get("anyOf", []) if isinstance(o, dict) and o.get("maxItems")),
+            None,
+        )
+        return values[: int(maximum)] if maximum and values else (values or None)
+    if isinstance(value, list):
+        value = ", ".join(str(v) for v in value)
+    allowed = _enum(schema)
+    if allowed is not None and value not in allowed:
+        return None
+    if isinstance(value, bool):
+        return value if not types or "boolean" in types else None
+    if isinstance(value, int | float):
+        description = str(schema.get("description", "")).lower()
+        if "minor unit" in description or "cents" in description:
+            return int(round(value * 100))
+        if "integer" in types and "number" not in types:
+            return int(round(value))
+        if "number" in types or not types:
+            return float(value)
+        return str(value) if "string" in types else None
+    return value if not types or "string" in types else None
+
+
+class Slots:
+    """Values for `$name` in plans.json, from the message, the conversation and this turn's results."""
+
+    def __init__(self, reading: Reading, context: Context, policy: Policy) -> None:
+        self.reading, self.context, self.policy = reading, context, policy
+        self.learned_products: list[dict[str, Any]] = []
+        self.learned_report: str | None = None
+
+    def learn(self, seen: Seen) -> None:
+        from agent.cards import products_in
+
+        if not seen.ok:
+            return
+        if seen.name == "search_products" and not self.reading.product_ids and not self.reading.ordinals:
+            self.learned_products = products_in(seen.structured)[:1] or self.learned_products
+        if isinstance(seen.structured, dict):
+            rid = seen.structured.get("report_id") or seen.structured.get("id")
+            if isinstance(rid, str) and rid.startswith("rep_"):
+                self.learned_report = rid
+
+    def products(self) -> list[str]:
+        r = self.reading
+        if r.product_ids:
+            return r.product_ids
+        shown = self.context.shown_products()
+        if r.ordinals and shown:
+            return [shown[i]["id"] for i in r.ordinals if -len(shown) <= i < len(shown)]
+        if shown:
+            named = _named(r.text, shown)
+            if named:
+                return named
+            if re.search(r"\b(them|all of them|all three|both)\b", r.text.lower()):
+                return [p["id"] for p in shown]
+        if self.learned_products:
+            return [p["id"] for p in self.learned_products]
+        if shown and re.search(r"\b(it|this|that|this one|that one)\b", r.text.lower()):
+            return [shown[0]["id"]] if len(shown) == 1 else []
+        for earlier in reversed(self.context.earlier[-1:]):
+            details = [
+                c
+                for c in earlier.calls
+                if c.ok and c.name == "get_product" and isinstance(c.structured, dict)
+            ]
+            if details and re.search(r"\b(it|this|that)\b", r.text.lower()):
+                return [str(details[-1].structured.get("id"))]
+        return []
+
+    def report_skin_type(self) -> str | None:
+        """The skin type the latest skin report found (when the shopper did not say theirs)."""
+        for seen in reversed(self.context.all_calls()):
+            structured = seen.structured if seen.ok and isinstance(seen.structured, dict) else {}
+            if str(structured.get("report_id", "")).startswith("rep_"):
+                found = structured.get("skin_type")
+                value = found.get("value") if isinstance(found, dict) else found
+                return value if isinstance(value, str) else None
+        return None
+
+    def report_ids(self) -> list[str]:
+        ids = self.context.report_ids()
+        if self.learned_report and self.learned_report not in ids:
+            ids.append(self.learned_report)
+        return self.reading.report_ids or ids
+
+    def value(self, name: str) -> Any:
+        r = self.reading
+        if name == "product_id":
+            found = self.products()
+            return found[0] if found else None
+        if name == "product_ids":
+            return self.products() or None
+        if name == "item_id":
+            cart = self.context.cart(self.policy.shows_cart)
+            wanted = self.value("product_id")
+            for item in (cart or {}).get("items", []):
+                if item.get("product_id") == wanted and item.get("item_id"):
+                    return item["item_id"]
+            return None
+        if name == "report_id":
+            ids = self.report_ids()
+            return ids[-1] if ids else None
+        if name == "previous_report_id":
+            ids = self.report_ids()
+            return ids[-2] if len(ids) > 1 else None
+        if name == "upload":
+            uploads = r.uploads or self.context.uploads()
+            return uploads[-1] if uploads else None
+        if name == "order_id":
+            return r.order_id or self.context.order_id()
+        if name == "style":
+            return (
+                "complete"
+                if re.search(r"\b(complete|full|thorough|detailed)\b", r.text.lower())
+                else "minimal"
+            )
+        if name == "image_query":
+            return image_query(r.text)
+        if name == "ingredients_text":
+            match = re.search(r"\b(?:with|and|alongside)\s+([a-z][a-z0-9 ,-]{2,80})", r.text.lower())
+            text = match.group(1) if match and not self.reading.ordinals else None
+            return text or (", ".join(r.avoid) if r.avoid else None)
+        if name == "keep_photo":
+            return r.keep_photo
+        if name == "skin_type":
+            return r.skin_type or self.report_skin_type()
+        return getattr(r, name, None)
+
+    def condition(self, name: str | None, turn: list[Seen]) -> bool:
+        if name is None:
+            return True
+        if name == "personal":
+            return (self.reading.personal or self.value("report_id") is not None) and not self.reading.query
+        if name == "no_routine":
+            return not any(c.ok and c.name == "build_routine" for c in turn)
+        if name == "no_product":
+            return not self.products()
+        if name == "no_product_but_words":
+            return not self.products() and bool(self.reading.name_query)
+        if name == "similar_to_me":
+            asks = re.search(r"\b(similar|like mine|my (look|skin|report|tone))\b", self.reading.text.lower())
+            return bool(asks) and self.value("report_id") is not None
+        if name == "cart_confirmed":
+            return self.context.cart_shown_last_turn(self.policy.shows_cart, self.policy.checkout_tools)
+        if name == "has_order_id":
+            plural = re.search(r"\borders\b", self.reading.text.lower())
+            return self.reading.order_id is not None or (not plural and self.value("order_id") is not None)
+        raise ValueError(f"plans.json uses an unknown condition {name!r}")
+
+
+def _named(text: str, shown: list[dict[str, Any]]) -> list[str]:
+    """Products the shopper names by a distinctive word of their brand or name."""
+    words = set(re.findall(r"[a-z0-9]{4,}", text.lower()))
+    hits = []
+    for product in shown:
+        label = f"{product.get('brand') or ''} {product.get('name') or ''}".lower()
+        own = set(re.findall(r"[a-z0-9]{4,}", label)) - {
+            "cream",
+            "serum",
+            "cleanser",
+            "moisturiser",
+            "moisturizer",
+            "sunscreen",
+            "toner",
+            "skin",
+        }
+        if words & own:
+            hits.append(product["id"])
+    return hits if len(hits) == 1 else []
+
+
+class OfflinePlanner:
+    kind: Literal["offline"] = "offline"
+    name = "offline"
+
+    def __init__(self, policy: Policy | None = None) -> None:
+        self.policy = policy or load_policy()
+
+    def _intent(self, reading: Reading, context: Context) -> str:
+        intent = reading.intent
+        cart_seen = context.cart_shown_last_turn(self.policy.shows_cart, self.policy.checkout_tools)
+        if intent in ("unknown", "greeting") and cart_seen and self.policy.is_confirmation(reading.text):
+            return "checkout"
+        if intent == "unknown" and cart_seen and self.policy.is_refusal(reading.text):
+            return "unknown"
+        if intent == "unknown" and (reading.personal or reading.category or reading.budget or reading.query):
+            return "find_products"
+        return intent
+
+    def _fill(
+        self, option: dict[str, Any], spec: ToolSpec, slots: Slots
+    ) -> tuple[dict[str, Any] | None, list[str]]:
+        """The arguments for one option, or None and the slots that were missing for required parameters."""
+        properties = spec.properties()
+        arguments: dict[str, Any] = {}
+        for param, template in option.get("args", {}).items():
+            if param not in properties:
+                continue
+            raw = (
+                slots.value(template[1:])
+                if isinstance(template, str) and template.startswith("$")
+                else template
+            )
+            value = coerce(raw, properties[param])
+            if value is not None:
+                arguments[param] = value
+        missing = [p for p in spec.required() if p not in arguments]
+        if missing:
+            names = [str(option["args"].get(p, p)).lstrip("$") for p in missing]
+            return None, names
+        return arguments, []
+
+    async def respond(
+        self, system: str, messages: Sequence[Message], tools: Sequence[ToolSpec]
+    ) -> AsyncIterator[ModelEvent]:
+        context = read_history(list(messages))
+        reading = read(context.current.request)
+        intent = self._intent(reading, context)
+        specs = {t.name: t for t in tools}
+        slots = Slots(reading, context, self.policy)
+        turn = len(context.turns)
+        plan = book().plans[intent]
+        missing: list[str] = []
+        needs: list[str] = []
+
+        for index, step in enumerate(plan):
+            prefix = CALL_ID.format(turn=turn, step=index)
+            done = [c for c in context.current.calls if c.id == prefix or c.id.startswith(prefix + "_")]
+            if done:
+                for seen in done:
+                    slots.learn(seen)
+                if step.get("stop_on_error") and not all(c.ok for c in done):
+                    break
+                continue
+            if not slots.condition(step.get("if"), context.current.calls):
+                continue
+            calls: list[ToolCall] = []
+            step_needs: list[str] = []
+            for option in step["options"]:
+                spec = specs.get(option["tool"])
+                if spec is None or not slots.condition(option.get("if"), context.current.calls):
+                    continue
+                arguments, lacking = self._fill(option, spec, slots)
+                if arguments is None:
+                    step_needs += lacking
+                    continue
+                call_id = f"{prefix}_{len(calls)}" if step.get("together") else prefix
+                calls.append(ToolCall(call_id, spec.name, arguments))
+                if not step.get("together"):
+                    break
+            if calls:
+                for call in calls:
+                    yield call
+                yield Finish("tool_use")
+                return
+            if step_needs:
+                needs += step_needs
+                if not step.get("optional"):
+                    break
+            elif not step.get("optional") and step.get("missing"):
+                tools_named = {o["tool"] for o in step["options"]}
+                if not tools_named & set(specs):
+                    missing.append(step["missing"])
+                    break
+
+        text = compose(intent, reading, context, slots, specs, missing, needs, self.policy)
+        for chunk in re.split(r"(?<=\n)", text):
+            if chunk:
+                yield TextChunk(chunk)
+        yield Finish("end_turn")

@@ -1,0 +1,150 @@
+"""Search on a 50 000-product catalog: raw FTS5 in plain sqlite3 vs the store vs the whole MCP tool call.
+
+Run: `make bench` (or `.venv/bin/python benchmarks/bench_search.py [--products N]`).
+Targets (issue #2): store search within 1.5x of the raw query; the tool call under 5 ms median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from pathlib import Path
+
+from mcp import Client
+
+from shine_mcp.config import Settings
+from shine_mcp.server import build_server
+from shine_mcp.services import Services
+from shine_mcp.store.catalog import demo_catalog_records, upsert_products
+from shine_mcp.store.db import open_database
+from shine_mcp.store.search import SearchFilters, search_products
+
+# (tool arguments, equivalent store filters, hand-written raw SQL + params)
+CASES: list[tuple[str, dict[str, object], SearchFilters, str, dict[str, object]]] = [
+    (
+        "ingredient",
+        {"query": "niacinamide", "limit": 10},
+        SearchFilters(terms=("niacinamide",)),
+        "SELECT p.id FROM products_fts JOIN products p ON p.rowid = products_fts.rowid "
+        "WHERE products_fts MATCH '\"niacinamide\"' ORDER BY bm25(products_fts, 8.0, 10.0, 1.0, 3.0) LIMIT 10",
+        {},
+    ),
+    (
+        "phrase+filters",
+        {"query": "hyaluronic", "category": "moisturiser", "skin_type": "dry", "max_price": 25, "limit": 10},
+        SearchFilters(
+            terms=("hyaluronic",),
+            category="moisturiser",
+            skin_type="dry",
+            max_price_minor=2500,
+            currency="USD",
+        ),
+        "SELECT p.id FROM products_fts JOIN products p ON p.rowid = products_fts.rowid "
+        "WHERE products_fts MATCH '\"hyaluronic\"' AND p.category = 'moisturiser' "
+        "AND p.skin_types LIKE '%|dry|%' AND p.price_minor <= 2500 AND p.currency = 'USD' "
+        "ORDER BY bm25(products_fts, 8.0, 10.0, 1.0, 3.0) LIMIT 10",
+        {},
+    ),
+    (
+        "brand",
+        {"query": "cerave", "limit": 10},
+        SearchFilters(terms=("cerave",)),
+        "SELECT p.id FROM products_fts JOIN products p ON p.rowid = products_fts.rowid "
+        "WHERE products_fts MATCH '\"cerave\"' ORDER BY bm25(products_fts, 8.0, 10.0, 1.0, 3.0) LIMIT 10",
+        {},
+    ),
+]
+
+
+async def build_catalog(directory: Path, count: int) -> Settings:
+    settings = Settings(data_dir=directory, database_url=None, load_demo_catalog=False)
+    db = await open_database(settings)
+    _notice, demo = demo_catalog_records()
+    rng = random.Random(7)
+    records = []
+    for i in range(count):
+        base = demo[i % len(demo)]
+        records.append(
+            base.model_copy(
+                update={
+                    "handle": f"{base.handle}-{i}",
+                    "name": f"{base.name} {rng.choice(['Plus', 'Pro', 'Lite', 'Max', 'Gold', ''])} {i}",
+                    "price": Decimal(rng.randint(500, 12000)) / 100,
+                    "stock": rng.randint(0, 50),
+                }
+            )
+        )
+    await upsert_products(db, records, source="bench")
+    await db.close()
+    return settings
+
+
+async def timed(fn: Callable[[], Awaitable[object]], runs: int) -> list[float]:
+    for _ in range(5):
+        await fn()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        await fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def p95(samples: list[float]) -> float:
+    return sorted(samples)[int(len(samples) * 0.95) - 1]
+
+
+async def main(count: int, runs: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        settings = await build_catalog(Path(tmp), count)
+        print(f"built a {count}-product catalog in {time.perf_counter() - started:.1f} s\n")
+        raw = sqlite3.connect(settings.data_dir / "shine.db")
+        services = Services(settings)
+        rows = []
+        async with services.running(), Client(build_server(settings, services)) as client:
+            for name, arguments, filters, sql, params in CASES:
+
+                async def raw_query(sql: str = sql, params: dict[str, object] = params) -> object:
+                    return raw.execute(sql, params).fetchall()
+
+                async def store_query(filters: SearchFilters = filters) -> object:
+                    return await search_products(services.db, filters, limit=10)
+
+                async def tool_call(arguments: dict[str, object] = arguments) -> object:
+                    result = await client.call_tool("search_products", arguments)
+                    assert not result.is_error, result.content
+                    return result
+
+                raw_ms = await timed(raw_query, runs)
+                store_ms = await timed(store_query, runs)
+                tool_ms = await timed(tool_call, runs)
+                rows.append((name, raw_ms, store_ms, tool_ms))
+        raw.close()
+
+    print(
+        "| query | raw FTS5 median / p95 (ms) | store median / p95 (ms) | store ÷ raw | tool call median / p95 (ms) |"
+    )
+    print("|---|---|---|---|---|")
+    for name, raw_ms, store_ms, tool_ms in rows:
+        ratio = statistics.median(store_ms) / statistics.median(raw_ms)
+        print(
+            f"| {name} | {statistics.median(raw_ms):.2f} / {p95(raw_ms):.2f} | "
+            f"{statistics.median(store_ms):.2f} / {p95(store_ms):.2f} | {ratio:.2f}x | "
+            f"{statistics.median(tool_ms):.2f} / {p95(tool_ms):.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--products", type=int, default=50_000)
+    parser.add_argument("--runs", type=int, default=200)
+    args = parser.parse_args()
+    asyncio.run(main(args.products, args.runs))

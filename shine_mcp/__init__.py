@@ -1,0 +1,3 @@
+"""Shine: an MCP-native skincare advisor."""
+
+__version__ = "0.1.0"

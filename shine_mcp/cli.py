@@ -1,0 +1,191 @@
+"""The `shine` command: serve over HTTP, serve over stdio, and manage the catalog.
+
+Typer gives subcommands, typed options and `--help` for free; Rich draws the import progress bar.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, cast
+
+import anyio
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from shine_mcp.cli_chat import chat
+from shine_mcp.config import Settings
+
+if TYPE_CHECKING:
+    from shine_mcp.store.records import ProductIn
+
+app = typer.Typer(help="Shine: an MCP-native skincare advisor.", no_args_is_help=True, add_completion=False)
+catalog_app = typer.Typer(help="Import and inspect the product catalog.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+err = Console(stderr=True)
+out = Console()
+
+MAX_ERRORS_SHOWN = 50
+
+
+def _logging(settings: Settings) -> None:
+    # stderr only: over stdio, stdout belongs to the MCP protocol.
+    logging.basicConfig(
+        level=settings.log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default SHINE_HOST or 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default SHINE_PORT or 8000).")] = None,
+) -> None:
+    """Serve Shine over HTTP: MCP at /mcp (Streamable HTTP), health at /healthz."""
+    import uvicorn
+
+    from web_shell.app import create_app
+
+    settings = Settings()
+    settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
+    _logging(settings)
+    if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.allowed_hosts:
+        err.print(
+            f"[yellow]Bound to {settings.host}: /mcp accepts only loopback Host headers until you set "
+            "SHINE_ALLOWED_HOSTS (JSON list of your public host names).[/yellow]"
+        )
+    err.print(f"Shine {settings.base_url}  (MCP: {settings.base_url}/mcp)")
+    for part, runs_on in settings.integrations_summary().items():
+        err.print(f"  {part}: {runs_on}")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+@app.command()
+def mcp() -> None:
+    """Serve Shine over stdio for Claude Desktop and other local MCP clients."""
+    from shine_mcp.server import build_server
+
+    settings = Settings()
+    _logging(settings)
+    build_server(settings).run("stdio")
+
+
+app.command("chat")(chat)
+
+
+@catalog_app.command("import")
+def catalog_import(
+    path: Annotated[Path, typer.Argument(help="A Shine JSON, Shine CSV or Shopify product CSV file.")],
+    format: Annotated[
+        str | None, typer.Option("--format", help="json, csv or shopify (default: detected from the file).")
+    ] = None,
+    replace: Annotated[bool, typer.Option(help="Remove products that are not in this file.")] = False,
+    skip_invalid: Annotated[bool, typer.Option(help="Import the valid rows and report the others.")] = False,
+    currency: Annotated[str, typer.Option(help="Currency for files without one (Shopify).")] = "USD",
+    keep_demo: Annotated[bool, typer.Option(help="Keep the bundled demo products next to yours.")] = False,
+) -> None:
+    """Import products. All-or-nothing unless --skip-invalid; errors name the file, row and field."""
+    from shine_mcp.store.importers import CatalogFileError, Format, count_rows, detect_format, read_catalog
+
+    if format not in (None, "json", "csv", "shopify"):
+        raise typer.BadParameter("use json, csv or shopify", param_hint="--format")
+    if not re.fullmatch(r"[A-Za-z]{3}", currency):
+        raise typer.BadParameter(
+            "use a three-letter ISO 4217 code such as USD or EUR", param_hint="--currency"
+        )
+    if not path.is_file():
+        err.print(f"[red]{path}: no such file[/red]")
+        raise typer.Exit(2)
+    settings = Settings()
+    try:
+        fmt = cast(Format, format) if format else detect_format(path)
+        total = count_rows(path, fmt)
+        with Progress(
+            TextColumn("reading {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as progress:
+            task = progress.add_task(path.name, total=total)
+            parsed = read_catalog(
+                path,
+                fmt,
+                default_currency=currency.upper(),
+                progress=lambda n: progress.update(task, completed=n),
+            )
+    except CatalogFileError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+
+    for note in parsed.skipped:
+        err.print(f"[dim]skipped: {note}[/dim]")
+    if parsed.errors:
+        for error in parsed.errors[:MAX_ERRORS_SHOWN]:
+            err.print(f"[red]{error}[/red]")
+        if len(parsed.errors) > MAX_ERRORS_SHOWN:
+            err.print(f"[red]… and {len(parsed.errors) - MAX_ERRORS_SHOWN} more errors[/red]")
+        if not skip_invalid:
+            err.print(
+                f"[red]Nothing imported: {len(parsed.errors)} invalid rows. Fix them, or pass --skip-invalid "
+                f"to import the {len(parsed.records)} valid products.[/red]"
+            )
+            raise typer.Exit(1)
+    written, removed_demo = anyio.run(_write_catalog, settings, parsed.records, path.name, replace, keep_demo)
+    out.print(f"Imported {written} products from {path.name} ({fmt}).")
+    if removed_demo:
+        out.print(f"Removed {removed_demo} bundled demo products (pass --keep-demo to keep them).")
+
+
+async def _write_catalog(
+    settings: Settings, records: list[ProductIn], source_name: str, replace: bool, keep_demo: bool
+) -> tuple[int, int]:
+    from shine_mcp.store.catalog import remove_source, upsert_products
+    from shine_mcp.store.db import open_database
+
+    db = await open_database(settings)
+    try:
+        written = await upsert_products(db, records, source=f"import:{source_name}", replace=replace)
+        removed = 0 if keep_demo or replace else await remove_source(db, "demo")
+        return written, removed
+    finally:
+        await db.close()
+
+
+@catalog_app.command("stats")
+def catalog_stats() -> None:
+    """Show how many products the catalog holds, by category and source."""
+    settings = Settings()
+
+    from shine_mcp.store.catalog import CatalogStats
+    from shine_mcp.store.catalog import catalog_stats as read_stats
+    from shine_mcp.store.db import open_database
+
+    async def _stats() -> CatalogStats:
+
+        db = await open_database(settings)
+        try:
+            return await read_stats(db)
+        finally:
+            await db.close()
+
+    stats = anyio.run(_stats)
+    table = Table(
+        title=f"Catalog: {stats.products} products, {stats.in_stock} in stock, {stats.brands} brands"
+    )
+    table.add_column("category")
+    table.add_column("products", justify="right")
+    for category, count in stats.by_category.items():
+        table.add_row(category, str(count))
+    out.print(table)
+    out.print("sources: " + ", ".join(f"{s} ({n})" for s, n in stats.by_source.items()))
+    out.print("currencies: " + ", ".join(f"{c} ({n})" for c, n in stats.currencies.items()))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,262 @@
+"""The one `Settings` object, read from the environment at start-up and passed down.
+
+Nothing else in Shine reads `os.environ`. Every outside service is optional: without its keys
+Shine runs on an embedded default that says what it is (see DESIGN.md, "Embedded defaults").
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, computed_field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    # XDG-style so `make run` and Claude Desktop's `shine mcp` share one database.
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "shine"
+
+
+class Settings(BaseSettings):
+    """Shine's configuration. Field descriptions generate the README's configuration table."""
+
+    model_config = SettingsConfigDict(
+        validate_by_name=True, validate_by_alias=True, extra="ignore", frozen=True
+    )
+
+    # --- Shine itself -------------------------------------------------------------------
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        validation_alias="SHINE_DATA_DIR",
+        description="Where the SQLite database and kept photos live.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        validation_alias="DATABASE_URL",
+        description=(
+            "SQLAlchemy async URL. Default: SQLite in SHINE_DATA_DIR. "
+            "PostgreSQL: `postgresql+asyncpg://user:pass@host/db`."
+        ),
+    )
+    host: str = Field(
+        default="127.0.0.1", validation_alias="SHINE_HOST", description="`shine serve` bind address."
+    )
+    port: int = Field(default=8000, validation_alias="SHINE_PORT", description="`shine serve` port.")
+    public_url: str | None = Field(
+        default=None,
+        validation_alias="SHINE_PUBLIC_URL",
+        description="Public base URL behind a proxy (links, OAuth). Default: http://HOST:PORT.",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        validation_alias="SHINE_ALLOWED_HOSTS",
+        description=(
+            "Extra Host headers `/mcp` accepts (JSON list), e.g. your public hostname. "
+            "Loopback is always allowed."
+        ),
+    )
+    local_user: str = Field(
+        default="local",
+        validation_alias="SHINE_LOCAL_USER",
+        description=(
+            "The user id for keyless local use: stdio (`shine mcp`), in-process scripts, and `/mcp` on a "
+            "keyless loopback setup."
+        ),
+    )
+    load_demo_catalog: bool = Field(
+        default=True,
+        validation_alias="SHINE_LOAD_DEMO_CATALOG",
+        description="Load the bundled demo catalog when the catalog is empty on start-up.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", validation_alias="SHINE_LOG_LEVEL", description="Log level."
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        validation_alias="SHINE_SECRET_KEY",
+        description=(
+            "Signs in-process identities and encrypts secrets at rest (any long random string). Unset: "
+            "generated once into `SHINE_DATA_DIR/secret.key` (mode 0600); set it when several machines share a database."
+        ),
+    )
+    mcp_auth: Literal["auto", "required"] = Field(
+        default="auto",
+        validation_alias="SHINE_MCP_AUTH",
+        description=(
+            "When `/mcp` needs an OAuth access token. `auto`: when Shine is reachable beyond loopback (non-loopback "
+            "SHINE_HOST, SHINE_PUBLIC_URL or SHINE_ALLOWED_HOSTS set) or Google sign-in is configured; otherwise "
+            "loopback callers act as SHINE_LOCAL_USER. `required`: always (on loopback the dev sign-in logs you in)."
+        ),
+    )
+    session_days: int = Field(
+        default=14,
+        ge=1,
+        validation_alias="SHINE_SESSION_DAYS",
+        description="Web sign-in sessions end after this many days without use (sliding expiry).",
+    )
+    max_sessions: int = Field(
+        default=10,
+        ge=1,
+        validation_alias="SHINE_MAX_SESSIONS",
+        description="Signed-in sessions one user may hold at once; the oldest ends when a new one starts.",
+    )
+    rate_limit_user: int = Field(
+        default=120,
+        ge=0,
+        validation_alias="SHINE_RATE_LIMIT_USER",
+        description="Requests per minute per user on `/mcp` and `/api/*` (0: no limit). Shared through the database.",
+    )
+    rate_limit_ip: int = Field(
+        default=300,
+        ge=0,
+        validation_alias="SHINE_RATE_LIMIT_IP",
+        description="Requests per minute per client IP on `/mcp`, `/api/*` and `/.well-known/*` (0: no limit).",
+    )
+    rate_limit_auth: int = Field(
+        default=30,
+        ge=0,
+        validation_alias="SHINE_RATE_LIMIT_AUTH",
+        description="Requests per minute per client IP on sign-in and OAuth endpoints (0: no limit).",
+    )
+    max_photo_bytes: int = Field(
+        default=15 * 1024 * 1024,
+        ge=1024,
+        le=15 * 1024 * 1024,
+        validation_alias="SHINE_MAX_PHOTO_BYTES",
+        description=(
+            "Largest photo `analyze_skin` accepts (base64, upload, https URL or file), in bytes; "
+            "at most 15 MiB, the analysis's own limit."
+        ),
+    )
+    photo_fetch_timeout: float = Field(
+        default=15.0,
+        gt=0,
+        le=120,
+        validation_alias="SHINE_PHOTO_FETCH_TIMEOUT",
+        description="Seconds `analyze_skin` may spend downloading a photo from an https URL, redirects included.",
+    )
+
+    # --- Outside services (all optional) --------------------------------------------------
+    anthropic_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias="ANTHROPIC_API_KEY",
+        description="Anthropic key for the advisor. Unset: the offline advisor (a deterministic planner).",
+    )
+    anthropic_base_url: str | None = Field(
+        default=None,
+        validation_alias="ANTHROPIC_BASE_URL",
+        description="Another Anthropic-compatible Messages API for the advisor (a proxy, a local fake).",
+    )
+    model: str = Field(
+        default="claude-sonnet-5-5",
+        validation_alias="SHINE_MODEL",
+        description="The Anthropic model the advisor uses.",
+    )
+    advisor_max_steps: int = Field(
+        default=8,
+        ge=1,
+        le=50,
+        validation_alias="SHINE_ADVISOR_MAX_STEPS",
+        description="Model calls the advisor may make for one reply before it stops and says so.",
+    )
+    advisor_token_budget: int = Field(
+        default=150_000,
+        ge=1_000,
+        validation_alias="SHINE_ADVISOR_TOKEN_BUDGET",
+        description="Tokens (read and written, cached included) one advisor reply may use before it stops.",
+    )
+    advisor_context_tokens: int = Field(
+        default=60_000,
+        ge=2_000,
+        validation_alias="SHINE_ADVISOR_CONTEXT_TOKENS",
+        description="Conversation size sent to the model; longer chats drop their oldest tool results, then turns.",
+    )
+    upload_ttl_minutes: int = Field(
+        default=30,
+        ge=1,
+        validation_alias="SHINE_UPLOAD_TTL_MINUTES",
+        description="How long a photo uploaded to the chat is kept (unless the shopper ticks 'keep my photo').",
+    )
+    stripe_secret_key: SecretStr | None = Field(
+        default=None,
+        validation_alias="STRIPE_SECRET_KEY",
+        description="*(planned: checkout)* Stripe secret key. Unset: the local simulated checkout.",
+    )
+    stripe_webhook_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias="STRIPE_WEBHOOK_SECRET",
+        description="*(planned: checkout)* Verifies `Stripe-Signature` on `/stripe/webhook`.",
+    )
+    stripe_api_base: str | None = Field(
+        default=None,
+        validation_alias="STRIPE_API_BASE",
+        description="*(planned: checkout)* Another Stripe-compatible API (a local fake, stripe-mock).",
+    )
+    google_client_id: str | None = Field(
+        default=None,
+        validation_alias="GOOGLE_CLIENT_ID",
+        description=(
+            "Google OAuth client id for web sign-in (redirect URI: `<public URL>/auth/google/callback`). "
+            "Unset: the dev sign-in on loopback."
+        ),
+    )
+    google_client_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias="GOOGLE_CLIENT_SECRET",
+        description="Google OAuth client secret.",
+    )
+    google_discovery_url: str = Field(
+        default="https://accounts.google.com/.well-known/openid-configuration",
+        validation_alias="SHINE_GOOGLE_DISCOVERY_URL",
+        description="OpenID discovery document for sign-in (Google's, or a self-hosted OpenID provider).",
+    )
+    firecrawl_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias="FIRECRAWL_API_KEY",
+        description="*(planned: browsing)* Firecrawl key for web image browsing (runs `firecrawl-mcp`).",
+    )
+    firecrawl_api_url: str | None = Field(
+        default=None,
+        validation_alias="FIRECRAWL_API_URL",
+        description="*(planned: browsing)* A self-hosted Firecrawl API for `firecrawl-mcp`.",
+    )
+    firecrawl_mcp_url: str | None = Field(
+        default=None,
+        validation_alias="FIRECRAWL_MCP_URL",
+        description="*(planned: browsing)* A remote Firecrawl MCP endpoint instead of a local process.",
+    )
+    admin_emails: list[str] = Field(
+        default_factory=list,
+        validation_alias="SHINE_ADMIN_EMAILS",
+        description="Emails (JSON list) that get the admin role (checked on every request, not only at sign-in).",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        validation_alias="SHINE_ALLOWED_ORIGINS",
+        description='Shop origins (JSON list, e.g. `["https://shop.example"]`) allowed to embed the chat widget (CORS).',
+    )
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'shine.db'}"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def integrations_summary(self) -> dict[str, str]:
+        """What each outside service is running on, for `/healthz` and the CLI (never the keys)."""
+        return {
+            "database": "postgresql" if self.effective_database_url.startswith("postgresql") else "sqlite",
+            "advisor": f"anthropic ({self.model})" if self.anthropic_api_key else "offline",
+            "sign_in": "google"
+            if self.google_client_id and self.google_client_secret
+            else "not configured (dev sign-in on loopback)",
+        }

@@ -1,0 +1,186 @@
+"""Turns measurements and gates into reported metrics, each with its confidence and what limited it."""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import cache
+from pathlib import Path
+
+from .colour import classify_ita, hue_angle, ita
+from .measure import Measurements, RegionStats
+from .quality import margin
+from .report import Gate, Metric, MetricName, RegionName
+
+COLOUR_REGIONS: tuple[RegionName, ...] = ("forehead", "right_cheek", "left_cheek", "chin")
+CHEEKS: tuple[RegionName, ...] = ("right_cheek", "left_cheek")
+T_ZONE: tuple[RegionName, ...] = ("forehead", "nose")
+MIN_COLOUR_PIXELS = 300  # ~5 % of the crop's skin; fewer and a few stray pixels decide the mean
+MIN_FINE_PIXELS = 300
+MIN_REFERENCE_PIXELS = 120
+SHINY_PERCENT = 2.0  # a region counts as shiny above this specular share (calibrated, docs/analysis.md)
+# how far past a threshold a gate must be before it stops lowering confidence, in the gate's unit
+SOFT_BANDS = {
+    "resolution": 240.0,
+    "face_size": 80.0,
+    "sharpness": 8.0,
+    "clipping": 3.0,
+    "brightness": 10.0,
+    "colour": 5.0,
+    "uneven_lighting": 5.0,
+    "head_roll": 10.0,
+    "head_yaw": 10.0,
+}
+
+
+@cache
+def definitions() -> dict[str, dict[str, str]]:
+    data = json.loads((Path(__file__).parent / "metrics.json").read_text(encoding="utf-8"))
+    return dict(data["metrics"])
+
+
+def coverage(pixels: float, needed: float) -> float:
+    return min(1.0, pixels / needed)
+
+
+def _metric(
+    name: MetricName,
+    value: float | None,
+    gates: list[Gate],
+    regions: tuple[RegionName, ...],
+    base_confidence: float,
+    details: dict[str, float | int | str] | None = None,
+    note: str = "",
+) -> Metric:
+    blocking = [g for g in gates if name in g.blocks]
+    limited = [g.name for g in blocking if not g.passed]
+    confidence = base_confidence
+    for gate in blocking:
+        confidence *= 0.6 + 0.4 * margin(gate, SOFT_BANDS[gate.name]) if gate.passed else 0.0
+    withheld = bool(limited) or value is None
+    definition = definitions()[name]
+    return Metric(
+        name=name,
+        value=None if withheld else round(float(value or 0.0), 2),
+        unit=definition["unit"],
+        confidence=0.0 if withheld else round(max(0.0, min(1.0, confidence)), 2),
+        regions_used=list(regions),
+        limited_by=limited,  # type: ignore[arg-type]
+        explanation=definition["explanation"] + (f"; {note}" if note else ""),
+        details={} if withheld else dict(details or {}),
+    )
+
+
+def colour_metrics(m: Measurements, gates: list[Gate]) -> list[Metric]:
+    used = tuple(r for r in COLOUR_REGIONS if m.regions[r]["valid"] >= 30)
+    stats = m.combined(used) if used else None
+    enough = stats is not None and stats["valid"] >= MIN_COLOUR_PIXELS
+    lab = (
+        (stats.mean("sum_l"), stats.mean("sum_a"), stats.mean("sum_b"))
+        if enough and stats
+        else (None, None, None)
+    )
+    base = coverage(stats["valid"], 2000.0) if stats else 0.0
+    metrics = [
+        _metric("lab_l", lab[0], gates, used, base),
+        _metric("lab_a", lab[1], gates, used, base),
+        _metric("lab_b", lab[2], gates, used, base),
+    ]
+    if lab[0] is None or lab[1] is None or lab[2] is None:
+        return [
+            *metrics,
+            _metric("hue_angle", None, gates, used, 0.0),
+            _metric("ita", None, gates, used, 0.0),
+        ]
+    angle = ita(lab[0], lab[2])
+    cls = classify_ita(angle)
+    # within 2 degrees of a boundary, a small change of light could flip the category
+    category_confidence = min(1.0, cls.distance_to_boundary_deg / 2.0) * base
+    details: dict[str, float | int | str] = {
+        "category": cls.category,
+        "nearest_boundary_deg": cls.nearest_boundary_deg,
+        "distance_to_boundary_deg": round(cls.distance_to_boundary_deg, 2),
+        "category_confidence": round(category_confidence, 2),
+    }
+    return [
+        *metrics,
+        _metric("hue_angle", hue_angle(lab[1], lab[2]), gates, used, base),
+        _metric("ita", angle, gates, used, base, details),
+    ]
+
+
+def redness(m: Measurements, gates: list[Gate]) -> Metric:
+    cheeks = m.combined(CHEEKS)
+    reference_region: RegionName = "forehead"
+    if m.regions["forehead"]["valid"] < MIN_REFERENCE_PIXELS:
+        reference_region = "chin"  # forehead covered by hair, a hat or a fringe
+    reference = m.regions[reference_region]
+    cheek_a, ref_a = cheeks.mean("sum_a"), reference.mean("sum_a")
+    value = None
+    if cheek_a is not None and ref_a is not None and reference["valid"] >= MIN_REFERENCE_PIXELS:
+        value = cheek_a - ref_a
+    base = coverage(min(cheeks["valid"], reference["valid"]), 400.0)
+    note = "" if reference_region == "forehead" else "forehead covered, so compared with the chin"
+    return _metric(
+        "redness",
+        value,
+        gates,
+        (*CHEEKS, reference_region),
+        base,
+        {"reference_region": reference_region},
+        note,
+    )
+
+
+def specular_percent(s: RegionStats) -> tuple[float, float]:
+    """(percent, pixels looked at): highlights over skin, blown-out highlights included."""
+    looked_at = s["shine_base"]
+    return (100.0 * s["specular"] / looked_at if looked_at > 0 else 0.0), looked_at
+
+
+def shine(m: Measurements, gates: list[Gate]) -> Metric:
+    t_zone, t_pixels = specular_percent(m.combined(T_ZONE))
+    cheeks, c_pixels = specular_percent(m.combined(CHEEKS))
+    if t_zone >= SHINY_PERCENT and cheeks >= SHINY_PERCENT:
+        pattern = "all_over"
+    elif t_zone >= SHINY_PERCENT:
+        pattern = "t_zone"
+    elif cheeks >= SHINY_PERCENT:
+        pattern = "cheeks"
+    else:
+        pattern = "little"
+    value = t_zone if min(t_pixels, c_pixels) >= MIN_REFERENCE_PIXELS else None
+    details: dict[str, float | int | str] = {
+        "t_zone_percent": round(t_zone, 2),
+        "cheeks_percent": round(cheeks, 2),
+        "pattern": pattern,
+    }
+    return _metric(
+        "shine", value, gates, (*T_ZONE, *CHEEKS), coverage(min(t_pixels, c_pixels), 600.0), details
+    )
+
+
+def fine_scale(m: Measurements, gates: list[Gate]) -> list[Metric]:
+    tone_regions: tuple[RegionName, ...] = COLOUR_REGIONS
+    s = m.combined(tone_regions)
+    enough = s["fine"] >= MIN_FINE_PIXELS
+    tone = None
+    if enough:
+        mean = s["sum_mid"] / s["fine"]
+        tone = math.sqrt(max(0.0, s["sum_mid2"] / s["fine"] - mean * mean))
+    texture_regions: tuple[RegionName, ...] = ("forehead", *CHEEKS)
+    t = m.combined(texture_regions)
+    texture = math.sqrt(t["sum_hf2"] / t["fine"]) if t["fine"] >= MIN_FINE_PIXELS else None
+    spot_regions: tuple[RegionName, ...] = ("forehead", *CHEEKS, "nose", "chin")
+    per_region: dict[str, float | int | str] = {r: int(m.regions[r]["spots"]) for r in spot_regions}
+    spots = float(sum(int(v) for v in per_region.values())) if enough else None
+    base = coverage(s["fine"], 1500.0)
+    return [
+        _metric("tone_unevenness", tone, gates, tone_regions, base),
+        _metric("texture", texture, gates, texture_regions, coverage(t["fine"], 1200.0)),
+        _metric("dark_spots", spots, gates, spot_regions, base, per_region),
+    ]
+
+
+def all_metrics(m: Measurements, gates: list[Gate]) -> list[Metric]:
+    return [*colour_metrics(m, gates), redness(m, gates), shine(m, gates), *fine_scale(m, gates)]

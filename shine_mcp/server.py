@@ -1,0 +1,60 @@
+"""`build_server(settings)`: the Shine MCP server with every tool family and resource registered."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from mcp.server.mcpserver import MCPServer
+
+from shine_mcp import __version__
+from shine_mcp.auth.tool_guard import ToolCatalog, ToolGuard
+from shine_mcp.config import Settings
+from shine_mcp.resources import catalog as catalog_resources
+from shine_mcp.services import Services
+from shine_mcp.tools import account as account_tools
+from shine_mcp.tools import catalog as catalog_tools
+from shine_mcp.tools import skin as skin_tools
+
+if TYPE_CHECKING:
+    from shine_mcp.auth.authority import Authority
+
+INSTRUCTIONS = """Shine is a skincare advisor for a shop's catalog.
+Search products with search_products (it understands phrases like 'fragrance-free', 'under $25',
+'for dry skin') and read the full ingredient list with get_product. Quote prices as returned.
+Skin advice is cosmetic guidance, not medical diagnosis: for a changing mole, bleeding, pain or
+infection, tell the user to see a dermatologist."""
+
+
+def build_server(
+    settings: Settings | None = None, services: Services | None = None, *, authority: Authority | None = None
+) -> MCPServer:
+    """`authority` (from the web shell) makes `/mcp` an OAuth-protected resource when its policy says so;
+    without it (stdio, in-process, scripts) the server has no HTTP auth and `current_user` decides."""
+    settings = settings or Settings()
+    services = services or Services(settings)
+
+    @asynccontextmanager
+    async def lifespan(_server: MCPServer) -> AsyncIterator[Services]:
+        async with services.running():
+            yield services
+
+    protected = authority is not None and authority.protects_mcp
+    catalog = authority.catalog if authority is not None else ToolCatalog()
+    server = MCPServer(
+        name="shine",
+        title="Shine skincare advisor",
+        instructions=INSTRUCTIONS,
+        version=__version__,
+        lifespan=lifespan,
+        auth_server_provider=authority.provider if protected and authority else None,
+        auth=authority.auth_settings() if protected and authority else None,
+        middleware=[ToolGuard(settings, services, catalog)],
+    )
+    catalog.attach(server)
+    catalog_tools.register(server, services)
+    account_tools.register(server, services)
+    skin_tools.register(server, services)
+    catalog_resources.register(server, services)
+    return server

@@ -1,0 +1,209 @@
+"""Chat sessions of the web advisor (each conversation's messages and rule state) and photo uploads.
+
+Both hold personal data, so both carry `user_id` and every query filters by it: another person's chat or
+upload does not exist for you. Uploads are kept only until `expires_at` unless the person asked to keep
+them (`expires_at` null); expired ones are swept and never returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, delete, update
+from sqlmodel import Field, SQLModel, col, select
+
+from shine_mcp.store.db import Database
+from shine_mcp.store.tables import utcnow
+from shine_mcp.store.users import aware
+
+CHAT_PREFIX = "chs_"
+UPLOAD_PREFIX = "upl_"
+# A conversation nobody touched for this long is deleted with its state (carts and orders live elsewhere).
+CHAT_IDLE_DAYS = 90
+
+
+def new_chat_id() -> str:
+    return CHAT_PREFIX + secrets.token_hex(12)
+
+
+def new_upload_id() -> str:
+    return UPLOAD_PREFIX + secrets.token_hex(12)
+
+
+class ChatSession(SQLModel, table=True):
+    """One conversation with the advisor: Anthropic-shaped messages plus the state the loop's rules need."""
+
+    __tablename__ = "chat_sessions"
+    __table_args__ = (
+        Index("ix_chat_sessions_user_id", "user_id"),
+        Index("ix_chat_sessions_updated_at", "updated_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)  # "chs_" + 24 hex
+    user_id: str = Field(max_length=64)
+    version: int = 0  # bumped on every save; a save against an older version is refused
+    conversation: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    advisor: str = Field(default="", max_length=120)  # which advisor wrote the last reply
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class ChatUpload(SQLModel, table=True):
+    """A photo sent to the chat: metadata-free JPEG bytes, kept briefly unless the person asked to keep it."""
+
+    __tablename__ = "chat_uploads"
+    __table_args__ = (
+        Index("ix_chat_uploads_user_id", "user_id"),
+        Index("ix_chat_uploads_expires_at", "expires_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)  # "upl_" + 24 hex
+    user_id: str = Field(max_length=64)
+    media_type: str = Field(max_length=40)
+    width: int
+    height: int
+    size_bytes: int
+    sha256: str = Field(max_length=64)
+    keep: bool = False
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    expires_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
+# --- chats -------------------------------------------------------------------------------------------
+async def create_chat(db: Database, user_id: str, *, now: datetime) -> ChatSession:
+    row = ChatSession(id=new_chat_id(), user_id=user_id, created_at=now, updated_at=now)
+    async with db.session() as session, session.begin():
+        session.add(row)
+    return row
+
+
+async def get_chat(db: Database, user_id: str, chat_id: str) -> ChatSession | None:
+    async with db.session() as session:
+        rows = await session.execute(
+            select(ChatSession).where(ChatSession.id == chat_id, ChatSession.user_id == user_id)
+        )
+        return rows.scalars().first()
+
+
+async def chat_owner(db: Database, chat_id: str) -> str | None:
+    """Whose chat this is (to recognise a guest by their signed chat token); None when it does not exist."""
+    async with db.session() as session:
+        rows = await session.execute(select(ChatSession.user_id).where(ChatSession.id == chat_id))
+        return rows.scalars().first()
+
+
+async def save_chat(
+    db: Database,
+    user_id: str,
+    chat_id: str,
+    conversation: dict[str, Any],
+    *,
+    version: int,
+    advisor: str,
+    now: datetime,
+) -> bool:
+    """Store a conversation if nobody saved it since `version` was read; False when someone did."""
+    async with db.session() as session, session.begin():
+        result = await session.execute(
+            update(ChatSession)
+            .where(col(ChatSession.id) == chat_id)
+            .where(col(ChatSession.user_id) == user_id)
+            .where(col(ChatSession.version) == version)
+            .values(conversation=conversation, version=version + 1, advisor=advisor, updated_at=now)
+        )
+    return int(getattr(result, "rowcount", 0) or 0) == 1
+
+
+async def purge_idle_chats(db: Database, *, now: datetime) -> int:
+    cutoff = now - timedelta(days=CHAT_IDLE_DAYS)
+    async with db.session() as session, session.begin():
+        result = await session.execute(delete(ChatSession).where(col(ChatSession.updated_at) < cutoff))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --- uploads -----------------------------------------------------------------------------------------
+async def add_upload(
+    db: Database,
+    user_id: str,
+    data: bytes,
+    *,
+    width: int,
+    height: int,
+    keep: bool,
+    ttl: timedelta,
+    now: datetime,
+    media_type: str = "image/jpeg",
+) -> ChatUpload:
+    row = ChatUpload(
+        id=new_upload_id(),
+        user_id=user_id,
+        media_type=media_type,
+        width=width,
+        height=height,
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        keep=keep,
+        data=data,
+        created_at=now,
+        expires_at=None if keep else now + ttl,
+    )
+    async with db.session() as session, session.begin():
+        session.add(row)
+    return row
+
+
+async def get_upload(db: Database, user_id: str, upload_id: str, *, now: datetime) -> ChatUpload | None:
+    """The caller's upload, unless it is someone else's, unknown or expired."""
+    async with db.session() as session:
+        rows = await session.execute(
+            select(ChatUpload).where(ChatUpload.id == upload_id, ChatUpload.user_id == user_id)
+        )
+        row = rows.scalars().first()
+    if row is None or (row.expires_at is not None and aware(row.expires_at) <= now):
+        return None
+    return row
+
+
+async def delete_upload(db: Database, user_id: str, upload_id: str) -> bool:
+    async with db.session() as session, session.begin():
+        result = await session.execute(
+            delete(ChatUpload)
+            .where(col(ChatUpload.id) == upload_id)
+            .where(col(ChatUpload.user_id) == user_id)
+        )
+    return int(getattr(result, "rowcount", 0) or 0) == 1
+
+
+async def purge_expired_uploads(db: Database, *, now: datetime) -> int:
+    async with db.session() as session, session.begin():
+        result = await session.execute(
+            delete(ChatUpload)
+            .where(col(ChatUpload.expires_at).is_not(None))
+            .where(col(ChatUpload.expires_at) <= now)
+        )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def upload_lookup(db: Callable[[], Database]) -> Callable[[str, str], Awaitable[bytes | None]]:
+    """The `uploads` seam of the skin tools (`(user_id, upload_id) -> bytes | None`) over this table, so
+    `analyze_skin(image="upl_…")` reads a chat upload of the same person. `db` is called per lookup
+    (`lambda: services.db`): the database opens after the server is built."""
+
+    async def lookup(user_id: str, upload_id: str) -> bytes | None:
+        row = await get_upload(db(), user_id, upload_id, now=utcnow())
+        return row.data if row is not None else None
+
+    return lookup

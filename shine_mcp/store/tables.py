@@ -1,0 +1,61 @@
+"""SQLModel tables. Schema changes go through an Alembic migration in `migrations/versions/`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def pipe_join(values: Iterable[str]) -> str:
+    """Store a small set as `|a|b|` so `LIKE '%|a|%'` filters work the same on SQLite and PostgreSQL."""
+    unique = sorted(set(values))
+    return "|" + "|".join(unique) + "|" if unique else ""
+
+
+def pipe_split(value: str) -> list[str]:
+    return [v for v in value.split("|") if v]
+
+
+class Product(SQLModel, table=True):
+    """A catalog product. Holds no personal data, so it carries no user_id."""
+
+    __tablename__ = "products"
+    __table_args__ = (
+        UniqueConstraint("handle", name="uq_products_handle"),
+        Index("ix_products_category_price", "category", "price_minor"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)  # "prd_" + 12 hex of the handle: stable across imports
+    source: str = Field(max_length=200)  # "demo", "import:<file name>", "web:<domain>"
+    handle: str = Field(max_length=300)
+    brand: str = Field(max_length=200)
+    name: str = Field(max_length=300)
+    category: str = Field(max_length=40)
+    description: str = ""
+    price_minor: int  # integer minor units of `currency`
+    currency: str = Field(max_length=3)
+    size: str | None = Field(default=None, max_length=60)
+    url: str | None = None
+    image_url: str | None = None
+    rating: float | None = None
+    review_count: int = 0
+    stock: int = 0
+    ingredients_text: str = ""  # the INCI list as printed on the pack
+    ingredients: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    ingredient_keys: str = ""  # pipe_join of lower-cased canonical names and "family:<f>" keys
+    skin_types: str = ""  # pipe_join
+    concerns: str = ""  # pipe_join
+    tags: str = ""  # pipe_join
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )

@@ -1,0 +1,72 @@
+"""How a product looks to a client: the pydantic shapes shared by tools and resources."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from shine_mcp.money import Money
+from shine_mcp.store.tables import Product, pipe_split
+
+DEMO_NOTICE = (
+    "Demo catalog bundled with Shine: prices are indicative and stock is invented. "
+    "A merchant replaces it with `shine catalog import`."
+)
+
+
+class ProductSummary(BaseModel):
+    id: str = Field(description="Product id (prd_…); pass it to get_product.")
+    brand: str
+    name: str
+    category: str
+    price: Money
+    size: str | None
+    rating: float | None = Field(description="Average rating out of 5, when known.")
+    review_count: int
+    in_stock: bool
+    stock: int
+    image_url: str | None
+    url: str | None
+    skin_types: list[str]
+    concerns: list[str]
+    tags: list[str] = Field(description="Claims such as fragrance_free, vegan, cruelty_free.")
+    matched: list[str] = Field(default_factory=list, description="Why this product matched the search.")
+
+
+class ProductDetail(ProductSummary):
+    description: str
+    ingredients: list[str] = Field(description="The full INCI list in label order, canonical names.")
+    ingredients_text: str = Field(description="The ingredient list exactly as printed on the pack.")
+    source: str = Field(description="Where the product came from: demo, import:<file>, web:<site>.")
+    notice: str | None = None
+
+
+def summary_of(product: Product, matched: list[str] | None = None) -> ProductSummary:
+    return ProductSummary(
+        id=product.id,
+        brand=product.brand,
+        name=product.name,
+        category=product.category,
+        price=Money.of(product.price_minor, product.currency),
+        size=product.size,
+        rating=product.rating,
+        review_count=product.review_count,
+        in_stock=product.stock > 0,
+        stock=product.stock,
+        image_url=product.image_url,
+        url=product.url,
+        skin_types=pipe_split(product.skin_types),
+        concerns=pipe_split(product.concerns),
+        tags=pipe_split(product.tags),
+        matched=matched or [],
+    )
+
+
+def detail_of(product: Product) -> ProductDetail:
+    return ProductDetail(
+        **summary_of(product).model_dump(),
+        description=product.description,
+        ingredients=list(product.ingredients),
+        ingredients_text=product.ingredients_text,
+        source=product.source,
+        notice=DEMO_NOTICE if product.source == "demo" else None,
+    )

@@ -1,0 +1,176 @@
+"""Catalog tools: search the shop's products and read one product's full details."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import time
+from typing import Annotated
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, Field
+
+from shine_mcp.knowledge import load_knowledge
+from shine_mcp.money import to_minor_rounded
+from shine_mcp.services import Services
+from shine_mcp.store.catalog import get_product as fetch_product
+from shine_mcp.store.catalog import main_currency
+from shine_mcp.store.search import SearchFilters
+from shine_mcp.store.search import search_products as run_search
+from shine_mcp.store.views import DEMO_NOTICE, ProductDetail, ProductSummary, detail_of, summary_of
+from shine_mcp.tools._query import exclusion_filters, interpret, why_matched
+from shine_mcp.vocabulary import Category, Concern, SkinType
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+
+
+class ProductPage(BaseModel):
+    total: int = Field(description="How many products match in all pages.")
+    products: list[ProductSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+    interpreted: list[str] = Field(description="How the query text was read (filters found in it).")
+    notice: str | None = Field(
+        default=None, description="Caveats about the data, e.g. indicative demo prices."
+    )
+
+
+def _fingerprint(filters: SearchFilters) -> str:
+    return hashlib.sha256(repr(filters).encode()).hexdigest()[:12]
+
+
+def _encode_cursor(offset: int, filters: SearchFilters) -> str:
+    raw = json.dumps({"o": offset, "f": _fingerprint(filters)}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, filters: SearchFilters) -> int:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        offset, fingerprint = int(raw["o"]), str(raw["f"])
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise ToolError(
+            "the cursor is not one search_products returned; repeat the search without it"
+        ) from exc
+    if fingerprint != _fingerprint(filters) or offset < 0:
+        raise ToolError("this cursor belongs to a different search; repeat the search without a cursor")
+    return offset
+
+
+class _CurrencyCache:
+    """The catalog's main currency, re-read at most once a minute (it changes only on import)."""
+
+    def __init__(self, services: Services, ttl: float = 60.0) -> None:
+        self._services, self._ttl = services, ttl
+        self._value: str | None = None
+        self._read_at = 0.0
+
+    async def get(self) -> str:
+        now = time.monotonic()
+        if self._value is None or now - self._read_at > self._ttl:
+            self._value, self._read_at = await main_currency(self._services.db), now
+        return self._value
+
+
+def register(server: MCPServer, services: Services) -> None:
+    knowledge = load_knowledge()
+    currencies = _CurrencyCache(services)
+
+    @server.tool(annotations=READ_ONLY)
+    async def search_products(
+        query: Annotated[
+            str,
+            Field(
+                max_length=500,
+                description=(
+                    "Words to look for (product type, ingredient, brand, concern). Phrases such as "
+                    "'fragrance-free', 'under $25', 'for dry skin' or 'moisturiser' are read as filters. "
+                    "Empty lists the best-rated products."
+                ),
+            ),
+        ] = "",
+        category: Category | None = None,
+        skin_type: SkinType | None = None,
+        concerns: Annotated[
+            list[Concern] | None,
+            Field(max_length=6, description="Products targeting any of these rank first."),
+        ] = None,
+        max_price: Annotated[
+            float | None,
+            Field(gt=0, le=100_000, description="Highest price in the shop's currency (25 = $25.00)."),
+        ] = None,
+        exclude_ingredients: Annotated[
+            list[Annotated[str, Field(min_length=2, max_length=80)]] | None,
+            Field(
+                max_length=20,
+                description="Ingredients or families to avoid: 'fragrance', 'retinol', 'drying alcohol', 'shea'.",
+            ),
+        ] = None,
+        in_stock_only: bool = False,
+        limit: Annotated[int, Field(ge=1, le=50)] = 10,
+        cursor: str | None = None,
+    ) -> ProductPage:
+        """Find products in the shop's catalog by words and filters.
+
+        Use it when the shopper names a product type, ingredient, brand or concern, a price limit or
+        ingredients to avoid. Returns a page of products (id, price, rating, stock) each with why it
+        matched, the total, and a cursor for the next page; use get_product for the full INCI list."""
+        reading = interpret(query)
+        excluded_words = sorted(
+            {w.strip().lower() for w in (exclude_ingredients or [])} | set(reading.exclude)
+        )
+        keys, substrings = exclusion_filters(knowledge, excluded_words)
+        price = max_price if max_price is not None else reading.max_price
+        currency = await currencies.get()
+        filters = SearchFilters(
+            terms=tuple(reading.terms),
+            category=category or reading.category,
+            skin_type=skin_type or reading.skin_type,
+            concerns=tuple(concerns or ()),
+            max_price_minor=to_minor_rounded(price, currency) if price is not None else None,
+            currency=currency if price is not None else None,
+            exclude_keys=frozenset(keys),
+            exclude_substrings=frozenset(substrings),
+            required_tags=tuple(sorted(set(reading.tags))),
+            in_stock_only=in_stock_only,
+        )
+        offset = _decode_cursor(cursor, filters) if cursor else 0
+        result = await run_search(services.db, filters, limit=limit, offset=offset)
+        products = [
+            summary_of(
+                p,
+                why_matched(
+                    p,
+                    terms=list(filters.terms),
+                    skin_type=filters.skin_type,
+                    concerns=list(filters.concerns),
+                    max_price_minor=filters.max_price_minor,
+                    excluded=excluded_words,
+                    tags=list(filters.required_tags),
+                ),
+            )
+            for p in result.products
+        ]
+        end = offset + len(products)
+        return ProductPage(
+            total=result.total,
+            products=products,
+            next_cursor=_encode_cursor(end, filters) if end < result.total else None,
+            interpreted=reading.notes,
+            notice=DEMO_NOTICE if any(p.source == "demo" for p in result.products) else None,
+        )
+
+    @server.tool(annotations=READ_ONLY)
+    async def get_product(
+        product_id: Annotated[str, Field(min_length=1, max_length=60, description="An id such as prd_…")],
+    ) -> ProductDetail:
+        """Get one product's full details: description, price, stock and the complete INCI ingredient list.
+
+        Use it after search_products when the shopper asks what is in a product or whether it suits them."""
+        product = await fetch_product(services.db, product_id.strip())
+        if product is None:
+            raise ToolError(f"no product with id '{product_id}'; search_products lists product ids")
+        return detail_of(product)

@@ -1,0 +1,265 @@
+"""The offline advisor (no model key): one scenario per intent, through the real Shine server in process
+(catalog and skin tools) or the toy shop's stand-ins for tools other issues deliver (cart, checkout,
+orders, web images). Every expectation is checked against what the tools themselves return."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+
+from agent import Attachment, OfflinePlanner
+from agent.offline.replies import CAPABILITIES
+from tests.advisor.conftest import Chat, chatting
+from tests.advisor.toy_shop import ToyShop
+from tests.models.conftest import ASTRONAUT
+
+
+def calls(chat: Chat) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for message in chat.conversation.messages:
+        for block in message["content"]:
+            if block.get("type") == "tool_use":
+                out.append((block["name"], block["input"]))
+    return out
+
+
+async def test_the_first_answer_says_it_is_the_offline_advisor(server: MCPServer) -> None:
+    async with chatting(OfflinePlanner(), server) as chat:
+        first = await chat.say("hello")
+        second = await chat.say("hello again")
+
+    assert "offline advisor" in first.text
+    assert "offline advisor" not in second.text
+    assert first.done.advisor == "offline advisor"
+
+
+async def test_a_concern_and_a_budget_become_search_filters_and_cards(server: MCPServer) -> None:
+    async with chatting(OfflinePlanner(), server) as chat:
+        seen = await chat.say("my skin gets red and shiny, I have $40")
+        ((name, arguments),) = calls(chat)
+        expected = (await chat.client.call_tool(name, arguments)).structured_content
+
+    assert name == "search_products"
+    assert set(arguments["concerns"]) == {"redness", "oiliness"} and arguments["max_price"] == 40.0
+    cards = seen.cards("products")[0]["products"]
+    assert [c["id"] for c in cards] == [p["id"] for p in expected["products"]]
+    assert all(c["price"]["amount_minor"] <= 4000 for c in cards)
+    assert cards[0]["name"] in seen.text
+
+
+async def test_a_shoppers_phrase_keeps_its_filters_in_the_search(server: MCPServer) -> None:
+    async with chatting(OfflinePlanner(), server) as chat:
+        seen = await chat.say("Find me a fragrance-free moisturiser for dry skin under $25")
+        ((_, arguments),) = calls(chat)
+        expected = (await chat.client.call_tool("search_products", arguments)).structured_content
+
+    assert arguments["category"] == "moisturiser" and arguments["skin_type"] == "dry"
+    assert arguments["max_price"] == 25.0 and "fragrance-free" in arguments["query"]
+    assert [c["id"] for c in seen.cards("products")[0]["products"]] == [p["id"] for p in expected["products"]]
+
+
+async def test_nothing_matching_is_said_plainly(server: MCPServer) -> None:
+    async with chatting(OfflinePlanner(), server) as chat:
+        seen = await chat.say("find a sunscreen under $1")
+
+    assert seen.cards("products") == []
+    assert "Nothing in the catalog matches" in seen.text
+
+
+async def test_what_is_in_the_first_one_reads_the_first_product_shown(server: MCPServer) -> None:
+    async with chatting(OfflinePlanner(), server) as chat:
+        found = await chat.say("show me serums")
+        first = found.cards("products")[0]["products"][0]
+        seen = await chat.say("what's in the first one?")
+        detail = (await chat.client.call_tool("get_product", {"product_id": first["id"]})).structured_content
+
+    assert calls(chat)[-1] == ("get_product", {"product_id": first["id"]})
+    assert detail["ingredients"][0] in seen.text
+    assert seen.cards("product")[0]["id"] == first["id"]
+
+
+async def test_a_product_named_by_brand_and_name_is_found_then_read(toy_server: MCPServer) -> None:
+    async with chatting(OfflinePlanner(), toy_server) as chat:
+        seen = await chat.say("tell me about the Testbrand Toy Serum")
+
+    assert [name for name, _ in calls(chat)] == ["search_products", "get_product"]
+    assert calls(chat)[-1][1] == {"product_id": "prd_toy_serum"}
+    assert "Niacinamide" in seen.text
+
+
+async def test_help_lists_what_this_shop_can_and_cannot_do_yet(server: MCPServer) -> None:
+    async with chatting(OfflinePlanner(), server) as chat:
+        seen = await chat.say("help")
+        registered = {t.name for t in (await chat.client.list_tools()).tools}
+
+    can, _, cannot = seen.text.partition("Not available in this shop yet")
+    for tool, phrase in CAPABILITIES:
+        assert (phrase in can) == (tool in registered), phrase
+        assert (phrase in cannot) == (tool not in registered), phrase
+
+
+async def test_a_photo_is_analysed_into_a_report_and_products(server: MCPServer) -> None:
+    photo = "data:image/png;base64," + base64.b64encode(ASTRONAUT.read_bytes()).decode()
+
+    async def attachment(upload_id: str) -> str | None:
+        return photo if upload_id == "att_selfie01" else None
+
+    async with chatting(OfflinePlanner(), server, attachments=attachment) as chat:
+        seen = await chat.say("here's my selfie, what do you think? I have $40", attachments=["att_selfie01"])
+        reports = (await chat.client.call_tool("list_skin_reports", {})).structured_content
+
+    name, arguments = calls(chat)[0]
+    assert name == "analyze_skin" and arguments["image"] == "att_selfie01"  # the id, never the bytes
+    (report,) = seen.cards("report")
+    assert report["id"] == reports["reports"][0]["report_id"]
+    assert report["id"] in seen.text and "not a medical assessment" in seen.text
+    follow_up = calls(chat)[1:]
+    assert follow_up and follow_up[-1][0] in ("build_routine", "recommend_products", "search_products")
+    assert seen.cards("products") or seen.cards("routine")
+
+
+async def test_asking_for_an_analysis_without_a_photo_asks_for_one(server: MCPServer) -> None:
+    async with chatting(OfflinePlanner(), server) as chat:
+        seen = await chat.say("can you analyse my skin?")
+
+    assert calls(chat) == []
+    assert "Attach a clear, front-facing photo" in seen.text
+
+
+async def test_intents_whose_tools_are_missing_say_so(server: MCPServer) -> None:
+    async with chatting(OfflinePlanner(), server) as chat:
+        registered = {t.name for t in (await chat.client.list_tools()).tools}
+        replies = {
+            "browse_web_images": await chat.say("show me pictures of glass skin"),
+            "add_to_cart": await chat.say("add prd_123 to my cart"),
+            "get_order": await chat.say("where is my order ord_abc123?"),
+        }
+
+    for tool, seen in replies.items():
+        if tool not in registered:
+            assert "in this shop yet" in seen.text and seen.started() == [], tool
+
+
+async def test_a_red_flag_gets_the_dermatologist_answer_offline_too(server: MCPServer) -> None:
+    async with chatting(OfflinePlanner(), server) as chat:
+        seen = await chat.say("my mole is getting bigger and darker, which serum?")
+
+    assert "dermatologist" in seen.text and calls(chat) == []
+
+
+# --- the toy shop: cart, checkout, orders and web images as the other issues specify them ----------------
+async def test_add_to_cart_then_yes_checks_out(toy_server: MCPServer, toy: ToyShop) -> None:
+    async with chatting(OfflinePlanner(), toy_server) as chat:
+        added = await chat.say("add the toy cream to my cart")
+        confirmed = await chat.say("yes, check out")
+
+    # the loop re-reads the cart before checking out, in case it changed since the shopper saw it
+    assert toy.names() == ["search_products", "add_to_cart", "view_cart", "checkout"]
+    assert toy.calls[1][1] == {"product_id": "prd_toy_cream", "quantity": 1}
+    assert "Shall I check out?" in added.text and added.cards("cart")[0]["total"]["display"] == "$18.50"
+    assert confirmed.cards("checkout")[0]["url"].endswith("/simulated-checkout/ord_toy1")
+    assert "simulated" in confirmed.text
+
+
+async def test_checkout_first_shows_the_cart_and_asks(toy_server: MCPServer, toy: ToyShop) -> None:
+    toy.cart["prd_toy_serum"] = 2
+    async with chatting(OfflinePlanner(), toy_server) as chat:
+        seen = await chat.say("check out")
+
+    assert toy.names() == ["view_cart"]
+    assert "Shall I check out 2 items for $48.00?" in seen.text
+
+
+async def test_saying_no_to_the_cart_does_not_check_out(toy_server: MCPServer, toy: ToyShop) -> None:
+    toy.cart["prd_toy_serum"] = 1
+    async with chatting(OfflinePlanner(), toy_server) as chat:
+        await chat.say("checkout")
+        seen = await chat.say("no, not yet")
+
+    assert "checkout" not in toy.names()
+    assert "I won't check out" in seen.text
+
+
+async def test_add_two_of_the_first_product_shown(toy_server: MCPServer, toy: ToyShop) -> None:
+    async with chatting(OfflinePlanner(), toy_server) as chat:
+        await chat.say("find toy products")
+        await chat.say("add 2 of the first one to my cart")
+
+    assert toy.calls[-1] == ("add_to_cart", {"product_id": "prd_toy_cream", "quantity": 2})
+    assert toy.cart == {"prd_toy_cream": 2}
+
+
+async def test_the_checkout_button_checks_out_a_cart_the_shopper_has_seen(
+    toy_server: MCPServer, toy: ToyShop
+) -> None:
+    async with chatting(OfflinePlanner(), toy_server) as chat:
+        await chat.say("add prd_toy_serum to my cart")
+        seen = await chat.say("Check out my cart.", confirm_checkout=True)
+
+    assert toy.names()[-1] == "checkout"
+    assert seen.done.stop_reason == "checkout" and seen.cards("checkout")
+
+
+async def test_the_checkout_button_before_seeing_the_cart_shows_it_instead(
+    toy_server: MCPServer, toy: ToyShop
+) -> None:
+    toy.cart["prd_toy_cream"] = 1
+    async with chatting(OfflinePlanner(), toy_server) as chat:
+        seen = await chat.say("Check out my cart.", confirm_checkout=True)
+
+    assert "checkout" not in toy.names()
+    assert seen.cards("cart") and "checkout_needs_confirmation" in seen.notices()
+
+
+async def test_where_is_my_order(toy_server: MCPServer, toy: ToyShop) -> None:
+    async with chatting(OfflinePlanner(), toy_server) as chat:
+        one = await chat.say("where is my order ord_toy1?")
+        every = await chat.say("show my orders")
+
+    assert toy.calls[0] == ("get_order", {"order_id": "ord_toy1"})
+    assert toy.names()[-1] == "list_orders"
+    assert "Order ord_toy1: paid, $18.50" in one.text and "ord_toy1" in every.text
+
+
+async def test_images_come_from_the_web_tool_with_their_sources(toy_server: MCPServer, toy: ToyShop) -> None:
+    async with chatting(OfflinePlanner(), toy_server) as chat:
+        seen = await chat.say("show me pictures of dewy skin")
+
+    assert toy.calls == [("browse_web_images", {"query": "dewy skin"})]
+    assert seen.cards("images")[0]["images"][0]["source"] == "blog.example.com"
+    assert "1 images from the web" in seen.text or "Here are 1 images" in seen.text
+
+
+async def test_a_routine_without_the_routine_builder_is_a_simple_one_from_searches(server: MCPServer) -> None:
+    async with chatting(OfflinePlanner(), server) as chat:
+        registered = {t.name for t in (await chat.client.list_tools()).tools}
+        seen = await chat.say("build me a routine for oily skin")
+
+    if "build_routine" in registered:
+        assert calls(chat)[0][0] == "build_routine"
+        return
+    categories = [arguments.get("category") for _, arguments in calls(chat)]
+    assert categories == ["cleanser", "moisturiser", "sunscreen"]
+    assert "simple starting routine" in seen.text and "sunscreen every morning" in seen.text
+
+
+async def test_two_analyses_can_be_compared(server: MCPServer) -> None:
+    photo = "data:image/png;base64," + base64.b64encode(ASTRONAUT.read_bytes()).decode()
+
+    async def attachment(upload_id: str) -> str | None:
+        return photo
+
+    async with chatting(OfflinePlanner(), server, attachments=attachment) as chat:
+        first = await chat.say("analyse this", attachments=["att_before01"])
+        second = await chat.say(
+            "and this one, a month later", attachments=[Attachment("att_after001", keep=True)]
+        )
+        seen = await chat.say("compare my reports")
+
+    before, after = first.cards("report")[0]["id"], second.cards("report")[0]["id"]
+    assert ("analyze_skin", {"image": "att_after001", "keep_photo": True}) in calls(chat)
+    assert calls(chat)[-1] == ("compare_skin_reports", {"before_id": before, "after_id": after})
+    assert seen.finished()[-1].ok
+    assert "What changed between your two reports" in seen.text and "redness:" in seen.text

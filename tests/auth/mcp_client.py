@@ -1,0 +1,94 @@
+"""A remote MCP client as a real one is built: the SDK's `OAuthClientProvider` on an httpx2 client, with a
+`redirect_handler` that lets the test browser walk the person through sign-in and consent."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
+
+import httpx2
+from mcp import Client
+from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider, OAuthFlowError
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from pydantic import AnyUrl
+
+from tests.auth.support import Browser
+
+REDIRECT_URI = (
+    "http://127.0.0.1:53682/callback"  # the client's own loopback listener; the browser stops there
+)
+
+
+@dataclass
+class MemoryStorage:
+    tokens: OAuthToken | None = None
+    client_info: OAuthClientInformationFull | None = None
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return self.tokens
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return self.client_info
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        self.client_info = client_info
+
+
+@dataclass
+class RemoteClient:
+    base: str
+    browser: Browser
+    storage: MemoryStorage = field(default_factory=MemoryStorage)
+    client_metadata_url: str | None = None
+    client_name: str = "Test MCP client"
+    auth_method: str = "client_secret_post"
+    redirects: list[str] = field(default_factory=list)
+
+    def provider(self) -> OAuthClientProvider:
+        landed: list[str] = []
+
+        async def redirect_handler(url: str) -> None:
+            self.redirects.append(url)
+            stop = await self.browser.go(url, stop_at=lambda u: u.startswith(REDIRECT_URI))
+            if not isinstance(stop, str):
+                raise OAuthFlowError(f"the browser did not come back to the client: HTTP {stop.status_code}")
+            landed.append(stop)
+
+        async def callback_handler() -> AuthorizationCodeResult:
+            query = parse_qs(urlsplit(landed.pop()).query)
+            if "error" in query:
+                raise OAuthFlowError(f"authorization refused: {query['error'][0]}")
+            return AuthorizationCodeResult(
+                code=query["code"][0], state=query.get("state", [None])[0], iss=query.get("iss", [None])[0]
+            )
+
+        metadata = OAuthClientMetadata(
+            client_name=self.client_name,
+            redirect_uris=[AnyUrl(REDIRECT_URI)],
+            grant_types=["authorization_code", "refresh_token"],
+            response_types=["code"],
+            token_endpoint_auth_method=self.auth_method,  # type: ignore[arg-type]
+        )
+        return OAuthClientProvider(
+            server_url=f"{self.base}/mcp",
+            client_metadata=metadata,
+            storage=self.storage,
+            redirect_handler=redirect_handler,
+            callback_handler=callback_handler,
+            client_metadata_url=self.client_metadata_url,
+        )
+
+    @asynccontextmanager
+    async def connect(self, provider: OAuthClientProvider | None = None) -> AsyncIterator[Client]:
+        auth = provider or self.provider()
+        async with (
+            httpx2.AsyncClient(auth=auth, timeout=30) as http,
+            Client(streamable_http_client(f"{self.base}/mcp", http_client=http)) as client,
+        ):
+            yield client

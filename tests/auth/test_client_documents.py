@@ -1,0 +1,166 @@
+"""MCP clients identified by a Client ID Metadata Document (an https URL as `client_id`) instead of
+registering: fetched, checked and cached by Shine, with SSRF protection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from shine_mcp.auth import audit
+from shine_mcp.auth.cimd import ClientDocumentError, fetch_client_document
+from shine_mcp.config import Settings
+from tests.auth.mcp_client import REDIRECT_URI, RemoteClient
+from tests.auth.support import Browser, TLSFiles, serving
+from tests.support.postgres import free_port
+
+RunShine = Callable[[Settings], AbstractContextManager[str]]
+
+
+class DocumentHost:
+    """An https site publishing client metadata documents; tests edit `documents` and read `fetches`."""
+
+    def __init__(self) -> None:
+        self.documents: dict[str, dict[str, Any]] = {}
+        self.fetches = 0
+        self.base = ""
+
+    def url(self, path: str) -> str:
+        return f"{self.base}{path}"
+
+    def app(self) -> Starlette:
+        async def document(request: Request) -> JSONResponse:
+            self.fetches += 1
+            body = self.documents.get(request.url.path)
+            if body is None:
+                return JSONResponse({"error": "not found"}, status_code=404)
+            return JSONResponse(body, headers={"Cache-Control": "max-age=600"})
+
+        return Starlette(routes=[Route("/{path:path}", document)])
+
+
+@pytest.fixture
+def document_host(tls: TLSFiles, trust_test_ca: None) -> Iterator[DocumentHost]:
+    host = DocumentHost()
+    with serving(host.app(), free_port(), tls) as base:
+        host.base = base
+        yield host
+
+
+def client_document(url: str, **changes: Any) -> dict[str, Any]:
+    return {
+        "client_id": url,
+        "client_name": "Doc Client",
+        "client_uri": "https://doc-client.example",
+        "redirect_uris": [REDIRECT_URI],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+        **changes,
+    }
+
+
+async def test_a_client_with_a_metadata_document_needs_no_registration(
+    run_shine: RunShine,
+    shine_settings: Callable[..., Settings],
+    browser: Browser,
+    document_host: DocumentHost,
+    inspect_db,
+) -> None:
+    url = document_host.url("/oauth/client.json")
+    document_host.documents["/oauth/client.json"] = client_document(url)
+    settings = shine_settings(mcp_auth="required")
+    with run_shine(settings) as base:
+        remote = RemoteClient(base, browser, client_metadata_url=url)
+        async with remote.connect() as client:
+            account = await client.call_tool("get_account", {})
+        consent = next(u for u in browser.visited if "/auth/consent?" in u)
+        assert consent
+    assert not account.is_error and account.structured_content
+    assert account.structured_content["email"] == "ana@example.com"
+    assert remote.storage.client_info is not None and remote.storage.client_info.client_id == url
+    db = await inspect_db(settings)
+    actions = [e.action for e in await audit.events(db)]
+    assert "client_registered" not in actions and "token_issued" in actions
+    assert document_host.fetches == 1  # cached for the token request that followed
+
+
+async def test_the_consent_page_names_the_documents_host(
+    run_shine: RunShine,
+    shine_settings: Callable[..., Settings],
+    browser: Browser,
+    document_host: DocumentHost,
+) -> None:
+    url = document_host.url("/oauth/client.json")
+    document_host.documents["/oauth/client.json"] = client_document(url)
+    browser.decision = None
+    query = {
+        "response_type": "code",
+        "client_id": url,
+        "redirect_uri": REDIRECT_URI,
+        "state": "s",
+        "code_challenge": "c" * 43,
+    }
+    with run_shine(shine_settings(mcp_auth="required")) as base:
+        page = await browser.go(f"{base}/authorize?{urlencode(query)}")
+    assert isinstance(page, httpx.Response) and page.status_code == 200
+    assert "identified by <strong>127.0.0.1:" in page.text and "Doc Client" in page.text
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"client_id": "https://someone-else.example/client.json"},
+        {"client_secret": "shh", "token_endpoint_auth_method": "client_secret_post"},
+        {"redirect_uris": ["http://evil.example/callback"]},
+        {"redirect_uris": []},
+        {"grant_types": ["client_credentials"]},
+    ],
+    ids=["client-id-elsewhere", "secret", "unsafe-redirect", "no-redirect", "no-code-grant"],
+)
+async def test_an_unfit_metadata_document_is_refused(
+    run_shine: RunShine,
+    shine_settings: Callable[..., Settings],
+    browser: Browser,
+    document_host: DocumentHost,
+    changes: dict[str, Any],
+) -> None:
+    url = document_host.url("/oauth/client.json")
+    document_host.documents["/oauth/client.json"] = client_document(url, **changes)
+    query = {
+        "response_type": "code",
+        "client_id": url,
+        "redirect_uri": REDIRECT_URI,
+        "state": "s",
+        "code_challenge": "c" * 43,
+    }
+    with run_shine(shine_settings(mcp_auth="required")) as base:
+        response = await browser.http.get(f"{base}/authorize?{urlencode(query)}")
+    assert response.status_code == 400 and "location" not in response.headers
+    assert "not found" in response.json()["error_description"]
+
+
+async def test_documents_on_private_addresses_are_refused_for_a_public_shine(
+    document_host: DocumentHost,
+) -> None:
+    url = document_host.url("/oauth/client.json")
+    document_host.documents["/oauth/client.json"] = client_document(url)
+    with pytest.raises(ClientDocumentError, match="not a public address"):
+        await fetch_client_document(url, allow_private=False)
+    client, _ = await fetch_client_document(url, allow_private=True)
+    assert client.client_id == url and client.token_endpoint_auth_method == "none"
+
+
+async def test_an_oversized_document_is_refused(document_host: DocumentHost) -> None:
+    url = document_host.url("/big.json")
+    document_host.documents["/big.json"] = client_document(url, padding="x" * 20_000)
+    with pytest.raises(ClientDocumentError, match="larger than"):
+        await fetch_client_document(url, allow_private=True)

@@ -1,0 +1,249 @@
+"""The isolation matrix: two users and a guest, and every tool that reads or writes personal data.
+Another person asking for someone's row gets "not found", never the data; admin tools refuse everyone
+but admins; no tool answers one person with another person's data.
+
+Adding a personal-data tool? Add it to `MATRIX`: how its owner creates a row (`create`, run as the owner,
+returning the arguments that reach it and marker strings that only the owner's data contains) and whether
+the tool addresses one row by id (`by_id`: another person gets exactly the answer a missing id gets, so
+nobody can even learn the row exists) or answers with the caller's own rows (`own`).
+`test_every_personal_tool_is_in_the_matrix` fails until it is there.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pytest
+from mcp import Client
+from mcp.server.mcpserver import MCPServer
+from mcp.types import CallToolResult
+
+from shine_mcp.auth.accounts import upsert_user
+from shine_mcp.auth.tool_guard import classify
+from shine_mcp.config import Settings
+from shine_mcp.identity import identity_meta
+from shine_mcp.integrations.google import VerifiedPerson
+from shine_mcp.services import Services
+from shine_mcp.store.tables import utcnow
+
+# Words in a tool or resource name that mean it touches someone's own data.
+PERSONAL_WORDS = (
+    "account",
+    "cart",
+    "order",
+    "checkout",
+    "refund",
+    "report",
+    "profile",
+    "photo",
+    "feedback",
+    "my_data",
+)
+
+
+class Person:
+    """Someone calling the in-process server the way the web shell does: with a signed identity."""
+
+    def __init__(
+        self, client: Client, settings: Settings, user_id: str, email: str | None, roles: tuple[str, ...]
+    ):
+        self.client, self.user_id, self.email = client, user_id, email
+        self.meta = identity_meta(user_id, settings, roles=roles)
+
+    async def call(self, tool: str, arguments: dict[str, Any] | None = None) -> CallToolResult:
+        return await self.client.call_tool(tool, arguments or {}, meta=self.meta)
+
+
+Created = tuple[dict[str, Any], list[str]]
+
+
+@dataclass(frozen=True)
+class Case:
+    create: Callable[[Person], Awaitable[Created]]
+    kind: Literal["by_id", "own"]
+
+
+def _missing(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The same arguments with every id swapped for one that exists nowhere (same prefix and length)."""
+    return {
+        k: (
+            v.split("_", 1)[0] + "_" + secrets.token_hex(len(v.split("_", 1)[1]) // 2)
+            if isinstance(v, str) and "_" in v
+            else v
+        )
+        for k, v in arguments.items()
+    }
+
+
+async def _account(owner: Person) -> Created:
+    return {}, [owner.user_id, owner.email or owner.user_id]
+
+
+async def _reports(owner: Person, count: int) -> list[dict[str, Any]]:
+    from tests.models.conftest import HOPPER
+
+    photo = base64.b64encode(HOPPER.read_bytes()).decode()
+    made = []
+    for _ in range(count):
+        result = await owner.call("analyze_skin", {"image": photo})
+        assert not result.is_error and result.structured_content, _text(result)
+        made.append(result.structured_content)
+    return made
+
+
+async def _one_report(owner: Person) -> Created:
+    (report,) = await _reports(owner, 1)
+    return {"report_id": report["report_id"]}, [report["report_id"], str(report["created_at"])[:19]]
+
+
+async def _own_reports(owner: Person) -> Created:
+    (report,) = await _reports(owner, 1)
+    return {}, [report["report_id"]]
+
+
+async def _two_reports(owner: Person) -> Created:
+    before, after = await _reports(owner, 2)
+    return {"before_id": before["report_id"], "after_id": after["report_id"]}, [
+        str(before["created_at"])[:19]
+    ]
+
+
+MATRIX: dict[str, Case] = {
+    "get_account": Case(create=_account, kind="own"),
+    "get_skin_report": Case(create=_one_report, kind="by_id"),
+    "list_skin_reports": Case(create=_own_reports, kind="own"),
+    "compare_skin_reports": Case(create=_two_reports, kind="by_id"),
+    "delete_skin_report": Case(create=_one_report, kind="by_id"),
+}
+
+
+def _text(result: CallToolResult) -> str:
+    return json.dumps(result.model_dump(mode="json"))
+
+
+@dataclass
+class Cast:
+    ana: Person
+    bob: Person
+    guest: Person
+    admin: Person
+
+
+async def _cast(client: Client, services: Services) -> Cast:
+    settings = services.settings
+    people = {}
+    for name in ("ana", "bob", "root"):
+        user = await upsert_user(
+            services.db,
+            VerifiedPerson(email=f"{name}@example.com", email_verified=True, name=name),
+            now=utcnow(),
+        )
+        people[name] = user
+    return Cast(
+        ana=Person(client, settings, people["ana"].id, people["ana"].email, ("user",)),
+        bob=Person(client, settings, people["bob"].id, people["bob"].email, ("user",)),
+        guest=Person(client, settings, f"gst_{secrets.token_hex(8)}", None, ("user",)),
+        admin=Person(client, settings, people["root"].id, people["root"].email, ("user", "admin")),
+    )
+
+
+async def test_every_personal_tool_is_in_the_matrix(server: MCPServer) -> None:
+    tools = await server.list_tools()
+    personal = {t.name for t in tools if any(word in t.name for word in PERSONAL_WORDS)}
+    admin_only = {t.name for t in tools if classify(t.name, t.annotations, t.meta).scope == "shine:admin"}
+    missing = sorted(personal - set(MATRIX) - admin_only)
+    assert not missing, f"add these personal-data tools to MATRIX in {__file__}: {missing}"
+
+
+# Resources that hold personal data: URI template → how the owner makes one (returning its URI and markers).
+RESOURCE_MATRIX: dict[str, Callable[[Person], Awaitable[tuple[str, list[str]]]]] = {}
+
+
+async def test_every_personal_resource_is_in_the_matrix(server: MCPServer) -> None:
+    async with Client(server) as client:
+        uris = [str(r.uri) for r in (await client.list_resources()).resources]
+        uris += [t.uri_template for t in (await client.list_resource_templates()).resource_templates]
+    personal = {u for u in uris if any(word in u for word in PERSONAL_WORDS)}
+    missing = sorted(personal - set(RESOURCE_MATRIX))
+    assert not missing, f"add these personal-data resources to RESOURCE_MATRIX in {__file__}: {missing}"
+
+
+@pytest.mark.parametrize("template", sorted(RESOURCE_MATRIX))
+async def test_nobody_else_reads_the_owners_resources(
+    server: MCPServer, services: Services, template: str
+) -> None:
+    async with Client(server) as client:
+        cast = await _cast(client, services)
+        uri, markers = await RESOURCE_MATRIX[template](cast.ana)
+        own = json.dumps((await client.read_resource(uri, meta=cast.ana.meta)).model_dump(mode="json"))
+        answers = {}
+        for who in (cast.bob, cast.guest):
+            try:
+                read = await client.read_resource(uri, meta=who.meta)
+                answers[who.user_id] = json.dumps(read.model_dump(mode="json"))
+            except Exception as refused:  # "not found" for this person
+                answers[who.user_id] = str(refused)
+    assert any(marker in own for marker in markers), "the owner should read their own resource"
+    for who, text in answers.items():
+        assert not [m for m in markers if m in text], f"{who} read the owner's {template}"
+
+
+def _without(text: str, values: list[str]) -> str:
+    for value in values:
+        text = text.replace(value, "<id>")
+    return text
+
+
+@pytest.mark.parametrize("tool", sorted(MATRIX))
+async def test_nobody_else_gets_the_owners_data(server: MCPServer, services: Services, tool: str) -> None:
+    case = MATRIX[tool]
+    async with Client(server) as client:
+        if tool not in {t.name for t in (await client.list_tools()).tools}:
+            pytest.skip(f"{tool} is not registered")
+        cast = await _cast(client, services)
+        arguments, markers = await case.create(cast.ana)
+        missing = _missing(arguments)
+        # Others first: a tool that changes things (a deletion) must leave the owner's row untouched.
+        others = {
+            who.user_id: (await who.call(tool, arguments), await who.call(tool, missing))
+            for who in (cast.bob, cast.guest)
+        }
+        own = await cast.ana.call(tool, arguments)
+    assert not own.is_error, _text(own)
+    assert any(marker in _text(own) for marker in markers), "the owner should see their own data"
+    given = [str(v) for v in arguments.values()]
+    for who, (result, for_missing) in others.items():
+        leaked = [m for m in markers if m in _text(result) and m not in given]
+        assert not leaked, f"{who} saw {leaked} through {tool}"
+        if case.kind == "by_id":
+            assert result.is_error, f"{who} reached the owner's row through {tool}: {_text(result)}"
+            # Indistinguishable from an id that exists nowhere: no hint that the row exists.
+            assert _without(_text(result), given) == _without(
+                _text(for_missing), [str(v) for v in missing.values()]
+            )
+
+
+async def test_admin_tools_refuse_everyone_but_admins(server: MCPServer, services: Services) -> None:
+    async with Client(server) as client:
+        tools = (await client.list_tools()).tools
+        admin_tools = [
+            t.name for t in tools if classify(t.name, t.annotations, t.meta).scope == "shine:admin"
+        ]
+        cast = await _cast(client, services)
+        answers = {
+            (tool, who.user_id): await who.call(tool)
+            for tool in admin_tools
+            for who in (cast.ana, cast.guest)
+        }
+        admin_answers = {tool: await cast.admin.call(tool) for tool in admin_tools}
+    assert admin_tools, "there should be at least the audit log"
+    for (tool, who), result in answers.items():
+        assert result.is_error and "for the shop's admins" in _text(result), f"{tool} answered {who}"
+    for tool, result in admin_answers.items():
+        # An admin may still be refused for bad arguments, but never for not being an admin.
+        assert "for the shop's admins" not in _text(result), tool

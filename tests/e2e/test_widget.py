@@ -1,0 +1,181 @@
+"""End to end in a real browser: Debian's Chromium driven by Playwright opens the demo shop served by
+uvicorn, opens the chat widget, asks for products, sends a real face photo, and (when the checkout tools
+exist) adds to the cart and pays on the simulated checkout page. On a desktop and at 360×740. Screenshots
+go to `test-artifacts/`."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.advisor.web import shine_web
+from tests.models.conftest import ASTRONAUT
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (make test installs it)")
+    with playwright_api.sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def shop(settings: object, tmp_path: Path) -> Iterator[str]:
+    with shine_web(tmp_path) as (url, _):
+        yield url
+
+
+@pytest.fixture
+def selfie(tmp_path: Path) -> Path:
+    path = tmp_path / "selfie.jpg"
+    out = io.BytesIO()
+    Image.open(ASTRONAUT).convert("RGB").save(out, format="JPEG", quality=92)
+    path.write_bytes(out.getvalue())
+    return path
+
+
+def shot(page: object, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)  # type: ignore[attr-defined]
+
+
+def ask(page: object, message: str) -> None:
+    box = page.get_by_role("textbox", name="Message")  # type: ignore[attr-defined]
+    box.fill(message)
+    box.press("Enter")
+
+
+def wait_idle(page: object) -> None:
+    """The reply is over when the Send button is enabled again."""
+    playwright_api.expect(page.locator(".send")).to_be_enabled(timeout=30_000)  # type: ignore[attr-defined]
+
+
+def open_widget(page: object, url: str) -> None:
+    page.goto(url)  # type: ignore[attr-defined]
+    launcher = page.get_by_role("button", name="Skin advisor")  # type: ignore[attr-defined]
+    playwright_api.expect(launcher).to_have_attribute("aria-expanded", "false")
+    launcher.click()
+    playwright_api.expect(page.get_by_role("dialog", name="Shine skincare advisor")).to_be_visible()  # type: ignore[attr-defined]
+    playwright_api.expect(page.locator(".badge")).to_have_text("Offline advisor")  # type: ignore[attr-defined]
+
+
+def test_a_shopper_asks_for_products_sends_a_selfie_and_checks_out(
+    browser: object, shop: str, selfie: Path
+) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 860})  # type: ignore[attr-defined]
+    page = context.new_page()
+    expect = playwright_api.expect
+    open_widget(page, shop)
+
+    # The shop's loud button styles stop at the shadow root.
+    send_colour = page.locator(".send").evaluate("b => getComputedStyle(b).backgroundColor")
+    assert send_colour != "rgb(255, 105, 180)"  # hotpink
+
+    ask(page, "find a moisturiser for dry skin under $30")
+    cards = page.locator("article.card")
+    expect(cards.first).to_be_visible(timeout=30_000)
+    wait_idle(page)
+    expect(page.locator(".msg.bot").last).to_contain_text("moisturisers for dry skin under $30)")
+    assert cards.count() >= 1
+    prices = [float(re.sub(r"[^\d.]", "", t)) for t in cards.locator(".price").all_inner_texts()]
+    assert prices and all(p <= 30 for p in prices)
+    shot(page, "widget-desktop-products")
+
+    page.locator("input[type=file]").set_input_files(str(selfie))
+    expect(page.locator(".pending")).to_contain_text("Photo ready", timeout=30_000)
+    ask(page, "what do you see?")
+    report = page.get_by_role("region", name="Skin report")
+    expect(report).to_be_visible(timeout=60_000)
+    wait_idle(page)
+    expect(page.locator(".msg.user img.thumb")).to_be_visible()
+    shot(page, "widget-desktop-skin-report")
+
+    history = page.request.get(f"{shop}/api/chat").json()
+    if history["capabilities"]["cart"] and history["capabilities"]["checkout"]:
+        page.get_by_role("button", name=re.compile(r"^Add .* to cart$")).first.click()
+        cart = page.get_by_role("region", name="Your cart").last
+        expect(cart).to_be_visible(timeout=30_000)
+        wait_idle(page)
+        cart.get_by_role("button", name="Checkout").click()
+        pay_link = page.get_by_role("region", name="Checkout").get_by_role("link")
+        expect(pay_link).to_be_visible(timeout=30_000)
+        shot(page, "widget-desktop-checkout")
+        with context.expect_page() as opened:
+            pay_link.click()
+        checkout = opened.value
+        checkout.get_by_role("button", name=re.compile("pay", re.IGNORECASE)).click()
+        expect(checkout.get_by_text(re.compile("paid", re.IGNORECASE)).first).to_be_visible(timeout=30_000)
+        shot(checkout, "simulated-checkout-paid")
+
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("button", name="Skin advisor")).to_be_focused()
+    expect(page.get_by_role("button", name="Skin advisor")).to_have_attribute("aria-expanded", "false")
+    context.close()
+
+
+def test_the_widget_works_on_a_360_pixel_wide_phone(browser: object, shop: str) -> None:
+    context = browser.new_context(viewport={"width": 360, "height": 740}, has_touch=True, is_mobile=True)  # type: ignore[attr-defined]
+    page = context.new_page()
+    expect = playwright_api.expect
+    open_widget(page, shop)
+
+    panel = page.get_by_role("dialog", name="Shine skincare advisor")
+    box = panel.bounding_box()
+    assert box is not None and box["width"] == 360 and box["x"] == 0
+    ask(page, "show me sunscreens")
+    expect(page.locator("article.card").first).to_be_visible(timeout=30_000)
+    wait_idle(page)
+    overflow = page.evaluate(
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0
+    first_card = page.locator("article.card").first.bounding_box()
+    assert (
+        first_card is not None and first_card["x"] >= 0 and first_card["x"] + first_card["width"] <= 360 + 200
+    )
+    expect(page.get_by_role("textbox", name="Message")).to_be_visible()
+    shot(page, "widget-phone-360")
+    context.close()
+
+
+def test_the_reply_is_announced_to_screen_readers_and_usable_by_keyboard(browser: object, shop: str) -> None:
+    context = browser.new_context(viewport={"width": 1024, "height": 768})  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.goto(shop)
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")  # the shop's two links, then the launcher
+    launcher = page.get_by_role("button", name="Skin advisor")
+    playwright_api.expect(launcher).to_be_focused()
+    page.keyboard.press("Enter")
+    playwright_api.expect(page.get_by_role("textbox", name="Message")).to_be_focused()
+    page.keyboard.type("help")
+    page.keyboard.press("Enter")
+    log = page.get_by_role("log", name="Conversation")
+    playwright_api.expect(log).to_contain_text("Try:", timeout=30_000)
+    assert log.get_attribute("aria-live") == "polite"
+    context.close()

@@ -1,0 +1,98 @@
+"""The comparison rules on real analyses, and the retake-noise figures they rest on, re-measured."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from PIL import Image
+
+from shine_mcp.models import Analysis, analyze
+from shine_mcp.models.assets import ModelInfo
+from shine_mcp.tools._skin_compare import compare, differences, repeatability, uncertainty
+from tests.models.conftest import blurred, scaled_exposure
+
+from .conftest import encode
+
+
+def white_balance(image: Image.Image, shift: float) -> Image.Image:
+    """Warmer (+) or cooler (-) in linear light, as scripts/sensitivity_table.py does."""
+    import numpy as np
+
+    srgb = np.asarray(image, dtype=np.float64) / 255.0
+    linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+    linear = np.clip(linear * np.array([1 + shift, 1.0, 1 - shift]), 0.0, 1.0)
+    out = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
+    return Image.fromarray((out * 255.0).round().astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def base(hopper: Image.Image) -> Analysis:
+    return analyze(encode(hopper))
+
+
+def test_the_retake_noise_figures_still_describe_the_pipeline(hopper: Image.Image, base: Analysis) -> None:
+    """Re-measure skin_repeatability.json's source: if the pipeline drifts from it, update the file."""
+    retakes = [
+        scaled_exposure(hopper, 0.9),
+        scaled_exposure(hopper, 1.1),
+        white_balance(hopper, -0.05),
+        white_balance(hopper, 0.05),
+        blurred(hopper, 0.5),
+    ]
+    photos = [encode(image) for image in retakes] + [encode(hopper, quality=q) for q in (50, 75, 85)]
+    others = [analyze(data) for data in photos]
+    for name, spec in repeatability()["metrics"].items():
+        metric = base.metric(name)
+        assert metric.value is not None
+        changes = [o.metric(name).value - metric.value for o in others if o.metric(name).value is not None]  # type: ignore[operator]
+        measured = math.sqrt(sum(c * c for c in changes) / len(changes))
+        assert spec["rms"] == pytest.approx(measured, abs=0.02 + 0.15 * measured), name
+        assert spec["calibration_confidence"] == pytest.approx(metric.confidence, abs=0.05), name
+
+
+def test_a_less_confident_value_has_a_wider_uncertainty(base: Analysis) -> None:
+    ita = base.metric("ita")
+    unsure = ita.model_copy(update={"confidence": ita.confidence / 2})
+    assert uncertainty(unsure) == pytest.approx(2 * uncertainty(ita))
+    nearly_withheld = ita.model_copy(update={"confidence": 0.01})
+    floor = repeatability()["min_confidence"]
+    assert uncertainty(nearly_withheld) == pytest.approx(uncertainty(ita) * ita.confidence / floor)
+
+
+def test_one_dark_spot_more_is_within_the_noise_but_three_are_not(base: Analysis) -> None:
+    spots = base.metric("dark_spots")
+    assert spots.value is not None
+    for extra, verdict in ((1.0, "no_meaningful_change"), (3.0, "increased")):
+        more = spots.model_copy(update={"value": spots.value + extra, "confidence": 1.0})
+        after = base.model_copy(
+            update={"metrics": [more if m.name == "dark_spots" else m for m in base.metrics]}
+        )
+        change = next(c for c in compare(base, after).changes if c.name == "dark_spots")
+        assert change.verdict == verdict
+
+
+def test_different_models_make_a_comparison_weak(base: Analysis) -> None:
+    models = [
+        ModelInfo.model_validate({**m.model_dump(), "sha256": "0" * 64}) if m.name == "skin_metrics" else m
+        for m in base.models
+    ]
+    notes = differences(base, base.model_copy(update={"models": models}))
+    assert notes == [
+        "the analysis models changed between the reports (skin_metrics): differences may come from the "
+        "models, not the skin"
+    ]
+
+
+def test_a_different_camera_profile_or_distance_makes_a_comparison_weak(base: Analysis) -> None:
+    other_camera = base.model_copy(update={"image": base.image.model_copy(update={"icc": "converted"})})
+    assert any("colour handling differs" in n for n in differences(base, other_camera))
+    box = base.face.box.model_copy(update={"width": base.face.box.width * 2})
+    closer = base.model_copy(update={"face": base.face.model_copy(update={"box": box})})
+    assert any("hold the camera at the same distance" in n for n in differences(base, closer))
+
+
+def test_the_same_analysis_has_nothing_to_note(base: Analysis) -> None:
+    result = compare(base, base)
+    assert not result.weak and result.notes == []
+    assert {c.verdict for c in result.changes} == {"no_meaningful_change"}

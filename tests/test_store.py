@@ -1,0 +1,125 @@
+"""The store on SQLite and on a throwaway PostgreSQL: migrations, full-text sync, search filters."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+from sqlmodel import SQLModel
+
+from shine_mcp.config import Settings
+from shine_mcp.store.catalog import count_products, get_product, upsert_products
+from shine_mcp.store.db import Database, include_object, open_database
+from shine_mcp.store.records import ProductIn, product_id_for
+from shine_mcp.store.search import SearchFilters, search_products
+
+
+def record(handle: str, **fields: object) -> ProductIn:
+    base: dict[str, object] = {
+        "handle": handle,
+        "brand": "Testbrand",
+        "name": f"Test {handle}",
+        "category": "serum",
+        "price": Decimal("10.00"),
+        "ingredients": "Aqua, Glycerin, Niacinamide",
+        "skin_types": ["oily"],
+        "concerns": ["acne"],
+        "stock": 3,
+    }
+    base.update(fields)
+    return ProductIn.model_validate(base)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+        settings = Settings(data_dir=tmp_path, database_url=url)
+        database = await open_database(settings)
+        async with database.session() as session, session.begin():
+            await session.execute(text("DELETE FROM products"))
+    else:
+        database = await open_database(Settings(data_dir=tmp_path, database_url=None))
+    yield database
+    await database.close()
+
+
+async def test_search_sees_inserts_updates_and_deletes(db: Database) -> None:
+    await upsert_products(db, [record("alpha", name="Copper Peptide Serum")], source="test")
+    found = await search_products(db, SearchFilters(terms=("copper",)), limit=10)
+    assert [p.handle for p in found.products] == ["alpha"]
+
+    await upsert_products(db, [record("alpha", name="Azelaic Gel")], source="test")
+    assert (await search_products(db, SearchFilters(terms=("copper",)), limit=10)).total == 0
+    assert (await search_products(db, SearchFilters(terms=("azelaic",)), limit=10)).total == 1
+
+    await upsert_products(db, [record("beta")], source="test", replace=True)
+    assert (await search_products(db, SearchFilters(terms=("azelaic",)), limit=10)).total == 0
+    assert await count_products(db) == 1
+
+
+async def test_reimport_keeps_product_ids(db: Database) -> None:
+    await upsert_products(db, [record("gamma", price=Decimal("12.50"))], source="first.json")
+    await upsert_products(db, [record("gamma", price=Decimal("9.99"))], source="second.csv")
+    product = await get_product(db, product_id_for("gamma"))
+    assert product is not None
+    assert (product.price_minor, product.source) == (999, "second.csv")
+
+
+async def test_filters_combine(db: Database) -> None:
+    await upsert_products(
+        db,
+        [
+            record("cheap-oily", price=Decimal("8.00"), skin_types=["oily"]),
+            record("dear-oily", price=Decimal("80.00"), skin_types=["oily"]),
+            record("cheap-dry", price=Decimal("8.00"), skin_types=["dry"], concerns=["dryness"]),
+            record("sold-out", price=Decimal("8.00"), stock=0),
+            record("perfumed", price=Decimal("8.00"), ingredients="Aqua, Parfum, Linalool"),
+        ],
+        source="test",
+    )
+    filters = SearchFilters(
+        skin_type="oily",
+        max_price_minor=1000,
+        currency="USD",
+        in_stock_only=True,
+        exclude_keys=frozenset({"family:fragrance"}),
+    )
+    found = await search_products(db, filters, limit=10)
+    assert sorted(p.handle for p in found.products) == ["cheap-oily"]
+
+
+@pytest.mark.parametrize("term", ["retinol OR", '"', "*", "NEAR(", "😀", "a%b_c\\"])
+async def test_hostile_terms_do_not_raise(db: Database, term: str) -> None:
+    await upsert_products(db, [record("delta")], source="test")
+    await search_products(db, SearchFilters(terms=(term,), exclude_substrings=frozenset({term})), limit=5)
+
+
+async def test_offset_past_the_end_still_reports_the_total(db: Database) -> None:
+    await upsert_products(db, [record(f"p{i}") for i in range(3)], source="test")
+    page = await search_products(db, SearchFilters(), limit=10, offset=10)
+    assert page.products == [] and page.total == 3
+
+
+async def test_migrations_match_the_tables(db: Database) -> None:
+    def diff(connection: object) -> list[object]:
+        context = MigrationContext.configure(connection, opts={"include_object": include_object})  # type: ignore[arg-type]
+        return compare_metadata(context, SQLModel.metadata)
+
+    async with db.engine.connect() as conn:
+        assert await conn.run_sync(diff) == []
+
+
+async def test_upgrading_again_keeps_every_product(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, database_url=None)
+    first = await open_database(settings)
+    await upsert_products(first, [record("kept")], source="test")
+    await first.close()
+    again = await open_database(settings)
+    assert await count_products(again) == 1
+    await again.close()

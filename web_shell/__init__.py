@@ -1,0 +1,1 @@
+"""The Starlette shell around the Shine MCP server."""

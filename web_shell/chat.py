@@ -1,0 +1,567 @@
+"""The web chat API: `POST /api/chat` (a message → a Server-Sent Events stream of the advisor's reply),
+`GET /api/chat` (the conversation so far), `GET /api/chat/runs/{id}/events` (resume a stream),
+`POST /api/chat/reset`, and photo uploads (`POST /api/uploads`, `DELETE /api/uploads/{id}`).
+
+Who is chatting comes from one function, `chat_identity`: the sign-in session cookie when there is one,
+else the guest that owns this browser's chat (signed chat token in the `shine_chat` cookie or the
+`X-Shine-Chat` header, for shops on another origin that block third-party cookies), else a new guest.
+The advisor calls tools through an in-process MCP client, as that person (`identity_meta`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import anyio
+from anyio.abc import TaskGroup
+from mcp import Client
+from mcp.server.mcpserver import MCPServer
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+from starlette.types import Message
+
+from agent import Advisor, Attachment, Conversation, Limits, ToolBox, build_model
+from agent.conversation import fit
+from agent.events import Done, ErrorEvent, Event, event_data, event_name
+from agent.model import Model
+from shine_mcp.auth.authority import Authority
+from shine_mcp.auth.keys import derive, master_key
+from shine_mcp.models import ImageRejected, clean_jpeg_bytes, open_photo
+from shine_mcp.services import Services
+from shine_mcp.store import chat as store
+from shine_mcp.store.tables import utcnow
+from web_shell.auth import WebIdentity, start_guest_session, web_identity
+from web_shell.chat_runs import Run, Runs
+
+log = logging.getLogger("shine.chat")
+
+MAX_MESSAGE_CHARS = 4000
+MAX_ATTACHMENTS = 3
+CHAT_HEADER = "x-shine-chat"
+STREAM_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+ALLOWED_HEADERS = "content-type, x-shine-chat, last-event-id"
+
+
+# --- the chat token: which conversation this browser is in ------------------------------------------
+def _token_key(services: Services) -> bytes:
+    return derive(master_key(services.settings), "chat-token")
+
+
+def chat_token(services: Services, chat_id: str) -> str:
+    signature = hmac.new(_token_key(services), chat_id.encode(), hashlib.sha256).hexdigest()[:32]
+    return f"{chat_id}.{signature}"
+
+
+def read_chat_token(services: Services, token: str | None) -> str | None:
+    """The chat id a token names, or None when it is missing, altered or not ours."""
+    if not token or token.count(".") != 1 or len(token) > 120:
+        return None
+    chat_id, _ = token.split(".")
+    return chat_id if hmac.compare_digest(chat_token(services, chat_id), token) else None
+
+
+def chat_cookie_name(services: Services) -> str:
+    return "__Host-shine_chat" if services.settings.base_url.startswith("https://") else "shine_chat"
+
+
+def chat_cookie(services: Services, token: str) -> str:
+    secure = services.settings.base_url.startswith("https://")
+    # Cross-site shops (SHINE_ALLOWED_ORIGINS) need SameSite=None, which browsers accept only with Secure.
+    same_site = "None" if secure and services.settings.allowed_origins else "Lax"
+    days = services.settings.session_days
+    return (
+        f"{chat_cookie_name(services)}={token}; Path=/; Max-Age={days * 86400}; HttpOnly; SameSite={same_site}"
+        + ("; Secure" if secure else "")
+    )
+
+
+# --- who is chatting ---------------------------------------------------------------------------------
+async def chat_identity(
+    request: Request, services: Services, authority: Authority, response: Response
+) -> WebIdentity:
+    """The one seam where the web chat learns who it acts for: a signed-in person, or a guest.
+
+    A guest is known by the sign-in session cookie when the browser sends it, otherwise by the guest that
+    owns the signed chat token (cookie or header), otherwise a new guest session is started (its cookie
+    set on `response`). A chat token never stands in for a signed-in person: those need their cookie."""
+    person = await web_identity(request, services)
+    if person is not None:
+        return person
+    chat_id = read_chat_token(
+        services, request.headers.get(CHAT_HEADER) or request.cookies.get(chat_cookie_name(services))
+    )
+    if chat_id is not None:
+        owner = await store.chat_owner(services.db, chat_id)
+        if owner is not None and owner.startswith("gst_"):
+            return WebIdentity(owner, frozenset({"user"}), guest=True)
+    return await start_guest_session(services, authority, response)
+
+
+# --- CORS: the shop pages allowed to embed the widget ------------------------------------------------
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def own_origins(request: Request, services: Services) -> set[str]:
+    host = request.headers.get("host", "")
+    return {_origin_of(services.settings.base_url), f"{request.url.scheme}://{host}"}
+
+
+def cors_headers(request: Request, services: Services) -> dict[str, str] | None:
+    """Headers for a cross-origin request from an allowed shop; {} for our own pages; None to refuse."""
+    origin = request.headers.get("origin")
+    if origin is None or origin in own_origins(request, services):
+        return {}
+    if origin in services.settings.allowed_origins:
+        return {
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Credentials": "true",
+            "Access-Control-Expose-Headers": "X-Shine-Chat, X-Shine-Run",
+            "Vary": "Origin",
+        }
+    return None
+
+
+def _refuse_origin() -> JSONResponse:
+    return JSONResponse(
+        {
+            "error": "origin_not_allowed",
+            "message": "this page may not use Shine's chat; the shop must add its "
+            "origin to SHINE_ALLOWED_ORIGINS",
+        },
+        status_code=403,
+    )
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers or {})
+
+
+def _with_cookies(response: Response, sink: Response) -> Response:
+    """Copy the cookies `chat_identity` set on a placeholder response onto the real one."""
+    for cookie in sink.headers.getlist("set-cookie"):
+        response.headers.append("set-cookie", cookie)
+    return response
+
+
+# --- the service ---------------------------------------------------------------------------------------
+class ChatService:
+    def __init__(
+        self, services: Services, authority: Authority, server: MCPServer, model: Model | None = None
+    ) -> None:
+        settings = services.settings
+        self.services, self.authority, self.server, self.settings = services, authority, server, settings
+        self.model = model or build_model(
+            settings.anthropic_api_key.get_secret_value() if settings.anthropic_api_key else None,
+            settings.model,
+            base_url=settings.anthropic_base_url,
+        )
+        self.limits = Limits(
+            max_steps=settings.advisor_max_steps,
+            token_budget=settings.advisor_token_budget,
+            context_tokens=settings.advisor_context_tokens,
+        )
+        self.runs = Runs()
+        self._group: TaskGroup | None = None
+        self._capabilities: dict[str, bool] | None = None
+
+    async def capabilities(self) -> dict[str, bool]:
+        """What the widget may offer, from the tools this server registers (read once: tools are fixed at build)."""
+        if self._capabilities is None:
+            names = {tool.name for tool in await self.server.list_tools()}
+            self._capabilities = {
+                "cart": "add_to_cart" in names,
+                "checkout": "checkout" in names,
+                "photos": "analyze_skin" in names,
+            }
+        return self._capabilities
+
+    @property
+    def advisor_name(self) -> str:
+        return "offline advisor" if self.model.kind == "offline" else f"Claude ({self.model.name})"
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Runs outlive the request that started them (a reply keeps going if the connection drops)."""
+        async with anyio.create_task_group() as group:
+            self._group = group
+            try:
+                yield
+            finally:
+                self._group = None
+                group.cancel_scope.cancel()
+
+    async def start(
+        self,
+        identity: WebIdentity,
+        chat: store.ChatSession,
+        text: str,
+        attachments: list[Attachment],
+        confirm_checkout: bool,
+    ) -> Run:
+        if self._group is None:
+            raise RuntimeError("the chat service is not running (the app's lifespan did not start it)")
+        run = Run(id="run_" + secrets.token_hex(10), chat_id=chat.id, user_id=identity.user_id)
+        self.runs.start(run)
+        run.publish(
+            "session",
+            {
+                "chat_id": chat.id,
+                "chat_token": chat_token(self.services, chat.id),
+                "run_id": run.id,
+                "advisor": self.advisor_name,
+                "offline": self.model.kind == "offline",
+                "guest": identity.guest,
+            },
+        )
+        self._group.start_soon(self._execute, run, identity, chat, text, attachments, confirm_checkout)
+        return run
+
+    async def _execute(
+        self,
+        run: Run,
+        identity: WebIdentity,
+        chat: store.ChatSession,
+        text: str,
+        attachments: list[Attachment],
+        confirm_checkout: bool,
+    ) -> None:
+        held: list[Done] = []
+
+        async def emit(event: Event) -> None:
+            if isinstance(event, Done):
+                held.append(event)  # sent after the conversation is saved, so `done` means "safe to reload"
+            else:
+                run.publish(event_name(event), event_data(event))
+
+        try:
+            conversation = _conversation(chat)
+            async with Client(self.server) as client:
+                # Upload ids go to the tools as they are: analyze_skin reads the caller's chat uploads itself.
+                tools = ToolBox(client, meta=lambda: identity.meta(self.settings))
+                advisor = Advisor(self.model, tools, limits=self.limits, instructions=client.instructions)
+                await advisor.reply(
+                    conversation, text, emit, attachments=attachments, confirm_checkout=confirm_checkout
+                )
+            stored = conversation.model_copy()
+            stored.messages = fit(conversation.messages, self.limits.context_tokens)
+            saved = await store.save_chat(
+                self.services.db,
+                identity.user_id,
+                chat.id,
+                stored.model_dump(mode="json"),
+                version=chat.version,
+                advisor=self.advisor_name,
+                now=utcnow(),
+            )
+            if not saved:
+                run.publish(
+                    "error",
+                    {
+                        "code": "conflict",
+                        "message": "This chat changed in another tab; reload to see the latest.",
+                    },
+                )
+            for done in held:
+                run.publish(event_name(done), event_data(done))
+        except Exception:
+            log.exception("chat run %s failed", run.id)
+            failure = ErrorEvent("internal_error", "Something went wrong on our side; please try again.")
+            run.publish(event_name(failure), event_data(failure))
+            run.publish(
+                "done", {"stop_reason": "error", "steps": 0, "advisor": self.advisor_name, "usage": {}}
+            )
+        finally:
+            self.runs.end(run)
+
+
+def _conversation(chat: store.ChatSession) -> Conversation:
+    try:
+        return Conversation.model_validate(chat.conversation or {})
+    except ValueError:
+        log.warning("chat %s had an unreadable conversation; starting it afresh", chat.id)
+        return Conversation()
+
+
+def _limited(request: Request, limit: int) -> Request:
+    """The same request, but reading more than `limit` body bytes raises `BodyTooLarge`."""
+    received = 0
+    receive = request.receive
+
+    async def counting() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLarge()
+        return message
+
+    return Request(request.scope, counting)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+# --- routes --------------------------------------------------------------------------------------------
+class ChatRoutes:
+    def __init__(self, service: ChatService) -> None:
+        self.service, self.services = service, service.services
+        self.settings = service.settings
+
+    async def _chat_for(
+        self, request: Request, identity: WebIdentity, *, fresh: bool = False
+    ) -> store.ChatSession:
+        """This browser's conversation when it is the person's own, else a new one."""
+        if not fresh:
+            token = request.headers.get(CHAT_HEADER) or request.cookies.get(chat_cookie_name(self.services))
+            chat_id = read_chat_token(self.services, token)
+            if chat_id is not None:
+                found = await store.get_chat(self.services.db, identity.user_id, chat_id)
+                if found is not None:
+                    return found
+        return await store.create_chat(self.services.db, identity.user_id, now=utcnow())
+
+    async def preflight(self, request: Request) -> Response:
+        headers = cors_headers(request, self.services)
+        if headers is None:
+            return _refuse_origin()
+        return Response(
+            status_code=204,
+            headers={
+                **headers,
+                "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
+                "Access-Control-Allow-Headers": ALLOWED_HEADERS,
+                "Access-Control-Max-Age": "600",
+            },
+        )
+
+    async def post_chat(self, request: Request) -> Response:
+        cors = cors_headers(request, self.services)
+        if cors is None:
+            return _refuse_origin()
+        try:
+            body = await _limited(request, 64 * 1024).json()
+        except BodyTooLarge:
+            return _error(413, "too_large", "the message is too long", cors)
+        except ValueError:
+            return _error(400, "bad_request", 'send JSON: {"message": "…"}', cors)
+        if not isinstance(body, dict):
+            return _error(400, "bad_request", 'send JSON: {"message": "…"}', cors)
+        text = str(body.get("message") or "").strip()
+        confirm = body.get("confirm_checkout") is True
+        upload_ids = body.get("uploads") or ([body["upload_id"]] if body.get("upload_id") else [])
+        if not isinstance(upload_ids, list) or len(upload_ids) > MAX_ATTACHMENTS:
+            return _error(
+                400, "bad_request", f"attach at most {MAX_ATTACHMENTS} photos, as a list of upload ids", cors
+            )
+        if confirm and not text:
+            text = "Yes, check out my cart."
+        if not text and upload_ids:
+            text = "Please analyse my photo."
+        if not text:
+            return _error(400, "empty_message", "write a message first", cors)
+        if len(text) > MAX_MESSAGE_CHARS:
+            return _error(413, "too_long", f"keep messages under {MAX_MESSAGE_CHARS} characters", cors)
+
+        cookies = Response()
+        identity = await chat_identity(request, self.services, self.service.authority, cookies)
+        chat = await self._chat_for(request, identity, fresh=body.get("new_chat") is True)
+        attachments: list[Attachment] = []
+        for upload_id in upload_ids:
+            upload = await store.get_upload(self.services.db, identity.user_id, str(upload_id), now=utcnow())
+            if upload is None:
+                return _error(
+                    404, "upload_not_found", "that photo has expired or is not yours; upload it again", cors
+                )
+            attachments.append(Attachment(upload.id, keep=upload.keep))
+        busy = self.service.runs.active_in(chat.id)
+        if busy is not None:
+            return _error(
+                409,
+                "busy",
+                "a reply is still being written in this chat; wait for it or resume it",
+                {**cors, "X-Shine-Run": busy.id},
+            )
+        run = await self.service.start(identity, chat, text, attachments, confirm)
+        token = chat_token(self.services, chat.id)
+        response = StreamingResponse(
+            run.stream(),
+            media_type="text/event-stream",
+            headers={**STREAM_HEADERS, **cors, "X-Shine-Chat": token, "X-Shine-Run": run.id},
+        )
+        response.headers.append("set-cookie", chat_cookie(self.services, token))
+        return _with_cookies(response, cookies)
+
+    async def resume(self, request: Request) -> Response:
+        cors = cors_headers(request, self.services)
+        if cors is None:
+            return _refuse_origin()
+        identity = await self._known_identity(request)
+        run = self.service.runs.get(request.path_params["run_id"], identity.user_id) if identity else None
+        if run is None:
+            return _error(
+                404,
+                "run_not_found",
+                "that reply is no longer streaming here; GET /api/chat has the conversation",
+                cors,
+            )
+        after = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
+        start = int(after) if after.isdigit() else 0
+        return StreamingResponse(
+            run.stream(start), media_type="text/event-stream", headers={**STREAM_HEADERS, **cors}
+        )
+
+    async def _known_identity(self, request: Request) -> WebIdentity | None:
+        """Who this is, without starting a guest session (reads never create one)."""
+        person = await web_identity(request, self.services)
+        if person is not None:
+            return person
+        token = request.headers.get(CHAT_HEADER) or request.cookies.get(chat_cookie_name(self.services))
+        chat_id = read_chat_token(self.services, token)
+        if chat_id is not None:
+            owner = await store.chat_owner(self.services.db, chat_id)
+            if owner is not None and owner.startswith("gst_"):
+                return WebIdentity(owner, frozenset({"user"}), guest=True)
+        return None
+
+    async def history(self, request: Request) -> Response:
+        cors = cors_headers(request, self.services)
+        if cors is None:
+            return _refuse_origin()
+        identity = await self._known_identity(request)
+        token = request.headers.get(CHAT_HEADER) or request.cookies.get(chat_cookie_name(self.services))
+        chat_id = read_chat_token(self.services, token)
+        chat = (
+            await store.get_chat(self.services.db, identity.user_id, chat_id)
+            if identity and chat_id
+            else None
+        )
+        running = self.service.runs.active_in(chat.id) if chat else None
+        return JSONResponse(
+            {
+                "chat_id": chat.id if chat else None,
+                "messages": _conversation(chat).transcript() if chat else [],
+                "running_run_id": running.id if running else None,
+                "advisor": self.service.advisor_name,
+                "offline": self.service.model.kind == "offline",
+                "signed_in": bool(identity and not identity.guest),
+                "capabilities": await self.service.capabilities(),
+            },
+            headers={**cors, "Cache-Control": "no-store"},
+        )
+
+    async def reset(self, request: Request) -> Response:
+        cors = cors_headers(request, self.services)
+        if cors is None:
+            return _refuse_origin()
+        cookies = Response()
+        identity = await chat_identity(request, self.services, self.service.authority, cookies)
+        chat = await store.create_chat(self.services.db, identity.user_id, now=utcnow())
+        token = chat_token(self.services, chat.id)
+        response = JSONResponse(
+            {"chat_id": chat.id, "chat_token": token},
+            headers={**cors, "Cache-Control": "no-store", "X-Shine-Chat": token},
+        )
+        response.headers.append("set-cookie", chat_cookie(self.services, token))
+        return _with_cookies(response, cookies)
+
+    async def upload(self, request: Request) -> Response:
+        cors = cors_headers(request, self.services)
+        if cors is None:
+            return _refuse_origin()
+        limit = self.settings.max_photo_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit + 64 * 1024:
+            return _error(
+                413, "too_large", f"the photo is over {limit // (1024 * 1024)} MB; send a smaller JPEG", cors
+            )
+        try:
+            async with _limited(request, limit + 64 * 1024).form(max_files=1, max_fields=4) as form:
+                photo = form.get("photo")
+                keep = str(form.get("keep") or "").lower() in ("1", "true", "on", "yes")
+                data = await photo.read() if photo is not None and not isinstance(photo, str) else None
+        except BodyTooLarge:
+            return _error(
+                413, "too_large", f"the photo is over {limit // (1024 * 1024)} MB; send a smaller JPEG", cors
+            )
+        except (ValueError, KeyError, AssertionError) as exc:
+            return _error(400, "bad_request", f"send the photo as multipart form field 'photo' ({exc})", cors)
+        if not data:
+            return _error(400, "bad_request", "send the photo as multipart form field 'photo'", cors)
+        try:
+            intake = await anyio.to_thread.run_sync(open_photo, data)
+            cleaned = await anyio.to_thread.run_sync(clean_jpeg_bytes, data)
+        except ImageRejected as rejected:
+            return _error(400, rejected.code, rejected.message, cors)
+        cookies = Response()
+        identity = await chat_identity(request, self.services, self.service.authority, cookies)
+        now = utcnow()
+        await store.purge_expired_uploads(self.services.db, now=now)
+        width, height = intake.original_size
+        row = await store.add_upload(
+            self.services.db,
+            identity.user_id,
+            cleaned,
+            width=width,
+            height=height,
+            keep=keep,
+            ttl=timedelta(minutes=self.settings.upload_ttl_minutes),
+            now=now,
+        )
+        response = JSONResponse(
+            {
+                "upload_id": row.id,
+                "width": width,
+                "height": height,
+                "size_bytes": row.size_bytes,
+                "kept": keep,
+                "expires_at": row.expires_at.isoformat() if row.expires_at else None,
+                "metadata_removed": list(intake.metadata_removed),
+            },
+            status_code=201,
+            headers={**cors, "Cache-Control": "no-store"},
+        )
+        return _with_cookies(response, cookies)
+
+    async def delete_upload(self, request: Request) -> Response:
+        cors = cors_headers(request, self.services)
+        if cors is None:
+            return _refuse_origin()
+        identity = await self._known_identity(request)
+        gone = identity is not None and await store.delete_upload(
+            self.services.db, identity.user_id, request.path_params["upload_id"]
+        )
+        if not gone:
+            return _error(404, "upload_not_found", "no such photo (it may have expired)", cors)
+        return Response(status_code=204, headers=cors)
+
+
+def routes(service: ChatService) -> list[BaseRoute]:
+    handlers = ChatRoutes(service)
+    return [
+        Route("/api/chat", handlers.post_chat, methods=["POST"]),
+        Route("/api/chat", handlers.history, methods=["GET"]),
+        Route("/api/chat", handlers.preflight, methods=["OPTIONS"]),
+        Route("/api/chat/reset", handlers.reset, methods=["POST"]),
+        Route("/api/chat/reset", handlers.preflight, methods=["OPTIONS"]),
+        Route("/api/chat/runs/{run_id}/events", handlers.resume, methods=["GET"]),
+        Route("/api/chat/runs/{run_id}/events", handlers.preflight, methods=["OPTIONS"]),
+        Route("/api/uploads", handlers.upload, methods=["POST"]),
+        Route("/api/uploads", handlers.preflight, methods=["OPTIONS"]),
+        Route("/api/uploads/{upload_id}", handlers.delete_upload, methods=["DELETE"]),
+        Route("/api/uploads/{upload_id}", handlers.preflight, methods=["OPTIONS"]),
+    ]
+
+
+__all__ = ["ChatService", "chat_identity", "routes"]
