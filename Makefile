@@ -44,7 +44,7 @@ test: $(PIP_STAMP) $(NODE_STAMP) postgres-tools browser-tools
 lint: $(PIP_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy shine_mcp web_shell
+	$(VENV)/bin/mypy shine_mcp web_shell agent
 
 format: $(PIP_STAMP)
 	$(VENV)/bin/ruff format .

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal, cast
 
 import anthropic
+import httpx2
 
 from agent.model import (
     Finish,
@@ -144,6 +145,11 @@ class AnthropicModel:
         except anthropic.APIError as exc:
             log.warning("Anthropic stream failed: %s", type(exc).__name__)
             raise _explain(exc) from exc
+        except httpx2.HTTPError as exc:  # the connection broke mid-stream (the SDK wraps only the request)
+            log.warning("Anthropic stream broke: %s", type(exc).__name__)
+            raise ModelError(
+                "the connection to the advisor's model broke; try again", retryable=True
+            ) from exc
         yield Finish(stop_reason, usage)
 
 

@@ -250,11 +250,13 @@ def _report(structured: dict[str, Any]) -> dict[str, Any] | None:
             shown["category"] = details.get("category") if isinstance(details.get("category"), str) else None
             metrics.append(shown)
     skin_type = structured.get("skin_type")
+    withheld = [w for w in structured.get("withheld") or [] if isinstance(w, dict)]
     return {
         "id": rid,
         "skin_type": skin_type.get("value") if isinstance(skin_type, dict) else skin_type,
         "metrics": metrics[:10],
-        "withheld": [w.get("name") for w in structured.get("withheld") or [] if isinstance(w, dict)][:10],
+        "withheld": [w.get("name") for w in withheld if w.get("kind") != "refusal"][:10],
+        "never_judged": [w.get("name") for w in withheld if w.get("kind") == "refusal"][:10],
         "notice": structured.get("notice"),
     }
 

@@ -83,7 +83,9 @@ class TimedClient:
     async def list_tools(self, *, cursor: str | None = None) -> Any:
         return await self.client.list_tools(cursor=cursor)
 
-    async def call_tool(self, name: str, arguments: dict[str, Any] | None = None, *args: Any, **kwargs: Any) -> Any:
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any] | None = None, *args: Any, **kwargs: Any
+    ) -> Any:
         started = time.perf_counter()
         try:
             return await self.client.call_tool(name, arguments, *args, **kwargs)
@@ -131,7 +133,9 @@ async def loop_overhead(settings: Settings, turns: int) -> float:
     _summary("direct get_product call (baseline)", direct)
     _summary("whole turn through the advisor loop", totals)
     median, _ = _summary("loop overhead (total - model - tools)", overheads)
-    print(f"  overhead / direct tool call: {median / (statistics.median(direct) * 1000):.2f}x   target: < 15 ms")
+    print(
+        f"  overhead / direct tool call: {median / (statistics.median(direct) * 1000):.2f}x   target: < 15 ms"
+    )
     return median
 
 
@@ -185,7 +189,9 @@ def main() -> None:
         overhead = asyncio.run(loop_overhead(settings, args.turns))
         first = first_event(Path(tmp), args.requests)
     ok = overhead < 15 and first < 100
-    print(f"\n{'PASS' if ok else 'FAIL'}: overhead {overhead:.2f} ms (< 15), first event {first:.2f} ms (< 100)")
+    print(
+        f"\n{'PASS' if ok else 'FAIL'}: overhead {overhead:.2f} ms (< 15), first event {first:.2f} ms (< 100)"
+    )
 
 
 if __name__ == "__main__":

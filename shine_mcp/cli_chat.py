@@ -190,6 +190,10 @@ def chat(
     console = Console()
     try:
         anyio.run(_run, settings, url, stdio, console)
-    except OSError as exc:
-        Console(stderr=True).print(f"[red]Could not reach the MCP server: {escape(str(exc))}[/red]")
+    except Exception as exc:  # the terminal's last line of defence: one readable line, not a traceback
+        reason = exc.exceptions[0] if isinstance(exc, ExceptionGroup) and exc.exceptions else exc
+        target = url or stdio or "this machine's Shine"
+        Console(stderr=True).print(
+            f"[red]The chat with {escape(target)} stopped: {escape(str(reason))}[/red]"
+        )
         raise typer.Exit(1) from exc

@@ -13,25 +13,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 import anyio
-from anyio.abc import TaskGroup
-from mcp import Client
-from mcp.server.mcpserver import MCPServer
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import Message
 
-from agent import Advisor, Attachment, Conversation, Limits, ToolBox, build_model
-from agent.conversation import fit
-from agent.events import Done, ErrorEvent, Event, event_data, event_name
-from agent.model import Model
+from agent import Attachment
 from shine_mcp.auth.authority import Authority
 from shine_mcp.auth.keys import derive, master_key
 from shine_mcp.models import ImageRejected, clean_jpeg_bytes, open_photo
@@ -39,7 +30,7 @@ from shine_mcp.services import Services
 from shine_mcp.store import chat as store
 from shine_mcp.store.tables import utcnow
 from web_shell.auth import WebIdentity, start_guest_session, web_identity
-from web_shell.chat_runs import Run, Runs
+from web_shell.chat_runs import ChatService, conversation_of
 
 log = logging.getLogger("shine.chat")
 
@@ -153,145 +144,6 @@ def _with_cookies(response: Response, sink: Response) -> Response:
     return response
 
 
-# --- the service ---------------------------------------------------------------------------------------
-class ChatService:
-    def __init__(
-        self, services: Services, authority: Authority, server: MCPServer, model: Model | None = None
-    ) -> None:
-        settings = services.settings
-        self.services, self.authority, self.server, self.settings = services, authority, server, settings
-        self.model = model or build_model(
-            settings.anthropic_api_key.get_secret_value() if settings.anthropic_api_key else None,
-            settings.model,
-            base_url=settings.anthropic_base_url,
-        )
-        self.limits = Limits(
-            max_steps=settings.advisor_max_steps,
-            token_budget=settings.advisor_token_budget,
-            context_tokens=settings.advisor_context_tokens,
-        )
-        self.runs = Runs()
-        self._group: TaskGroup | None = None
-        self._capabilities: dict[str, bool] | None = None
-
-    async def capabilities(self) -> dict[str, bool]:
-        """What the widget may offer, from the tools this server registers (read once: tools are fixed at build)."""
-        if self._capabilities is None:
-            names = {tool.name for tool in await self.server.list_tools()}
-            self._capabilities = {
-                "cart": "add_to_cart" in names,
-                "checkout": "checkout" in names,
-                "photos": "analyze_skin" in names,
-            }
-        return self._capabilities
-
-    @property
-    def advisor_name(self) -> str:
-        return "offline advisor" if self.model.kind == "offline" else f"Claude ({self.model.name})"
-
-    @asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
-        """Runs outlive the request that started them (a reply keeps going if the connection drops)."""
-        async with anyio.create_task_group() as group:
-            self._group = group
-            try:
-                yield
-            finally:
-                self._group = None
-                group.cancel_scope.cancel()
-
-    async def start(
-        self,
-        identity: WebIdentity,
-        chat: store.ChatSession,
-        text: str,
-        attachments: list[Attachment],
-        confirm_checkout: bool,
-    ) -> Run:
-        if self._group is None:
-            raise RuntimeError("the chat service is not running (the app's lifespan did not start it)")
-        run = Run(id="run_" + secrets.token_hex(10), chat_id=chat.id, user_id=identity.user_id)
-        self.runs.start(run)
-        run.publish(
-            "session",
-            {
-                "chat_id": chat.id,
-                "chat_token": chat_token(self.services, chat.id),
-                "run_id": run.id,
-                "advisor": self.advisor_name,
-                "offline": self.model.kind == "offline",
-                "guest": identity.guest,
-            },
-        )
-        self._group.start_soon(self._execute, run, identity, chat, text, attachments, confirm_checkout)
-        return run
-
-    async def _execute(
-        self,
-        run: Run,
-        identity: WebIdentity,
-        chat: store.ChatSession,
-        text: str,
-        attachments: list[Attachment],
-        confirm_checkout: bool,
-    ) -> None:
-        held: list[Done] = []
-
-        async def emit(event: Event) -> None:
-            if isinstance(event, Done):
-                held.append(event)  # sent after the conversation is saved, so `done` means "safe to reload"
-            else:
-                run.publish(event_name(event), event_data(event))
-
-        try:
-            conversation = _conversation(chat)
-            async with Client(self.server) as client:
-                # Upload ids go to the tools as they are: analyze_skin reads the caller's chat uploads itself.
-                tools = ToolBox(client, meta=lambda: identity.meta(self.settings))
-                advisor = Advisor(self.model, tools, limits=self.limits, instructions=client.instructions)
-                await advisor.reply(
-                    conversation, text, emit, attachments=attachments, confirm_checkout=confirm_checkout
-                )
-            stored = conversation.model_copy()
-            stored.messages = fit(conversation.messages, self.limits.context_tokens)
-            saved = await store.save_chat(
-                self.services.db,
-                identity.user_id,
-                chat.id,
-                stored.model_dump(mode="json"),
-                version=chat.version,
-                advisor=self.advisor_name,
-                now=utcnow(),
-            )
-            if not saved:
-                run.publish(
-                    "error",
-                    {
-                        "code": "conflict",
-                        "message": "This chat changed in another tab; reload to see the latest.",
-                    },
-                )
-            for done in held:
-                run.publish(event_name(done), event_data(done))
-        except Exception:
-            log.exception("chat run %s failed", run.id)
-            failure = ErrorEvent("internal_error", "Something went wrong on our side; please try again.")
-            run.publish(event_name(failure), event_data(failure))
-            run.publish(
-                "done", {"stop_reason": "error", "steps": 0, "advisor": self.advisor_name, "usage": {}}
-            )
-        finally:
-            self.runs.end(run)
-
-
-def _conversation(chat: store.ChatSession) -> Conversation:
-    try:
-        return Conversation.model_validate(chat.conversation or {})
-    except ValueError:
-        log.warning("chat %s had an unreadable conversation; starting it afresh", chat.id)
-        return Conversation()
-
-
 def _limited(request: Request, limit: int) -> Request:
     """The same request, but reading more than `limit` body bytes raises `BodyTooLarge`."""
     received = 0
@@ -330,7 +182,9 @@ class ChatRoutes:
                 found = await store.get_chat(self.services.db, identity.user_id, chat_id)
                 if found is not None:
                     return found
-        return await store.create_chat(self.services.db, identity.user_id, now=utcnow())
+        now = utcnow()
+        await store.purge_idle_chats(self.services.db, now=now)  # new chats are rare enough to sweep on
+        return await store.create_chat(self.services.db, identity.user_id, now=now)
 
     async def preflight(self, request: Request) -> Response:
         headers = cors_headers(request, self.services)
@@ -393,8 +247,8 @@ class ChatRoutes:
                 "a reply is still being written in this chat; wait for it or resume it",
                 {**cors, "X-Shine-Run": busy.id},
             )
-        run = await self.service.start(identity, chat, text, attachments, confirm)
         token = chat_token(self.services, chat.id)
+        run = await self.service.start(identity, chat, text, attachments, confirm, token)
         response = StreamingResponse(
             run.stream(),
             media_type="text/event-stream",
@@ -451,7 +305,7 @@ class ChatRoutes:
         return JSONResponse(
             {
                 "chat_id": chat.id if chat else None,
-                "messages": _conversation(chat).transcript() if chat else [],
+                "messages": conversation_of(chat).transcript() if chat else [],
                 "running_run_id": running.id if running else None,
                 "advisor": self.service.advisor_name,
                 "offline": self.service.model.kind == "offline",

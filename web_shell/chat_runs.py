@@ -1,5 +1,6 @@
 """Advisor replies as background runs whose events are kept in order, so the Server-Sent Events stream of a
-reply can be read from the start or resumed after a dropped connection (`Last-Event-ID`).
+reply can be read from the start or resumed after a dropped connection (`Last-Event-ID`); and
+`ChatService`, which starts them: per reply, an in-process MCP client and an advisor acting as the person.
 
 A run belongs to the process that started it: it lives in memory while it runs and for `KEEP_FINISHED`
 after, which covers a phone switching networks; after that, the saved conversation is the record.
@@ -8,12 +9,32 @@ after, which covers a phone switching networks; after that, the saved conversati
 from __future__ import annotations
 
 import json
+import logging
+import secrets
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
+from anyio.abc import TaskGroup
+from mcp import Client
+from mcp.server.mcpserver import MCPServer
+
+from agent import Advisor, Attachment, Conversation, Limits, ToolBox, build_model
+from agent.conversation import fit
+from agent.events import Done, ErrorEvent, Event, event_data, event_name
+from agent.model import Model
+from shine_mcp.auth.authority import Authority
+from shine_mcp.services import Services
+from shine_mcp.store import chat as store
+from shine_mcp.store.tables import utcnow
+
+if TYPE_CHECKING:
+    from web_shell.auth import WebIdentity
+
+log = logging.getLogger("shine.chat")
 
 KEEP_FINISHED = 600.0  # seconds a finished run stays resumable
 KEEP_ALIVE = 15.0  # an SSE comment this often while a tool works, so proxies keep the stream open
@@ -100,3 +121,143 @@ class Runs:
         for run_id, run in list(self._runs.items()):
             if run.finished_at is not None and now - run.finished_at > KEEP_FINISHED:
                 del self._runs[run_id]
+
+
+class ChatService:
+    def __init__(
+        self, services: Services, authority: Authority, server: MCPServer, model: Model | None = None
+    ) -> None:
+        settings = services.settings
+        self.services, self.authority, self.server, self.settings = services, authority, server, settings
+        self.model = model or build_model(
+            settings.anthropic_api_key.get_secret_value() if settings.anthropic_api_key else None,
+            settings.model,
+            base_url=settings.anthropic_base_url,
+        )
+        self.limits = Limits(
+            max_steps=settings.advisor_max_steps,
+            token_budget=settings.advisor_token_budget,
+            context_tokens=settings.advisor_context_tokens,
+        )
+        self.runs = Runs()
+        self._group: TaskGroup | None = None
+        self._capabilities: dict[str, bool] | None = None
+
+    async def capabilities(self) -> dict[str, bool]:
+        """What the widget may offer, from the tools this server registers (read once: tools are fixed at build)."""
+        if self._capabilities is None:
+            names = {tool.name for tool in await self.server.list_tools()}
+            self._capabilities = {
+                "cart": "add_to_cart" in names,
+                "checkout": "checkout" in names,
+                "photos": "analyze_skin" in names,
+            }
+        return self._capabilities
+
+    @property
+    def advisor_name(self) -> str:
+        return "offline advisor" if self.model.kind == "offline" else f"Claude ({self.model.name})"
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Runs outlive the request that started them (a reply keeps going if the connection drops)."""
+        async with anyio.create_task_group() as group:
+            self._group = group
+            try:
+                yield
+            finally:
+                self._group = None
+                group.cancel_scope.cancel()
+
+    async def start(
+        self,
+        identity: WebIdentity,
+        chat: store.ChatSession,
+        text: str,
+        attachments: list[Attachment],
+        confirm_checkout: bool,
+        token: str,
+    ) -> Run:
+        """Start answering `text` in `chat`; `token` is the signed chat token the `session` event hands out."""
+        if self._group is None:
+            raise RuntimeError("the chat service is not running (the app's lifespan did not start it)")
+        run = Run(id="run_" + secrets.token_hex(10), chat_id=chat.id, user_id=identity.user_id)
+        self.runs.start(run)
+        run.publish(
+            "session",
+            {
+                "chat_id": chat.id,
+                "chat_token": token,
+                "run_id": run.id,
+                "advisor": self.advisor_name,
+                "offline": self.model.kind == "offline",
+                "guest": identity.guest,
+            },
+        )
+        self._group.start_soon(self._execute, run, identity, chat, text, attachments, confirm_checkout)
+        return run
+
+    async def _execute(
+        self,
+        run: Run,
+        identity: WebIdentity,
+        chat: store.ChatSession,
+        text: str,
+        attachments: list[Attachment],
+        confirm_checkout: bool,
+    ) -> None:
+        held: list[Done] = []
+
+        async def emit(event: Event) -> None:
+            if isinstance(event, Done):
+                held.append(event)  # sent after the conversation is saved, so `done` means "safe to reload"
+            else:
+                run.publish(event_name(event), event_data(event))
+
+        try:
+            conversation = conversation_of(chat)
+            async with Client(self.server) as client:
+                # Upload ids go to the tools as they are: analyze_skin reads the caller's chat uploads itself.
+                tools = ToolBox(client, meta=lambda: identity.meta(self.settings))
+                advisor = Advisor(self.model, tools, limits=self.limits, instructions=client.instructions)
+                await advisor.reply(
+                    conversation, text, emit, attachments=attachments, confirm_checkout=confirm_checkout
+                )
+            stored = conversation.model_copy()
+            stored.messages = fit(conversation.messages, self.limits.context_tokens)
+            saved = await store.save_chat(
+                self.services.db,
+                identity.user_id,
+                chat.id,
+                stored.model_dump(mode="json"),
+                version=chat.version,
+                advisor=self.advisor_name,
+                now=utcnow(),
+            )
+            if not saved:
+                run.publish(
+                    "error",
+                    {
+                        "code": "conflict",
+                        "message": "This chat changed in another tab; reload to see the latest.",
+                    },
+                )
+            for done in held:
+                run.publish(event_name(done), event_data(done))
+        except Exception:
+            log.exception("chat run %s failed", run.id)
+            failure = ErrorEvent("internal_error", "Something went wrong on our side; please try again.")
+            run.publish(event_name(failure), event_data(failure))
+            run.publish(
+                "done", {"stop_reason": "error", "steps": 0, "advisor": self.advisor_name, "usage": {}}
+            )
+        finally:
+            self.runs.end(run)
+
+
+def conversation_of(chat: store.ChatSession) -> Conversation:
+    try:
+        return Conversation.model_validate(chat.conversation or {})
+    except ValueError:
+        log.warning("chat %s had an unreadable conversation; starting it afresh", chat.id)
+        return Conversation()

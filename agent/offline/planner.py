@@ -203,6 +203,11 @@ class Slots:
             return bool(asks) and self.value("report_id") is not None
         if name == "cart_confirmed":
             return self.context.cart_shown_last_turn(self.policy.shows_cart, self.policy.checkout_tools)
+        if name == "asks_one_report":
+            one = re.search(
+                r"\b(last|latest|previous)\b(?! (skin )?(reports|analyses))", self.reading.text.lower()
+            )
+            return bool(self.reading.report_ids or one) and self.value("report_id") is not None
         if name == "has_order_id":
             plural = re.search(r"\borders\b", self.reading.text.lower())
             return self.reading.order_id is not None or (not plural and self.value("order_id") is not None)

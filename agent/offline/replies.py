@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from agent.cards import COLOUR_COORDINATES, cart_card, product_card, products_in
+from agent.cards import cart_card, products_in
 from agent.model import ToolSpec
 from agent.offline.context import Context, Seen
 from agent.offline.reading import Reading
+from agent.offline.texts import (
+    basic_routine,
+    cart_text,
+    check_text,
+    comparison_text,
+    detail_text,
+    money,
+    order_line,
+    product_line,
+    report_text,
+    routine_text,
+    strings,
+)
 from agent.policy import Policy
 
 if TYPE_CHECKING:
@@ -22,6 +35,7 @@ CAPABILITIES: list[tuple[str, str]] = [
     ("search_products", "find products by concern, skin type, ingredient or budget"),
     ("get_product", "show what's in a product"),
     ("analyze_skin", "analyse a selfie (attach a photo)"),
+    ("list_skin_reports", "show and compare your skin reports"),
     ("recommend_products", "recommend products for your skin"),
     ("build_routine", "build a morning and evening routine"),
     ("check_ingredients", "check products for clashing ingredients"),
@@ -43,53 +57,11 @@ NEEDS = {
 }
 
 
-def _money(value: Any) -> str:
-    return str(value.get("display")) if isinstance(value, dict) and value.get("display") else ""
-
-
-def _product_line(index: int, card: dict[str, Any]) -> str:
-    name = " ".join(str(p) for p in (card.get("brand"), card.get("name")) if p)
-    price = _money(card.get("price"))
-    line = f"{index}. {name}" + (f" — {price}" if price else "")
-    if card.get("in_stock") is False:
-        line += " (out of stock)"
-    if card.get("why"):
-        line += f" ({'; '.join(card['why'][:2])})"
-    return line
-
-
 def _last(turn: list[Seen], *names: str) -> Seen | None:
     for seen in reversed(turn):
         if not names or seen.name in names:
             return seen
     return None
-
-
-def _strings(value: Any) -> list[str]:
-    out: list[str] = []
-    for item in value if isinstance(value, list) else []:
-        if isinstance(item, str):
-            out.append(item)
-        elif isinstance(item, dict):
-            text = item.get("message") or item.get("text") or item.get("reason") or item.get("summary")
-            if isinstance(text, str):
-                out.append(text)
-    return out
-
-
-def _cart_text(cart: dict[str, Any] | None) -> str:
-    if cart is None:
-        return ""
-    if not cart["items"]:
-        return "Your cart is empty."
-    lines = [f"Your cart ({cart['count']} item{'s' if cart['count'] != 1 else ''}):"]
-    for item in cart["items"]:
-        name = " ".join(str(p) for p in (item.get("brand"), item.get("name")) if p) or item.get("product_id")
-        price = _money(item.get("line_total")) or _money(item.get("unit_price"))
-        lines.append(f"- {item.get('quantity', 1)} × {name}" + (f" — {price}" if price else ""))
-    if cart.get("total"):
-        lines.append(f"Total: {_money(cart['total'])}")
-    return "\n".join(lines)
 
 
 _SAME_AS_TYPE = {"dry": "dryness", "oily": "oiliness", "sensitive": "sensitivity"}
@@ -107,7 +79,7 @@ def _describe(reading: Reading, products: list[dict[str, Any]] | None = None) ->
             ("targeting " if parts else "for ") + " and ".join(c.replace("_", " ") for c in concerns)
         )
     if reading.budget:
-        display = _money((products or [{}])[0].get("price"))
+        display = money((products or [{}])[0].get("price"))
         symbol = display[: len(display) - len(display.lstrip("$€£¥₹₩AC"))] if display else ""
         parts.append(f"under {symbol}{reading.budget:g}")
     return " ".join(parts)
@@ -119,7 +91,7 @@ def _products_text(seen: Seen, reading: Reading, specs: dict[str, ToolSpec]) -> 
     products = products_in(seen.structured)
     structured = seen.structured if isinstance(seen.structured, dict) else {}
     if not products:
-        understood = "; ".join(_strings(structured.get("interpreted"))) or _describe(reading)
+        understood = "; ".join(strings(structured.get("interpreted"))) or _describe(reading)
         return (
             "Nothing in the catalog matches that"
             + (f" ({understood})" if understood else "")
@@ -129,7 +101,7 @@ def _products_text(seen: Seen, reading: Reading, specs: dict[str, ToolSpec]) -> 
     head = f"Here {'is' if len(products) == 1 else 'are'} {len(products)} I'd suggest" + (
         f" ({described}):" if described else ":"
     )
-    lines = [head, *(_product_line(i + 1, p) for i, p in enumerate(products))]
+    lines = [head, *(product_line(i + 1, p) for i, p in enumerate(products))]
     hint = "Ask “what's in the first one?”"
     if "add_to_cart" in specs:
         hint += " or say “add the first one to my cart”."
@@ -137,81 +109,6 @@ def _products_text(seen: Seen, reading: Reading, specs: dict[str, ToolSpec]) -> 
     if isinstance(structured.get("notice"), str):
         lines.append(f"Note: {structured['notice']}")
     return "\n".join(lines)
-
-
-def _report_text(structured: dict[str, Any]) -> str:
-    rid = structured.get("report_id") or structured.get("id")
-    lines = [f"Your skin report ({rid}):"]
-    skin_type = structured.get("skin_type")
-    if isinstance(skin_type, dict) and skin_type.get("value"):
-        lines.append(f"- Skin type: {skin_type['value']}")
-    elif isinstance(skin_type, str):
-        lines.append(f"- Skin type: {skin_type}")
-    for metric in structured.get("metrics") or []:
-        if (
-            not isinstance(metric, dict)
-            or metric.get("value") is None
-            or metric.get("name") in COLOUR_COORDINATES
-        ):
-            continue
-        label = str(metric.get("label") or metric.get("name", "")).replace("_", " ")
-        value = metric.get("value")
-        shown = f"{value:.3g}" if isinstance(value, float) else str(value)
-        unit = f" {metric['unit']}" if metric.get("unit") else ""
-        raw_details = metric.get("details")
-        details: dict[str, Any] = raw_details if isinstance(raw_details, dict) else {}
-        category = f" ({details['category']})" if isinstance(details.get("category"), str) else ""
-        confidence = metric.get("confidence")
-        sure = f", {confidence:.0%} sure" if isinstance(confidence, int | float) else ""
-        lines.append(f"- {label}: {shown}{unit}{category}{sure}")
-    withheld = [
-        w.get("name")
-        for w in structured.get("withheld") or []
-        if isinstance(w, dict) and w.get("kind") != "refusal"
-    ]
-    if withheld:
-        lines.append(
-            "- Not measured from this photo: " + ", ".join(str(w).replace("_", " ") for w in withheld)
-        )
-    if isinstance(structured.get("notice"), str):
-        lines.append(structured["notice"])
-    return "\n".join(lines)
-
-
-def _routine_text(structured: dict[str, Any]) -> str:
-    lines = ["Your routine:"]
-    for slot, title in (("am", "Morning"), ("pm", "Evening")):
-        steps = structured.get(slot)
-        if not isinstance(steps, list):
-            continue
-        lines.append(f"{title}:")
-        for i, step in enumerate(steps, 1):
-            if not isinstance(step, dict):
-                continue
-            card = (
-                product_card(step.get("product"))
-                if isinstance(step.get("product"), dict)
-                else product_card(step)
-            )
-            name = f"{card.get('brand') or ''} {card.get('name')}".strip() if card else ""
-            label = str(step.get("step") or step.get("category") or "").replace("_", " ")
-            price = _money(card.get("price")) if card else ""
-            lines.append(f"{i}. {label}: {name}" + (f" — {price}" if price else ""))
-    if _money(structured.get("total")):
-        lines.append(f"Total: {_money(structured.get('total'))}")
-    lines += _strings(structured.get("warnings"))
-    return "\n".join(lines)
-
-
-def _basic_routine(turn: list[Seen]) -> str:
-    picks = [(c, products_in(c.structured)) for c in turn if c.name == "search_products" and c.ok]
-    lines = ["A simple starting routine (the routine builder isn't available in this shop yet):"]
-    for seen, products in picks:
-        category = str(seen.input.get("category", "")).replace("_", " ")
-        if products:
-            lines.append(f"- {category}: {_product_line(1, products[0])[3:]}")
-    lines.append("Use sunscreen every morning, and introduce one new product at a time.")
-    return "\n".join(lines) if len(lines) > 2 else "I couldn't find products for a routine in this catalog."
 
 
 def _help(specs: dict[str, ToolSpec]) -> str:
@@ -283,10 +180,10 @@ def _body(
             return NEEDS["upload"]
         if not analysis.ok:
             return f"I couldn't analyse that photo: {analysis.text}"
-        out = [_report_text(analysis.structured) if isinstance(analysis.structured, dict) else analysis.text]
+        out = [report_text(analysis.structured) if isinstance(analysis.structured, dict) else analysis.text]
         routine = _last(turn, "build_routine")
         if routine is not None and routine.ok and isinstance(routine.structured, dict):
-            out.append(_routine_text(routine.structured))
+            out.append(routine_text(routine.structured))
         products = _last(turn, "recommend_products", "search_products")
         if products is not None:
             out.append(_products_text(products, reading, specs))
@@ -295,10 +192,10 @@ def _body(
     if intent == "routine":
         routine = _last(turn, "build_routine")
         if routine is not None and routine.ok and isinstance(routine.structured, dict):
-            return _routine_text(routine.structured)
+            return routine_text(routine.structured)
         if routine is not None and not routine.ok:
             return f"I couldn't build a routine: {routine.text}"
-        return _basic_routine(turn)
+        return basic_routine(turn)
 
     if intent == "product_info":
         detail = _last(turn, "get_product")
@@ -309,12 +206,12 @@ def _body(
             return NEEDS["product_id"]
         if not detail.ok:
             return f"I couldn't read that product: {detail.text}"
-        return _detail_text(detail.structured)
+        return detail_text(detail.structured)
 
     if intent == "safety":
         check = _last(turn, "check_ingredients")
         if check is not None:
-            return _check_text(check) if check.ok else f"I couldn't check that: {check.text}"
+            return check_text(check) if check.ok else f"I couldn't check that: {check.text}"
         detail = _last(turn, "get_product")
         if detail is None:
             return NEEDS["product_id"]
@@ -330,7 +227,7 @@ def _body(
             or "breastfeed" in reading.text.lower()
         ):
             caution += " If you're pregnant or breastfeeding, check with your doctor before using retinoids or other strong actives."
-        return _detail_text(detail.structured) + caution
+        return detail_text(detail.structured) + caution
 
     if intent == "images":
         seen = _last(turn, "browse_web_images", "find_similar_looks")
@@ -363,7 +260,7 @@ def _body(
         tail = ""
         if cart and cart["items"] and "checkout" in specs:
             tail = "\nShall I check out? Press Checkout or say “yes, check out”."
-        return head + (_cart_text(cart) or "Done.") + tail
+        return head + (cart_text(cart) or "Done.") + tail
 
     if intent == "checkout":
         done = _last(turn, *policy.checkout_tools)
@@ -383,9 +280,9 @@ def _body(
         cart = cart_card(view.structured)
         if not cart or not cart["items"]:
             return "Your cart is empty: add something first."
-        total = _money(cart.get("total"))
+        total = money(cart.get("total"))
         return (
-            _cart_text(cart)
+            cart_text(cart)
             + f"\nShall I check out {cart['count']} item{'s' if cart['count'] != 1 else ''}"
             + (f" for {total}" if total else "")
             + "? Say “yes, check out” or press Checkout."
@@ -402,8 +299,26 @@ def _body(
             orders = structured["orders"]
             if not orders:
                 return "You have no orders yet."
-            return "Your orders:\n" + "\n".join(_order_line(o) for o in orders[:10] if isinstance(o, dict))
-        return _order_line(structured)
+            return "Your orders:\n" + "\n".join(order_line(o) for o in orders[:10] if isinstance(o, dict))
+        return order_line(structured)
+
+    if intent == "my_reports":
+        seen = _last(turn, "get_skin_report", "list_skin_reports")
+        if seen is None or not seen.ok:
+            return f"I couldn't read your skin reports: {seen.text}" if seen else NEEDS["report_id"]
+        structured = seen.structured if isinstance(seen.structured, dict) else {}
+        if seen.name == "get_skin_report":
+            return report_text(structured)
+        reports = [r for r in structured.get("reports") or [] if isinstance(r, dict)]
+        if not reports:
+            return "You have no skin reports yet: attach a selfie and I'll analyse it."
+        lines = [f"Your skin reports, newest first ({structured.get('total', len(reports))} in all):"]
+        for report in reports:
+            when = str(report.get("created_at", ""))[:10]
+            kind = f", {report['skin_type']} skin" if report.get("skin_type") else ""
+            lines.append(f"- {report.get('report_id')} ({when}{kind})")
+        lines.append("Say “compare my reports” to see what changed between the last two.")
+        return "\n".join(lines)
 
     if intent == "compare_reports":
         seen = _last(turn, "compare_skin_reports", "list_skin_reports")
@@ -413,81 +328,8 @@ def _body(
             return f"I couldn't compare: {seen.text}"
         if seen.name == "list_skin_reports":
             return NEEDS["previous_report_id"]
-        return _comparison_text(seen.structured if isinstance(seen.structured, dict) else {})
+        return comparison_text(seen.structured if isinstance(seen.structured, dict) else {})
 
     if failed:
         return f"That didn't work: {failed[-1].text}"
     return _help(specs)
-
-
-def _change_line(change: Any) -> str | None:
-    if not isinstance(change, dict) or change.get("name") in COLOUR_COORDINATES:
-        return None
-    name = str(change.get("name", "")).replace("_", " ")
-    before, after, delta = change.get("before"), change.get("after"), change.get("change")
-    numbers = all(isinstance(v, int | float) for v in (before, after, delta))
-    if not numbers:
-        return f"- {name}: not comparable" + (f" ({change['note']})" if change.get("note") else "")
-    spread = change.get("uncertainty")
-    margin = f" ± {spread:.2g}" if isinstance(spread, int | float) else ""
-    verdict = str(change.get("verdict") or "").replace("_", " ")
-    unit = change.get("unit") or ""
-    return f"- {name}: {before:.3g} → {after:.3g} {unit} ({delta:+.2g}{margin}{': ' + verdict if verdict else ''})"
-
-
-def _comparison_text(structured: dict[str, Any]) -> str:
-    lines = [line for line in (_change_line(c) for c in structured.get("changes") or []) if line]
-    if not lines:
-        lines = [f"- {c}" for c in _strings(structured.get("changes"))]
-    out = (
-        ["What changed between your two reports:", *lines]
-        if lines
-        else ["No measurable change between the two reports."]
-    )
-    out += [str(n) for n in structured.get("notes") or [] if isinstance(n, str)]
-    if isinstance(structured.get("notice"), str):
-        out.append(structured["notice"])
-    return "\n".join(out)
-
-
-def _order_line(order: dict[str, Any]) -> str:
-    oid = order.get("order_id") or order.get("id")
-    status = order.get("status") or "unknown"
-    total = _money(order.get("total"))
-    tracking = order.get("tracking_number")
-    return (
-        f"Order {oid}: {status}"
-        + (f", {total}" if total else "")
-        + (f", tracking {tracking}" if tracking else "")
-    )
-
-
-def _detail_text(structured: Any) -> str:
-    if not isinstance(structured, dict):
-        return str(structured)
-    name = " ".join(str(p) for p in (structured.get("brand"), structured.get("name")) if p)
-    price = _money(structured.get("price"))
-    size = structured.get("size")
-    head = name + (f" ({size})" if size else "") + (f" costs {price}." if price else ".")
-    ingredients = structured.get("ingredients") or []
-    listed = ", ".join(str(i) for i in ingredients[:15]) + (" …" if len(ingredients) > 15 else "")
-    lines = [head]
-    if listed:
-        lines.append(f"Ingredients: {listed}")
-    suits = [s.replace("_", " ") for s in structured.get("skin_types") or []]
-    targets = [c.replace("_", " ") for c in structured.get("concerns") or []]
-    if suits:
-        lines.append("Suits " + ", ".join(suits) + " skin.")
-    if targets:
-        lines.append("Targets " + ", ".join(targets) + ".")
-    return "\n".join(lines)
-
-
-def _check_text(seen: Seen) -> str:
-    structured = seen.structured if isinstance(seen.structured, dict) else {}
-    findings: list[str] = []
-    for key in ("clashes", "conflicts", "interactions", "avoided", "avoid", "cautions", "warnings", "issues"):
-        findings += _strings(structured.get(key))
-    if not findings:
-        return "I found no clashes, avoided ingredients or cautions for your profile."
-    return "Here's what I found:\n" + "\n".join(f"- {f}" for f in findings[:10])

@@ -11,8 +11,6 @@ import re
 from dataclasses import dataclass, field
 
 from sqlalchemy import text
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from shine_mcp.store.db import Database
@@ -114,25 +112,45 @@ def _order(filters: SearchFilters, *ranks: str) -> str:
     return ", ".join([*parts, f"{_POPULARITY} DESC", "p.id"])
 
 
-def _sqlite_sql(filters: SearchFilters, params: dict[str, object]) -> str:
-    clauses = _where(filters, params)
-    if not filters.terms:
-        where = " AND ".join(clauses) or "1 = 1"
-        return (
-            f"SELECT p.id, count(*) OVER () AS total FROM products p WHERE {where} ORDER BY {_order(filters)}"
-        )
-    # Each term is a quoted FTS5 string; OR between them, and bm25 ranks documents matching more.
-    # bm25() only works in the FTS query itself, hence the CTE (the window count needs a plain rank column).
-    params["match"] = " OR ".join('"' + t.replace('"', '""') + '"' for t in filters.terms)
-    where = " AND ".join(clauses) or "1 = 1"
-    return (
-        f"WITH hits AS (SELECT rowid, {_BM25} AS rank FROM products_fts WHERE products_fts MATCH :match) "
-        f"SELECT p.id, count(*) OVER () AS total FROM hits JOIN products p ON p.rowid = hits.rowid "
-        f"WHERE {where} ORDER BY {_order(filters, 'hits.rank')}"
+@dataclass(frozen=True)
+class _Query:
+    page: str  # ids of one page, best first (bounded top-N sort)
+    count: str  # how many match in all
+
+
+def _plain(prefix: str, count_prefix: str, body: str, order: str) -> _Query:
+    return _Query(
+        page=f"{prefix}SELECT p.id {body} ORDER BY {order} LIMIT :limit OFFSET :offset",
+        count=f"{count_prefix}SELECT count(*) {body}",
     )
 
 
-def _postgres_sql(filters: SearchFilters, params: dict[str, object]) -> str:
+def _sqlite_query(filters: SearchFilters, params: dict[str, object]) -> _Query:
+    clauses = _where(filters, params)
+    where = " AND ".join(clauses) or "1 = 1"
+    if not filters.terms:
+        return _plain("", "", f"FROM products p WHERE {where}", _order(filters))
+    # Each term is a quoted FTS5 string; OR between them, and bm25 ranks documents matching more.
+    params["match"] = " OR ".join('"' + t.replace('"', '""') + '"' for t in filters.terms)
+    if not clauses and not filters.concerns:
+        # Words only: rank and count inside the index, join just the page's rows.
+        return _Query(
+            page=f"SELECT p.id FROM (SELECT rowid, {_BM25} AS rank FROM products_fts "
+            "WHERE products_fts MATCH :match ORDER BY rank, rowid LIMIT :limit OFFSET :offset) hits "
+            "JOIN products p ON p.rowid = hits.rowid ORDER BY hits.rank, hits.rowid",
+            count="SELECT count(*) FROM products_fts WHERE products_fts MATCH :match",
+        )
+    # bm25() only works in the FTS query itself, hence the CTE; MATERIALIZED keeps SQLite from
+    # driving the join from the category index and re-running MATCH per row (100x slower).
+    return _plain(
+        f"WITH hits AS MATERIALIZED (SELECT rowid, {_BM25} AS rank FROM products_fts WHERE products_fts MATCH :match) ",
+        "WITH hits AS MATERIALIZED (SELECT rowid FROM products_fts WHERE products_fts MATCH :match) ",
+        f"FROM hits JOIN products p ON p.rowid = hits.rowid WHERE {where}",
+        _order(filters, "hits.rank"),
+    )
+
+
+def _postgres_query(filters: SearchFilters, params: dict[str, object]) -> _Query:
     clauses = _where(filters, params)
     safe = [t for t in (re.sub(r"[^\w]", "", term) for term in filters.terms) if t]
     if filters.terms and not safe:
@@ -141,36 +159,30 @@ def _postgres_sql(filters: SearchFilters, params: dict[str, object]) -> str:
     elif safe:
         params["tsquery"] = " | ".join(safe)
         clauses.insert(0, "p.search_vector @@ to_tsquery('english', :tsquery)")
-        rank = "ts_rank_cd(p.search_vector, to_tsquery('english', :tsquery))"
-        order = _order(filters, f"{rank} DESC")
+        order = _order(filters, "ts_rank_cd(p.search_vector, to_tsquery('english', :tsquery)) DESC")
     else:
         order = _order(filters)
-    where = " AND ".join(clauses) or "1 = 1"
-    return f"SELECT p.id, count(*) OVER () AS total FROM products p WHERE {where} ORDER BY {order}"
+    return _plain("", "", f"FROM products p WHERE {' AND '.join(clauses) or '1 = 1'}", order)
 
 
 async def search_products(
     db: Database, filters: SearchFilters, *, limit: int, offset: int = 0
 ) -> SearchResult:
-    """One page of products matching the filters, best first, with the total number of matches."""
+    """One page of products matching the filters, best first, with the total number of matches.
+
+    The page is a narrow top-N query (ids only, so the sort stays small); the total is a plain count,
+    skipped when the first page already holds everything; then only the page's rows are loaded.
+    """
     params: dict[str, object] = {"limit": limit, "offset": offset}
-    sql = _postgres_sql(filters, params) if db.dialect == "postgresql" else _sqlite_sql(filters, params)
-    sql += " LIMIT :limit OFFSET :offset"
+    query = _postgres_query(filters, params) if db.dialect == "postgresql" else _sqlite_query(filters, params)
     async with db.session() as session:
-        rows: list[RowMapping] = list((await session.execute(text(sql), params)).mappings())
-        if not rows:
-            total = 0
-            if offset:
-                # Past the end of a non-empty result: still tell the caller how many there are.
-                count_params = dict(params, limit=1, offset=0)
-                first = (await session.execute(text(sql), count_params)).mappings().first()
-                total = int(first["total"]) if first else 0
+        ids = [row[0] for row in (await session.execute(text(query.page), params)).all()]
+        if offset == 0 and len(ids) < limit:
+            total = len(ids)
+        else:
+            total = int((await session.execute(text(query.count), params)).scalar_one())
+        if not ids:
             return SearchResult(products=[], total=total)
-        ids = [row["id"] for row in rows]
-        found = {p.id: p for p in await _load(session, ids)}
-    return SearchResult(products=[found[i] for i in ids if i in found], total=int(rows[0]["total"]))
-
-
-async def _load(session: AsyncSession, ids: list[str]) -> list[Product]:
-    result = await session.execute(select(Product).where(col(Product.id).in_(ids)))
-    return list(result.scalars())
+        loaded = await session.execute(select(Product).where(col(Product.id).in_(ids)))
+        by_id = {p.id: p for p in loaded.scalars()}
+    return SearchResult(products=[by_id[i] for i in ids if i in by_id], total=total)

@@ -4,7 +4,6 @@ sessions, resuming a stream, one reply at a time, CORS, photo uploads, and the d
 from __future__ import annotations
 
 import io
-from datetime import timedelta
 from pathlib import Path
 
 import anyio
@@ -16,7 +15,6 @@ from sqlmodel import select
 from shine_mcp.config import Settings
 from shine_mcp.store import chat as chat_store
 from shine_mcp.store.db import open_database
-from shine_mcp.store.tables import utcnow
 from tests.advisor.web import GatedModel, post_chat, read_events, shine_web
 from tests.fakes.anthropic_api import API_KEY, FakeAnthropic, Turn, running, text, tool_use
 from tests.models.conftest import ASTRONAUT
@@ -202,26 +200,6 @@ def test_an_upload_over_the_size_limit_is_refused_before_it_is_read(data_dir: Pa
         )
 
     assert response.status_code == 413
-
-
-async def test_uploads_expire_after_their_ttl_unless_kept(settings: Settings) -> None:
-    db = await open_database(settings)
-    now = utcnow()
-
-    brief = await chat_store.add_upload(
-        db, "gst_a", b"x", width=1, height=1, keep=False, ttl=timedelta(minutes=30), now=now
-    )
-    kept = await chat_store.add_upload(
-        db, "gst_a", b"y", width=1, height=1, keep=True, ttl=timedelta(minutes=30), now=now
-    )
-    later = now + timedelta(minutes=31)
-
-    assert await chat_store.get_upload(db, "gst_a", brief.id, now=now) is not None
-    assert await chat_store.get_upload(db, "gst_b", brief.id, now=now) is None  # someone else's
-    assert await chat_store.get_upload(db, "gst_a", brief.id, now=later) is None
-    assert await chat_store.purge_expired_uploads(db, now=later) == 1
-    assert await chat_store.get_upload(db, "gst_a", kept.id, now=later + timedelta(days=365)) is not None
-    await db.close()
 
 
 def test_a_chat_with_an_uploaded_selfie_analyses_it_as_the_guest_who_sent_it(data_dir: Path) -> None:

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from shine_mcp.cli import app
 from shine_mcp.config import Settings
 from tests.models.conftest import ASTRONAUT
+from tests.support.postgres import free_port
 
 
 def test_shine_chat_answers_reads_a_product_and_analyses_a_photo(settings: Settings, tmp_path: Path) -> None:
@@ -45,3 +46,15 @@ def test_shine_chat_explains_its_commands(tmp_path: Path, settings: Settings) ->
 
     assert result.exit_code == 0
     assert "/photo PATH" in result.output and "Unknown command /frobnicate" in result.output
+
+
+def test_shine_chat_says_plainly_when_the_server_is_unreachable(tmp_path: Path, settings: Settings) -> None:
+    url = f"http://127.0.0.1:{free_port()}/mcp"
+
+    result = CliRunner().invoke(
+        app, ["chat", "--url", url], input="hi\n", env={"SHINE_DATA_DIR": str(tmp_path)}
+    )
+
+    assert result.exit_code == 1
+    assert f"The chat with {url} stopped" in result.output
+    assert "Traceback" not in result.output

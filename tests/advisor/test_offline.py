@@ -10,6 +10,8 @@ from typing import Any
 from mcp.server.mcpserver import MCPServer
 
 from agent import Attachment, OfflinePlanner
+from agent.cards import products_in
+from agent.events import ToolProgress
 from agent.offline.replies import CAPABILITIES
 from tests.advisor.conftest import Chat, chatting
 from tests.advisor.toy_shop import ToyShop
@@ -35,16 +37,20 @@ async def test_the_first_answer_says_it_is_the_offline_advisor(server: MCPServer
     assert first.done.advisor == "offline advisor"
 
 
-async def test_a_concern_and_a_budget_become_search_filters_and_cards(server: MCPServer) -> None:
+async def test_a_concern_and_a_budget_become_filters_of_the_best_tool_and_cards(server: MCPServer) -> None:
     async with chatting(OfflinePlanner(), server) as chat:
         seen = await chat.say("my skin gets red and shiny, I have $40")
+        registered = {t.name for t in (await chat.client.list_tools()).tools}
         ((name, arguments),) = calls(chat)
-        expected = (await chat.client.call_tool(name, arguments)).structured_content
+        expected = products_in((await chat.client.call_tool(name, arguments)).structured_content)
 
-    assert name == "search_products"
-    assert set(arguments["concerns"]) == {"redness", "oiliness"} and arguments["max_price"] == 40.0
+    assert set(arguments["concerns"]) == {"redness", "oiliness"}
+    if "recommend_products" in registered:  # recommendations serve a concern better than a search
+        assert name == "recommend_products" and "budget" in arguments
+    else:
+        assert name == "search_products" and arguments["max_price"] == 40.0
     cards = seen.cards("products")[0]["products"]
-    assert [c["id"] for c in cards] == [p["id"] for p in expected["products"]]
+    assert [c["id"] for c in cards] == [p["id"] for p in expected]
     assert all(c["price"]["amount_minor"] <= 4000 for c in cards)
     assert cards[0]["name"] in seen.text
 
@@ -118,6 +124,8 @@ async def test_a_photo_is_analysed_into_a_report_and_products(server: MCPServer)
     follow_up = calls(chat)[1:]
     assert follow_up and follow_up[-1][0] in ("build_routine", "recommend_products", "search_products")
     assert seen.cards("products") or seen.cards("routine")
+    progress = [e.message for e in seen.events if isinstance(e, ToolProgress) and e.name == "analyze_skin"]
+    assert progress and progress[0]  # the analysis reports its stages while it works
 
 
 async def test_asking_for_an_analysis_without_a_photo_asks_for_one(server: MCPServer) -> None:
@@ -263,3 +271,37 @@ async def test_two_analyses_can_be_compared(server: MCPServer) -> None:
     assert calls(chat)[-1] == ("compare_skin_reports", {"before_id": before, "after_id": after})
     assert seen.finished()[-1].ok
     assert "What changed between your two reports" in seen.text and "redness:" in seen.text
+
+
+async def test_a_product_named_in_the_question_is_looked_up_in_the_real_catalog(server: MCPServer) -> None:
+    async with chatting(OfflinePlanner(), server) as chat:
+        page = (
+            await chat.client.call_tool("search_products", {"query": "", "category": "cleanser", "limit": 1})
+        ).structured_content
+        wanted = page["products"][0]
+        seen = await chat.say(f"what's in the {wanted['brand']} {wanted['name']}?")
+        (search, read) = calls(chat)
+        top = (await chat.client.call_tool(*search)).structured_content["products"][0]
+
+    assert search[0] == "search_products" and read == ("get_product", {"product_id": top["id"]})
+    assert top["id"] == wanted["id"]  # the catalog ranks the named product first
+    assert wanted["name"] in seen.text and "Ingredients:" in seen.text
+
+
+async def test_my_reports_are_listed_and_the_last_one_shown_again(server: MCPServer) -> None:
+    photo = "data:image/png;base64," + base64.b64encode(ASTRONAUT.read_bytes()).decode()
+
+    async def attachment(upload_id: str) -> str | None:
+        return photo
+
+    async with chatting(OfflinePlanner(), server, attachments=attachment) as chat:
+        none_yet = await chat.say("show my skin reports")
+        analysed = await chat.say("analyse this", attachments=["att_selfie01"])
+        listed = await chat.say("show my skin reports")
+        again = await chat.say("show me my last report again")
+
+    report_id = analysed.cards("report")[0]["id"]
+    assert "no skin reports yet" in none_yet.text
+    assert report_id in listed.text and calls(chat)[-2] == ("list_skin_reports", {"limit": 10})
+    assert calls(chat)[-1] == ("get_skin_report", {"report_id": report_id})
+    assert again.cards("report")[0]["id"] == report_id

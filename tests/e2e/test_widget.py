@@ -101,9 +101,12 @@ def test_a_shopper_asks_for_products_sends_a_selfie_and_checks_out(
     wait_idle(page)
     expect(page.locator(".msg.bot").last).to_contain_text("moisturisers for dry skin under $30)")
     assert cards.count() >= 1
+    # a product without an image gets a placeholder, not a broken link
+    assert page.locator("article.card img[src$='/null']").count() == 0
     prices = [float(re.sub(r"[^\d.]", "", t)) for t in cards.locator(".price").all_inner_texts()]
     assert prices and all(p <= 30 for p in prices)
     shot(page, "widget-desktop-products")
+    page.locator(".cards").first.screenshot(path=str(ARTIFACTS / "widget-product-cards.png"))
 
     page.locator("input[type=file]").set_input_files(str(selfie))
     expect(page.locator(".pending")).to_contain_text("Photo ready", timeout=30_000)
@@ -112,7 +115,9 @@ def test_a_shopper_asks_for_products_sends_a_selfie_and_checks_out(
     expect(report).to_be_visible(timeout=60_000)
     wait_idle(page)
     expect(page.locator(".msg.user img.thumb")).to_be_visible()
+    expect(report).to_contain_text("Skin type")
     shot(page, "widget-desktop-skin-report")
+    report.screenshot(path=str(ARTIFACTS / "widget-skin-report-card.png"))
 
     history = page.request.get(f"{shop}/api/chat").json()
     if history["capabilities"]["cart"] and history["capabilities"]["checkout"]:

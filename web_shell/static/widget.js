@@ -30,6 +30,7 @@
     ".icon{all:unset;box-sizing:border-box;cursor:pointer;width:32px;height:32px;display:grid;place-items:center;border-radius:8px;}",
     ".icon:hover{background:rgba(255,255,255,.15);}",
     ".log{flex:1;overflow-y:auto;padding:14px;display:flex;flex-direction:column;gap:10px;background:#faf8f9;}",
+    ".log>*{flex-shrink:0;}",
     ".msg{max-width:88%;padding:9px 12px;border-radius:14px;white-space:normal;word-wrap:break-word;overflow-wrap:anywhere;}",
     ".msg p{margin:0 0 6px;} .msg p:last-child{margin:0;} .msg ul,.msg ol{margin:4px 0 6px;padding-left:20px;}",
     ".msg code{font:13px ui-monospace,Menlo,Consolas,monospace;background:#f1e9ee;padding:0 4px;border-radius:4px;}",
@@ -98,6 +99,7 @@
     return node;
   }
   function safeUrl(value) {
+    if (typeof value !== "string" || !value.trim()) return null;
     try {
       var url = new URL(value, BASE);
       return url.protocol === "https:" || url.protocol === "http:" ? url.href : null;
@@ -232,8 +234,14 @@
   function price(money) { return money && money.display ? money.display : ""; }
   function productCard(p) {
     var image = safeUrl(p.image_url);
+    function placeholder() { return el("div", { class: "ph", "aria-hidden": "true", text: (p.category || "•").slice(0, 1).toUpperCase() }); }
+    var picture = placeholder();
+    if (image) {
+      picture = el("img", { src: image, alt: "", loading: "lazy", referrerpolicy: "no-referrer" });
+      picture.addEventListener("error", function () { picture.replaceWith(placeholder()); });
+    }
     var children = [
-      image ? el("img", { src: image, alt: "", loading: "lazy", referrerpolicy: "no-referrer" }) : el("div", { class: "ph", "aria-hidden": "true", text: (p.category || "•").slice(0, 1).toUpperCase() }),
+      picture,
       el("span", { class: "brand", text: p.brand || "" }),
       el("span", { class: "name", text: p.name || p.id }),
       el("span", { class: "price", text: price(p.price) })
@@ -299,7 +307,8 @@
       var conf = (m.category ? " · " + m.category : "") + (typeof m.confidence === "number" ? " · " + Math.round(m.confidence * 100) + "% sure" : "");
       box.appendChild(el("div", { class: "row" }, [el("span", { text: String(m.label || m.name).replace(/_/g, " ") }), el("span", { text: value + conf })]));
     });
-    if (data.withheld && data.withheld.length) box.appendChild(el("p", { class: "muted", text: "Not judged from a photo: " + data.withheld.join(", ").replace(/_/g, " ") }));
+    if (data.withheld && data.withheld.length) box.appendChild(el("p", { class: "muted", text: "Not measured from this photo: " + data.withheld.join(", ").replace(/_/g, " ") }));
+    if (data.never_judged && data.never_judged.length) box.appendChild(el("p", { class: "muted", text: "Never judged from a photo: " + data.never_judged.join(", ").replace(/_/g, " ") }));
     if (data.notice) box.appendChild(el("p", { class: "muted", text: data.notice }));
     return box;
   }
@@ -401,8 +410,8 @@
       if (finished) return end();
       if (!runId || resumes >= MAX_RESUMES) { failure("The connection dropped. Reload to see the full answer."); return end(); }
       resumes += 1;
-      setBusy(true, "Reconnecting…");
-      var delay = Math.min(4000, 250 * Math.pow(2, resumes));
+      if (lastId) setBusy(true, "Reconnecting…");
+      var delay = lastId ? Math.min(4000, 250 * Math.pow(2, resumes)) : 0;
       setTimeout(function () {
         fetch(BASE + "/api/chat/runs/" + encodeURIComponent(runId) + "/events", { credentials: "include", headers: headers({ "Last-Event-ID": String(lastId) }) })
           .then(function (response) {
@@ -414,6 +423,13 @@
     }
     fetch(BASE + "/api/chat", { method: "POST", credentials: "include", headers: headers({ "Content-Type": "application/json" }), body: JSON.stringify(payload) })
       .then(function (response) {
+        if (response.status === 409 && response.headers.get("X-Shine-Run")) {
+          // A reply (from another tab, or before a reload) is still being written: follow it instead.
+          runId = response.headers.get("X-Shine-Run");
+          mine.node.remove();
+          notice("busy", "Still answering your previous message…");
+          return;
+        }
         if (!response.ok) {
           return response.json().catch(function () { return {}; }).then(function (body) {
             failure(body.message || ("The advisor is unavailable (HTTP " + response.status + ")."));

@@ -1,0 +1,198 @@
+"""Tool results written out as plain text for the offline advisor's answers (and the terminal)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.cards import COLOUR_COORDINATES, product_card, products_in
+from agent.offline.context import Seen
+
+
+def money(value: Any) -> str:
+    return str(value.get("display")) if isinstance(value, dict) and value.get("display") else ""
+
+
+def product_line(index: int, card: dict[str, Any]) -> str:
+    name = " ".join(str(p) for p in (card.get("brand"), card.get("name")) if p)
+    price = money(card.get("price"))
+    line = f"{index}. {name}" + (f" — {price}" if price else "")
+    if card.get("in_stock") is False:
+        line += " (out of stock)"
+    if card.get("why"):
+        line += f" ({'; '.join(card['why'][:2])})"
+    return line
+
+
+def strings(value: Any) -> list[str]:
+    out: list[str] = []
+    for item in value if isinstance(value, list) else []:
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, dict):
+            text = item.get("message") or item.get("text") or item.get("reason") or item.get("summary")
+            if isinstance(text, str):
+                out.append(text)
+    return out
+
+
+def cart_text(cart: dict[str, Any] | None) -> str:
+    if cart is None:
+        return ""
+    if not cart["items"]:
+        return "Your cart is empty."
+    lines = [f"Your cart ({cart['count']} item{'s' if cart['count'] != 1 else ''}):"]
+    for item in cart["items"]:
+        name = " ".join(str(p) for p in (item.get("brand"), item.get("name")) if p) or item.get("product_id")
+        price = money(item.get("line_total")) or money(item.get("unit_price"))
+        lines.append(f"- {item.get('quantity', 1)} × {name}" + (f" — {price}" if price else ""))
+    if cart.get("total"):
+        lines.append(f"Total: {money(cart['total'])}")
+    return "\n".join(lines)
+
+
+def report_text(structured: dict[str, Any]) -> str:
+    rid = structured.get("report_id") or structured.get("id")
+    lines = [f"Your skin report ({rid}):"]
+    skin_type = structured.get("skin_type")
+    if isinstance(skin_type, dict) and skin_type.get("value"):
+        lines.append(f"- Skin type: {skin_type['value']}")
+    elif isinstance(skin_type, str):
+        lines.append(f"- Skin type: {skin_type}")
+    for metric in structured.get("metrics") or []:
+        if (
+            not isinstance(metric, dict)
+            or metric.get("value") is None
+            or metric.get("name") in COLOUR_COORDINATES
+        ):
+            continue
+        label = str(metric.get("label") or metric.get("name", "")).replace("_", " ")
+        value = metric.get("value")
+        shown = f"{value:.3g}" if isinstance(value, float) else str(value)
+        unit = f" {metric['unit']}" if metric.get("unit") else ""
+        raw_details = metric.get("details")
+        details: dict[str, Any] = raw_details if isinstance(raw_details, dict) else {}
+        category = f" ({details['category']})" if isinstance(details.get("category"), str) else ""
+        confidence = metric.get("confidence")
+        sure = f", {confidence:.0%} sure" if isinstance(confidence, int | float) else ""
+        lines.append(f"- {label}: {shown}{unit}{category}{sure}")
+    withheld = [
+        w.get("name")
+        for w in structured.get("withheld") or []
+        if isinstance(w, dict) and w.get("kind") != "refusal"
+    ]
+    if withheld:
+        lines.append(
+            "- Not measured from this photo: " + ", ".join(str(w).replace("_", " ") for w in withheld)
+        )
+    if isinstance(structured.get("notice"), str):
+        lines.append(structured["notice"])
+    return "\n".join(lines)
+
+
+def routine_text(structured: dict[str, Any]) -> str:
+    lines = ["Your routine:"]
+    for slot, title in (("am", "Morning"), ("pm", "Evening")):
+        steps = structured.get(slot)
+        if not isinstance(steps, list):
+            continue
+        lines.append(f"{title}:")
+        for i, step in enumerate(steps, 1):
+            if not isinstance(step, dict):
+                continue
+            card = (
+                product_card(step.get("product"))
+                if isinstance(step.get("product"), dict)
+                else product_card(step)
+            )
+            name = f"{card.get('brand') or ''} {card.get('name')}".strip() if card else ""
+            label = str(step.get("step") or step.get("category") or "").replace("_", " ")
+            price = money(card.get("price")) if card else ""
+            lines.append(f"{i}. {label}: {name}" + (f" — {price}" if price else ""))
+    if money(structured.get("total")):
+        lines.append(f"Total: {money(structured.get('total'))}")
+    lines += strings(structured.get("warnings"))
+    return "\n".join(lines)
+
+
+def basic_routine(turn: list[Seen]) -> str:
+    picks = [(c, products_in(c.structured)) for c in turn if c.name == "search_products" and c.ok]
+    lines = ["A simple starting routine (the routine builder isn't available in this shop yet):"]
+    for seen, products in picks:
+        category = str(seen.input.get("category", "")).replace("_", " ")
+        if products:
+            lines.append(f"- {category}: {product_line(1, products[0])[3:]}")
+    lines.append("Use sunscreen every morning, and introduce one new product at a time.")
+    return "\n".join(lines) if len(lines) > 2 else "I couldn't find products for a routine in this catalog."
+
+
+def change_line(change: Any) -> str | None:
+    if not isinstance(change, dict) or change.get("name") in COLOUR_COORDINATES:
+        return None
+    name = str(change.get("name", "")).replace("_", " ")
+    before, after, delta = change.get("before"), change.get("after"), change.get("change")
+    numbers = all(isinstance(v, int | float) for v in (before, after, delta))
+    if not numbers:
+        return f"- {name}: not comparable" + (f" ({change['note']})" if change.get("note") else "")
+    spread = change.get("uncertainty")
+    margin = f" ± {spread:.2g}" if isinstance(spread, int | float) else ""
+    verdict = str(change.get("verdict") or "").replace("_", " ")
+    unit = change.get("unit") or ""
+    return f"- {name}: {before:.3g} → {after:.3g} {unit} ({delta:+.2g}{margin}{': ' + verdict if verdict else ''})"
+
+
+def comparison_text(structured: dict[str, Any]) -> str:
+    lines = [line for line in (change_line(c) for c in structured.get("changes") or []) if line]
+    if not lines:
+        lines = [f"- {c}" for c in strings(structured.get("changes"))]
+    out = (
+        ["What changed between your two reports:", *lines]
+        if lines
+        else ["No measurable change between the two reports."]
+    )
+    out += [str(n) for n in structured.get("notes") or [] if isinstance(n, str)]
+    if isinstance(structured.get("notice"), str):
+        out.append(structured["notice"])
+    return "\n".join(out)
+
+
+def order_line(order: dict[str, Any]) -> str:
+    oid = order.get("order_id") or order.get("id")
+    status = order.get("status") or "unknown"
+    total = money(order.get("total"))
+    tracking = order.get("tracking_number")
+    return (
+        f"Order {oid}: {status}"
+        + (f", {total}" if total else "")
+        + (f", tracking {tracking}" if tracking else "")
+    )
+
+
+def detail_text(structured: Any) -> str:
+    if not isinstance(structured, dict):
+        return str(structured)
+    name = " ".join(str(p) for p in (structured.get("brand"), structured.get("name")) if p)
+    price = money(structured.get("price"))
+    size = structured.get("size")
+    head = name + (f" ({size})" if size else "") + (f" costs {price}." if price else ".")
+    ingredients = structured.get("ingredients") or []
+    listed = ", ".join(str(i) for i in ingredients[:15]) + (" …" if len(ingredients) > 15 else "")
+    lines = [head]
+    if listed:
+        lines.append(f"Ingredients: {listed}")
+    suits = [s.replace("_", " ") for s in structured.get("skin_types") or []]
+    targets = [c.replace("_", " ") for c in structured.get("concerns") or []]
+    if suits:
+        lines.append("Suits " + ", ".join(suits) + " skin.")
+    if targets:
+        lines.append("Targets " + ", ".join(targets) + ".")
+    return "\n".join(lines)
+
+
+def check_text(seen: Seen) -> str:
+    structured = seen.structured if isinstance(seen.structured, dict) else {}
+    findings: list[str] = []
+    for key in ("clashes", "conflicts", "interactions", "avoided", "avoid", "cautions", "warnings", "issues"):
+        findings += strings(structured.get(key))
+    if not findings:
+        return "I found no clashes, avoided ingredients or cautions for your profile."
+    return "Here's what I found:\n" + "\n".join(f"- {f}" for f in findings[:10])
