@@ -56,6 +56,7 @@ bench: $(PIP_STAMP)
 	$(PY) benchmarks/bench_analysis.py
 	$(PY) benchmarks/bench_auth.py
 	$(PY) benchmarks/bench_advisor.py
+	$(PY) benchmarks/bench_checkout.py
 
 clean:
 	rm -rf $(VENV) node_modules

@@ -139,10 +139,11 @@ def cart_card(structured: Any) -> dict[str, Any] | None:
         if isinstance(structured, dict) and isinstance(structured.get("cart"), dict)
         else structured
     )
-    if not isinstance(cart, dict) or not isinstance(cart.get("items"), list):
+    lines = cart.get("items", cart.get("lines")) if isinstance(cart, dict) else None
+    if not isinstance(cart, dict) or not isinstance(lines, list):
         return None
     items = []
-    for item in cart["items"]:
+    for item in lines:
         if not isinstance(item, dict):
             continue
         product = item["product"] if isinstance(item.get("product"), dict) else item

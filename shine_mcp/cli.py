@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from shine_mcp.cli_chat import chat
+from shine_mcp.cli_orders import orders_app
 from shine_mcp.config import Settings
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Shine: an MCP-native skincare advisor.", no_args_is_help=True, add_completion=False)
 catalog_app = typer.Typer(help="Import and inspect the product catalog.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(orders_app, name="orders")
 
 err = Console(stderr=True)
 out = Console()

@@ -183,17 +183,69 @@ class Settings(BaseSettings):
     stripe_secret_key: SecretStr | None = Field(
         default=None,
         validation_alias="STRIPE_SECRET_KEY",
-        description="*(planned: checkout)* Stripe secret key. Unset: the local simulated checkout.",
+        description=(
+            "Stripe secret key: checkout uses Stripe Checkout. Unset: a local simulated checkout that takes no "
+            "money and says so."
+        ),
     )
     stripe_webhook_secret: SecretStr | None = Field(
         default=None,
         validation_alias="STRIPE_WEBHOOK_SECRET",
-        description="*(planned: checkout)* Verifies `Stripe-Signature` on `/stripe/webhook`.",
+        description=(
+            "Verifies `Stripe-Signature` on `/stripe/webhook` (needed with STRIPE_SECRET_KEY). The simulated "
+            "checkout signs with a local secret derived from SHINE_SECRET_KEY."
+        ),
     )
     stripe_api_base: str | None = Field(
         default=None,
         validation_alias="STRIPE_API_BASE",
-        description="*(planned: checkout)* Another Stripe-compatible API (a local fake, stripe-mock).",
+        description="Another Stripe-compatible API (a local fake, stripe-mock). Default: Stripe's.",
+    )
+    fulfilment_url: str | None = Field(
+        default=None,
+        validation_alias="SHINE_FULFILMENT_URL",
+        description=(
+            "Fulfilment partner endpoint: each paid order is POSTed there once as signed JSON (dropshipping). "
+            "Unset: paid orders wait in a local queue (`shine orders pending-fulfilment`)."
+        ),
+    )
+    fulfilment_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias="SHINE_FULFILMENT_SECRET",
+        description=(
+            "Shared secret that signs requests to the fulfilment partner and verifies its callbacks on "
+            "`/fulfilment/callback`."
+        ),
+    )
+    fulfilment_fallback_url: str | None = Field(
+        default=None,
+        validation_alias="SHINE_FULFILMENT_FALLBACK_URL",
+        description="A second fulfilment partner, tried when the first rejects an order or stays unreachable.",
+    )
+    fulfilment_fallback_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias="SHINE_FULFILMENT_FALLBACK_SECRET",
+        description="The second partner's shared secret. Unset: SHINE_FULFILMENT_SECRET.",
+    )
+    fulfilment_worker: bool = Field(
+        default=True,
+        validation_alias="SHINE_FULFILMENT_WORKER",
+        description=(
+            "Deliver paid orders to fulfilment from inside `shine serve`. Set false when a separate "
+            "`shine orders work` process does it."
+        ),
+    )
+    return_window_days: int = Field(
+        default=30,
+        ge=0,
+        le=365,
+        validation_alias="SHINE_RETURN_WINDOW_DAYS",
+        description="Days after shipping (or payment, if not shipped yet) in which a shopper may request a refund.",
+    )
+    shipping_countries: list[str] = Field(
+        default=["US", "CA", "GB", "IE", "AU", "NZ", "FR", "DE", "ES", "IT", "NL", "BE"],
+        validation_alias="SHINE_SHIPPING_COUNTRIES",
+        description="Countries (JSON list of ISO codes) Checkout collects a shipping address for; `[]`: none.",
     )
     google_client_id: str | None = Field(
         default=None,
@@ -256,6 +308,8 @@ class Settings(BaseSettings):
         return {
             "database": "postgresql" if self.effective_database_url.startswith("postgresql") else "sqlite",
             "advisor": f"anthropic ({self.model})" if self.anthropic_api_key else "offline",
+            "payments": "stripe" if self.stripe_secret_key else "simulated checkout (no real payments)",
+            "fulfilment": "partner" if self.fulfilment_url else "local queue",
             "sign_in": "google"
             if self.google_client_id and self.google_client_secret
             else "not configured (dev sign-in on loopback)",

@@ -15,6 +15,7 @@ from shine_mcp.resources import catalog as catalog_resources
 from shine_mcp.services import Services
 from shine_mcp.tools import account as account_tools
 from shine_mcp.tools import catalog as catalog_tools
+from shine_mcp.tools import checkout as checkout_tools
 from shine_mcp.tools import skin as skin_tools
 
 if TYPE_CHECKING:
@@ -56,5 +57,6 @@ def build_server(
     catalog_tools.register(server, services)
     account_tools.register(server, services)
     skin_tools.register(server, services)
+    checkout_tools.register(server, services)
     catalog_resources.register(server, services)
     return server

@@ -21,7 +21,7 @@ from shine_mcp.server import build_server
 from shine_mcp.services import Services
 from shine_mcp.store.catalog import count_products
 from shine_mcp.store.tables import utcnow
-from web_shell import auth, chat, pages
+from web_shell import auth, chat, pages, payments
 
 # A base64 selfie of 15 MB (the analysis intake cap) is ~20 MB of JSON; the SDK default is 4 MiB.
 MAX_MCP_BODY_BYTES = 21 * 1024 * 1024
@@ -59,6 +59,7 @@ def create_app(
     )
 
     chat_service = chat.ChatService(services, authority, server, advisor_model)
+    payments_web = payments.PaymentsWeb(services)
 
     async def healthz(_request: Request) -> JSONResponse:
         products = await count_products(services.db)
@@ -73,7 +74,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        async with services.running(), server.session_manager.run(), chat_service.running():
+        async with (
+            services.running(),
+            server.session_manager.run(),
+            chat_service.running(),
+            payments_web.running(),
+        ):
             yield
 
     routes = [
@@ -81,6 +87,7 @@ def create_app(
         *auth.routes(services, authority),
         *chat.routes(chat_service),
         *pages.routes(services),
+        *payments_web.routes(),
         Mount("/", mcp_app),
     ]
     return Starlette(

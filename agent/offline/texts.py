@@ -160,10 +160,12 @@ def order_line(order: dict[str, Any]) -> str:
     status = order.get("status") or "unknown"
     total = money(order.get("total"))
     tracking = order.get("tracking_number")
+    next_steps = order.get("next_steps")
     return (
-        f"Order {oid}: {status}"
+        f"Order {oid}: {str(status).replace('_', ' ')}"
         + (f", {total}" if total else "")
         + (f", tracking {tracking}" if tracking else "")
+        + (f". {next_steps}" if isinstance(next_steps, str) and next_steps else "")
     )
 
 

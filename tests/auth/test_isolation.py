@@ -64,8 +64,9 @@ Created = tuple[dict[str, Any], list[str]]
 
 @dataclass(frozen=True)
 class Case:
-    create: Callable[[Person], Awaitable[Created]]
+    create: Callable[..., Awaitable[Created]]
     kind: Literal["by_id", "own"]
+    needs_services: bool = False  # `create(owner, services)`: e.g. to pay the simulated checkout
 
 
 def _missing(arguments: dict[str, Any]) -> dict[str, Any]:
@@ -113,8 +114,71 @@ async def _two_reports(owner: Person) -> Created:
     ]
 
 
+# Demo catalog products (USD).
+SERUM, CLEANSER = "prd_b559697ee63c", "prd_a10998b57b6e"
+
+
+async def _ok(owner: Person, tool: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+    result = await owner.call(tool, arguments)
+    assert not result.is_error and result.structured_content is not None, _text(result)
+    return result.structured_content
+
+
+async def _cart(owner: Person) -> None:
+    await _ok(owner, "add_to_cart", {"product_id": SERUM, "quantity": 7})
+    await _ok(owner, "add_to_cart", {"product_id": CLEANSER, "quantity": 4})
+
+
+def _cart_case(arguments: dict[str, Any], item_count: int) -> Callable[[Person], Awaitable[Created]]:
+    """The owner holds 7 serums and 4 cleansers: a cart nobody else has, recognised by its unit count."""
+
+    async def create(owner: Person) -> Created:
+        await _cart(owner)
+        return arguments, [f'"item_count": {item_count}']
+
+    return create
+
+
+async def _cart_for_checkout(owner: Person) -> Created:
+    await _cart(owner)
+    return {}, ['"quantity": 7']
+
+
+async def _checked_out(owner: Person) -> dict[str, Any]:
+    await _cart(owner)
+    return (await _ok(owner, "checkout"))["order"]
+
+
+async def _pending_order(owner: Person) -> Created:
+    order = await _checked_out(owner)
+    return {"order_id": order["order_id"]}, [str(order["created_at"])[:19]]
+
+
+async def _own_orders(owner: Person) -> Created:
+    return {}, [(await _checked_out(owner))["order_id"]]
+
+
+async def _paid_order(owner: Person, services: Services) -> Created:
+    from shine_mcp.orders.service import Commerce
+
+    order = await _checked_out(owner)
+    session_id = str(order["checkout_url"]).rsplit("/", 1)[1]
+    # What the simulated page's Pay button does: a signed event through the webhook handler.
+    assert (await Commerce(services).gateway().pay(session_id)).paid
+    return {"order_id": order["order_id"], "reason": "it made my skin sting"}, [str(order["created_at"])[:19]]
+
+
 MATRIX: dict[str, Case] = {
     "get_account": Case(create=_account, kind="own"),
+    "view_cart": Case(create=_cart_case({}, 11), kind="own"),
+    "add_to_cart": Case(create=_cart_case({"product_id": SERUM, "quantity": 1}, 12), kind="own"),
+    "update_cart_item": Case(create=_cart_case({"product_id": SERUM, "quantity": 2}, 6), kind="own"),
+    "remove_from_cart": Case(create=_cart_case({"product_id": SERUM}, 4), kind="own"),
+    "checkout": Case(create=_cart_for_checkout, kind="own"),
+    "list_orders": Case(create=_own_orders, kind="own"),
+    "get_order": Case(create=_pending_order, kind="by_id"),
+    "cancel_order": Case(create=_pending_order, kind="by_id"),
+    "request_refund": Case(create=_paid_order, kind="by_id", needs_services=True),
     "get_skin_report": Case(create=_one_report, kind="by_id"),
     "list_skin_reports": Case(create=_own_reports, kind="own"),
     "compare_skin_reports": Case(create=_two_reports, kind="by_id"),
@@ -206,7 +270,9 @@ async def test_nobody_else_gets_the_owners_data(server: MCPServer, services: Ser
         if tool not in {t.name for t in (await client.list_tools()).tools}:
             pytest.skip(f"{tool} is not registered")
         cast = await _cast(client, services)
-        arguments, markers = await case.create(cast.ana)
+        arguments, markers = await (
+            case.create(cast.ana, services) if case.needs_services else case.create(cast.ana)
+        )
         missing = _missing(arguments)
         # Others first: a tool that changes things (a deletion) must leave the owner's row untouched.
         others = {

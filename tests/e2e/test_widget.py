@@ -120,21 +120,29 @@ def test_a_shopper_asks_for_products_sends_a_selfie_and_checks_out(
     report.screenshot(path=str(ARTIFACTS / "widget-skin-report-card.png"))
 
     history = page.request.get(f"{shop}/api/chat").json()
-    if history["capabilities"]["cart"] and history["capabilities"]["checkout"]:
-        page.get_by_role("button", name=re.compile(r"^Add .* to cart$")).first.click()
-        cart = page.get_by_role("region", name="Your cart").last
-        expect(cart).to_be_visible(timeout=30_000)
-        wait_idle(page)
-        cart.get_by_role("button", name="Checkout").click()
-        pay_link = page.get_by_role("region", name="Checkout").get_by_role("link")
-        expect(pay_link).to_be_visible(timeout=30_000)
-        shot(page, "widget-desktop-checkout")
-        with context.expect_page() as opened:
-            pay_link.click()
-        checkout = opened.value
-        checkout.get_by_role("button", name=re.compile("pay", re.IGNORECASE)).click()
-        expect(checkout.get_by_text(re.compile("paid", re.IGNORECASE)).first).to_be_visible(timeout=30_000)
-        shot(checkout, "simulated-checkout-paid")
+    assert history["capabilities"]["cart"] and history["capabilities"]["checkout"]
+    page.get_by_role("button", name=re.compile(r"^Add .* to cart$")).first.click()
+    cart = page.get_by_role("region", name="Your cart").last
+    expect(cart).to_be_visible(timeout=30_000)
+    wait_idle(page)
+    cart.get_by_role("button", name="Checkout").click()
+    pay_link = page.get_by_role("region", name="Checkout").get_by_role("link")
+    expect(pay_link).to_be_visible(timeout=30_000)
+    shot(page, "widget-desktop-checkout")
+    with context.expect_page() as opened:
+        pay_link.click()
+    checkout = opened.value
+    checkout.get_by_role("button", name=re.compile("pay", re.IGNORECASE)).click()
+    expect(checkout.get_by_text("Simulated checkout").first).to_be_visible()
+    # Back on the shop's success page, read from the database: paid (or already handed to fulfilment).
+    expect(checkout.locator(".status")).to_have_text(re.compile("^(paid|fulfilling)$"), timeout=30_000)
+    shot(checkout, "simulated-checkout-paid")
+    checkout.close()
+
+    ask(page, "where is my order?")
+    wait_idle(page)
+    expect(page.locator(".msg.bot").last).to_contain_text(re.compile("paid|being prepared", re.IGNORECASE))
+    shot(page, "widget-desktop-order-paid")
 
     page.keyboard.press("Escape")
     expect(page.get_by_role("button", name="Skin advisor")).to_be_focused()

@@ -1,0 +1,173 @@
+"""Webhook throughput: `checkout.session.completed` events through the whole web shell (ASGI, no sockets):
+signature verified by the stripe SDK, event id recorded, order locked and marked paid, stock taken, cart
+freed and the fulfilment outbox row written, all committed before the 200. Four senders at once, as Stripe
+delivers concurrently. Baseline: the bare signature verification (`stripe.Webhook.construct_event`) of the
+same events in the same run.
+
+Run: `make bench` (or `.venv/bin/python benchmarks/bench_checkout.py [--events N] [--senders 4]`).
+Target: at least 300 events per second on SQLite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import secrets
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import stripe
+
+from shine_mcp.config import Settings
+from shine_mcp.integrations.payments import sign_payload
+from shine_mcp.services import Services
+from shine_mcp.store.orders import FulfilmentJob, Order, OrderLine, insert_order
+from shine_mcp.store.tables import utcnow
+from web_shell.app import create_app
+
+SECRET = "whsec_bench_" + secrets.token_hex(16)
+PRODUCT = "prd_b559697ee63c"  # a demo catalog product
+TARGET = 300.0
+
+
+async def _orders(services: Services, count: int) -> list[tuple[str, str]]:
+    made = []
+    for i in range(count):
+        order_id, session_id = f"ord_{secrets.token_hex(10)}", f"cs_test_{secrets.token_hex(12)}"
+        now = utcnow()
+        order = Order(
+            id=order_id,
+            user_id=f"usr_bench_{i % 50}",
+            cart_id=f"crt_{secrets.token_hex(10)}",
+            cart_version=1,
+            gateway="stripe",
+            status="pending",
+            currency="USD",
+            total_minor=2200,
+            success_url="http://127.0.0.1:8000/ok",
+            cancel_url="http://127.0.0.1:8000/no",
+            checkout_session_id=session_id,
+            created_at=now,
+            updated_at=now,
+        )
+        line = OrderLine(
+            order_id=order_id,
+            position=0,
+            product_id=PRODUCT,
+            brand="Naturium",
+            name="Serum",
+            unit_price_minor=2200,
+            quantity=1,
+        )
+        assert await insert_order(services.db, order, [line])
+        made.append((order_id, session_id))
+    return made
+
+
+def _event(order_id: str, session_id: str) -> tuple[bytes, str]:
+    event = {
+        "id": "evt_" + secrets.token_hex(12),
+        "object": "event",
+        "api_version": "2026-10-28.endive",
+        "created": int(time.time()),
+        "type": "checkout.session.completed",
+        "livemode": False,
+        "data": {
+            "object": {
+                "id": session_id,
+                "object": "checkout.session",
+                "status": "complete",
+                "payment_status": "paid",
+                "amount_total": 2200,
+                "currency": "usd",
+                "client_reference_id": order_id,
+                "metadata": {"order_id": order_id},
+                "payment_intent": "pi_" + secrets.token_hex(12),
+                "customer_details": {"email": "bench@example.com"},
+            }
+        },
+    }
+    payload = json.dumps(event, separators=(",", ":")).encode()
+    return payload, sign_payload(payload, SECRET)
+
+
+async def _send_all(http: httpx.AsyncClient, events: list[tuple[bytes, str]], senders: int) -> float:
+    queue: asyncio.Queue[tuple[bytes, str]] = asyncio.Queue()
+    for item in events:
+        queue.put_nowait(item)
+
+    async def sender() -> None:
+        while not queue.empty():
+            payload, header = queue.get_nowait()
+            response = await http.post(
+                "/stripe/webhook", content=payload, headers={"Stripe-Signature": header}
+            )
+            assert response.status_code == 200 and response.json()["outcome"] == "applied", response.text
+
+    started = time.perf_counter()
+    await asyncio.gather(*(sender() for _ in range(senders)))
+    return time.perf_counter() - started
+
+
+def _verify_all(events: list[tuple[bytes, str]]) -> float:
+    started = time.perf_counter()
+    for payload, header in events:
+        stripe.Webhook.construct_event(payload, header, SECRET)
+    return time.perf_counter() - started
+
+
+async def run(count: int, senders: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            data_dir=Path(tmp),
+            database_url=None,
+            stripe_secret_key="sk_test_bench",  # type: ignore[arg-type]
+            stripe_webhook_secret=SECRET,  # type: ignore[arg-type]
+            fulfilment_worker=False,  # measure the webhook alone
+        )
+        services = Services(settings)
+        app = create_app(settings, services)
+        async with app.router.lifespan_context(app):
+            warm = await _orders(services, 50)
+            made = await _orders(services, count)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url=settings.base_url) as http:
+                await _send_all(http, [_event(*o) for o in warm], senders)
+                events = [_event(*o) for o in made]
+                bare = min(_verify_all(events) for _ in range(3))
+                full = await _send_all(http, events, senders)
+            async with services.db.session() as session:
+                from sqlalchemy import func, select
+
+                jobs = (await session.execute(select(func.count()).select_from(FulfilmentJob))).scalar_one()
+            assert jobs == count + len(warm), "every paid order must have exactly one outbox row"
+    return {
+        "events": count,
+        "senders": senders,
+        "webhook_events_per_s": count / full,
+        "bare_verification_events_per_s": count / bare,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--senders", type=int, default=4)
+    args = parser.parse_args()
+    logging.disable(logging.INFO)  # request logs would cost more than what is measured
+    result = asyncio.run(run(args.events, args.senders))
+    full, bare = result["webhook_events_per_s"], result["bare_verification_events_per_s"]
+    print(f"webhook handling ({result['senders']} senders, SQLite): {full:,.0f} events/s")
+    print(f"bare signature verification:              {bare:,.0f} events/s")
+    print(
+        f"ratio (full / bare): {full / bare:.3f}  ·  target ≥ {TARGET:.0f} events/s: {'met' if full >= TARGET else 'MISSED'}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,279 @@
+"""`Ledger.apply`: the one place an order changes. Every webhook, page, tool and worker goes through it.
+
+One short write transaction per event: remember the event id (a replay stops there), write the order's new
+facts only if nobody changed it since it was read (`lock_version`, an optimistic lock: otherwise read and
+try again), and do what a new status requires in the same commit: when an order becomes paid, take the
+stock, empty the cart and write the fulfilment outbox row; when it ends unpaid, free the cart for a new
+checkout. Reads happen before the transaction, so concurrent webhooks only queue for the writes. The
+caller answers the webhook after this returns, so a 2xx always means "committed".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+from weakref import WeakKeyDictionary
+
+import anyio
+from sqlalchemy import case, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from shine_mcp.orders import machine
+from shine_mcp.orders.machine import Event, Facts, Status
+from shine_mcp.orders.privacy import IN_FLIGHT_NOTE, erased
+from shine_mcp.store.carts import bump_if_version
+from shine_mcp.store.db import Database
+from shine_mcp.store.orders import (
+    FulfilmentJob,
+    Order,
+    OrderLine,
+    Refund,
+    get_order,
+    new_id,
+    order_lines,
+    record_event,
+)
+from shine_mcp.store.tables import Product, utcnow
+
+log = logging.getLogger("shine.orders")
+
+_WRITERS: WeakKeyDictionary[Any, anyio.Lock] = WeakKeyDictionary()
+
+
+def _writer(db: Database) -> AbstractAsyncContextManager[Any]:
+    """SQLite has one writer at a time: queue this process's write transactions here rather than in
+    SQLite's busy handler, which sleeps milliseconds between tries. Other databases lock rows themselves."""
+    if db.dialect != "sqlite":
+        return nullcontext()
+    lock = _WRITERS.get(db.engine.sync_engine)
+    if lock is None:
+        lock = _WRITERS[db.engine.sync_engine] = anyio.Lock()
+    return lock
+
+
+ATTENTION_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class Applied:
+    order: Order | None  # None: no such order
+    duplicate: bool = False  # the event was applied before: nothing was done
+    became_paid: bool = False
+    status_before: Status | None = None
+
+    @property
+    def status(self) -> Status | None:
+        return Status(self.order.status) if self.order else None
+
+
+def note(order: Order, text: str) -> None:
+    if order.attention and text in order.attention:
+        return
+    joined = f"{order.attention}; {text}" if order.attention else text
+    order.attention = joined[:ATTENTION_LIMIT]
+
+
+def _record_details(order: Order, event: Event) -> None:
+    """What an event tells beyond the facts: payment ids, the buyer's email and address, tracking."""
+    match event:
+        case machine.Paid() | machine.PaymentProcessing():
+            order.payment_intent_id = order.payment_intent_id or event.payment_intent
+            order.checkout_session_id = order.checkout_session_id or event.session_id
+            if not erased(order.user_id):
+                order.email = order.email or event.email
+            order.shipping = order.shipping or event.shipping
+        case machine.Shipped():
+            order.tracking_number = event.tracking_number or order.tracking_number
+            order.carrier = event.carrier or order.carrier
+            if erased(order.user_id):
+                # The address was kept only to deliver this order (see shine_mcp.orders.privacy).
+                order.shipping = None
+                order.attention = (order.attention or "").replace(IN_FLIGHT_NOTE, "").strip("; ") or None
+        case machine.RefundRequested() if order.refund_reason is None:
+            order.refund_reason = event.reason[:500]
+            note(order, "the buyer asked for a refund")
+        case machine.Disputed():
+            note(order, f"dispute opened ({event.reason or 'no reason given'}): answer it in Stripe")
+
+
+def _paid_amount_problem(order: Order, event: Event) -> str | None:
+    if not isinstance(event, machine.Paid) or event.amount_total is None:
+        return None
+    if event.amount_total != order.total_minor or (event.currency or order.currency) != order.currency:
+        return (
+            f"the provider reports {event.amount_total} {event.currency} paid for a total of "
+            f"{order.total_minor} {order.currency}: not sent to fulfilment, check it"
+        )
+    return None
+
+
+class Ledger:
+    def __init__(
+        self,
+        db: Callable[[], Database],
+        *,
+        callback_url: str,
+        on_paid: Callable[[str], None] | None = None,
+        clock: Callable[[], Any] = utcnow,
+    ) -> None:
+        self._db, self._callback_url, self._on_paid, self._clock = db, callback_url, on_paid, clock
+
+    async def apply(
+        self,
+        order_id: str,
+        event: Event,
+        *,
+        dedupe: tuple[str, str, str] | None = None,
+        known: Order | None = None,
+    ) -> Applied:
+        """Apply `event` to the order. `dedupe` = (source, event id, type): the event is recorded in the same
+        transaction, and a second delivery of it does nothing (`Applied.duplicate`). `known` is the order
+        as the caller just read it (saves a read; a stale copy is detected and re-read)."""
+        db = self._db()
+        for _ in range(20):
+            order = known if known is not None else await get_order(db, order_id)
+            known = None
+            if order is None:
+                return Applied(order=None)  # not recorded: nothing was applied
+            outcome = await self._try(db, order, event, dedupe)
+            if outcome is not None:
+                if outcome.became_paid and self._on_paid is not None:
+                    self._on_paid(order_id)
+                return outcome
+        raise RuntimeError(f"order {order_id} kept changing under concurrent updates")
+
+    async def _try(
+        self, db: Database, order: Order, event: Event, dedupe: tuple[str, str, str] | None
+    ) -> Applied | None:
+        """One optimistic attempt: compute the change from the order as read, write it only if nobody
+        changed the order since (`lock_version`); None asks for a re-read and another attempt."""
+        seen = order.lock_version
+        original = order.model_dump()
+        before = Facts.of(order)
+        after = machine.advance(before, event)
+        _record_details(order, event)
+        for name in Facts.__dataclass_fields__:
+            setattr(order, name, getattr(after, name))
+        status = machine.status_of(after)
+        order.status = status.value
+        became_paid = not before.paid and after.paid
+        lines = (await order_lines(db, [order.id]))[order.id] if became_paid else []
+        if became_paid:
+            self._check_payment(order, before, event)
+        changes = {k: v for k, v in order.model_dump().items() if v != original[k]}
+        applied = Applied(order=order, became_paid=became_paid, status_before=machine.status_of(before))
+        if not changes and dedupe is None:
+            return applied  # nothing new (a replay without an id, e.g. the success page after the webhook)
+        async with _writer(db), db.session() as session:
+            if dedupe is not None and not await record_event(session, *dedupe, order_id=order.id):
+                await session.rollback()
+                return Applied(order=None, duplicate=True)
+            if changes:
+                order.updated_at = changes["updated_at"] = self._clock()
+                written = await session.execute(
+                    update(Order)
+                    .where(col(Order.id) == order.id, col(Order.lock_version) == seen)
+                    .values(lock_version=seen + 1, **changes)
+                )
+                if not getattr(written, "rowcount", 0):
+                    await session.rollback()
+                    return None  # changed meanwhile: read it again
+                order.lock_version = seen + 1
+            if became_paid:
+                await self._on_payment(session, order, lines, status)
+            elif status in machine.UNPAID_ENDINGS and machine.status_of(before) is Status.PENDING:
+                # A new checkout of the same cart must make a new order.
+                await bump_if_version(session, order.cart_id, order.cart_version, clear=False)
+            if isinstance(event, machine.Refunded):
+                await self._learn_refunds(session, order, event)
+            await session.commit()
+        return applied
+
+    def _check_payment(self, order: Order, before: Facts, event: Event) -> None:
+        late = machine.late_payment_note(before)
+        if late:
+            note(order, late)
+        problem = _paid_amount_problem(order, event)
+        if problem:
+            note(order, problem)
+            log.warning("order %s: %s", order.id, problem)
+
+    async def _on_payment(
+        self, session: AsyncSession, order: Order, lines: list[OrderLine], status: Status
+    ) -> None:
+        """In the transaction that records the payment: take the stock, empty the cart, write the outbox."""
+        for line in lines:
+            await session.execute(
+                update(Product)
+                .where(col(Product.id) == line.product_id)
+                .values(
+                    stock=case(
+                        (col(Product.stock) > line.quantity, col(Product.stock) - line.quantity), else_=0
+                    )
+                )
+            )
+        await bump_if_version(session, order.cart_id, order.cart_version, clear=True)
+        if order.attention and "not sent to fulfilment" in order.attention:
+            return  # the amount paid does not match: a person must look first
+        if status in machine.DO_NOT_SHIP or order.fulfilling_at is not None:
+            return  # nothing to ship, or already in a partner's hands (its news outran the payment's)
+        job_id = new_id("ful")
+        session.add(
+            FulfilmentJob(
+                id=job_id,
+                order_id=order.id,
+                user_id=order.user_id,
+                status="pending",
+                next_attempt_at=self._clock(),
+                payload=self._request(job_id, order, lines),
+            )
+        )
+
+    def _request(self, job_id: str, order: Order, lines: list[OrderLine]) -> dict[str, Any]:
+        """What the fulfilment partner (or the merchant, from the local queue) receives."""
+        return {
+            "idempotency_key": job_id,
+            "order_id": order.id,
+            "placed_at": order.created_at.isoformat(),
+            "paid_at": order.paid_at.isoformat() if order.paid_at else None,
+            "currency": order.currency,
+            "total_minor": order.total_minor,
+            "items": [
+                {
+                    "product_id": line.product_id,
+                    "brand": line.brand,
+                    "name": line.name,
+                    "quantity": line.quantity,
+                    "unit_price_minor": line.unit_price_minor,
+                }
+                for line in lines
+            ],
+            "email": order.email,
+            "ship_to": order.shipping,
+            "callback_url": self._callback_url,
+        }
+
+    async def _learn_refunds(self, session: AsyncSession, order: Order, event: machine.Refunded) -> None:
+        """Refunds made outside Shine (the Stripe dashboard) become rows too, so reports see them."""
+        rows = (await session.execute(select(Refund).where(col(Refund.order_id) == order.id))).scalars()
+        known = sum(r.amount_minor for r in rows if r.status != "failed")
+        missing = min(event.total_refunded, order.total_minor) - known
+        if missing > 0:
+            session.add(
+                Refund(
+                    id=new_id("rfd"),
+                    order_id=order.id,
+                    user_id=order.user_id,
+                    amount_minor=missing,
+                    currency=order.currency,
+                    status="succeeded",
+                    source="provider",
+                    reason="refunded at the payment provider",
+                    created_at=event.at,
+                    updated_at=event.at,
+                )
+            )

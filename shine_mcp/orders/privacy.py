@@ -1,0 +1,138 @@
+"""A shopper's commerce data: what `export_my_data` shows and what `delete_my_data` erases.
+
+Carts go entirely. Orders are bookkeeping records the merchant must keep (tax and accounting law), so
+they stay with their amounts, lines and dates, but lose everything that names the buyer: the link to the
+account, the email, the reason typed for a refund. The shipping address goes too, except on an order that
+is paid but not yet shipped: the merchant still needs it to deliver what was bought, so it is kept until the
+order ships (`shipped_at` set) and the order is flagged so the merchant knows to delete it then.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlmodel import col
+
+from shine_mcp.orders.machine import DO_NOT_SHIP, Facts, Status, status_of
+from shine_mcp.store.carts import Cart, CartItem
+from shine_mcp.store.db import Database
+from shine_mcp.store.orders import FulfilmentJob, Order, OrderLine, Refund, SimulatedSession
+from shine_mcp.store.tables import utcnow
+
+ERASED_PREFIX = "erased_"
+IN_FLIGHT_NOTE = "The buyer erased their data: delete the shipping address once this order has shipped."
+
+
+def _plain(row: Any, *, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    data = row.model_dump(mode="json")
+    for name in drop:
+        data.pop(name, None)
+    return dict(data)
+
+
+async def export_user_commerce(db: Database, user_id: str) -> dict[str, Any]:
+    """The caller's cart and orders (with lines and refunds), as JSON-ready dicts."""
+    async with db.session() as session:
+        cart = (await session.execute(select(Cart).where(col(Cart.user_id) == user_id))).scalar_one_or_none()
+        items = []
+        if cart is not None:
+            items = list(
+                (await session.execute(select(CartItem).where(col(CartItem.cart_id) == cart.id))).scalars()
+            )
+        orders = list(
+            (
+                await session.execute(
+                    select(Order).where(col(Order.user_id) == user_id).order_by(col(Order.created_at))
+                )
+            ).scalars()
+        )
+        order_ids = [o.id for o in orders]
+        lines = list(
+            (await session.execute(select(OrderLine).where(col(OrderLine.order_id).in_(order_ids)))).scalars()
+        )
+        refunds = list(
+            (await session.execute(select(Refund).where(col(Refund.order_id).in_(order_ids)))).scalars()
+        )
+    return {
+        "cart": None
+        if cart is None
+        else {**_plain(cart), "items": [_plain(i, drop=("cart_id",)) for i in items]},
+        "orders": [
+            {
+                # Internal bookkeeping (row lock counter, the merchant's notes) is not the buyer's data.
+                **_plain(order, drop=("lock_version", "attention")),
+                "lines": [_plain(line, drop=("order_id",)) for line in lines if line.order_id == order.id],
+                "refunds": [
+                    _plain(r, drop=("order_id", "user_id", "requested_by", "last_error"))
+                    for r in refunds
+                    if r.order_id == order.id
+                ],
+            }
+            for order in orders
+        ],
+    }
+
+
+def _awaiting_shipment(order: Order) -> bool:
+    status = status_of(Facts.of(order))
+    return order.paid_at is not None and order.shipped_at is None and status not in DO_NOT_SHIP
+
+
+async def erase_user_commerce(db: Database, user_id: str) -> dict[str, int]:
+    """Delete the cart, anonymise the orders. Returns counts for the confirmation shown to the user."""
+    pseudonym = ERASED_PREFIX + secrets.token_hex(8)
+    now = utcnow()
+    counts = {"carts_deleted": 0, "orders_anonymised": 0, "addresses_kept_until_shipped": 0}
+    async with db.session() as session:
+        cart_ids = list(
+            (await session.execute(select(col(Cart.id)).where(col(Cart.user_id) == user_id))).scalars()
+        )
+        if cart_ids:
+            await session.execute(delete(CartItem).where(col(CartItem.cart_id).in_(cart_ids)))
+            await session.execute(delete(Cart).where(col(Cart.id).in_(cart_ids)))
+        counts["carts_deleted"] = len(cart_ids)
+        orders = list((await session.execute(select(Order).where(col(Order.user_id) == user_id))).scalars())
+        for order in orders:
+            order.user_id = pseudonym
+            order.email = None
+            order.refund_reason = None
+            if _awaiting_shipment(order):
+                counts["addresses_kept_until_shipped"] += 1
+                order.attention = IN_FLIGHT_NOTE
+            else:
+                order.shipping = None
+            order.lock_version += 1
+            order.updated_at = now
+            session.add(order)
+        counts["orders_anonymised"] = len(orders)
+        for refund in (await session.execute(select(Refund).where(col(Refund.user_id) == user_id))).scalars():
+            refund.user_id = pseudonym
+            refund.reason = None if refund.source == "shine" else refund.reason
+            session.add(refund)
+        for job in (
+            await session.execute(select(FulfilmentJob).where(col(FulfilmentJob.user_id) == user_id))
+        ).scalars():
+            job.user_id = pseudonym
+            if job.status != "pending":
+                # Already handed over (or abandoned): our copy of the address is no longer needed.
+                job.payload = {**job.payload, "email": None, "ship_to": None}
+            session.add(job)
+        for simulated in (
+            await session.execute(select(SimulatedSession).where(col(SimulatedSession.user_id) == user_id))
+        ).scalars():
+            simulated.user_id = pseudonym
+            simulated.data = {
+                k: v for k, v in simulated.data.items() if k not in ("customer_email", "shipping")
+            }
+            session.add(simulated)
+        await session.commit()
+    return counts
+
+
+def erased(user_id: str) -> bool:
+    return user_id.startswith(ERASED_PREFIX)
+
+
+__all__ = ["Status", "erase_user_commerce", "erased", "export_user_commerce"]

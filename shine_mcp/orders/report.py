@@ -1,0 +1,68 @@
+"""The sales report: orders, revenue and refunds per UTC day and currency.
+
+Revenue counts on the day an order was paid, refunds on the day they were made, so a refund next month
+lowers next month's net, as in the payment provider's own reports. Grouped here rather than in SQL: date
+functions differ between SQLite and PostgreSQL, and a shop's day of orders is small.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+from shine_mcp.store.db import Database
+from shine_mcp.store.orders import paid_between, refunds_between
+from shine_mcp.store.users import aware
+
+MAX_DAYS = 366
+
+
+@dataclass
+class Tally:
+    orders: int = 0
+    revenue_minor: int = 0
+    refunds_minor: int = 0
+
+    @property
+    def net_minor(self) -> int:
+        return self.revenue_minor - self.refunds_minor
+
+
+@dataclass(frozen=True)
+class Report:
+    start: date
+    end: date
+    days: dict[tuple[date, str], Tally] = field(default_factory=dict)
+    totals: dict[str, Tally] = field(default_factory=dict)
+    simulated_included: bool = False
+
+
+def day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    return datetime.combine(start, time(), UTC), datetime.combine(end + timedelta(days=1), time(), UTC)
+
+
+async def sales_report(db: Database, start: date, end: date, *, include_simulated: bool) -> Report:
+    """`start` and `end` are inclusive UTC days. Simulated orders (no real money) count only when asked."""
+    low, high = day_bounds(start, end)
+    days: dict[tuple[date, str], Tally] = defaultdict(Tally)
+    totals: dict[str, Tally] = defaultdict(Tally)
+    for order in await paid_between(db, low, high):
+        if order.gateway == "simulated" and not include_simulated:
+            continue
+        assert order.paid_at is not None
+        for tally in (days[(order.paid_at.date(), order.currency)], totals[order.currency]):
+            tally.orders += 1
+            tally.revenue_minor += order.total_minor
+    for refund, gateway in await refunds_between(db, low, high):
+        if gateway == "simulated" and not include_simulated:
+            continue
+        for tally in (days[(aware(refund.created_at).date(), refund.currency)], totals[refund.currency]):
+            tally.refunds_minor += refund.amount_minor
+    return Report(
+        start=start,
+        end=end,
+        days=dict(sorted(days.items())),
+        totals=dict(sorted(totals.items())),
+        simulated_included=include_simulated,
+    )

@@ -1,0 +1,266 @@
+"""What the cart and order tools return: pydantic models (their schemas are the tools' output schemas)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from shine_mcp.money import Money, format_money
+from shine_mcp.orders.cart import PricedCart
+from shine_mcp.orders.machine import Status
+from shine_mcp.orders.report import Report
+from shine_mcp.store.orders import Order, OrderLine, Refund
+
+OrderStatus = Literal[
+    "pending",
+    "paid",
+    "fulfilling",
+    "shipped",
+    "partially_refunded",
+    "refunded",
+    "disputed",
+    "expired",
+    "cancelled",
+    "payment_failed",
+]
+
+SIMULATION_NOTICE = (
+    "This shop runs a SIMULATED checkout (no Stripe key is configured): the link opens a local test page, "
+    "no card is asked for and no money moves."
+)
+
+_NEXT_STEPS = {
+    Status.PENDING: "Waiting for payment: open checkout_url to pay, or cancel_order to drop it.",
+    Status.PAID: "Paid. It goes to fulfilment next.",
+    Status.FULFILLING: "Paid and being prepared for shipping.",
+    Status.SHIPPED: "Shipped; the tracking number is below when the shop has one.",
+    Status.PARTIALLY_REFUNDED: "Part of the payment was refunded.",
+    Status.REFUNDED: "Refunded in full.",
+    Status.DISPUTED: "The payment is disputed with the card issuer; the shop will answer it.",
+    Status.EXPIRED: "The payment page expired unpaid. Check out again to get a new link.",
+    Status.CANCELLED: "Cancelled before payment; nothing was charged.",
+    Status.PAYMENT_FAILED: "The payment failed; nothing was charged. Check out again to retry.",
+}
+
+
+class CartLine(BaseModel):
+    product_id: str
+    brand: str
+    name: str
+    quantity: int
+    unit_price: Money = Field(description="The catalog's current price; checkout charges this.")
+    line_total: Money
+    in_stock: int = Field(description="Units the shop has now.")
+    price_changed_from: Money | None = Field(
+        default=None, description="The price when it was added, if the catalog price changed since."
+    )
+
+
+class Cart(BaseModel):
+    lines: list[CartLine]
+    item_count: int = Field(description="Units in the cart, all products together.")
+    subtotal: Money | None = Field(description="Sum of the lines at current prices; null for an empty cart.")
+    notices: list[str] = Field(description="Problems to fix before checkout, and price changes.")
+
+
+class OrderLineView(BaseModel):
+    product_id: str
+    brand: str
+    name: str
+    quantity: int
+    unit_price: Money = Field(description="The price paid, fixed at checkout.")
+    line_total: Money
+
+
+class OrderView(BaseModel):
+    order_id: str
+    status: OrderStatus
+    next_steps: str = Field(description="What happens next, in a sentence the shopper can read.")
+    created_at: datetime
+    lines: list[OrderLineView]
+    total: Money
+    refunded: Money = Field(description="Money given back so far.")
+    checkout_url: str | None = Field(description="The payment page, while the order waits for payment.")
+    paid_at: datetime | None
+    shipped_at: datetime | None
+    tracking_number: str | None
+    carrier: str | None
+    refund_requested: bool
+    simulated: bool = Field(description="Paid (or to be paid) through the simulated checkout: no real money.")
+
+
+class CheckoutResult(BaseModel):
+    order: OrderView
+    checkout_url: str | None = Field(
+        description="Give this link to the shopper to pay; null when the order is already paid."
+    )
+    reused: bool = Field(
+        description="True when this cart had been checked out already: same order, same link."
+    )
+    replaced_orders: list[str] = Field(
+        description="Older unpaid orders of this cart that were closed, so only this link can be paid."
+    )
+    simulated: bool
+    notice: str | None = Field(description="Say this to the shopper when present.")
+
+
+class OrderSummary(BaseModel):
+    order_id: str
+    status: OrderStatus
+    created_at: datetime
+    total: Money
+    items: int = Field(description="Units in the order.")
+    next_steps: str = Field(description="What happens next, in a sentence the shopper can read.")
+
+
+class OrderList(BaseModel):
+    orders: list[OrderSummary] = Field(description="Newest first.")
+
+
+class RefundView(BaseModel):
+    refund_id: str
+    amount: Money
+    status: Literal["creating", "pending", "succeeded", "failed"]
+    order: OrderView
+
+
+class SalesDay(BaseModel):
+    day: date
+    currency: str
+    orders: int = Field(description="Orders paid that day.")
+    revenue: Money = Field(description="Totals of the orders paid that day.")
+    refunds: Money = Field(description="Refunds made that day (of any order).")
+    net: Money
+
+
+class SalesTotal(BaseModel):
+    currency: str
+    orders: int
+    revenue: Money
+    refunds: Money
+    net: Money
+
+
+class SalesReport(BaseModel):
+    start: date
+    end: date
+    days: list[SalesDay] = Field(description="One row per UTC day and currency with activity.")
+    totals: list[SalesTotal] = Field(description="The whole period, per currency.")
+    simulated_included: bool = Field(description="True when simulated (no real money) orders are counted.")
+
+
+def cart_view(priced: PricedCart) -> Cart:
+    lines: list[CartLine] = []
+    notices = priced.problems()
+    currency = priced.currency or "USD"
+    for line in priced.lines:
+        product = line.product
+        lines.append(
+            CartLine(
+                product_id=line.product_id,
+                brand=product.brand if product else "",
+                name=product.name if product else "(no longer sold)",
+                quantity=line.quantity,
+                unit_price=Money.of(line.unit_price_minor, currency),
+                line_total=Money.of(line.line_total_minor, currency),
+                in_stock=product.stock if product else 0,
+                price_changed_from=Money.of(line.added_price_minor, currency) if line.price_changed else None,
+            )
+        )
+    changes = priced.price_changes()
+    if changes:
+        notices.append("prices changed since added: " + "; ".join(changes))
+    return Cart(
+        lines=lines,
+        item_count=sum(line.quantity for line in priced.lines),
+        subtotal=Money.of(priced.subtotal_minor, currency) if priced.lines else None,
+        notices=notices,
+    )
+
+
+def order_view(order: Order, lines: list[OrderLine]) -> OrderView:
+    status = Status(order.status)
+    return OrderView(
+        order_id=order.id,
+        status=status.value,
+        next_steps=_NEXT_STEPS[status],
+        created_at=order.created_at,
+        lines=[
+            OrderLineView(
+                product_id=line.product_id,
+                brand=line.brand,
+                name=line.name,
+                quantity=line.quantity,
+                unit_price=Money.of(line.unit_price_minor, order.currency),
+                line_total=Money.of(line.unit_price_minor * line.quantity, order.currency),
+            )
+            for line in lines
+        ],
+        total=Money.of(order.total_minor, order.currency),
+        refunded=Money.of(order.amount_refunded_minor, order.currency),
+        checkout_url=order.checkout_url if status is Status.PENDING else None,
+        paid_at=order.paid_at,
+        shipped_at=order.shipped_at,
+        tracking_number=order.tracking_number,
+        carrier=order.carrier,
+        refund_requested=order.refund_requested_at is not None,
+        simulated=order.gateway == "simulated",
+    )
+
+
+def order_summary(order: Order, lines: list[OrderLine]) -> OrderSummary:
+    return OrderSummary(
+        order_id=order.id,
+        status=Status(order.status).value,
+        created_at=order.created_at,
+        total=Money.of(order.total_minor, order.currency),
+        items=sum(line.quantity for line in lines),
+        next_steps=_NEXT_STEPS[Status(order.status)],
+    )
+
+
+def refund_view(refund: Refund, order: Order, lines: list[OrderLine]) -> RefundView:
+    return RefundView(
+        refund_id=refund.id,
+        amount=Money.of(refund.amount_minor, refund.currency),
+        status=refund.status,  # type: ignore[arg-type]
+        order=order_view(order, lines),
+    )
+
+
+def report_view(report: Report) -> SalesReport:
+    def money(minor: int, currency: str) -> Money:
+        return Money.of(minor, currency)
+
+    return SalesReport(
+        start=report.start,
+        end=report.end,
+        days=[
+            SalesDay(
+                day=day,
+                currency=currency,
+                orders=t.orders,
+                revenue=money(t.revenue_minor, currency),
+                refunds=money(t.refunds_minor, currency),
+                net=money(t.net_minor, currency),
+            )
+            for (day, currency), t in report.days.items()
+        ],
+        totals=[
+            SalesTotal(
+                currency=currency,
+                orders=t.orders,
+                revenue=money(t.revenue_minor, currency),
+                refunds=money(t.refunds_minor, currency),
+                net=money(t.net_minor, currency),
+            )
+            for currency, t in report.totals.items()
+        ],
+        simulated_included=report.simulated_included,
+    )
+
+
+def describe_total(order: Order) -> str:
+    return format_money(order.total_minor, order.currency)

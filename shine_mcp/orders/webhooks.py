@@ -1,0 +1,123 @@
+"""Stripe webhook events (or the simulated gateway's, signed the same way) → order state machine events.
+
+`handle` verifies the signature, finds the order the event is about, and applies it through the ledger
+with the event id recorded in the same transaction: a replay is a no-op, and the answer (2xx) is only
+given after the change is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from shine_mcp.integrations.payments import CheckoutSession, PaymentGateway
+from shine_mcp.orders import machine
+from shine_mcp.orders.checkout import session_event
+from shine_mcp.orders.ledger import Ledger
+from shine_mcp.store.db import Database
+from shine_mcp.store.orders import Order, find_order, get_order
+
+log = logging.getLogger("shine.payments")
+
+HANDLED = frozenset(
+    {
+        "checkout.session.completed",
+        "checkout.session.async_payment_succeeded",
+        "checkout.session.async_payment_failed",
+        "checkout.session.expired",
+        "charge.refunded",
+        "charge.dispute.created",
+    }
+)
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    event_id: str
+    type: str
+    outcome: str  # applied | duplicate | ignored | unknown_order
+    order_id: str | None = None
+    status: str | None = None
+
+
+def _object(event: Mapping[str, Any]) -> dict[str, Any]:
+    return dict((event.get("data") or {}).get("object") or {})
+
+
+def _intent_id(value: Any) -> str | None:
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    return str(value) if value else None
+
+
+class Webhooks:
+    def __init__(
+        self, db: Callable[[], Database], gateway: Callable[[], PaymentGateway], ledger: Ledger
+    ) -> None:
+        self._db, self._gateway, self._ledger = db, gateway, ledger
+
+    async def handle(self, payload: bytes, signature: str | None) -> WebhookResult:
+        """Raises `SignatureError` for an event that is not the provider's; anything else it could not
+        store raises too, so the provider delivers it again later."""
+        event = self._gateway().verify_event(payload, signature)
+        event_id, type_ = str(event.get("id") or ""), str(event.get("type") or "")
+        at = datetime.fromtimestamp(int(event.get("created") or 0), UTC)
+        obj = _object(event)
+        if type_ not in HANDLED:
+            return WebhookResult(event_id, type_, "ignored")
+        order = await self._order(type_, obj)
+        if order is None:
+            log.info("webhook %s (%s) names no order of this shop; ignored", event_id, type_)
+            return WebhookResult(event_id, type_, "unknown_order")
+        applied = await self._ledger.apply(
+            order.id, self._event(type_, obj, at), dedupe=("stripe", event_id, type_), known=order
+        )
+        if applied.duplicate:
+            return WebhookResult(event_id, type_, "duplicate", order.id)
+        if applied.order is None:
+            return WebhookResult(event_id, type_, "unknown_order", order.id)
+        return WebhookResult(event_id, type_, "applied", order.id, applied.order.status)
+
+    async def _order(self, type_: str, obj: Mapping[str, Any]) -> Order | None:
+        db = self._db()
+        metadata = obj.get("metadata") or {}
+        if type_.startswith("checkout.session."):
+            candidate = obj.get("client_reference_id") or metadata.get("order_id")
+            found = await get_order(db, str(candidate)) if candidate else None
+            if found is None and obj.get("id"):
+                found = await find_order(db, session_id=str(obj["id"]))
+            return found
+        intent = _intent_id(obj.get("payment_intent"))
+        found = await find_order(db, payment_intent_id=intent) if intent else None
+        if found is None and metadata.get("order_id"):
+            # A refund or dispute can outrun the payment's own event: the payment carries the order id.
+            found = await get_order(db, str(metadata["order_id"]))
+        return found
+
+    def _event(self, type_: str, obj: Mapping[str, Any], at: datetime) -> machine.Event:
+        if type_ == "checkout.session.completed":
+            session = CheckoutSession.of(obj)
+            return session_event(session, at) or machine.PaymentProcessing(
+                at=at,
+                payment_intent=session.payment_intent,
+                session_id=session.id,
+                email=session.customer_email,
+                shipping=session.shipping,
+            )
+        if type_ == "checkout.session.async_payment_succeeded":
+            session = CheckoutSession.of({**obj, "status": "complete", "payment_status": "paid"})
+            event = session_event(session, at)
+            assert event is not None
+            return event
+        if type_ == "checkout.session.async_payment_failed":
+            return machine.PaymentFailed(at=at)
+        if type_ == "checkout.session.expired":
+            return machine.Expired(at=at)
+        if type_ == "charge.refunded":
+            return machine.Refunded(at=at, total_refunded=int(obj.get("amount_refunded") or 0))
+        if type_ == "charge.dispute.created":
+            return machine.Disputed(at=at, reason=obj.get("reason"))
+        raise AssertionError(f"unhandled {type_}")

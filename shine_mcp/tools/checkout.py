@@ -1,0 +1,281 @@
+"""Cart, checkout and order tools. Prices come from the catalog, totals are computed on the server, and the
+caller only ever sees their own cart and orders; `refund_order` and `sales_report` are for admins."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from decimal import Decimal
+from typing import Annotated
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from shine_mcp.auth.policy import ADMIN, TOOL_SCOPE_META
+from shine_mcp.identity import current_user, require_admin
+from shine_mcp.money import MoneyError, to_minor
+from shine_mcp.orders import cart as carts
+from shine_mcp.orders.cart import MAX_QUANTITY
+from shine_mcp.orders.errors import OrderError
+from shine_mcp.orders.report import MAX_DAYS
+from shine_mcp.orders.report import sales_report as build_report
+from shine_mcp.orders.service import Commerce, uses_stripe
+from shine_mcp.orders.views import (
+    SIMULATION_NOTICE,
+    Cart,
+    CheckoutResult,
+    OrderList,
+    OrderStatus,
+    OrderView,
+    RefundView,
+    SalesReport,
+    cart_view,
+    order_summary,
+    order_view,
+    refund_view,
+    report_view,
+)
+from shine_mcp.services import Services
+from shine_mcp.store import orders as store
+from shine_mcp.store.orders import Order, order_lines
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+CART_CHANGE = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+)
+
+ProductId = Annotated[
+    str,
+    Field(
+        min_length=1, max_length=60, description="A product id such as prd_… (search_products lists them)."
+    ),
+]
+OrderId = Annotated[
+    str,
+    Field(pattern=r"^ord_[0-9a-f]{20}$", description="An order id such as ord_… (list_orders lists yours)."),
+]
+
+
+@contextmanager
+def refusals() -> Iterator[None]:
+    try:
+        yield
+    except OrderError as exc:
+        raise ToolError(exc.message) from exc
+
+
+def register(server: MCPServer, services: Services, *, commerce: Commerce | None = None) -> None:
+    """`commerce` is a seam for tests (a gateway with an injected clock); by default it follows Settings."""
+    shop = commerce or Commerce(services)
+    settings = services.settings
+
+    async def view_of(order: Order) -> OrderView:
+        return order_view(order, (await order_lines(services.db, [order.id]))[order.id])
+
+    async def own_order(ctx: Context, order_id: str) -> Order:
+        caller = current_user(ctx, settings)
+        order = await store.get_order(services.db, order_id, caller.user_id)
+        if order is None:
+            raise ToolError(f"you have no order {order_id!r}; list_orders lists yours")
+        return order
+
+    @server.tool(
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
+    )
+    async def add_to_cart(
+        ctx: Context,
+        product_id: ProductId,
+        quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY, description="How many to add.")] = 1,
+    ) -> Cart:
+        """Put a product in the shopper's cart (adds to the quantity already there).
+
+        Use it when the shopper wants to buy something. Checks stock and that the cart stays in one
+        currency. Returns the whole cart with current catalog prices and the subtotal."""
+        caller = current_user(ctx, settings)
+        with refusals():
+            return cart_view(await carts.add(services.db, caller.user_id, product_id, quantity))
+
+    @server.tool(annotations=CART_CHANGE)
+    async def update_cart_item(
+        ctx: Context,
+        product_id: ProductId,
+        quantity: Annotated[int, Field(ge=0, le=MAX_QUANTITY, description="The new quantity; 0 removes it.")],
+    ) -> Cart:
+        """Set how many of one product the cart holds (0 removes it).
+
+        Use it when the shopper changes a quantity. Returns the whole cart with the new subtotal."""
+        caller = current_user(ctx, settings)
+        with refusals():
+            return cart_view(await carts.set_quantity(services.db, caller.user_id, product_id, quantity))
+
+    @server.tool(annotations=CART_CHANGE)
+    async def remove_from_cart(ctx: Context, product_id: ProductId) -> Cart:
+        """Take a product out of the shopper's cart.
+
+        Returns the whole cart that is left, with its subtotal."""
+        caller = current_user(ctx, settings)
+        with refusals():
+            return cart_view(await carts.set_quantity(services.db, caller.user_id, product_id, 0))
+
+    @server.tool(annotations=READ_ONLY)
+    async def view_cart(ctx: Context) -> Cart:
+        """Show the shopper's cart: each product with its current catalog price, line totals and subtotal.
+
+        Notices say what must be fixed before checkout (stock, products gone) and which prices changed
+        since the products were added."""
+        caller = current_user(ctx, settings)
+        return cart_view(await carts.view(services.db, caller.user_id))
+
+    @server.tool(
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+        )
+    )
+    async def checkout(
+        ctx: Context,
+        success_url: Annotated[
+            str | None,
+            Field(
+                max_length=1500,
+                description="A page of this shop to return to after paying. Default: Shine's.",
+            ),
+        ] = None,
+        cancel_url: Annotated[
+            str | None,
+            Field(
+                max_length=1500,
+                description="A page of this shop to return to if they go back. Default: Shine's.",
+            ),
+        ] = None,
+    ) -> CheckoutResult:
+        """Turn the shopper's cart into an order and a payment link, charging current catalog prices.
+
+        Use it when the shopper is ready to pay; give them `checkout_url`. Calling it again for the same
+        cart returns the same order and link (never a second charge). If a price changed, it refuses and
+        says so: confirm with the shopper, then call it again."""
+        caller = current_user(ctx, settings)
+        with refusals():
+            outcome = await shop.checkout.checkout(caller.user_id, success_url, cancel_url)
+        order = order_view(outcome.order, outcome.lines)
+        simulated = outcome.order.gateway == "simulated"
+        notice = SIMULATION_NOTICE if simulated else None
+        if order.status != "pending":
+            notice = f"This cart was already checked out as {order.order_id}, which is {order.status}."
+        return CheckoutResult(
+            order=order,
+            checkout_url=order.checkout_url,
+            reused=outcome.reused,
+            replaced_orders=list(outcome.replaced),
+            simulated=simulated,
+            notice=notice,
+        )
+
+    @server.tool(annotations=READ_ONLY)
+    async def get_order(ctx: Context, order_id: OrderId) -> OrderView:
+        """One of the shopper's orders: status and what happens next, the lines at the prices paid, the
+        total, refunds, and tracking once shipped. Only the caller's own orders can be read."""
+        order = await own_order(ctx, order_id)
+        order = await shop.checkout.refresh(order)  # a pending order may have been paid meanwhile
+        return await view_of(order)
+
+    @server.tool(annotations=READ_ONLY)
+    async def list_orders(
+        ctx: Context,
+        status: Annotated[OrderStatus | None, Field(description="Only orders in this status.")] = None,
+        limit: Annotated[int, Field(ge=1, le=50, description="How many, newest first.")] = 20,
+    ) -> OrderList:
+        """The shopper's own orders, newest first, with status and total.
+
+        Use get_order with an order id for the lines, tracking and what happens next."""
+        caller = current_user(ctx, settings)
+        rows = await store.list_orders(
+            services.db, caller.user_id, statuses=[status] if status else None, limit=limit
+        )
+        lines = await order_lines(services.db, [o.id for o in rows])
+        return OrderList(orders=[order_summary(o, lines[o.id]) for o in rows])
+
+    @server.tool(
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
+    )
+    async def cancel_order(ctx: Context, order_id: OrderId) -> OrderView:
+        """Cancel one of the shopper's orders that is not paid yet; its payment link stops working.
+
+        A paid order cannot be cancelled: use request_refund. Returns the cancelled order."""
+        caller = current_user(ctx, settings)
+        with refusals():
+            order = await shop.checkout.cancel(caller.user_id, order_id)
+        return await view_of(order)
+
+    @server.tool(
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
+    )
+    async def request_refund(
+        ctx: Context,
+        order_id: OrderId,
+        reason: Annotated[
+            str, Field(min_length=3, max_length=500, description="Why, in the shopper's words.")
+        ],
+    ) -> OrderView:
+        """Ask the shop to refund a paid order, within the shop's return window (counted from shipping).
+
+        The shop reviews the request and refunds it; no money moves yet. Asking twice changes nothing."""
+        caller = current_user(ctx, settings)
+        with refusals():
+            order = await shop.refunds.request(caller.user_id, order_id, reason.strip())
+        return await view_of(order)
+
+    @server.tool(
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=True),
+        meta={TOOL_SCOPE_META: ADMIN},
+    )
+    async def refund_order(
+        ctx: Context,
+        order_id: OrderId,
+        amount: Annotated[
+            Decimal | None,
+            Field(gt=0, description="In the order's currency, e.g. 12.50. Omit to refund all that is left."),
+        ] = None,
+    ) -> RefundView:
+        """For the shop's admins: give money back on a paid order through the payment provider.
+
+        Partial refunds are allowed; the total never exceeds what was paid. If the provider does not answer,
+        calling again retries the same refund (it can never pay back twice). Refused for non-admins."""
+        caller = current_user(ctx, settings)
+        require_admin(caller)
+        order = await store.get_order(services.db, order_id)
+        if order is None:
+            raise ToolError(f"there is no order {order_id!r}")
+        try:
+            amount_minor = to_minor(amount, order.currency) if amount is not None else None
+        except MoneyError as exc:
+            raise ToolError(f"amount: {exc}") from exc
+        with refusals():
+            updated, refund = await shop.refunds.refund(caller.user_id, order_id, amount_minor)
+        return refund_view(refund, updated, (await order_lines(services.db, [order_id]))[order_id])
+
+    @server.tool(annotations=READ_ONLY, meta={TOOL_SCOPE_META: ADMIN})
+    async def sales_report(
+        ctx: Context,
+        start: Annotated[date, Field(description="First day (UTC), e.g. 2026-11-01.")],
+        end: Annotated[date, Field(description="Last day (UTC), included.")],
+        include_simulated: Annotated[
+            bool | None,
+            Field(
+                description="Count simulated-checkout orders. Default: only while the shop has no Stripe key."
+            ),
+        ] = None,
+    ) -> SalesReport:
+        """For the shop's admins: orders paid, revenue, refunds and net per day and currency, and totals.
+
+        Revenue counts on the day of payment, refunds on the day they were made. Refused for non-admins."""
+        caller = current_user(ctx, settings)
+        require_admin(caller)
+        if end < start:
+            raise ToolError("end is before start; give the first day, then the last")
+        if (end - start).days >= MAX_DAYS:
+            raise ToolError(f"at most {MAX_DAYS} days per report; split the period")
+        simulated = not uses_stripe(settings) if include_simulated is None else include_simulated
+        return report_view(await build_report(services.db, start, end, include_simulated=simulated))

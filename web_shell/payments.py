@@ -1,0 +1,309 @@
+"""Payment and fulfilment routes, and the fulfilment worker's place in the app's lifespan.
+
+- `POST /stripe/webhook`: Stripe's events (and the simulated checkout's, signed the same way), verified
+  with the stripe SDK; answered 2xx only once the change is committed.
+- `GET /checkout/success?session_id=…`, `GET /checkout/cancel?order_id=…`: pages showing the order's real
+  state, read from the database and, for a pending order, from the payment provider.
+- `GET /simulated-checkout/{id}` with Pay / Cancel: only when no Stripe key is configured, and plainly
+  labelled as a simulation.
+- `POST /fulfilment/callback`: the fulfilment partner reports a shipment (signed with the shared secret).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from shine_mcp.auth.keys import Keys
+from shine_mcp.integrations import fulfilment as partner_http
+from shine_mcp.integrations.payments import SignatureError, SimulatedGateway
+from shine_mcp.money import format_money
+from shine_mcp.orders import machine
+from shine_mcp.orders.fulfilment import FulfilmentWorker, partner_secrets
+from shine_mcp.orders.service import Commerce, uses_stripe
+from shine_mcp.orders.views import order_view
+from shine_mcp.services import Services
+from shine_mcp.store.orders import Order, get_order, order_lines
+from shine_mcp.store.tables import utcnow
+
+log = logging.getLogger("shine.payments")
+
+MAX_EVENT_BYTES = 1024 * 1024
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'",
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+STYLE = """body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#222}
+table{width:100%;border-collapse:collapse}td,th{padding:.4rem;border-bottom:1px solid #ddd;text-align:left}
+td.n,th.n{text-align:right}.banner{background:#fff3cd;border:2px solid #b8860b;padding:1rem;border-radius:.5rem}
+.status{font-weight:700}button{font-size:1.1rem;padding:.6rem 1.4rem;margin-right:1rem;cursor:pointer}
+form{display:inline}"""
+
+
+def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
+    document = (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
+        f'content="width=device-width,initial-scale=1"><title>{html.escape(title)}</title>'
+        f"<style>{STYLE}</style></head><body>{body}</body></html>"
+    )
+    return HTMLResponse(document, status_code=status_code, headers=PAGE_HEADERS)
+
+
+def _lines_table(rows: list[tuple[str, int, str]], total: str) -> str:
+    body = "".join(
+        f'<tr><td>{html.escape(name)}</td><td class="n">{quantity}</td><td class="n">{html.escape(amount)}</td></tr>'
+        for name, quantity, amount in rows
+    )
+    return (
+        '<table><tr><th>Product</th><th class="n">Qty</th><th class="n">Amount</th></tr>'
+        f'{body}<tr><th>Total</th><th></th><th class="n">{html.escape(total)}</th></tr></table>'
+    )
+
+
+_HEADLINES = {
+    machine.Status.PENDING: "Waiting for your payment",
+    machine.Status.PAID: "Thank you: your payment is confirmed",
+    machine.Status.FULFILLING: "Thank you: your order is being prepared",
+    machine.Status.SHIPPED: "Your order has shipped",
+    machine.Status.PARTIALLY_REFUNDED: "Your order was partly refunded",
+    machine.Status.REFUNDED: "Your order was refunded",
+    machine.Status.DISPUTED: "This payment is disputed",
+    machine.Status.EXPIRED: "This checkout expired before payment",
+    machine.Status.CANCELLED: "This order was cancelled",
+    machine.Status.PAYMENT_FAILED: "The payment did not go through",
+}
+
+
+class PaymentsWeb:
+    def __init__(self, services: Services, *, commerce: Commerce | None = None) -> None:
+        self.services, self.settings = services, services.settings
+        self.commerce = commerce or Commerce(services)
+        self.worker = FulfilmentWorker(
+            lambda: services.db, self.commerce.ledger, self.settings, housekeeping=self.commerce.housekeeping
+        )
+        self.commerce.on_paid(self.worker.wake)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The fulfilment worker runs for as long as the app does."""
+        async with anyio.create_task_group() as group:
+            if self.settings.fulfilment_worker:
+                group.start_soon(self.worker.run)
+            try:
+                yield
+            finally:
+                group.cancel_scope.cancel()
+
+    def routes(self) -> list[BaseRoute]:
+        routes: list[BaseRoute] = [
+            Route("/stripe/webhook", self.webhook, methods=["POST"]),
+            Route("/checkout/success", self.success, methods=["GET"]),
+            Route("/checkout/cancel", self.cancelled, methods=["GET"]),
+            Route("/fulfilment/callback", self.fulfilment_callback, methods=["POST"]),
+        ]
+        if not uses_stripe(self.settings):  # with a Stripe key, no simulation anywhere
+            routes += [
+                Route("/simulated-checkout/{session_id}", self.simulated_page, methods=["GET"]),
+                Route("/simulated-checkout/{session_id}/pay", self.simulated_pay, methods=["POST"]),
+                Route("/simulated-checkout/{session_id}/cancel", self.simulated_cancel, methods=["POST"]),
+            ]
+        return routes
+
+    # --- the webhook -----------------------------------------------------------------------------------
+    async def webhook(self, request: Request) -> Response:
+        if uses_stripe(self.settings) and not self.settings.stripe_webhook_secret:
+            log.error("a Stripe webhook arrived but STRIPE_WEBHOOK_SECRET is not set: it cannot be verified")
+            return JSONResponse({"error": "webhook secret not configured"}, status_code=503)
+        body = await request.body()
+        if len(body) > MAX_EVENT_BYTES:
+            return JSONResponse({"error": "event too large"}, status_code=413)
+        try:
+            result = await self.commerce.webhooks.handle(body, request.headers.get("stripe-signature"))
+        except SignatureError as exc:
+            log.warning("rejected a webhook: %s", exc)
+            return JSONResponse({"error": "invalid signature"}, status_code=400)
+        except Exception:  # not stored: a 5xx makes Stripe deliver it again later
+            log.exception("could not process a webhook")
+            return JSONResponse({"error": "not processed; deliver again"}, status_code=500)
+        return JSONResponse(
+            {
+                "received": True,
+                "outcome": result.outcome,
+                "order_id": result.order_id,
+                "status": result.status,
+            }
+        )
+
+    # --- the pages the shopper comes back to -----------------------------------------------------------
+    async def _order_page(self, order: Order, extra: str = "") -> Response:
+        lines = (await order_lines(self.services.db, [order.id]))[order.id]
+        view = order_view(order, lines)
+        status = machine.Status(order.status)
+        rows = [
+            (f"{line.brand} {line.name}".strip(), line.quantity, line.line_total.display)
+            for line in view.lines
+        ]
+        simulated = (
+            '<p class="banner">Simulated checkout: no real payment was taken.</p>' if view.simulated else ""
+        )
+        tracking = (
+            f"<p>Tracking: {html.escape(order.carrier or '')} {html.escape(order.tracking_number)}</p>"
+            if order.tracking_number
+            else ""
+        )
+        body = (
+            f"<h1>{html.escape(_HEADLINES[status])}</h1>{simulated}"
+            f'<p>Order <code>{html.escape(order.id)}</code> · status: <span class="status">'
+            f"{html.escape(status.value.replace('_', ' '))}</span></p>"
+            f"<p>{html.escape(view.next_steps)}</p>{tracking}{extra}"
+            f"{_lines_table(rows, view.total.display)}"
+        )
+        return _page(f"Order {order.id}", body)
+
+    async def success(self, request: Request) -> Response:
+        session_id = request.query_params.get("session_id", "").strip()
+        if not session_id or len(session_id) > 255:
+            return _page(
+                "Checkout", "<h1>No checkout was named</h1><p>Open the link from your order.</p>", 400
+            )
+        order = await self.commerce.checkout.recover(session_id)
+        if order is None:
+            return _page("Checkout", "<h1>We could not find this checkout</h1>", 404)
+        return await self._order_page(order)
+
+    async def cancelled(self, request: Request) -> Response:
+        order_id = request.query_params.get("order_id", "").strip()
+        order = await get_order(self.services.db, order_id) if order_id and len(order_id) <= 40 else None
+        if order is None:
+            return _page("Checkout", "<h1>We could not find this order</h1>", 404)
+        order = await self.commerce.checkout.refresh(order)
+        extra = (
+            "<p>You left the payment page without paying. Nothing was charged and your cart is kept: "
+            "check out again from the chat whenever you like.</p>"
+            if order.status == machine.Status.PENDING.value
+            else ""
+        )
+        return await self._order_page(order, extra)
+
+    # --- the simulated checkout ------------------------------------------------------------------------
+    def _simulator(self) -> SimulatedGateway:
+        gateway = self.commerce.gateway()
+        if not isinstance(gateway, SimulatedGateway):
+            raise RuntimeError("the simulated checkout is not in use")
+        return gateway
+
+    def _csrf(self, session_id: str) -> str:
+        return Keys.load(self.settings).csrf_token(f"simulated-checkout:{session_id}")
+
+    async def _form_ok(self, request: Request, session_id: str) -> bool:
+        form = await request.form()
+        token = form.get("csrf")
+        return Keys.load(self.settings).csrf_ok(
+            f"simulated-checkout:{session_id}", token if isinstance(token, str) else None
+        )
+
+    async def simulated_page(self, request: Request) -> Response:
+        session_id = request.path_params["session_id"]
+        data = await self._simulator().session_data(session_id)
+        if data is None:
+            return _page("Simulated checkout", "<h1>No such checkout</h1>", 404)
+        currency = str(data["currency"]).upper()
+        rows = [
+            (
+                str(item["description"]),
+                int(item["quantity"]),
+                format_money(int(item["amount_total"]), currency),
+            )
+            for item in data["line_items"]["data"]
+        ]
+        table = _lines_table(rows, format_money(int(data["amount_total"]), currency))
+        banner = (
+            '<div class="banner"><strong>SIMULATED CHECKOUT: no real payment.</strong> This shop has no Stripe '
+            "key configured, so this page stands in for Stripe Checkout. Pressing <em>Pay (simulated)</em> marks "
+            "the order paid without asking for a card or moving any money.</div>"
+        )
+        status = data["status"]
+        if status == "open" and int(data["expires_at"]) <= int(utcnow().timestamp()):
+            status = "expired"
+        if status == "open":
+            token = html.escape(self._csrf(session_id))
+            quoted = html.escape(session_id)
+            actions = (
+                f'<p><form method="post" action="/simulated-checkout/{quoted}/pay">'
+                f'<input type="hidden" name="csrf" value="{token}"><button type="submit">Pay (simulated)</button></form>'
+                f'<form method="post" action="/simulated-checkout/{quoted}/cancel">'
+                f'<input type="hidden" name="csrf" value="{token}"><button type="submit">Cancel</button></form></p>'
+            )
+        elif status == "complete":
+            actions = "<p>This simulated checkout has been paid.</p>"
+        else:
+            actions = "<p>This simulated checkout expired. Check out again to get a new link.</p>"
+        body = f"<h1>Simulated checkout</h1>{banner}{table}{actions}"
+        return _page("Simulated checkout (no real payment)", body)
+
+    async def simulated_pay(self, request: Request) -> Response:
+        session_id = request.path_params["session_id"]
+        if not await self._form_ok(request, session_id):
+            return _page("Simulated checkout", "<h1>This form has expired</h1><p>Reload the page.</p>", 403)
+        simulator = self._simulator()
+        data = await simulator.session_data(session_id)
+        if data is None:
+            return _page("Simulated checkout", "<h1>No such checkout</h1>", 404)
+        session = await simulator.pay(session_id)
+        if session.paid:
+            target = str(data["success_url"]).replace("{CHECKOUT_SESSION_ID}", session_id)
+            return RedirectResponse(target, status_code=303)
+        return RedirectResponse(f"/simulated-checkout/{session_id}", status_code=303)
+
+    async def simulated_cancel(self, request: Request) -> Response:
+        """Like Stripe's back link: the shopper leaves; the session stays open until it expires."""
+        session_id = request.path_params["session_id"]
+        if not await self._form_ok(request, session_id):
+            return _page("Simulated checkout", "<h1>This form has expired</h1><p>Reload the page.</p>", 403)
+        data = await self._simulator().session_data(session_id)
+        if data is None:
+            return _page("Simulated checkout", "<h1>No such checkout</h1>", 404)
+        return RedirectResponse(str(data["cancel_url"]), status_code=303)
+
+    # --- the fulfilment partner's callback -------------------------------------------------------------
+    async def fulfilment_callback(self, request: Request) -> Response:
+        body = await request.body()
+        if len(body) > MAX_EVENT_BYTES:
+            return JSONResponse({"error": "too large"}, status_code=413)
+        signature = request.headers.get(partner_http.SIGNATURE_HEADER)
+        if not partner_http.verify(body, signature, partner_secrets(self.settings)):
+            return JSONResponse({"error": "invalid signature"}, status_code=401)
+        try:
+            data: Any = json.loads(body)
+            order_id = str(data["order_id"])
+            status = str(data["status"])
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse({"error": "expected JSON with order_id and status"}, status_code=400)
+        if status != "shipped":
+            return JSONResponse({"error": f"unsupported status {status!r}; send 'shipped'"}, status_code=422)
+        tracking = str(data.get("tracking_number") or "")[:100] or None
+        carrier = str(data.get("carrier") or "")[:100] or None
+        event_id = str(data.get("event_id") or f"{order_id}:shipped:{tracking}")[:255]
+        shipped_at = utcnow()
+        applied = await self.commerce.ledger.apply(
+            order_id,
+            machine.Shipped(at=shipped_at, tracking_number=tracking, carrier=carrier),
+            dedupe=("fulfilment", event_id, "shipped"),
+        )
+        if applied.duplicate:
+            return JSONResponse({"received": True, "duplicate": True})
+        if applied.order is None:
+            return JSONResponse({"error": f"no order {order_id!r}"}, status_code=404)
+        return JSONResponse({"received": True, "duplicate": False, "status": applied.order.status})
