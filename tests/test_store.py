@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -104,6 +105,35 @@ async def test_offset_past_the_end_still_reports_the_total(db: Database) -> None
     await upsert_products(db, [record(f"p{i}") for i in range(3)], source="test")
     page = await search_products(db, SearchFilters(), limit=10, offset=10)
     assert page.products == [] and page.total == 3
+
+
+async def test_the_sqlite_read_path_returns_what_the_orm_loads(tmp_path: Path) -> None:
+    """Search on SQLite reads through its own read-only connections; the products and totals must be
+    exactly those the ORM session gives (JSON lists, datetimes, nulls), page by page."""
+    database = await open_database(Settings(data_dir=tmp_path, database_url=None))
+    assert database.reader is not None
+    await upsert_products(
+        database,
+        [record(f"r{i}", price=Decimal(f"{5 + i}.00"), size=None if i % 2 else "30 ml") for i in range(7)],
+        source="test",
+    )
+    without_reader = dataclasses.replace(database, reader=None)
+    cases = [
+        (SearchFilters(), 3, 0),
+        (SearchFilters(), 3, 3),
+        (SearchFilters(terms=("niacinamide",)), 3, 6),
+        (SearchFilters(terms=("niacinamide",), max_price_minor=900, currency="USD"), 2, 0),
+        (SearchFilters(skin_type="oily"), 10, 20),
+    ]
+    try:
+        for filters, limit, offset in cases:
+            fast = await search_products(database, filters, limit=limit, offset=offset)
+            orm = await search_products(without_reader, filters, limit=limit, offset=offset)
+            assert fast.total == orm.total
+            assert [p.model_dump() for p in fast.products] == [p.model_dump() for p in orm.products]
+        assert fast.total == 7 and fast.products == []
+    finally:
+        await database.close()
 
 
 async def test_migrations_match_the_tables(db: Database) -> None:

@@ -8,9 +8,14 @@ and emoji are just words or nothing.
 from __future__ import annotations
 
 import re
+import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.engine import Dialect
 from sqlmodel import col, select
 
 from shine_mcp.store.db import Database
@@ -114,14 +119,17 @@ def _order(filters: SearchFilters, *ranks: str) -> str:
 
 @dataclass(frozen=True)
 class _Query:
-    page: str  # ids of one page, best first (bounded top-N sort)
+    page: str  # ids of one page, best first (bounded top-N sort), and the total when `counted`
     count: str  # how many match in all
+    counted: bool = False  # the page's second column is the total (a window count over the same scan)
 
 
 def _plain(prefix: str, count_prefix: str, body: str, order: str) -> _Query:
+    # count(*) OVER () totals the matches in the scan the sort needs anyway: one pass, not two.
     return _Query(
-        page=f"{prefix}SELECT p.id {body} ORDER BY {order} LIMIT :limit OFFSET :offset",
+        page=f"{prefix}SELECT p.id, count(*) OVER () {body} ORDER BY {order} LIMIT :limit OFFSET :offset",
         count=f"{count_prefix}SELECT count(*) {body}",
+        counted=True,
     )
 
 
@@ -165,22 +173,69 @@ def _postgres_query(filters: SearchFilters, params: dict[str, object]) -> _Query
     return _plain("", "", f"FROM products p WHERE {' AND '.join(clauses) or '1 = 1'}", order)
 
 
+def _known_total(query: _Query, rows: list[Any], offset: int, limit: int) -> int | None:
+    """The total without a count query: from the window count, or when the first page holds everything."""
+    if rows and query.counted:
+        return int(rows[0][1])
+    if offset == 0 and len(rows) < limit:
+        return len(rows)
+    return None
+
+
+@cache
+def _row_converters(dialect: Dialect) -> tuple[str, list[tuple[str, Callable[[Any], Any] | None]]]:
+    """The product columns and SQLAlchemy's own result processors, so raw rows become the same values
+    (JSON lists, datetimes) the ORM would give."""
+    columns = list(Product.__table__.columns)  # type: ignore[attr-defined]
+    converters = [(c.name, c.type.dialect_impl(dialect).result_processor(dialect, None)) for c in columns]
+    return ", ".join(f'"{c.name}"' for c in columns), converters
+
+
+def _sqlite_search(
+    connection: sqlite3.Connection, query: _Query, params: dict[str, object], dialect: Dialect
+) -> SearchResult:
+    limit, offset = int(str(params["limit"])), int(str(params["offset"]))
+    rows = connection.execute(query.page, params).fetchall()
+    total = _known_total(query, rows, offset, limit)
+    if total is None:
+        total = int(connection.execute(query.count, params).fetchone()[0])
+    ids = [row[0] for row in rows]
+    if not ids:
+        return SearchResult(products=[], total=total)
+    names, converters = _row_converters(dialect)
+    marks = ", ".join("?" * len(ids))
+    by_id: dict[str, Product] = {}
+    for row in connection.execute(f"SELECT {names} FROM products WHERE id IN ({marks})", ids):
+        values = {
+            name: (convert(v) if convert else v) for (name, convert), v in zip(converters, row, strict=True)
+        }
+        by_id[values["id"]] = Product(**values)
+    return SearchResult(products=[by_id[i] for i in ids if i in by_id], total=total)
+
+
 async def search_products(
     db: Database, filters: SearchFilters, *, limit: int, offset: int = 0
 ) -> SearchResult:
     """One page of products matching the filters, best first, with the total number of matches.
 
-    The page is a narrow top-N query (ids only, so the sort stays small); the total is a plain count,
-    skipped when the first page already holds everything; then only the page's rows are loaded.
+    The page is a narrow top-N query (ids only, so the sort stays small) carrying the total as a window
+    count; then only the page's rows are loaded. On SQLite the whole search runs in one hop to a
+    read-only connection (`Database.reader`) instead of a dozen round trips through aiosqlite.
     """
     params: dict[str, object] = {"limit": limit, "offset": offset}
-    query = _postgres_query(filters, params) if db.dialect == "postgresql" else _sqlite_query(filters, params)
+    if db.dialect == "postgresql":
+        query = _postgres_query(filters, params)
+    else:
+        query = _sqlite_query(filters, params)
+        if db.reader is not None:
+            dialect = db.engine.dialect
+            return await db.reader.run(lambda connection: _sqlite_search(connection, query, params, dialect))
     async with db.session() as session:
-        ids = [row[0] for row in (await session.execute(text(query.page), params)).all()]
-        if offset == 0 and len(ids) < limit:
-            total = len(ids)
-        else:
+        rows = list((await session.execute(text(query.page), params)).all())
+        total = _known_total(query, rows, offset, limit)
+        if total is None:
             total = int((await session.execute(text(query.count), params)).scalar_one())
+        ids = [row[0] for row in rows]
         if not ids:
             return SearchResult(products=[], total=total)
         loaded = await session.execute(select(Product).where(col(Product.id).in_(ids)))
