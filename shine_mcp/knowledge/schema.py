@@ -1,0 +1,148 @@
+"""The shapes of the knowledge data (sources, families, ingredients, claims, interaction rules).
+
+Only models and their cross-reference checks live here; loading and queries are in `base.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shine_mcp.vocabulary import Concern
+
+Evidence = Literal["strong", "moderate", "limited"]
+CautionKind = Literal["pregnancy", "sensitive_skin", "photosensitivity", "allergen", "irritation"]
+Severity = Literal["avoid_same_slot", "caution"]
+Resolution = Literal["alternate_nights", "split_am_pm", "separate_products"]
+
+# Strongest first: sorting and "best claim" choices use this rank.
+EVIDENCE_RANK: dict[str, int] = {"strong": 0, "moderate": 1, "limited": 2}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Source(_Frozen):
+    id: str
+    title: str
+    publisher: str
+    year: int
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if not value.startswith("https://"):
+            raise ValueError(f"source URLs must be https, got {value!r}")
+        return value
+
+
+class ConcernClaim(_Frozen):
+    """'This ingredient helps with that concern', how well that is established, and who says so."""
+
+    concern: Concern
+    evidence: Evidence
+    source_id: str
+    note: str = Field(description="A short sentence a shopper can read, e.g. 'reduces redness at 4–5 %'.")
+
+
+class Caution(_Frozen):
+    kind: CautionKind
+    advice: str = Field(description="What to do about it, addressed to the shopper.")
+    source_id: str
+
+
+class InteractionRule(_Frozen):
+    """Two actives that should not share a routine slot, and what to do instead.
+
+    `a` and `b` are `family:<id>` keys or canonical INCI names; the rule is symmetric.
+    """
+
+    id: str
+    a: str
+    b: str
+    severity: Severity
+    resolution: Resolution
+    advice: str
+    why: str
+    source_id: str
+
+
+class Ingredient(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    inci: str
+    synonyms: list[str] = Field(default_factory=list)
+    family: str | None = None
+    functions: list[str] = Field(default_factory=list)
+    source_id: str = Field(description="Where the identity/family claim comes from.")
+    concerns: list[ConcernClaim] = Field(default_factory=list)
+    cautions: list[Caution] = Field(default_factory=list)
+
+
+class Family(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    description: str
+    also_excludes: list[str] = Field(default_factory=list, description="Families a shopper means too.")
+    words: list[str] = Field(description="What shoppers call it: 'fragrance', 'perfume', 'retinoids'.")
+    source_id: str
+    concerns: list[ConcernClaim] = Field(
+        default_factory=list, description="Claims true of every member of the family."
+    )
+    cautions: list[Caution] = Field(default_factory=list)
+
+
+def _claim_sources(item: Ingredient | Family) -> list[str]:
+    return [item.source_id, *(c.source_id for c in item.concerns), *(c.source_id for c in item.cautions)]
+
+
+class KnowledgeData(BaseModel):
+    sources: list[Source]
+    families: list[Family]
+    ingredients: list[Ingredient]
+    interactions: list[InteractionRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _every_claim_is_sourced(self) -> KnowledgeData:
+        known = {s.id for s in self.sources}
+        if len(known) != len(self.sources):
+            raise ValueError("two sources share an id")
+        family_ids = {f.id for f in self.families}
+        for family in self.families:
+            for source_id in _claim_sources(family):
+                if source_id not in known:
+                    raise ValueError(f"family {family.id!r} cites unknown source {source_id!r}")
+            for other in family.also_excludes:
+                if other not in family_ids:
+                    raise ValueError(f"family {family.id!r}: also_excludes unknown family {other!r}")
+        inci_names: set[str] = set()
+        for ingredient in self.ingredients:
+            if ingredient.inci in inci_names:
+                raise ValueError(f"ingredient {ingredient.inci!r} is listed twice")
+            inci_names.add(ingredient.inci)
+            for source_id in _claim_sources(ingredient):
+                if source_id not in known:
+                    raise ValueError(f"ingredient {ingredient.inci!r} cites unknown source {source_id!r}")
+            if ingredient.family and ingredient.family not in family_ids:
+                raise ValueError(f"ingredient {ingredient.inci!r}: unknown family {ingredient.family!r}")
+        rule_ids: set[str] = set()
+        for rule in self.interactions:
+            if rule.id in rule_ids:
+                raise ValueError(f"interaction {rule.id!r} is listed twice")
+            rule_ids.add(rule.id)
+            if rule.source_id not in known:
+                raise ValueError(f"interaction {rule.id!r} cites unknown source {rule.source_id!r}")
+            for key in (rule.a, rule.b):
+                resolves = (
+                    key[len("family:") :] in family_ids if key.startswith("family:") else key in inci_names
+                )
+                if not resolves:
+                    raise ValueError(
+                        f"interaction {rule.id!r}: {key!r} is neither 'family:<id>' of a known family "
+                        "nor a canonical INCI name"
+                    )
+        return self
