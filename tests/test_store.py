@@ -11,6 +11,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 from shine_mcp.config import Settings
@@ -111,13 +112,13 @@ async def test_the_sqlite_read_path_returns_what_the_orm_loads(tmp_path: Path) -
     """Search on SQLite reads through its own read-only connections; the products and totals must be
     exactly those the ORM session gives (JSON lists, datetimes, nulls), page by page."""
     database = await open_database(Settings(data_dir=tmp_path, database_url=None))
-    assert database.reader is not None
+    assert database.threads is not None
     await upsert_products(
         database,
         [record(f"r{i}", price=Decimal(f"{5 + i}.00"), size=None if i % 2 else "30 ml") for i in range(7)],
         source="test",
     )
-    without_reader = dataclasses.replace(database, reader=None)
+    without_reader = dataclasses.replace(database, threads=None)
     cases = [
         (SearchFilters(), 3, 0),
         (SearchFilters(), 3, 3),
@@ -134,6 +135,29 @@ async def test_the_sqlite_read_path_returns_what_the_orm_loads(tmp_path: Path) -
         assert fast.total == 7 and fast.products == []
     finally:
         await database.close()
+
+
+async def test_units_of_work_commit_or_leave_nothing(db: Database) -> None:
+    """`Database.write` runs a synchronous unit on a Core connection (SQLite: the writer thread; PostgreSQL:
+    run_sync); what it commits is seen by `read`, what it does not commit is gone."""
+    await upsert_products(db, [record("unit", stock=5)], source="test")
+    product_id = product_id_for("unit")
+    set_stock = text("UPDATE products SET stock = :stock WHERE id = :id")
+    read_stock = text("SELECT stock FROM products WHERE id = :id")
+
+    def committed(connection: Connection) -> int:
+        connection.execute(set_stock, {"stock": 9, "id": product_id})
+        connection.commit()
+        return 1
+
+    def abandoned(connection: Connection) -> None:
+        connection.execute(set_stock, {"stock": 0, "id": product_id})
+
+    assert await db.write(committed) == 1
+    await db.write(abandoned)
+    assert await db.read(lambda c: c.execute(read_stock, {"id": product_id}).scalar_one()) == 9
+    product = await get_product(db, product_id)
+    assert product is not None and product.stock == 9
 
 
 async def test_migrations_match_the_tables(db: Database) -> None:

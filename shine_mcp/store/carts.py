@@ -13,7 +13,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime, ForeignKeyConstraint, UniqueConstraint, delete, update
+from sqlalchemy import Column, DateTime, ForeignKeyConstraint, UniqueConstraint, bindparam, delete, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
@@ -164,20 +165,22 @@ async def locked_cart(db: Database, user_id: str) -> AsyncIterator[LockedCart]:
     raise AssertionError("unreachable")
 
 
-async def bump_if_version(session: AsyncSession, cart_id: str, version: int, *, clear: bool) -> bool:
+_BUMP_CART = (
+    update(Cart)
+    .where(col(Cart.id) == bindparam("cart"), col(Cart.version) == bindparam("seen"))
+    .values(version=bindparam("next_version"), updated_at=bindparam("now"))
+)
+_EMPTY_CART = _BUMP_CART.values(currency=None)
+_CLEAR_ITEMS = delete(CartItem).where(col(CartItem.cart_id) == bindparam("cart"))
+
+
+def bump_if_version(connection: Connection, cart_id: str, version: int, *, clear: bool) -> bool:
     """Inside a caller's transaction: move the cart past `version` (so checking out again makes a new
     order), emptying it when `clear`. Nothing happens when the cart has changed since that version."""
-    moved = await session.execute(
-        update(Cart)
-        .where(col(Cart.id) == cart_id, col(Cart.version) == version)
-        .values(
-            version=version + 1,
-            updated_at=utcnow(),
-            **({"currency": None} if clear else {}),
-        )
-    )
-    if not getattr(moved, "rowcount", 0):
+    values = {"next_version": version + 1, "now": utcnow(), "cart": cart_id, "seen": version}
+    moved = connection.execute(_EMPTY_CART if clear else _BUMP_CART, values)
+    if not moved.rowcount:
         return False
     if clear:
-        await session.execute(delete(CartItem).where(col(CartItem.cart_id) == cart_id))
+        connection.execute(_CLEAR_ITEMS, {"cart": cart_id})
     return True

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -14,6 +12,7 @@ from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -25,41 +24,44 @@ T = TypeVar("T")
 READ_THREADS = 4
 
 
-class SqliteReader:
-    """Read-only sqlite3 connections on a few threads of their own, for hot read paths (catalog search).
+class SqliteThreads:
+    """A synchronous engine on the same SQLite file, used from a few threads of its own: reads on a small
+    pool, writes on one thread (SQLite has one writer at a time; queueing here beats its busy handler,
+    which sleeps milliseconds between tries).
 
-    Through aiosqlite every statement, fetch and cursor close is a round trip to its thread (about 28 per
-    search); here a whole search runs in one hop. The connections are opened read-only, and WAL mode lets
-    them read committed data while the engine writes.
+    Through aiosqlite every statement, fetch and cursor close is a round trip to its thread, eight or so
+    per statement; a unit of work sent here (a search, a webhook's transaction) costs one. WAL mode lets
+    these connections and the async engine's share the file.
     """
 
     def __init__(self, path: Path) -> None:
-        self._uri = f"file:{path}?mode=ro"
-        self._local = threading.local()
-        self._opened: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="shine-sqlite-read")
+        self.engine = create_sync_engine(
+            f"sqlite:///{path}",
+            connect_args={"check_same_thread": False, "timeout": 5},
+            pool_size=READ_THREADS + 1,
+            max_overflow=0,
+        )
+        event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._reads = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="shine-sqlite-read")
+        self._writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shine-sqlite-write")
 
-    def _connection(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(self._uri, uri=True, timeout=5, check_same_thread=False)
-            connection.execute("PRAGMA busy_timeout=5000")
-            self._local.connection = connection
-            with self._lock:
-                self._opened.append(connection)
-        return connection
+    def _run(self, pool: ThreadPoolExecutor, work: Callable[[Connection], T]) -> asyncio.Future[T]:
+        def unit() -> T:
+            with self.engine.connect() as connection:  # closing without a commit rolls back
+                return work(connection)
 
-    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: work(self._connection()))
+        return asyncio.get_running_loop().run_in_executor(pool, unit)
+
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        return await self._run(self._reads, work)
+
+    async def write(self, work: Callable[[Connection], T]) -> T:
+        return await self._run(self._writes, work)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
-        with self._lock:
-            for connection in self._opened:
-                connection.close()
-            self._opened.clear()
+        self._reads.shutdown(wait=True)
+        self._writes.shutdown(wait=True)
+        self.engine.dispose()
 
 
 def _sqlite_file(url: str) -> Path | None:
@@ -74,7 +76,7 @@ class Database:
 
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    reader: SqliteReader | None = field(default=None, compare=False)
+    threads: SqliteThreads | None = field(default=None, compare=False)
 
     @property
     def dialect(self) -> str:
@@ -85,9 +87,25 @@ class Database:
         async with self.sessions() as session:
             yield session
 
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` with a synchronous Core connection and return its result: in one hop to a reader
+        thread on SQLite, through `AsyncConnection.run_sync` elsewhere. For hot paths (search, webhooks);
+        plain code uses `session()`."""
+        if self.threads is not None:
+            return await self.threads.read(work)
+        async with self.engine.connect() as connection:
+            return await connection.run_sync(work)
+
+    async def write(self, work: Callable[[Connection], T]) -> T:
+        """Like `read`, on the one writer thread on SQLite. `work` commits itself; anything else rolls back."""
+        if self.threads is not None:
+            return await self.threads.write(work)
+        async with self.engine.connect() as connection:
+            return await connection.run_sync(work)
+
     async def close(self) -> None:
-        if self.reader is not None:
-            self.reader.close()
+        if self.threads is not None:
+            self.threads.close()
         await self.engine.dispose()
 
 
@@ -143,5 +161,5 @@ async def open_database(settings: Settings, *, migrate: bool = True) -> Database
     return Database(
         engine=engine,
         sessions=async_sessionmaker(engine, expire_on_commit=False),
-        reader=SqliteReader(sqlite_file) if sqlite_file is not None else None,
+        threads=SqliteThreads(sqlite_file) if sqlite_file is not None else None,
     )

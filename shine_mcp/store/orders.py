@@ -11,9 +11,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKeyConstraint, Index, UniqueConstraint, update
+from sqlalchemy import JSON, Column, DateTime, ForeignKeyConstraint, Index, Table, UniqueConstraint, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
@@ -212,6 +213,21 @@ def with_zones(order: Order) -> Order:
 
 
 # --- orders --------------------------------------------------------------------------------------------
+M = TypeVar("M", bound=SQLModel)
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)
+    return table
+
+
+def _rows(connection: Connection, query: Any, model: type[M]) -> list[M]:
+    """Hot-path reads (every webhook reads its order): a Core execute, then plain model objects, skipping
+    the ORM session's identity map and loading machinery."""
+    return [model(**row._mapping) for row in connection.execute(query)]
+
+
 async def insert_order(db: Database, order: Order, lines: Sequence[OrderLine]) -> bool:
     """Write a new order with its lines; False when this cart version already has one."""
     async with db.session() as session:
@@ -240,9 +256,8 @@ async def get_order(db: Database, order_id: str, user_id: str | None = None) -> 
     query = select(Order).where(col(Order.id) == order_id)
     if user_id is not None:
         query = query.where(col(Order.user_id) == user_id)
-    async with db.session() as session:
-        order = (await session.execute(query)).scalars().first()
-    return with_zones(order) if order else None
+    found = await db.read(lambda connection: _rows(connection, query, Order))
+    return with_zones(found[0]) if found else None
 
 
 async def find_order(
@@ -255,9 +270,8 @@ async def find_order(
         query = query.where(col(Order.checkout_session_id) == session_id)
     if payment_intent_id is not None:
         query = query.where(col(Order.payment_intent_id) == payment_intent_id)
-    async with db.session() as session:
-        order = (await session.execute(query.limit(1))).scalars().first()
-    return with_zones(order) if order else None
+    found = await db.read(lambda connection: _rows(connection, query.limit(1), Order))
+    return with_zones(found[0]) if found else None
 
 
 async def list_orders(
@@ -290,9 +304,8 @@ async def order_lines(db: Database, order_ids: Sequence[str]) -> dict[str, list[
         .order_by(col(OrderLine.order_id), col(OrderLine.position))
     )
     grouped: dict[str, list[OrderLine]] = {i: [] for i in order_ids}
-    async with db.session() as session:
-        for line in (await session.execute(query)).scalars():
-            grouped[line.order_id].append(line)
+    for line in await db.read(lambda connection: _rows(connection, query, OrderLine)):
+        grouped[line.order_id].append(line)
     return grouped
 
 
@@ -310,14 +323,21 @@ async def lock_order(session: AsyncSession, order_id: str) -> Order | None:
     return with_zones(order) if order is not None else None
 
 
-async def record_event(
-    session: AsyncSession, source: str, event_id: str, type_: str, order_id: str | None = None
+def record_event(
+    connection: Connection, source: str, event_id: str, type_: str, order_id: str | None = None
 ) -> bool:
     """Inside a write transaction, as its first write: remember an event. False when it was seen before
     (the caller then rolls back and does nothing)."""
-    session.add(ProcessedEvent(source=source, event_id=event_id, type=type_, order_id=order_id))
+    # A table-level insert, not the unit of work: this runs on every webhook.
+    row = {
+        "source": source,
+        "event_id": event_id,
+        "type": type_,
+        "order_id": order_id,
+        "received_at": utcnow(),
+    }
     try:
-        await session.flush()
+        connection.execute(table_of(ProcessedEvent).insert(), row)
     except IntegrityError:
         return False
     return True

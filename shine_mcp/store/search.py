@@ -15,7 +15,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlmodel import col, select
 
 from shine_mcp.store.db import Database
@@ -191,6 +191,12 @@ def _row_converters(dialect: Dialect) -> tuple[str, list[tuple[str, Callable[[An
     return ", ".join(f'"{c.name}"' for c in columns), converters
 
 
+def _driver(connection: Connection) -> sqlite3.Connection:
+    driver = connection.connection.driver_connection
+    assert isinstance(driver, sqlite3.Connection)
+    return driver
+
+
 def _sqlite_search(
     connection: sqlite3.Connection, query: _Query, params: dict[str, object], dialect: Dialect
 ) -> SearchResult:
@@ -220,16 +226,18 @@ async def search_products(
 
     The page is a narrow top-N query (ids only, so the sort stays small) carrying the total as a window
     count; then only the page's rows are loaded. On SQLite the whole search runs in one hop to a
-    read-only connection (`Database.reader`) instead of a dozen round trips through aiosqlite.
+    reader thread (`Database.read`) instead of a dozen round trips through aiosqlite.
     """
     params: dict[str, object] = {"limit": limit, "offset": offset}
     if db.dialect == "postgresql":
         query = _postgres_query(filters, params)
     else:
         query = _sqlite_query(filters, params)
-        if db.reader is not None:
+        if db.threads is not None:
             dialect = db.engine.dialect
-            return await db.reader.run(lambda connection: _sqlite_search(connection, query, params, dialect))
+            return await db.read(
+                lambda connection: _sqlite_search(_driver(connection), query, params, dialect)
+            )
     async with db.session() as session:
         rows = list((await session.execute(text(query.page), params)).all())
         total = _known_total(query, rows, offset, limit)
