@@ -13,6 +13,8 @@ from agent import Attachment, OfflinePlanner
 from agent.cards import products_in
 from agent.events import ToolProgress
 from agent.offline.replies import CAPABILITIES
+from shine_mcp.orders.service import Commerce
+from shine_mcp.services import Services
 from tests.advisor.conftest import Chat, chatting
 from tests.advisor.toy_shop import ToyShop
 from tests.models.conftest import ASTRONAUT
@@ -155,6 +157,48 @@ async def test_a_red_flag_gets_the_dermatologist_answer_offline_too(server: MCPS
         seen = await chat.say("my mole is getting bigger and darker, which serum?")
 
     assert "dermatologist" in seen.text and calls(chat) == []
+
+
+# --- the real cart, checkout and orders -------------------------------------------------------------------
+async def test_a_real_cart_is_confirmed_checked_out_paid_and_tracked(
+    server: MCPServer, services: Services
+) -> None:
+    async with chatting(OfflinePlanner(), server) as chat:
+        found = await chat.say("show me cleansers under $20")
+        first = found.cards("products")[0]["products"][0]
+        added = await chat.say("add 2 of the first one to my cart")
+        cart = (await chat.client.call_tool("view_cart", {})).structured_content
+        confirmed = await chat.say("yes, check out")
+        link = confirmed.cards("checkout")[0]["url"]
+        # What the simulated page's Pay button does: a signed event through the webhook handler.
+        assert (await Commerce(services).gateway().pay(link.rsplit("/", 1)[1])).paid
+        tracked = await chat.say("where is my order?")
+
+    assert ("add_to_cart", {"product_id": first["id"], "quantity": 2}) in calls(chat)
+    shown = added.cards("cart")[0]
+    assert [(i["product_id"], i["quantity"]) for i in shown["items"]] == [(first["id"], 2)]
+    assert (
+        shown["total"]["amount_minor"]
+        == cart["subtotal"]["amount_minor"]
+        == 2 * first["price"]["amount_minor"]
+    )
+    assert "Shall I check out" in added.text
+    assert "/simulated-checkout/" in link and "simulated" in confirmed.text
+    assert "paid" in tracked.text.lower() or "being prepared" in tracked.text
+
+
+async def test_a_changed_cart_is_shown_again_before_checking_out(server: MCPServer) -> None:
+    async with chatting(OfflinePlanner(), server) as chat:
+        await chat.say("show me cleansers under $20")
+        await chat.say("add the first one to my cart")
+        # The shopper changes the cart elsewhere (another tab) after seeing it here.
+        cart = (await chat.client.call_tool("view_cart", {})).structured_content
+        product_id = cart["lines"][0]["product_id"]
+        await chat.client.call_tool("update_cart_item", {"product_id": product_id, "quantity": 3})
+        seen = await chat.say("Check out my cart.", confirm_checkout=True)
+
+    assert "checkout" not in [name for name, _ in calls(chat)]
+    assert seen.cards("cart")[0]["count"] == 3 and "checkout_needs_confirmation" in seen.notices()
 
 
 # --- the toy shop: cart, checkout, orders and web images as the other issues specify them ----------------
