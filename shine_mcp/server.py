@@ -16,6 +16,7 @@ from shine_mcp.services import Services
 from shine_mcp.tools import account as account_tools
 from shine_mcp.tools import catalog as catalog_tools
 from shine_mcp.tools import checkout as checkout_tools
+from shine_mcp.tools import ingredients as ingredient_tools
 from shine_mcp.tools import skin as skin_tools
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ def build_server(
     catalog_tools.register(server, services)
     account_tools.register(server, services)
     skin_tools.register(server, services)
+    ingredient_tools.register(server, services)
     checkout_tools.register(server, services)
     catalog_resources.register(server, services)
     return server

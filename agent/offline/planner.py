@@ -177,6 +177,15 @@ class Slots:
             )
         if name == "image_query":
             return image_query(r.text)
+        if name == "pregnant_or_nursing":
+            # Only ever adds cautions; a tool without the argument never receives it (None is dropped).
+            return (
+                True
+                if re.search(r"\b(pregnan\w*|breastfeed\w*|nursing|expecting)\b", r.text.lower())
+                else None
+            )
+        if name == "sensitive_skin":
+            return True if re.search(r"\bsensitive\b", r.text.lower()) else None
         if name == "ingredients_text":
             match = re.search(r"\b(?:with|and|alongside)\s+([a-z][a-z0-9 ,-]{2,80})", r.text.lower())
             text = match.group(1) if match and not self.reading.ordinals else None

@@ -201,6 +201,18 @@ async def test_a_changed_cart_is_shown_again_before_checking_out(server: MCPServ
     assert seen.cards("cart")[0]["count"] == 3 and "checkout_needs_confirmation" in seen.notices()
 
 
+async def test_a_safety_question_checks_the_product_for_the_shopper_s_situation(server: MCPServer) -> None:
+    async with chatting(OfflinePlanner(), server) as chat:
+        found = await chat.say("show me retinol serums")
+        first = found.cards("products")[0]["products"][0]
+        seen = await chat.say("is the first one safe for me? I am pregnant")
+
+    name, arguments = calls(chat)[-1]
+    assert name == "check_ingredients"
+    assert arguments["product_ids"][0] == first["id"] and arguments["pregnant_or_nursing"] is True
+    assert "pregnant" in seen.text.lower().split("here's what i found")[1]
+
+
 # --- the toy shop: cart, checkout, orders and web images as the other issues specify them ----------------
 async def test_add_to_cart_then_yes_checks_out(toy_server: MCPServer, toy: ToyShop) -> None:
     async with chatting(OfflinePlanner(), toy_server) as chat:
