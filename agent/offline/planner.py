@@ -187,8 +187,9 @@ class Slots:
         if name == "sensitive_skin":
             return True if re.search(r"\bsensitive\b", r.text.lower()) else None
         if name == "ingredients_text":
-            match = re.search(r"\b(?:with|and|alongside)\s+([a-z][a-z0-9 ,-]{2,80})", r.text.lower())
-            text = match.group(1) if match and not self.reading.ordinals else None
+            without_ids = re.sub(r"\bprd_\w+", " ", r.text.lower())  # product ids are not ingredients
+            match = re.search(r"\b(?:with|and|alongside)\s+([a-z][a-z0-9 ,-]{2,80})", without_ids)
+            text = match.group(1).strip() if match and not self.reading.ordinals else None
             return text or (", ".join(r.avoid) if r.avoid else None)
         if name == "keep_photo":
             return r.keep_photo

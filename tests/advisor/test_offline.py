@@ -213,6 +213,15 @@ async def test_a_safety_question_checks_the_product_for_the_shopper_s_situation(
     assert "pregnant" in seen.text.lower().split("here's what i found")[1]
 
 
+async def test_can_i_use_one_product_with_another_checks_both(server: MCPServer) -> None:
+    retinol, glycolic = "prd_706be553cc36", "prd_9c5532d6cfd5"
+    async with chatting(OfflinePlanner(), server) as chat:
+        seen = await chat.say(f"can I use {retinol} with {glycolic}?")
+
+    assert ("check_ingredients", {"product_ids": [retinol, glycolic]}) in calls(chat)
+    assert "different nights" in seen.text
+
+
 # --- the toy shop: cart, checkout, orders and web images as the other issues specify them ----------------
 async def test_add_to_cart_then_yes_checks_out(toy_server: MCPServer, toy: ToyShop) -> None:
     async with chatting(OfflinePlanner(), toy_server) as chat:
