@@ -57,6 +57,7 @@ bench: $(PIP_STAMP)
 	$(PY) benchmarks/bench_auth.py
 	$(PY) benchmarks/bench_advisor.py
 	$(PY) benchmarks/bench_checkout.py
+	$(PY) benchmarks/bench_recommend.py
 
 clean:
 	rm -rf $(VENV) node_modules

@@ -14,9 +14,11 @@ from shine_mcp.config import Settings
 from shine_mcp.resources import catalog as catalog_resources
 from shine_mcp.services import Services
 from shine_mcp.tools import account as account_tools
+from shine_mcp.tools import advice as advice_tools
 from shine_mcp.tools import catalog as catalog_tools
 from shine_mcp.tools import checkout as checkout_tools
 from shine_mcp.tools import ingredients as ingredient_tools
+from shine_mcp.tools import profile as profile_tools
 from shine_mcp.tools import skin as skin_tools
 
 if TYPE_CHECKING:
@@ -25,6 +27,9 @@ if TYPE_CHECKING:
 INSTRUCTIONS = """Shine is a skincare advisor for a shop's catalog.
 Search products with search_products (it understands phrases like 'fragrance-free', 'under $25',
 'for dry skin') and read the full ingredient list with get_product. Quote prices as returned.
+For "what should I use", call recommend_products or build_routine: they apply the person's profile
+(save what they tell you with update_profile: skin type, concerns, allergies, budget, pregnancy) and
+explain each product with sources. check_ingredients tells what should not be used together.
 Skin advice is cosmetic guidance, not medical diagnosis: for a changing mole, bleeding, pain or
 infection, tell the user to see a dermatologist."""
 
@@ -59,6 +64,8 @@ def build_server(
     account_tools.register(server, services)
     skin_tools.register(server, services)
     ingredient_tools.register(server, services)
+    profile_tools.register(server, services)
+    advice_tools.register(server, services)
     checkout_tools.register(server, services)
     catalog_resources.register(server, services)
     return server

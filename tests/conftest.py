@@ -22,7 +22,8 @@ from tests.support.postgres import postgres_bin, throwaway_cluster
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
     """Settings isolated from the developer's environment: only what the test names."""
-    return Settings(data_dir=data_dir, database_url=None, load_demo_catalog=True, **overrides)  # type: ignore[arg-type]
+    values: dict[str, object] = {"data_dir": data_dir, "database_url": None, "load_demo_catalog": True}
+    return Settings(**{**values, **overrides})  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

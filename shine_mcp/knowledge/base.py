@@ -99,6 +99,9 @@ def _key(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", name.lower()).strip()
 
 
+MEMO_LIMIT = 100_000  # distinct ingredient names remembered before the memo starts over
+
+
 class KnowledgeBase:
     def __init__(self, data: KnowledgeData) -> None:
         self.data = data
@@ -119,11 +122,22 @@ class KnowledgeBase:
                 self._rules_by_key.setdefault(rule.b, []).append(rule)
         # Ingredient lists repeat across 50 000 products: memoise the per-name answers.
         self._keys_memo: dict[str, tuple[str, frozenset[str]]] = {}
+        self._lookup_memo: dict[str, Ingredient | None] = {}
+        self._cautions_memo: dict[str, list[Caution]] = {}
 
     # -- identity -------------------------------------------------------------------------------
 
     def lookup(self, name: str) -> Ingredient | None:
         """Find an ingredient by INCI name or synonym, including 'Water (Aqua)' and 'Aqua/Water/Eau'."""
+        if name in self._lookup_memo:
+            return self._lookup_memo[name]
+        if len(self._lookup_memo) > MEMO_LIMIT:  # pasted lists are arbitrary text: keep memory bounded
+            self._lookup_memo.clear()
+            self._cautions_memo.clear()
+        found = self._lookup_memo[name] = self._find(name)
+        return found
+
+    def _find(self, name: str) -> Ingredient | None:
         key = _key(name)
         if key in self._by_key:
             return self._by_key[key]
@@ -201,12 +215,15 @@ class KnowledgeBase:
 
     def cautions(self, inci: str) -> list[Caution]:
         """The ingredient's own cautions plus its family's (guessed for unknown fragrances and oils)."""
-        found = self.lookup(inci)
-        result = list(found.cautions) if found else []
-        family = self.family_of(inci)
-        if family:
-            result += [c for c in self.families[family].cautions if c not in result]
-        return result
+        memo = self._cautions_memo.get(inci)
+        if memo is None:
+            found = self.lookup(inci)
+            memo = list(found.cautions) if found else []
+            family = self.family_of(inci)
+            if family:
+                memo += [c for c in self.families[family].cautions if c not in memo]
+            self._cautions_memo[inci] = memo
+        return list(memo)
 
     def caution_kinds(self, inci: str) -> set[CautionKind]:
         return {c.kind for c in self.cautions(inci)}
@@ -263,6 +280,10 @@ class KnowledgeBase:
                         seen.add(pair)
                         found.append(Clash(rule=rule, a_ingredient=a_name, b_ingredient=b_name))
         return found
+
+    def interacting(self, names: Iterable[str]) -> list[str]:
+        """The names some interaction rule mentions: only these can make two products clash."""
+        return [name for name in names if self._rules_for(self._name_and_keys(name)[1])]
 
     def _rules_for(self, keys: frozenset[str]) -> set[InteractionRule]:
         return {rule for key in keys for rule in self._rules_by_key.get(key, ())}

@@ -207,3 +207,37 @@ def upload_lookup(db: Callable[[], Database]) -> Callable[[str, str], Awaitable[
         return row.data if row is not None else None
 
     return lookup
+
+
+async def export_user_chats(db: Database, user_id: str) -> dict[str, Any]:
+    """A person's conversations in full and their uploaded photos as metadata (the bytes are theirs to
+    download from the chat, not to paste into a JSON export)."""
+    async with db.session() as session:
+        chats = (
+            await session.execute(
+                select(ChatSession)
+                .where(col(ChatSession.user_id) == user_id)
+                .order_by(col(ChatSession.created_at))
+            )
+        ).scalars()
+        uploads = (
+            await session.execute(
+                select(ChatUpload)
+                .where(col(ChatUpload.user_id) == user_id)
+                .order_by(col(ChatUpload.created_at))
+            )
+        ).scalars()
+        return {
+            "chats": [c.model_dump(mode="json", exclude={"user_id", "version"}) for c in chats],
+            "uploads": [u.model_dump(mode="json", exclude={"user_id", "data"}) for u in uploads],
+        }
+
+
+async def delete_user_chats(db: Database, user_id: str) -> dict[str, int]:
+    async with db.session() as session, session.begin():
+        chats = await session.execute(delete(ChatSession).where(col(ChatSession.user_id) == user_id))
+        uploads = await session.execute(delete(ChatUpload).where(col(ChatUpload.user_id) == user_id))
+    return {
+        "chats": int(getattr(chats, "rowcount", 0) or 0),
+        "uploads": int(getattr(uploads, "rowcount", 0) or 0),
+    }

@@ -32,6 +32,24 @@ class ProductSummary(BaseModel):
     matched: list[str] = Field(default_factory=list, description="Why this product matched the search.")
 
 
+class ProductCard(BaseModel):
+    """A product inside advice (a recommendation, a routine step): what a card shows, nothing to re-derive.
+    The reasons beside it say why it fits; get_product has the rest."""
+
+    id: str = Field(description="Product id (prd_…); pass it to get_product or add_to_cart.")
+    brand: str
+    name: str
+    category: str
+    price: Money
+    size: str = Field(description="Pack size, empty when unknown.")
+    rating: float = Field(description="Average rating out of 5; 0 when there are no reviews yet.")
+    review_count: int
+    in_stock: bool
+    image_url: str = Field(description="Empty when the catalog has no image.")
+    url: str = Field(description="The product page, empty when unknown.")
+    tags: list[str] = Field(description="Claims such as fragrance_free, vegan, cruelty_free.")
+
+
 class ProductDetail(ProductSummary):
     description: str
     ingredients: list[str] = Field(description="The full INCI list in label order, canonical names.")
@@ -58,6 +76,23 @@ def summary_of(product: Product, matched: list[str] | None = None) -> ProductSum
         concerns=pipe_split(product.concerns),
         tags=pipe_split(product.tags),
         matched=matched or [],
+    )
+
+
+def card_of(product: Product) -> ProductCard:
+    return ProductCard(
+        id=product.id,
+        brand=product.brand,
+        name=product.name,
+        category=product.category,
+        price=Money.of(product.price_minor, product.currency),
+        size=product.size or "",
+        rating=product.rating or 0.0,
+        review_count=product.review_count,
+        in_stock=product.stock > 0,
+        image_url=product.image_url or "",
+        url=product.url or "",
+        tags=pipe_split(product.tags),
     )
 
 

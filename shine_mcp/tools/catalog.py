@@ -9,16 +9,18 @@ import json
 import time
 from typing import Annotated
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
+from shine_mcp.identity import current_user
 from shine_mcp.knowledge import load_knowledge
 from shine_mcp.money import to_minor_rounded
 from shine_mcp.services import Services
 from shine_mcp.store.catalog import get_product as fetch_product
 from shine_mcp.store.catalog import main_currency
+from shine_mcp.store.profiles import record_view
 from shine_mcp.store.search import SearchFilters
 from shine_mcp.store.search import search_products as run_search
 from shine_mcp.store.views import DEMO_NOTICE, ProductDetail, ProductSummary, detail_of, summary_of
@@ -165,12 +167,20 @@ def register(server: MCPServer, services: Services) -> None:
 
     @server.tool(annotations=READ_ONLY)
     async def get_product(
+        ctx: Context,
         product_id: Annotated[str, Field(min_length=1, max_length=60, description="An id such as prd_…")],
     ) -> ProductDetail:
         """Get one product's full details: description, price, stock and the complete INCI ingredient list.
 
-        Use it after search_products when the shopper asks what is in a product or whether it suits them."""
+        Use it after search_products when the shopper asks what is in a product or whether it suits them.
+        Opening a product counts as a view for the caller's recommendations (export_my_data lists views)."""
         product = await fetch_product(services.db, product_id.strip())
         if product is None:
             raise ToolError(f"no product with id '{product_id}'; search_products lists product ids")
+        try:
+            caller = current_user(ctx, services.settings)
+        except ToolError:  # an anonymous remote reader: the catalog is public, the view is not recorded
+            caller = None
+        if caller is not None:
+            await record_view(services.db, caller.user_id, product.id)  # implicit feedback for advice
         return detail_of(product)

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
+from shine_mcp.identity import current_user
 from shine_mcp.knowledge import InteractionRule, KnowledgeBase, load_knowledge, parse_inci
 from shine_mcp.services import Services
 from shine_mcp.store.catalog import get_product
+from shine_mcp.store.profiles import Profile, get_profile
 
 MAX_PRODUCTS = 10
 PASTED = "the pasted list"
@@ -175,6 +177,7 @@ def _clash(kb: KnowledgeBase, a: str, b: str, a_name: str, b_name: str, rule: In
 def register(server: MCPServer, services: Services) -> None:
     @server.tool(annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
     async def check_ingredients(
+        ctx: Context,
         product_ids: Annotated[
             list[str] | None,
             Field(max_length=MAX_PRODUCTS, description="Catalog products to check together (prd_…)."),
@@ -187,11 +190,16 @@ def register(server: MCPServer, services: Services) -> None:
             list[str] | None,
             Field(
                 max_length=30,
-                description="Ingredients or families the shopper avoids: 'fragrance', 'retinoids'.",
+                description="Ingredients or families the shopper avoids: 'fragrance', 'retinoids'. "
+                "Default: the avoided ingredients and sensitivities in their profile.",
             ),
         ] = None,
-        pregnant_or_nursing: Annotated[bool, Field(description="Show pregnancy cautions.")] = False,
-        sensitive_skin: Annotated[bool, Field(description="Show cautions for sensitive skin.")] = False,
+        pregnant_or_nursing: Annotated[
+            bool | None, Field(description="Show pregnancy cautions. Default: from the profile.")
+        ] = None,
+        sensitive_skin: Annotated[
+            bool | None, Field(description="Show cautions for sensitive skin. Default: from the profile.")
+        ] = None,
     ) -> IngredientCheck:
         """Check products and/or a pasted ingredient list for actives that should not share a routine slot,
         ingredients the shopper avoids, and cautions (sun sensitivity, pregnancy, sensitive skin).
@@ -217,5 +225,20 @@ def register(server: MCPServer, services: Services) -> None:
                     "no ingredient names could be read from ingredients_text; paste the INCI list"
                 )
             lists.append((PASTED, None, names))
+        profile = await _profile_of(ctx)
+        if avoid_ingredients is None and profile is not None:
+            avoid_ingredients = [*profile.avoid_ingredients, *profile.sensitivities]
+        if pregnant_or_nursing is None:
+            pregnant_or_nursing = bool(profile and profile.pregnant_or_nursing)
+        if sensitive_skin is None:
+            sensitive_skin = bool(profile and (profile.skin_type == "sensitive" or profile.sensitivities))
         avoid = [w.strip() for w in avoid_ingredients or [] if w.strip()]
         return check(kb, lists, avoid=avoid, pregnant=pregnant_or_nursing, sensitive=sensitive_skin)
+
+    async def _profile_of(ctx: Context) -> Profile | None:
+        """The caller's profile, or None for an anonymous reader (ingredient checks need no sign-in)."""
+        try:
+            caller = current_user(ctx, services.settings)
+        except ToolError:
+            return None
+        return await get_profile(services.db, caller.user_id)

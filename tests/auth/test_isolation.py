@@ -168,7 +168,37 @@ async def _paid_order(owner: Person, services: Services) -> Created:
     return {"order_id": order["order_id"], "reason": "it made my skin sting"}, [str(order["created_at"])[:19]]
 
 
+async def _profile(owner: Person) -> Created:
+    """A profile only the owner has: an avoided ingredient named by a random word."""
+    marker = f"allergen{secrets.token_hex(4)}"
+    await _ok(owner, "update_profile", {"avoid_ingredients": [marker], "skin_type": "dry"})
+    return {}, [marker]
+
+
+def _with_arguments(arguments: dict[str, Any]) -> Callable[[Person], Awaitable[Created]]:
+    async def create(owner: Person) -> Created:
+        return arguments, (await _profile(owner))[1]
+
+    return create
+
+
+async def _profile_to_delete(owner: Person) -> Created:
+    await _profile(owner)
+    return {"confirm": True}, ['"profile": 1']
+
+
+async def _report_for_advice(owner: Person) -> Created:
+    (report,) = await _reports(owner, 1)
+    return {"report_id": report["report_id"]}, [report["report_id"]]
+
+
 MATRIX: dict[str, Case] = {
+    "get_profile": Case(create=_profile, kind="own"),
+    "update_profile": Case(create=_with_arguments({"concerns": ["dryness"]}), kind="own"),
+    "export_my_data": Case(create=_profile, kind="own"),
+    "delete_my_data": Case(create=_profile_to_delete, kind="own"),
+    "recommend_products": Case(create=_report_for_advice, kind="by_id"),
+    "build_routine": Case(create=_report_for_advice, kind="by_id"),
     "get_account": Case(create=_account, kind="own"),
     "view_cart": Case(create=_cart_case({}, 11), kind="own"),
     "add_to_cart": Case(create=_cart_case({"product_id": SERUM, "quantity": 1}, 12), kind="own"),

@@ -1,0 +1,348 @@
+"""Profile tools: what the shopper tells Shine about their skin and limits, their ratings, and their
+right to see and erase everything Shine holds about them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, Field
+
+from shine_mcp.advice.needs import (
+    PREFERENCES,
+    VocabularyError,
+    check_concerns,
+    check_preferences,
+    check_skin_type,
+)
+from shine_mcp.advice.season import PlaceError, country_code, season_for
+from shine_mcp.auth.accounts import get_user
+from shine_mcp.identity import current_user
+from shine_mcp.knowledge import load_knowledge
+from shine_mcp.money import Money, MoneyError, to_minor_rounded
+from shine_mcp.orders.privacy import erase_user_commerce, export_user_commerce
+from shine_mcp.services import Services
+from shine_mcp.store import profiles as store
+from shine_mcp.store.catalog import get_product, main_currency
+from shine_mcp.store.chat import delete_user_chats, export_user_chats
+from shine_mcp.store.photos import PhotoStore
+from shine_mcp.store.skin_reports import delete_user_reports, list_reports
+from shine_mcp.store.users import aware
+from shine_mcp.tools._advice_inputs import CONCERNS_HELP
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+WRITE = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+)
+Words = list[Annotated[str, Field(min_length=2, max_length=80)]]
+Clearable = Literal[
+    "skin_type",
+    "concerns",
+    "sensitivities",
+    "avoid_ingredients",
+    "budget",
+    "country",
+    "hemisphere",
+    "preferences",
+]
+
+
+class AvoidMeaning(BaseModel):
+    word: str
+    means: list[str] = Field(description="What Shine excludes for it: ingredients or families (family:…).")
+    matched_as_text: bool = Field(
+        description="True when the word is not in the knowledge base: names containing it are excluded."
+    )
+
+
+class ProfileOut(BaseModel):
+    user_id: str
+    exists: bool = Field(description="False until update_profile is called once.")
+    skin_type: str | None
+    concerns: list[str]
+    sensitivities: list[str]
+    avoid_ingredients: list[str]
+    avoid_meaning: list[AvoidMeaning] = Field(description="How each avoided word and sensitivity is applied.")
+    budget: Money | None = Field(
+        description="What you want to spend on a routine; no single product above it."
+    )
+    pregnant_or_nursing: bool
+    preferences: list[str]
+    country: str | None
+    hemisphere: str | None
+    season: str | None = Field(description="This month's season where you are, when known, and its effect.")
+    updated_at: datetime | None
+
+
+class RatingOut(BaseModel):
+    product_id: str
+    product: str
+    rating: int
+    comment: str | None
+    updated_at: datetime
+    message: str
+
+
+class MyData(BaseModel):
+    user_id: str
+    exported_at: datetime
+    account: dict[str, Any] | None
+    profile: dict[str, Any] | None
+    feedback: list[dict[str, Any]]
+    skin_reports: list[dict[str, Any]]
+    chats: list[dict[str, Any]]
+    chat_uploads: list[dict[str, Any]]
+    commerce: dict[str, Any] = Field(description="Cart and orders with lines and refunds.")
+    notice: str
+
+
+class DeletedData(BaseModel):
+    deleted: dict[str, int] = Field(description="What was removed, by kind.")
+    kept: list[str] = Field(description="What stays and why (orders, for the accounts the law requires).")
+    message: str
+
+
+def _meaning(words: list[str]) -> list[AvoidMeaning]:
+    kb = load_knowledge()
+    out = []
+    for word in words:
+        keys = sorted(kb.expand_exclusions([word]))
+        out.append(AvoidMeaning(word=word, means=keys, matched_as_text=not keys))
+    return out
+
+
+def _clean_words(words: list[str] | None) -> list[str] | None:
+    if words is None:
+        return None
+    return list(dict.fromkeys(" ".join(w.split()) for w in words if w.strip()))
+
+
+def register(server: MCPServer, services: Services) -> None:
+    photos = PhotoStore(services.settings.data_dir)
+
+    async def view(user_id: str, profile: store.Profile | None) -> ProfileOut:
+        if profile is None:
+            return ProfileOut(
+                user_id=user_id, exists=False, skin_type=None, concerns=[], sensitivities=[],
+                avoid_ingredients=[], avoid_meaning=[], budget=None, pregnant_or_nursing=False,
+                preferences=[], country=None, hemisphere=None, season=None, updated_at=None,
+            )  # fmt: skip
+        season = season_for(profile.country, profile.hemisphere, datetime.now(UTC).date())
+        return ProfileOut(
+            user_id=user_id,
+            exists=True,
+            skin_type=profile.skin_type,
+            concerns=profile.concerns,
+            sensitivities=profile.sensitivities,
+            avoid_ingredients=profile.avoid_ingredients,
+            avoid_meaning=_meaning([*profile.avoid_ingredients, *profile.sensitivities]),
+            budget=Money.of(profile.budget_minor, profile.currency)
+            if profile.budget_minor is not None and profile.currency
+            else None,
+            pregnant_or_nursing=profile.pregnant_or_nursing,
+            preferences=profile.preferences,
+            country=profile.country,
+            hemisphere=profile.hemisphere,
+            season=f"{season.name}: {season.reason}" if season else None,
+            updated_at=aware(profile.updated_at),
+        )
+
+    @server.tool(annotations=READ_ONLY)
+    async def get_profile(ctx: Context) -> ProfileOut:
+        """The caller's skin profile: skin type, concerns, sensitivities, avoided ingredients (and how each
+        is applied), budget, pregnancy, preferences and location for the season.
+
+        recommend_products, build_routine and check_ingredients use it; show it when asked what Shine knows."""
+        caller = current_user(ctx, services.settings)
+        return await view(caller.user_id, await store.get_profile(services.db, caller.user_id))
+
+    @server.tool(annotations=WRITE)
+    async def update_profile(
+        ctx: Context,
+        skin_type: Annotated[
+            str | None, Field(max_length=20, description="normal, dry, oily, combination or sensitive.")
+        ] = None,
+        concerns: Annotated[list[str] | None, Field(max_length=8, description=CONCERNS_HELP)] = None,
+        sensitivities: Annotated[
+            Words | None,
+            Field(
+                max_length=20,
+                description="What irritates your skin: 'fragrance', 'essential oils'. Never recommended.",
+            ),
+        ] = None,
+        avoid_ingredients: Annotated[
+            Words | None,
+            Field(
+                max_length=30,
+                description="Allergies and ingredients you avoid: 'lanolin', 'retinoids'. Never recommended.",
+            ),
+        ] = None,
+        budget: Annotated[
+            float | None,
+            Field(le=100_000, description="What you want to spend on a routine, in the shop's currency."),
+        ] = None,
+        pregnant_or_nursing: Annotated[
+            bool | None, Field(description="Excludes retinoids and other actives not advised.")
+        ] = None,
+        preferences: Annotated[
+            list[str] | None, Field(max_length=6, description=f"Any of: {', '.join(PREFERENCES)}.")
+        ] = None,
+        country: Annotated[
+            str | None, Field(max_length=60, description="Where you live (ISO code or name), for the season.")
+        ] = None,
+        hemisphere: Annotated[
+            Literal["north", "south"] | None, Field(description="Instead of a country.")
+        ] = None,
+        clear: Annotated[list[Clearable] | None, Field(description="Fields to reset to empty.")] = None,
+    ) -> ProfileOut:
+        """Save what the shopper tells you about their skin: only the fields given change, lists are
+        replaced, `clear` empties fields. Ask before saving health details such as pregnancy.
+
+        Avoided ingredients and sensitivities are hard limits for every recommendation and routine."""
+        caller = current_user(ctx, services.settings)
+        changes: dict[str, Any] = {}
+        try:
+            if skin_type is not None:
+                changes["skin_type"] = check_skin_type(skin_type)
+            if concerns is not None:
+                changes["concerns"] = check_concerns(concerns)
+            if preferences is not None:
+                changes["preferences"] = check_preferences(preferences)
+        except VocabularyError as exc:
+            raise ToolError(str(exc)) from exc
+        if (cleaned := _clean_words(sensitivities)) is not None:
+            changes["sensitivities"] = cleaned
+        if (cleaned := _clean_words(avoid_ingredients)) is not None:
+            changes["avoid_ingredients"] = cleaned
+        if budget is not None:
+            if budget <= 0:
+                raise ToolError("budget must be more than 0; to remove it, pass clear=['budget']")
+            currency = await main_currency(services.db)
+            try:
+                changes["budget_minor"], changes["currency"] = to_minor_rounded(budget, currency), currency
+            except MoneyError as exc:
+                raise ToolError(str(exc)) from exc
+        if pregnant_or_nursing is not None:
+            changes["pregnant_or_nursing"] = pregnant_or_nursing
+        if country is not None:
+            try:
+                changes["country"] = country_code(country)
+            except PlaceError as exc:
+                raise ToolError(str(exc)) from exc
+        if hemisphere is not None:
+            changes["hemisphere"] = hemisphere
+        for name in clear or []:
+            if name in changes or (name == "budget" and "budget_minor" in changes):
+                raise ToolError(f"{name} is both set and cleared; do one or the other")
+            if name == "budget":
+                changes["budget_minor"], changes["currency"] = None, None
+            elif name in ("skin_type", "country", "hemisphere"):
+                changes[name] = None
+            else:
+                changes[name] = []
+        if not changes:
+            raise ToolError("nothing to change: pass at least one field (get_profile shows the current ones)")
+        profile = await store.save_profile(services.db, caller.user_id, changes)
+        return await view(caller.user_id, profile)
+
+    @server.tool(annotations=WRITE)
+    async def rate_product(
+        ctx: Context,
+        product_id: Annotated[str, Field(min_length=1, max_length=60, description="prd_… from the catalog.")],
+        rating: Annotated[int, Field(ge=1, le=5, description="1 (did not suit me) to 5 (loved it).")],
+        comment: Annotated[str | None, Field(max_length=1000)] = None,
+    ) -> RatingOut:
+        """Rate a product the shopper has used (1-5, optional comment); rating again replaces it.
+
+        Ratings teach recommend_products what people with similar skin liked; a product rated 1-2
+        is not recommended to that person again."""
+        caller = current_user(ctx, services.settings)
+        product = await get_product(services.db, product_id.strip())
+        if product is None:
+            raise ToolError(f"no product with id '{product_id}'; search_products lists product ids")
+        saved = await store.rate(
+            services.db, caller.user_id, product.id, rating, (comment or "").strip() or None
+        )
+        return RatingOut(
+            product_id=product.id,
+            product=f"{product.brand} {product.name}".strip(),
+            rating=saved.rating,
+            comment=saved.comment,
+            updated_at=saved.updated_at,
+            message="Thanks: future recommendations take this into account."
+            if rating >= 3
+            else "Thanks: this product will not be recommended to you again.",
+        )
+
+    @server.tool(annotations=READ_ONLY)
+    async def export_my_data(ctx: Context) -> MyData:
+        """Everything Shine holds about the caller, as JSON: account, profile, ratings and views, skin
+        reports, chats, uploaded photos' details, cart and orders.
+
+        Use it when someone asks what Shine knows about them or wants a copy of their data."""
+        caller = current_user(ctx, services.settings)
+        user = None if caller.is_guest else await get_user(services.db, caller.user_id)
+        profile_data = await store.export_profile_data(services.db, caller.user_id)
+        reports = await list_reports(services.db, caller.user_id, limit=100_000)
+        chats = await export_user_chats(services.db, caller.user_id)
+        commerce = await export_user_commerce(services.db, caller.user_id)
+        return MyData(
+            user_id=caller.user_id,
+            exported_at=datetime.now(UTC),
+            account=None
+            if user is None
+            else user.model_dump(
+                mode="json", include={"id", "email", "name", "picture", "created_at", "last_sign_in_at"}
+            ),
+            profile=profile_data["profile"],
+            feedback=profile_data["feedback"],
+            skin_reports=[
+                {
+                    "id": r.id,
+                    "created_at": r.created.isoformat(),
+                    "analysis": r.analysis,
+                    "photo_kept": r.photo_path is not None,
+                }
+                for r in reports
+            ],
+            chats=chats["chats"],
+            chat_uploads=chats["uploads"],
+            commerce=commerce,
+            notice="Kept photos are not embedded here; get_skin_report and the chat show them to you.",
+        )
+
+    @server.tool(
+        annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=True, open_world_hint=False)
+    )
+    async def delete_my_data(
+        ctx: Context,
+        confirm: Annotated[
+            bool, Field(description="Must be true: the person confirmed they want everything deleted.")
+        ] = False,
+    ) -> DeletedData:
+        """Delete everything Shine holds about the caller: profile, ratings, skin reports and kept photos,
+        chats and uploads, cart. Orders stay for the shop's accounts, without the link to this person.
+
+        Irreversible: confirm with the person first, then call with confirm=true."""
+        caller = current_user(ctx, services.settings)
+        if confirm is not True:
+            raise ToolError(
+                "this permanently deletes your profile, ratings, skin reports and photos, chats and cart; "
+                "ask the person to confirm, then call delete_my_data with confirm=true"
+            )
+        deleted: dict[str, int] = {}
+        deleted |= await store.delete_user_profile_data(services.db, caller.user_id)
+        deleted["skin_reports"] = await delete_user_reports(services.db, photos, caller.user_id)
+        deleted |= await delete_user_chats(services.db, caller.user_id)
+        commerce = await erase_user_commerce(services.db, caller.user_id)
+        deleted["carts"] = commerce["carts_deleted"]
+        deleted["orders_unlinked"] = commerce["orders_anonymised"]
+        kept = ["Orders, without your account, email or refund reasons: shops must keep sales records."]
+        if commerce["addresses_kept_until_shipped"]:
+            kept.append("The shipping address of an order not yet shipped, until it ships.")
+        if not caller.is_guest:
+            kept.append("Your sign-in account (email and name): sign out and ask the shop to close it.")
+        return DeletedData(deleted=deleted, kept=kept, message="Your data has been deleted.")

@@ -1,0 +1,132 @@
+"""The profile tools: saving and clearing fields, clear refusals, ratings, views, and a person's right to
+see and erase their data (with orders kept for the books)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from mcp import Client
+
+from shine_mcp.services import Services
+from shine_mcp.store.profiles import get_profile
+from shine_mcp.store.skin_reports import SkinReportRecord, add_report, get_report, new_report_id
+from tests.advice.conftest import Shopper
+
+SERUM = "prd_b559697ee63c"
+CLEANSER = "prd_a10998b57b6e"
+
+
+async def test_a_new_person_has_an_empty_profile(shopper: Callable[[str], Shopper]) -> None:
+    profile = await shopper("new").ok("get_profile")
+    assert profile["exists"] is False and profile["concerns"] == [] and profile["budget"] is None
+
+
+async def test_only_the_fields_given_change_and_clear_empties_them(shopper: Callable[[str], Shopper]) -> None:
+    ana = shopper("ana")
+    await ana.ok(
+        "update_profile",
+        skin_type="Dry",
+        concerns=["fine lines", "Dark-Spots"],
+        avoid_ingredients=["fragrance", "  shea  butter "],
+        budget=49.99,
+        country="new zealand",
+    )
+    profile = await ana.ok("update_profile", pregnant_or_nursing=True)
+    assert profile["skin_type"] == "dry"
+    assert profile["concerns"] == ["fine_lines", "dark_spots"]
+    assert profile["avoid_ingredients"] == ["fragrance", "shea butter"]
+    assert profile["budget"]["amount_minor"] == 4999 and profile["country"] == "NZ"
+    assert profile["pregnant_or_nursing"] is True
+    meaning = {m["word"]: m for m in profile["avoid_meaning"]}
+    assert "family:fragrance" in meaning["fragrance"]["means"]
+    assert "family:essential_oil" in meaning["fragrance"]["means"]  # what a shopper means by it
+    assert profile["season"].startswith(("summer", "winter", "spring", "autumn"))
+
+    cleared = await ana.ok("update_profile", clear=["budget", "avoid_ingredients", "country"])
+    assert cleared["budget"] is None and cleared["avoid_ingredients"] == [] and cleared["country"] is None
+    assert cleared["concerns"] == ["fine_lines", "dark_spots"]
+
+
+async def test_bad_profile_input_is_refused_with_the_way_out(shopper: Callable[[str], Shopper]) -> None:
+    bob = shopper("bob")
+    wrinkles = await bob.refused("update_profile", concerns=["fine line", "wrinkles"])
+    assert "'wrinkles'" in wrinkles and "fine_lines" in wrinkles
+    assert "did you mean oily" in await bob.refused("update_profile", skin_type="oilly")
+    assert "clear=['budget']" in await bob.refused("update_profile", budget=0)
+    assert "more than 0" in await bob.refused("update_profile", budget=-5)
+    assert "ISO code" in await bob.refused("update_profile", country="Atlantis")
+    assert "vegan" in await bob.refused("update_profile", preferences=["vegann"])
+    assert "nothing to change" in await bob.refused("update_profile")
+    assert "both set and cleared" in await bob.refused("update_profile", budget=20, clear=["budget"])
+    assert (await bob.ok("get_profile"))["exists"] is False  # nothing half-saved
+
+
+async def test_ratings_replace_each_other_and_unknown_products_are_refused(
+    shopper: Callable[[str], Shopper],
+) -> None:
+    cara = shopper("cara")
+    first = await cara.ok("rate_product", product_id=SERUM, rating=5, comment="lovely")
+    again = await cara.ok("rate_product", product_id=SERUM, rating=2)
+    assert first["rating"] == 5 and again["rating"] == 2 and again["comment"] is None
+    assert "not be recommended" in again["message"]
+    assert "search_products" in await cara.refused("rate_product", product_id="prd_000000000000", rating=4)
+    assert (await cara.call("rate_product", product_id=SERUM, rating=6)).is_error
+    exported = await cara.ok("export_my_data")
+    ratings = [f for f in exported["feedback"] if f["kind"] == "rating"]
+    assert [(r["product_id"], r["value"]) for r in ratings] == [(SERUM, 2)]
+
+
+async def test_export_holds_everything_and_delete_removes_it_but_keeps_orders_for_the_books(
+    client: Client, services: Services, shopper: Callable[[str], Shopper], tmp_path: Path
+) -> None:
+    dana = shopper("dana")
+    await dana.ok("update_profile", skin_type="oily", avoid_ingredients=["lanolin"])
+    await dana.ok("rate_product", product_id=SERUM, rating=4)
+    await dana.ok("get_product", product_id=CLEANSER)  # a view
+    report = await add_report(
+        services.db,
+        SkinReportRecord(id=new_report_id(), user_id=dana.user_id, analysis={"metrics": []}, model_hashes={}),
+    )
+    await dana.ok("add_to_cart", product_id=SERUM, quantity=1)
+    order = (await dana.ok("checkout"))["order"]
+    await dana.ok("add_to_cart", product_id=CLEANSER, quantity=2)
+
+    exported = await dana.ok("export_my_data")
+    text = json.dumps(exported)
+    assert exported["profile"]["avoid_ingredients"] == ["lanolin"]
+    assert {f["kind"] for f in exported["feedback"]} == {"rating", "view"}
+    assert [r["id"] for r in exported["skin_reports"]] == [report.id]
+    assert order["order_id"] in text and exported["commerce"]["cart"]["items"]
+
+    refusal = await dana.refused("delete_my_data")
+    assert "confirm=true" in refusal
+    assert await get_profile(services.db, dana.user_id) is not None  # nothing deleted without confirmation
+
+    deleted = await dana.ok("delete_my_data", confirm=True)
+    assert deleted["deleted"]["profile"] == 1 and deleted["deleted"]["feedback"] == 2
+    assert deleted["deleted"]["skin_reports"] == 1 and deleted["deleted"]["carts"] == 1
+    assert deleted["deleted"]["orders_unlinked"] == 1 and any("Orders" in k for k in deleted["kept"])
+    assert await get_profile(services.db, dana.user_id) is None
+    assert await get_report(services.db, dana.user_id, report.id) is None
+    after = await dana.ok("export_my_data")
+    assert after["profile"] is None and after["feedback"] == [] and after["skin_reports"] == []
+    assert after["commerce"] == {"cart": None, "orders": []}
+    again = await dana.ok("delete_my_data", confirm=True)  # idempotent
+    assert set(again["deleted"].values()) == {0}
+
+
+async def test_check_ingredients_applies_the_profile_unless_told_otherwise(
+    shopper: Callable[[str], Shopper],
+) -> None:
+    retinol = "prd_706be553cc36"  # The Ordinary Retinol 0.5% in Squalane
+    pia = shopper("pia")
+    await pia.ok("update_profile", pregnant_or_nursing=True, avoid_ingredients=["squalane"])
+    found = await pia.ok("check_ingredients", product_ids=[retinol])
+    assert found["cautions"][0]["kind"] == "pregnancy"
+    assert [a["because"] for a in found["avoided"]] == ["squalane"]
+    told = await pia.ok(
+        "check_ingredients", product_ids=[retinol], pregnant_or_nursing=False, avoid_ingredients=[]
+    )
+    assert all(c["kind"] != "pregnancy" for c in told["cautions"]) and told["avoided"] == []
