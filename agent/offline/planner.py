@@ -81,6 +81,10 @@ def coerce(value: Any, schema: dict[str, Any]) -> Any:
     return value if not types or "string" in types else None
 
 
+PASTED_MIN_NAMES = 3  # "Aqua, Glycerin, Retinol": fewer commas are a sentence, not a list
+PASTED_MAX_NAME = 40  # average characters per name; prose between commas runs longer
+
+
 class Slots:
     """Values for `$name` in plans.json, from the message, the conversation and this turn's results."""
 
@@ -101,6 +105,26 @@ class Slots:
             if isinstance(rid, str) and rid.startswith("rep_"):
                 self.learned_report = rid
 
+    def pasted(self) -> str | None:
+        """An ingredient list pasted into the message ("is this safe: Aqua, Retinol, …"), if any."""
+        text = self.reading.text
+        tail = text.rsplit(":", 1)[1] if ":" in text else text
+        parts = [p.strip(" .;\n") for p in tail.split(",")]
+        names = [p for p in parts if p]
+        if len(names) >= PASTED_MIN_NAMES and sum(len(n) for n in names) / len(names) <= PASTED_MAX_NAME:
+            return ", ".join(names)
+        return None
+
+    def refers_back(self) -> bool:
+        return bool(re.search(r"\b(it|this|that|them|these|those)\b", self.reading.text.lower()))
+
+    def earlier_check(self) -> dict[str, Any]:
+        """The arguments of the last ingredient check, for a follow-up ("I'm pregnant, can I use it?")."""
+        for seen in reversed(self.context.all_calls()):
+            if seen.ok and seen.name == "check_ingredients":
+                return seen.input
+        return {}
+
     def products(self) -> list[str]:
         r = self.reading
         if r.product_ids:
@@ -108,6 +132,8 @@ class Slots:
         shown = self.context.shown_products()
         if r.ordinals and shown:
             return [shown[i]["id"] for i in r.ordinals if -len(shown) <= i < len(shown)]
+        if self.pasted():  # the question is about the pasted list, not what was shown before
+            return []
         if shown:
             named = _named(r.text, shown)
             if named:
@@ -150,7 +176,10 @@ class Slots:
             found = self.products()
             return found[0] if found else None
         if name == "product_ids":
-            return self.products() or None
+            found = self.products()
+            if not found and not self.pasted() and self.refers_back():
+                return self.earlier_check().get("product_ids")
+            return found or None
         if name == "item_id":
             cart = self.context.cart(self.policy.shows_cart)
             wanted = self.value("product_id")
@@ -187,6 +216,11 @@ class Slots:
         if name == "sensitive_skin":
             return True if re.search(r"\bsensitive\b", r.text.lower()) else None
         if name == "ingredients_text":
+            pasted = self.pasted()
+            if pasted:
+                return pasted
+            if not self.products() and self.refers_back():
+                return self.earlier_check().get("ingredients_text")
             without_ids = re.sub(r"\bprd_\w+", " ", r.text.lower())  # product ids are not ingredients
             match = re.search(r"\b(?:with|and|alongside)\s+([a-z][a-z0-9 ,-]{2,80})", without_ids)
             text = match.group(1).strip() if match and not self.reading.ordinals else None
@@ -207,7 +241,12 @@ class Slots:
         if name == "no_product":
             return not self.products()
         if name == "no_product_but_words":
-            return not self.products() and bool(self.reading.name_query)
+            return (
+                not self.products()
+                and not self.pasted()
+                and not (self.refers_back() and self.earlier_check())
+                and bool(self.reading.name_query)
+            )
         if name == "similar_to_me":
             asks = re.search(r"\b(similar|like mine|my (look|skin|report|tone))\b", self.reading.text.lower())
             return bool(asks) and self.value("report_id") is not None

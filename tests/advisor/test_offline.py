@@ -370,3 +370,22 @@ async def test_my_reports_are_listed_and_the_last_one_shown_again(server: MCPSer
     assert report_id in listed.text and calls(chat)[-2] == ("list_skin_reports", {"limit": 10})
     assert calls(chat)[-1] == ("get_skin_report", {"report_id": report_id})
     assert again.cards("report")[0]["id"] == report_id
+
+
+async def test_a_pasted_list_is_checked_itself_and_a_follow_up_keeps_it(server: MCPServer) -> None:
+    async with chatting(OfflinePlanner(), server) as chat:
+        await chat.say(
+            "a serum for redness"
+        )  # products on screen: the list below is still what is asked about
+        checked = await chat.say("is this safe: Aqua, Retinol, Glycolic Acid, Parfum")
+        follow_up = await chat.say("I'm pregnant, can I use it?")
+
+    (first, second) = [c for c in calls(chat) if c[0] == "check_ingredients"]
+    assert first[1] == {"ingredients_text": "Aqua, Retinol, Glycolic Acid, Parfum"}
+    assert "search_products" not in [name for name, _ in calls(chat)]
+    assert "Retinol and Glycolic Acid" in checked.text
+    assert second[1] == {
+        "ingredients_text": "Aqua, Retinol, Glycolic Acid, Parfum",
+        "pregnant_or_nursing": True,
+    }
+    assert "pregnant" in follow_up.text.lower()
