@@ -58,6 +58,7 @@ bench: $(PIP_STAMP)
 	$(PY) benchmarks/bench_advisor.py
 	$(PY) benchmarks/bench_checkout.py
 	$(PY) benchmarks/bench_recommend.py
+	$(PY) benchmarks/bench_browse.py
 
 clean:
 	rm -rf $(VENV) node_modules

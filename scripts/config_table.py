@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from shine_mcp.config import Settings
 
 
@@ -15,6 +17,8 @@ def config_table() -> str:
             default = "`[]`"
         elif field.default is None:
             default = "unset"
+        elif isinstance(field.default, list):  # as it is written in the environment: a JSON list
+            default = f"`{json.dumps(field.default)}`"
         else:
             default = f"`{field.default}`"
         lines.append(f"| `{env}` | {default} | {field.description} |")

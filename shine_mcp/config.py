@@ -268,17 +268,83 @@ class Settings(BaseSettings):
     firecrawl_api_key: SecretStr | None = Field(
         default=None,
         validation_alias="FIRECRAWL_API_KEY",
-        description="*(planned: browsing)* Firecrawl key for web image browsing (runs `firecrawl-mcp`).",
+        description=(
+            "Firecrawl key (`fc-…`): web image browsing runs `firecrawl-mcp` (SHINE_FIRECRAWL_COMMAND) with it. "
+            "Unset (and no FIRECRAWL_API_URL or FIRECRAWL_MCP_URL): the browse tools say browsing is not configured."
+        ),
     )
     firecrawl_api_url: str | None = Field(
         default=None,
         validation_alias="FIRECRAWL_API_URL",
-        description="*(planned: browsing)* A self-hosted Firecrawl API for `firecrawl-mcp`.",
+        description="A self-hosted Firecrawl API for `firecrawl-mcp` (the key is then optional).",
     )
     firecrawl_mcp_url: str | None = Field(
         default=None,
         validation_alias="FIRECRAWL_MCP_URL",
-        description="*(planned: browsing)* A remote Firecrawl MCP endpoint instead of a local process.",
+        description=(
+            "A remote Firecrawl MCP endpoint (Streamable HTTP, e.g. `https://mcp.firecrawl.dev/v2/mcp`) instead "
+            "of a local process; FIRECRAWL_API_KEY is sent as its bearer token."
+        ),
+    )
+    firecrawl_command: list[str] = Field(
+        default=["npx", "-y", "firecrawl-mcp"],
+        validation_alias="SHINE_FIRECRAWL_COMMAND",
+        description="How to start the local Firecrawl MCP server (JSON list: program and arguments).",
+    )
+    firecrawl_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=300,
+        validation_alias="SHINE_FIRECRAWL_TIMEOUT",
+        description="Seconds one Firecrawl call may take before Shine gives up on it (not retried).",
+    )
+    firecrawl_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        validation_alias="SHINE_FIRECRAWL_CONCURRENCY",
+        description="Firecrawl calls in flight at once; more wait their turn.",
+    )
+    firecrawl_rate_limit: int = Field(
+        default=60,
+        ge=0,
+        validation_alias="SHINE_FIRECRAWL_RATE_LIMIT",
+        description="Firecrawl calls per minute Shine makes at most, spaced evenly (0: no limit).",
+    )
+    firecrawl_retries: int = Field(
+        default=2,
+        ge=0,
+        le=5,
+        validation_alias="SHINE_FIRECRAWL_RETRIES",
+        description="Retries (exponential backoff with jitter) after a transient Firecrawl failure: 5xx, 429, a lost connection.",
+    )
+    firecrawl_breaker_failures: int = Field(
+        default=3,
+        ge=1,
+        validation_alias="SHINE_FIRECRAWL_BREAKER_FAILURES",
+        description="Failed calls in a row after which Shine stops calling Firecrawl for a while and answers at once.",
+    )
+    firecrawl_breaker_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias="SHINE_FIRECRAWL_BREAKER_SECONDS",
+        description="How long Shine leaves Firecrawl alone after it failed repeatedly; then one call probes it.",
+    )
+    browse_sites: list[str] = Field(
+        default_factory=list,
+        validation_alias="SHINE_BROWSE_SITES",
+        description='Domains (JSON list, e.g. `["glowlab.example"]`) web browsing is restricted to, subdomains included. Empty: any site.',
+    )
+    browse_blocked_domains: list[str] = Field(
+        default=["pinterest.com", "pinimg.com"],
+        validation_alias="SHINE_BROWSE_BLOCKED_DOMAINS",
+        description="Domains (JSON list) whose pages and images browsing never returns, subdomains included.",
+    )
+    browse_cache_seconds: int = Field(
+        default=24 * 3600,
+        ge=0,
+        validation_alias="SHINE_BROWSE_CACHE_SECONDS",
+        description="How long web results are kept in the database and reused without Firecrawl credit (0: no cache).",
     )
     admin_emails: list[str] = Field(
         default_factory=list,
@@ -313,4 +379,9 @@ class Settings(BaseSettings):
             "sign_in": "google"
             if self.google_client_id and self.google_client_secret
             else "not configured (dev sign-in on loopback)",
+            "web_browsing": "firecrawl mcp (remote)"
+            if self.firecrawl_mcp_url
+            else "firecrawl mcp (local process)"
+            if self.firecrawl_api_key or self.firecrawl_api_url
+            else "not configured",
         }

@@ -15,6 +15,7 @@ from shine_mcp.resources import catalog as catalog_resources
 from shine_mcp.services import Services
 from shine_mcp.tools import account as account_tools
 from shine_mcp.tools import advice as advice_tools
+from shine_mcp.tools import browse as browse_tools
 from shine_mcp.tools import catalog as catalog_tools
 from shine_mcp.tools import checkout as checkout_tools
 from shine_mcp.tools import ingredients as ingredient_tools
@@ -67,5 +68,6 @@ def build_server(
     profile_tools.register(server, services)
     advice_tools.register(server, services)
     checkout_tools.register(server, services)
+    browse_tools.register(server, services)
     catalog_resources.register(server, services)
     return server

@@ -13,6 +13,7 @@ import shine_mcp.store.profiles  # noqa: F401
 import shine_mcp.store.skin_reports  # noqa: F401
 import shine_mcp.store.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 import shine_mcp.store.users  # noqa: F401
+import shine_mcp.store.web_cache  # noqa: F401
 from shine_mcp.store.db import include_object
 
 target_metadata = SQLModel.metadata
