@@ -236,8 +236,12 @@ def _images(structured: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _report(structured: dict[str, Any]) -> dict[str, Any] | None:
     rid = structured.get("report_id") or structured.get("id")
-    if not isinstance(rid, str) or not rid.startswith("rep_"):
-        return None
+    if (
+        not isinstance(rid, str)
+        or not rid.startswith("rep_")
+        or not isinstance(structured.get("metrics"), list)
+    ):
+        return None  # naming a report (similar looks, advice built on one) does not make a result a report
     metrics = []
     for metric in structured.get("metrics") or []:
         if (
