@@ -320,6 +320,11 @@ def register(server: MCPServer, services: Services) -> Advisor:
         )
         excluded = prepared.excluded
         suggestions: list[str] = []
+        if not needs.concerns and not needs.skin_type:
+            suggestions.append(
+                "name a concern or skin type (or save them with update_profile): these picks only follow "
+                "ratings and price"
+            )
         if len(picked) < limit:
             if needs.budget_minor is not None:
                 suggestions.append("raise the budget: few products fit under it")

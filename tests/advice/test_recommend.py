@@ -177,3 +177,10 @@ async def test_clashing_treatments_are_split_or_alternated_as_the_rule_says(
     placed = {p.product.id: (p.slots[0], p.when[p.slots[0]]) for p in plan.steps}
     assert placed == expected
     assert plan.notes and plan.notes[0][1] is not None
+
+
+async def test_without_any_need_the_answer_says_what_would_make_it_personal(
+    shopper: Callable[[str], Shopper],
+) -> None:
+    found = await shopper("quin").ok("recommend_products")
+    assert found["products"] and any("update_profile" in s for s in found["suggestions"])
