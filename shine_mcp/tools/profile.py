@@ -19,6 +19,7 @@ from shine_mcp.advice.needs import (
     check_skin_type,
 )
 from shine_mcp.advice.season import PlaceError, country_code, season_for
+from shine_mcp.auth import audit
 from shine_mcp.auth.accounts import get_user
 from shine_mcp.identity import current_user
 from shine_mcp.knowledge import load_knowledge
@@ -37,6 +38,7 @@ READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 WRITE = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
 )
+AUDIT_EXPORT_LIMIT = 10_000
 Words = list[Annotated[str, Field(min_length=2, max_length=80)]]
 Clearable = Literal[
     "skin_type",
@@ -96,6 +98,9 @@ class MyData(BaseModel):
     chats: list[dict[str, Any]]
     chat_uploads: list[dict[str, Any]]
     commerce: dict[str, Any] = Field(description="Cart and orders with lines and refunds.")
+    security_events: list[dict[str, Any]] = Field(
+        description="Sign-ins, client approvals and other audit entries about the caller (with the IP address)."
+    )
     notice: str
 
 
@@ -289,6 +294,7 @@ def register(server: MCPServer, services: Services) -> None:
         reports = await list_reports(services.db, caller.user_id, limit=100_000)
         chats = await export_user_chats(services.db, caller.user_id)
         commerce = await export_user_commerce(services.db, caller.user_id)
+        security = await audit.events(services.db, actor_id=caller.user_id, limit=AUDIT_EXPORT_LIMIT)
         return MyData(
             user_id=caller.user_id,
             exported_at=datetime.now(UTC),
@@ -311,6 +317,16 @@ def register(server: MCPServer, services: Services) -> None:
             chats=chats["chats"],
             chat_uploads=chats["uploads"],
             commerce=commerce,
+            security_events=[
+                {
+                    "at": aware(e.at).isoformat(),
+                    "action": e.action,
+                    "client_id": e.client_id,
+                    "ip": e.ip,
+                    "detail": e.detail,
+                }
+                for e in security
+            ],
             notice="Kept photos are not embedded here; get_skin_report and the chat show them to you.",
         )
 
@@ -345,4 +361,7 @@ def register(server: MCPServer, services: Services) -> None:
             kept.append("The shipping address of an order not yet shipped, until it ships.")
         if not caller.is_guest:
             kept.append("Your sign-in account (email and name): sign out and ask the shop to close it.")
+            kept.append(
+                "The security log of your sign-ins and of this deletion, which protects your account."
+            )
         return DeletedData(deleted=deleted, kept=kept, message="Your data has been deleted.")

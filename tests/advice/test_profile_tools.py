@@ -130,3 +130,15 @@ async def test_check_ingredients_applies_the_profile_unless_told_otherwise(
         "check_ingredients", product_ids=[retinol], pregnant_or_nursing=False, avoid_ingredients=[]
     )
     assert all(c["kind"] != "pregnancy" for c in told["cautions"]) and told["avoided"] == []
+
+
+async def test_the_export_holds_the_security_log_about_the_caller(
+    client: Client, services: Services, shopper: Callable[[str], Shopper]
+) -> None:
+    from shine_mcp.auth import audit
+
+    rae = shopper("rae")
+    await audit.record(services.db, "sign_in", actor_id=rae.user_id, ip="203.0.113.9", method="google")
+    await audit.record(services.db, "sign_in", actor_id="usr_someone_else", ip="198.51.100.1")
+    exported = await rae.ok("export_my_data")
+    assert [(e["action"], e["ip"]) for e in exported["security_events"]] == [("sign_in", "203.0.113.9")]
