@@ -32,12 +32,15 @@ from shine_mcp.tools._browse_looks import plan_queries
 from shine_mcp.tools._browse_product import PageFacts, extract
 from shine_mcp.tools._web_safety import (
     UNTRUSTED_NOTICE,
+    Resolver,
     UnsafeUrl,
     host_in,
     host_of,
     normalise_domain,
     normalise_url,
     public_http_url,
+    refuse_private_name,
+    system_resolver,
 )
 from shine_mcp.vocabulary import Category
 
@@ -173,8 +176,15 @@ def _query_key(query: str) -> str:
     return " ".join(query.lower().split())
 
 
-def register(server: MCPServer, services: Services, *, browser: Browser | None = None) -> None:
-    """`browser` is a seam: the benchmark passes one so it can also call Firecrawl on the same session."""
+def register(
+    server: MCPServer,
+    services: Services,
+    *,
+    browser: Browser | None = None,
+    resolver: Resolver = system_resolver,
+) -> None:
+    """`browser` is a seam: the benchmark passes one so it can also call Firecrawl on the same session.
+    `resolver` answers host names (tests give one that knows names pointing inside a network)."""
     settings = services.settings
     lazy = _Lazy(services, browser)
     behind = _WriteBehind(services)
@@ -318,6 +328,7 @@ def register(server: MCPServer, services: Services, *, browser: Browser | None =
     async def read_page(url: str, ctx: Context) -> ProductPage:
         try:
             public_http_url(url)
+            await refuse_private_name(url, resolver)
         except UnsafeUrl as refused:
             raise ToolError(f"Shine reads only public web pages: {refused}") from None
         page_url = normalise_url(url)

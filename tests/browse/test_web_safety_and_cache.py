@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import anyio
 import pytest
 
 from shine_mcp.integrations.firecrawl import BrowseError, CircuitBreaker
 from shine_mcp.services import Services
 from shine_mcp.store import web_cache
 from shine_mcp.store.tables import utcnow
-from shine_mcp.tools._web_safety import UnsafeUrl, image_identity, normalise_url, public_http_url
+from shine_mcp.tools._web_safety import (
+    UnsafeUrl,
+    image_identity,
+    normalise_url,
+    public_http_url,
+    refuse_private_name,
+)
 
 
 @pytest.mark.parametrize(
@@ -74,3 +81,27 @@ async def test_cached_answers_expire(services: Services) -> None:
         assert await web_cache.get(services.db, key) == {"images": [1]}
         later = utcnow() + timedelta(seconds=61)
         assert await web_cache.get(services.db, key, now=later) is None
+
+
+async def test_a_name_pointing_inside_the_network_is_refused_before_firecrawl_sees_it() -> None:
+    names = {
+        "wiki.shop-intranet.com": ["10.0.0.5"],
+        "cdn.shop.com": ["93.184.216.34"],
+        "v6.shop.com": ["fe80::1%eth0"],
+    }
+
+    async def resolve(host: str) -> list[str]:
+        if host == "slow.shop.com":
+            await anyio.sleep(5)
+        if host not in names:
+            raise OSError("Name or service not known")
+        return names[host]
+
+    with pytest.raises(UnsafeUrl, match="private network"):
+        await refuse_private_name("https://wiki.shop-intranet.com/admin", resolve)
+    with pytest.raises(UnsafeUrl, match="private network"):
+        await refuse_private_name("https://v6.shop.com/", resolve)
+    await refuse_private_name("https://cdn.shop.com/p/serum", resolve)  # public: fine
+    await refuse_private_name("https://unknown.example/p", resolve)  # unresolvable here: Firecrawl decides
+    with anyio.fail_after(2):
+        await refuse_private_name("https://slow.shop.com/p", resolve, within=0.2)  # no hang
