@@ -65,6 +65,11 @@ class Money(BaseModel):
     display: str = Field(description="Formatted for people, e.g. $16.99.")
 
     @classmethod
+    def maybe(cls, amount_minor: int | None, currency: str | None) -> Money | None:
+        """`of` for amounts that may be unknown (a page without a price, a profile without a budget)."""
+        return None if amount_minor is None or not currency else cls.of(amount_minor, currency)
+
+    @classmethod
     def of(cls, amount_minor: int, currency: str) -> Money:
         return cls(
             amount_minor=amount_minor, currency=currency.upper(), display=format_money(amount_minor, currency)

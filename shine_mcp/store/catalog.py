@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import col, select
 
 from shine_mcp.store.db import Database
+from shine_mcp.store.generation import Generation
 from shine_mcp.store.records import ProductIn
 from shine_mcp.store.tables import Product, utcnow
 
@@ -30,17 +31,12 @@ class CatalogStats:
     brands: int
 
 
-_generation = 0
+_catalog_writes = Generation()
 
 
 def catalog_generation() -> int:
     """Goes up with every catalog write in this process: caches built from the catalog compare it."""
-    return _generation
-
-
-def _changed() -> None:
-    global _generation
-    _generation += 1
+    return _catalog_writes.value
 
 
 INDEX_COLUMNS = (
@@ -126,7 +122,7 @@ async def upsert_products(
             stale = [i for i in (await session.execute(select(Product.id))).scalars() if i not in keep]
             for chunk in _chunks(stale):
                 await session.execute(delete(Product).where(col(Product.id).in_(chunk)))
-    _changed()
+    _catalog_writes.bump()
     return len(rows)
 
 
@@ -139,7 +135,7 @@ async def remove_source(db: Database, source: str) -> int:
     """Remove every product from one source (the demo catalog once a merchant imports their own)."""
     async with db.session() as session, session.begin():
         result = await session.execute(delete(Product).where(col(Product.source) == source))
-    _changed()
+    _catalog_writes.bump()
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
 from shine_mcp.store.db import Database
+from shine_mcp.store.generation import Generation
 from shine_mcp.store.tables import utcnow
 from shine_mcp.store.users import aware
 
@@ -65,17 +66,12 @@ class ProductFeedback(SQLModel, table=True):
     )
 
 
-_generation = 0
+_feedback_writes = Generation()
 
 
 def feedback_generation() -> int:
     """Goes up with every rating or profile change in this process: collaborative caches compare it."""
-    return _generation
-
-
-def _changed() -> None:
-    global _generation
-    _generation += 1
+    return _feedback_writes.value
 
 
 PROFILE_FIELDS = (
@@ -130,7 +126,7 @@ async def save_profile(db: Database, user_id: str, changes: dict[str, Any]) -> P
     try:
         return await db.write(work)
     finally:
-        _changed()
+        _feedback_writes.bump()
 
 
 @dataclass(frozen=True)
@@ -169,7 +165,7 @@ async def rate(db: Database, user_id: str, product_id: str, rating: int, comment
     try:
         return await db.write(work)
     finally:
-        _changed()
+        _feedback_writes.bump()
 
 
 _bump_view = (
@@ -246,7 +242,7 @@ async def delete_user_profile_data(db: Database, user_id: str) -> dict[str, int]
     try:
         return await db.write(work)
     finally:
-        _changed()
+        _feedback_writes.bump()
 
 
 async def count_feedback(db: Database) -> int:

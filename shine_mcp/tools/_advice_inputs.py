@@ -4,6 +4,7 @@ output shapes that explain them."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
@@ -31,6 +32,14 @@ GUIDANCE = (
     "pain or infection, and ask a doctor or pharmacist before using actives in pregnancy."
 )
 CONCERNS_HELP = f"Concerns from this list: {', '.join(CONCERNS)}."
+# Arguments the advice tools share; checked in code so a typo gets the closest word, not a schema error.
+ReportIdArg = Annotated[
+    str | None, Field(max_length=60, description="A skin report (rep_…) whose measurements add concerns.")
+]
+ConcernsArg = Annotated[list[str] | None, Field(max_length=8, description=CONCERNS_HELP)]
+SkinTypeArg = Annotated[
+    str | None, Field(max_length=20, description="normal, dry, oily, combination or sensitive.")
+]
 
 
 class ReasonOut(BaseModel):
@@ -146,9 +155,7 @@ def used(needs: Needs, profile: Profile | None, season: Season | None, report_id
         avoid=needs.avoid,
         pregnant_or_nursing=needs.pregnant,
         preferences=needs.preferences,
-        budget=Money.of(needs.budget_minor, needs.currency)
-        if needs.budget_minor is not None and needs.currency
-        else None,
+        budget=Money.maybe(needs.budget_minor, needs.currency),
         season=f"{season.name}: {season.reason}" if season else None,
         profile_used=profile is not None,
         report_id=report_id,

@@ -46,9 +46,11 @@ from shine_mcp.store.signals import Signals, collaborative_signals
 from shine_mcp.store.tables import Product
 from shine_mcp.store.views import ProductCard, card_of
 from shine_mcp.tools._advice_inputs import (
-    CONCERNS_HELP,
     GUIDANCE,
+    ConcernsArg,
     ReasonOut,
+    ReportIdArg,
+    SkinTypeArg,
     UsedNeeds,
     gather_needs,
     reason_out,
@@ -281,14 +283,9 @@ def register(server: MCPServer, services: Services) -> Advisor:
     @server.tool(annotations=READ_ONLY)
     async def recommend_products(
         ctx: Context,
-        report_id: Annotated[
-            str | None,
-            Field(max_length=60, description="A skin report (rep_…) whose measurements add concerns."),
-        ] = None,
-        concerns: Annotated[list[str] | None, Field(max_length=8, description=CONCERNS_HELP)] = None,
-        skin_type: Annotated[
-            str | None, Field(max_length=20, description="normal, dry, oily, combination or sensitive.")
-        ] = None,
+        report_id: ReportIdArg = None,
+        concerns: ConcernsArg = None,
+        skin_type: SkinTypeArg = None,
         budget: Annotated[
             float | None,
             Field(le=100_000, description="Most to pay per product, in the shop's currency (25 = $25.00)."),
@@ -364,11 +361,8 @@ def register(server: MCPServer, services: Services) -> Advisor:
     @server.tool(annotations=READ_ONLY)
     async def build_routine(
         ctx: Context,
-        report_id: Annotated[
-            str | None,
-            Field(max_length=60, description="A skin report (rep_…) whose measurements add concerns."),
-        ] = None,
-        concerns: Annotated[list[str] | None, Field(max_length=8, description=CONCERNS_HELP)] = None,
+        report_id: ReportIdArg = None,
+        concerns: ConcernsArg = None,
         budget: Annotated[
             float | None,
             Field(le=100_000, description="Most to pay for the whole routine, in the shop's currency."),
@@ -379,9 +373,7 @@ def register(server: MCPServer, services: Services) -> Advisor:
                 description="minimal: cleanse, treat, moisturise, sunscreen; complete adds toner, eye care, a second treatment."
             ),
         ] = "minimal",
-        skin_type: Annotated[
-            str | None, Field(max_length=20, description="normal, dry, oily, combination or sensitive.")
-        ] = None,
+        skin_type: SkinTypeArg = None,
     ) -> Routine:
         """Build a morning (AM) and evening (PM) routine: steps in order, one product per step, sunscreen
         every morning, the total within budget, and no clashing actives in one slot (split morning/evening
@@ -502,7 +494,7 @@ def register(server: MCPServer, services: Services) -> Advisor:
             am=steps["am"],
             pm=steps["pm"],
             total=Money.of(total, currency),
-            budget=Money.of(total_budget, currency) if total_budget is not None else None,
+            budget=Money.maybe(total_budget, currency),
             dropped_steps=dropped,
             schedule_notes=[
                 ReasonOut(

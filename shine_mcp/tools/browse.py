@@ -361,9 +361,7 @@ def register(
             source_domain=domain,
             name=facts.name,
             brand=facts.brand,
-            price=Money.of(facts.price_minor, facts.currency)
-            if facts.price_minor is not None and facts.currency
-            else None,
+            price=Money.maybe(facts.price_minor, facts.currency),
             images=facts.images,
             ingredients=facts.ingredients,
             may_contain=facts.may_contain,

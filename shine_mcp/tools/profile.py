@@ -32,7 +32,7 @@ from shine_mcp.store.chat import delete_user_chats, export_user_chats
 from shine_mcp.store.photos import PhotoStore
 from shine_mcp.store.skin_reports import delete_user_reports, list_reports
 from shine_mcp.store.users import aware
-from shine_mcp.tools._advice_inputs import CONCERNS_HELP
+from shine_mcp.tools._advice_inputs import ConcernsArg, SkinTypeArg
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 WRITE = ToolAnnotations(
@@ -144,9 +144,7 @@ def register(server: MCPServer, services: Services) -> None:
             sensitivities=profile.sensitivities,
             avoid_ingredients=profile.avoid_ingredients,
             avoid_meaning=_meaning([*profile.avoid_ingredients, *profile.sensitivities]),
-            budget=Money.of(profile.budget_minor, profile.currency)
-            if profile.budget_minor is not None and profile.currency
-            else None,
+            budget=Money.maybe(profile.budget_minor, profile.currency),
             pregnant_or_nursing=profile.pregnant_or_nursing,
             preferences=profile.preferences,
             country=profile.country,
@@ -167,10 +165,8 @@ def register(server: MCPServer, services: Services) -> None:
     @server.tool(annotations=WRITE)
     async def update_profile(
         ctx: Context,
-        skin_type: Annotated[
-            str | None, Field(max_length=20, description="normal, dry, oily, combination or sensitive.")
-        ] = None,
-        concerns: Annotated[list[str] | None, Field(max_length=8, description=CONCERNS_HELP)] = None,
+        skin_type: SkinTypeArg = None,
+        concerns: ConcernsArg = None,
         sensitivities: Annotated[
             Words | None,
             Field(
