@@ -21,7 +21,7 @@ from shine_mcp.advice.season import Season
 from shine_mcp.knowledge import ConcernClaim, KnowledgeBase
 from shine_mcp.knowledge.schema import EVIDENCE_RANK
 from shine_mcp.money import format_money
-from shine_mcp.store.tables import Product, pipe_split
+from shine_mcp.store.tables import ProductRow, pipe_split
 from shine_mcp.vocabulary import CATEGORIES, CONCERNS, SKIN_TYPES, TAGS
 
 WEIGHTS = {"concern": 0.5, "skin": 0.15, "rating": 0.15, "price": 0.1, "claimed": 0.05, "similar": 0.15}
@@ -177,7 +177,7 @@ def cheapest(index: CatalogIndex, mask: np.ndarray, count: int) -> list[int]:
 # -- checks and explanations on the product as it is now in the database -------------------------
 
 
-def violations(product: Product, kb: KnowledgeBase, needs: Needs, excluded: Exclusions) -> list[str]:
+def violations(product: ProductRow, kb: KnowledgeBase, needs: Needs, excluded: Exclusions) -> list[str]:
     """The hard limits this product breaks, checked from its current ingredient list (not the index)."""
     found: list[str] = []
     names = list(product.ingredients)
@@ -211,7 +211,7 @@ class Reason:
 
 
 def explain(
-    product: Product,
+    product: ProductRow,
     kb: KnowledgeBase,
     needs: Needs,
     excluded: Exclusions,

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from shine_mcp.knowledge import InteractionRule, KnowledgeBase
-from shine_mcp.store.tables import Product
+from shine_mcp.store.tables import ProductRow
 
 TREATMENT_CATEGORIES = ("serum", "spot_treatment", "exfoliant")
 EVENING_FAMILIES = frozenset({"retinoid", "aha", "bha"})
@@ -53,7 +53,7 @@ ORDER = {"cleanse": 0, "tone": 1, "treat": 2, "treat_2": 3, "eye": 4, "moisturis
 
 @dataclass
 class Candidate:
-    product: Product
+    product: ProductRow
     score: float
     # Read once: the routine search touches these thousands of times, and ORM attribute reads are slow.
     id: str = field(init=False)
@@ -71,7 +71,7 @@ class Candidate:
 @dataclass
 class Placed:
     spec: StepSpec
-    product: Product
+    product: ProductRow
     slots: tuple[str, ...]
     when: dict[str, str] = field(default_factory=dict)  # slot → "every morning", "alternate nights (A)"…
 
@@ -89,16 +89,16 @@ class BudgetTooSmall(ValueError):
         self.needed_minor = needed_minor
 
 
-def families(kb: KnowledgeBase, product: Product) -> set[str]:
+def families(kb: KnowledgeBase, product: ProductRow) -> set[str]:
     return {f for name in product.ingredients if (f := kb.family_of(name))}
 
 
-def firm_clash_inside(kb: KnowledgeBase, product: Product) -> bool:
+def firm_clash_inside(kb: KnowledgeBase, product: ProductRow) -> bool:
     names = list(product.ingredients)
     return any(c.rule.severity == "avoid_same_slot" for c in kb.clashes(names, names))
 
 
-def clash_rules(kb: KnowledgeBase, a: Product, b: Product) -> list[InteractionRule]:
+def clash_rules(kb: KnowledgeBase, a: ProductRow, b: ProductRow) -> list[InteractionRule]:
     return [c.rule for c in kb.clashes(list(a.ingredients), list(b.ingredients))]
 
 
@@ -149,7 +149,7 @@ class Compatibility:
         return True
 
 
-TREATMENT_OPTIONS = 4  # the best few treatments per treatment step are tried in combination
+TREATMENT_OPTIONS = 3  # the best few treatments per treatment step are tried in combination
 TREATMENT_WEIGHT = 1.5  # treatments carry the concerns: they count for more in a routine's score
 MISSING_PENALTY = 10.0
 UPGRADE_PASSES = 3
@@ -181,7 +181,7 @@ def choose(
         last = droppable[-1]
         dropped.append("Second treatment" if last.key == "treat_2" else last.label)
         active = [s for s in active if s is not last]
-    dropped += [s.label for s in active if s.key not in plan]
+    dropped += ["Second treatment" if s.key == "treat_2" else s.label for s in active if s.key not in plan]
     return plan, dropped
 
 
@@ -215,22 +215,24 @@ def _best_plan(
 def _treatment_options(
     compat: Compatibility, treatments: list[StepSpec], candidates: dict[str, list[Candidate]]
 ) -> list[list[tuple[str, Candidate]]]:
+    """Each treatment step adds, to every option so far, nothing or one of the best few candidates that
+    bring an active family not already there (a second treatment complements the first)."""
     options: list[list[tuple[str, Candidate]]] = [[]]
     for spec in treatments:
         grown = []
         for option in options:
             grown.append(option)  # without this treatment
             used = {c.id for _, c in option}
-            for candidate in candidates[spec.key][:TREATMENT_OPTIONS]:
-                families_taken = set().union(*(compat.active_families(c) for _, c in option))
-                if (
-                    candidate.id not in used
-                    and all(c.id < candidate.id for _, c in option)  # each pair once
-                    and not compat.active_families(candidate) & families_taken
-                ):
-                    grown.append([*option, (spec.key, candidate)])
+            taken = set().union(*(compat.active_families(c) for _, c in option))
+            fitting = [
+                c for c in candidates[spec.key] if c.id not in used and not compat.active_families(c) & taken
+            ]
+            grown += [[*option, (spec.key, c)] for c in fitting[:TREATMENT_OPTIONS]]
         options = grown
-    return options
+    unique: dict[frozenset[str], list[tuple[str, Candidate]]] = {}
+    for option in options:  # (A then B) and (B then A) are one plan
+        unique.setdefault(frozenset(c.id for _, c in option), option)
+    return list(unique.values())
 
 
 def _cost(chosen: dict[str, Candidate]) -> int:

@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from shine_mcp.store.db import Database
 from shine_mcp.store.generation import Generation
 from shine_mcp.store.records import ProductIn
-from shine_mcp.store.tables import Product, utcnow
+from shine_mcp.store.tables import Product, ProductRow, utcnow
 
 DEMO_SOURCE = "demo"
 
@@ -78,13 +78,14 @@ async def get_products(db: Database, product_ids: Sequence[str]) -> dict[str, Pr
         return {p.id: p for p in rows.scalars()}
 
 
-async def read_products(db: Database, product_ids: Sequence[str]) -> dict[str, Product]:
-    """Like `get_products`, in one hop to a reader thread: for hot paths that re-check a few products."""
+async def read_products(db: Database, product_ids: Sequence[str]) -> dict[str, ProductRow]:
+    """Like `get_products` as plain rows, in one hop to a reader thread: for hot paths that re-check a
+    few dozen products."""
     table = Product.__table__  # type: ignore[attr-defined]
     query = sa_select(table).where(table.c.id.in_(list(product_ids)))
 
-    def work(connection: Connection) -> dict[str, Product]:
-        return {row.id: Product(**row._mapping) for row in connection.execute(query)}
+    def work(connection: Connection) -> dict[str, ProductRow]:
+        return {row.id: ProductRow(**row._mapping) for row in connection.execute(query)}
 
     return await db.read(work)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
@@ -21,6 +22,36 @@ def pipe_join(values: Iterable[str]) -> str:
 
 def pipe_split(value: str) -> list[str]:
     return [v for v in value.split("|") if v]
+
+
+@dataclass(frozen=True, slots=True)
+class ProductRow:
+    """A product as plain read-only values, for hot paths that re-read a few dozen products (advice): the
+    ORM object costs ~60 µs to build, this ~3 µs. Same field names as `Product`."""
+
+    id: str
+    source: str
+    handle: str
+    brand: str
+    name: str
+    category: str
+    description: str
+    price_minor: int
+    currency: str
+    size: str | None
+    url: str | None
+    image_url: str | None
+    rating: float | None
+    review_count: int
+    stock: int
+    ingredients_text: str
+    ingredients: list[str]
+    ingredient_keys: str
+    skin_types: str
+    concerns: str
+    tags: str
+    created_at: datetime
+    updated_at: datetime
 
 
 class Product(SQLModel, table=True):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from shine_mcp.money import Money
-from shine_mcp.store.tables import Product, pipe_split
+from shine_mcp.store.tables import Product, ProductRow, pipe_split
 
 DEMO_NOTICE = (
     "Demo catalog bundled with Shine: prices are indicative and stock is invented. "
@@ -79,7 +79,7 @@ def summary_of(product: Product, matched: list[str] | None = None) -> ProductSum
     )
 
 
-def card_of(product: Product) -> ProductCard:
+def card_of(product: Product | ProductRow) -> ProductCard:
     return ProductCard(
         id=product.id,
         brand=product.brand,

@@ -43,7 +43,7 @@ from shine_mcp.services import Services
 from shine_mcp.store.catalog import catalog_fingerprint, index_rows, read_products
 from shine_mcp.store.profiles import feedback_generation
 from shine_mcp.store.signals import Signals, collaborative_signals
-from shine_mcp.store.tables import Product
+from shine_mcp.store.tables import ProductRow
 from shine_mcp.store.views import ProductCard, card_of
 from shine_mcp.tools._advice_inputs import (
     GUIDANCE,
@@ -61,6 +61,7 @@ from shine_mcp.vocabulary import CATEGORIES
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 CANDIDATES_PER_STEP = 8
 CHEAP_PER_STEP = 4
+TREATMENT_CANDIDATES = 12  # deeper: a second treatment must bring a different active
 SIGNALS_TTL = 60.0
 STEP_REASON_KINDS = frozenset({"concern", "skin_type", "sensitive", "season", "similar", "stock", "rating"})
 SIGNALS_CACHED = 10_000  # people whose neighbourhood is remembered at once
@@ -198,7 +199,7 @@ class Advisor:
 
     async def pick_groups(
         self, prepared: Prepared, groups: dict[tuple[str, ...], int]
-    ) -> dict[tuple[str, ...], list[tuple[Product, float, float]]]:
+    ) -> dict[tuple[str, ...], list[tuple[ProductRow, float, float]]]:
         """`pick` for several category groups in one database read (a routine's steps); a group that
         loses products to the re-check is completed by its own `pick`."""
         index = prepared.index
@@ -211,7 +212,7 @@ class Advisor:
             positions[categories] = found
         wanted = sorted({p for found in positions.values() for p in found})
         fresh = await read_products(self.services.db, [index.ids[p] for p in wanted])
-        out: dict[tuple[str, ...], list[tuple[Product, float, float]]] = {}
+        out: dict[tuple[str, ...], list[tuple[ProductRow, float, float]]] = {}
         for categories, found in positions.items():
             kept = []
             for position in found:
@@ -228,7 +229,7 @@ class Advisor:
             out[categories] = kept
         return out
 
-    def _allowed(self, prepared: Prepared, product: Product) -> bool:
+    def _allowed(self, prepared: Prepared, product: ProductRow) -> bool:
         limit = prepared.max_price_minor
         return not violations(product, self.kb, prepared.needs, prepared.excluded) and (
             limit is None or product.price_minor <= limit
@@ -236,14 +237,14 @@ class Advisor:
 
     async def pick(
         self, prepared: Prepared, categories: list[str] | None, count: int
-    ) -> tuple[list[tuple[Product, float, float]], int]:
+    ) -> tuple[list[tuple[ProductRow, float, float]], int]:
         """The best `count` products in `categories` as they are now in the database, each re-checked
         against the hard limits; and how many products of those categories the limits excluded."""
         index = prepared.index
         in_categories = index.in_categories(categories) if categories else np.ones(len(index), bool)
         mask = prepared.mask & in_categories
         excluded_count = int(in_categories.sum() - mask.sum())
-        picked: list[tuple[Product, float, float]] = []
+        picked: list[tuple[ProductRow, float, float]] = []
         want = count
         tried: set[int] = set()
         while len(picked) < count:
@@ -267,7 +268,7 @@ class Advisor:
         return picked, excluded_count
 
 
-def _cautions(kb: KnowledgeBase, product: Product) -> list[str]:
+def _cautions(kb: KnowledgeBase, product: ProductRow) -> list[str]:
     seen: dict[str, str] = {}
     for name in product.ingredients:
         for caution in kb.cautions(name):
@@ -396,7 +397,9 @@ def register(server: MCPServer, services: Services) -> Advisor:
         reasons_of: dict[str, float] = {}
         treatment_ids: set[str] = set()
         prepared = await advisor.prepare(caller, needs, season, index, total_budget)
-        groups = {spec.categories: CANDIDATES_PER_STEP for spec in specs}
+        groups = {
+            spec.categories: CANDIDATES_PER_STEP if spec.slots else TREATMENT_CANDIDATES for spec in specs
+        }
         by_group = await advisor.pick_groups(prepared, groups)
         for spec in specs:
             picked = by_group[spec.categories]

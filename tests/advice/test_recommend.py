@@ -19,7 +19,7 @@ from shine_mcp.config import Settings
 from shine_mcp.knowledge import KnowledgeBase
 from shine_mcp.server import build_server
 from shine_mcp.services import Services
-from shine_mcp.store.catalog import get_products
+from shine_mcp.store.catalog import get_products, read_products
 from shine_mcp.store.skin_reports import SkinReportRecord, add_report, new_report_id
 from tests.advice.conftest import Shopper, ingredients_of, text_of
 
@@ -170,7 +170,7 @@ async def test_clashing_treatments_are_split_or_alternated_as_the_rule_says(
     services: Services, kb: KnowledgeBase, a: str, b: str, expected: dict[str, tuple[str, str]]
 ) -> None:
     async with services.running():
-        products = await get_products(services.db, [a, b])
+        products = await read_products(services.db, [a, b])
     plan = schedule(
         kb, COMPLETE, {"treat": Candidate(products[a], 1.0), "treat_2": Candidate(products[b], 0.9)}
     )

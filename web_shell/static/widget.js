@@ -291,7 +291,7 @@
       var list = el("ol");
       steps.forEach(function (s) {
         var p = s.product || {};
-        list.appendChild(el("li", { text: (s.step ? String(s.step).replace(/_/g, " ") + ": " : "") + [p.brand, p.name].filter(Boolean).join(" ") + (price(p.price) ? " — " + price(p.price) : "") + (s.reason ? " (" + s.reason + ")" : "") }));
+        list.appendChild(el("li", { text: (s.step ? String(s.step).replace(/_/g, " ") + ": " : "") + [p.brand, p.name].filter(Boolean).join(" ") + (price(p.price) ? " — " + price(p.price) : "") + (s.when && s.when !== "daily" ? " · " + s.when : "") + (s.reason ? " (" + s.reason + ")" : "") }));
       });
       box.appendChild(list);
     });
