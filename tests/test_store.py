@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 from shine_mcp.config import Settings
-from shine_mcp.store.catalog import count_products, get_product, upsert_products
+from shine_mcp.store.catalog import count_products, get_product, get_products, upsert_products
 from shine_mcp.store.db import Database, include_object, open_database
 from shine_mcp.store.records import ProductIn, product_id_for
 from shine_mcp.store.search import SearchFilters, search_products
@@ -131,7 +131,11 @@ async def test_the_sqlite_read_path_returns_what_the_orm_loads(tmp_path: Path) -
             fast = await search_products(database, filters, limit=limit, offset=offset)
             orm = await search_products(without_reader, filters, limit=limit, offset=offset)
             assert fast.total == orm.total
-            assert [p.model_dump() for p in fast.products] == [p.model_dump() for p in orm.products]
+            assert fast.products == orm.products
+            loaded = await get_products(database, [p.id for p in fast.products])
+            assert [dataclasses.asdict(p) for p in fast.products] == [
+                loaded[p.id].model_dump() for p in fast.products
+            ]
         assert fast.total == 7 and fast.products == []
     finally:
         await database.close()

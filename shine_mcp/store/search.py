@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from sqlalchemy import select as sa_select
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Dialect
-from sqlmodel import col, select
 
 from shine_mcp.store.db import Database
-from shine_mcp.store.tables import Product
+from shine_mcp.store.tables import Product, ProductRow
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
 _STOPWORD_TEXT = (
@@ -61,7 +61,7 @@ class SearchFilters:
 
 @dataclass
 class SearchResult:
-    products: list[Product]
+    products: list[ProductRow]  # plain rows: ten ORM objects would cost more than the query
     total: int
     concern_hits: dict[str, int] = field(default_factory=dict)
 
@@ -210,12 +210,12 @@ def _sqlite_search(
         return SearchResult(products=[], total=total)
     names, converters = _row_converters(dialect)
     marks = ", ".join("?" * len(ids))
-    by_id: dict[str, Product] = {}
+    by_id: dict[str, ProductRow] = {}
     for row in connection.execute(f"SELECT {names} FROM products WHERE id IN ({marks})", ids):
         values = {
             name: (convert(v) if convert else v) for (name, convert), v in zip(converters, row, strict=True)
         }
-        by_id[values["id"]] = Product(**values)
+        by_id[values["id"]] = ProductRow(**values)
     return SearchResult(products=[by_id[i] for i in ids if i in by_id], total=total)
 
 
@@ -246,6 +246,7 @@ async def search_products(
         ids = [row[0] for row in rows]
         if not ids:
             return SearchResult(products=[], total=total)
-        loaded = await session.execute(select(Product).where(col(Product.id).in_(ids)))
-        by_id = {p.id: p for p in loaded.scalars()}
+        table = Product.__table__  # type: ignore[attr-defined]
+        loaded = await session.execute(sa_select(table).where(table.c.id.in_(ids)))
+        by_id = {row.id: ProductRow(**row._mapping) for row in loaded}
     return SearchResult(products=[by_id[i] for i in ids if i in by_id], total=total)

@@ -58,7 +58,7 @@ class ProductDetail(ProductSummary):
     notice: str | None = None
 
 
-def summary_of(product: Product, matched: list[str] | None = None) -> ProductSummary:
+def summary_of(product: Product | ProductRow, matched: list[str] | None = None) -> ProductSummary:
     return ProductSummary(
         id=product.id,
         brand=product.brand,

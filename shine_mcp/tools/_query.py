@@ -11,7 +11,7 @@ from typing import Protocol
 
 from shine_mcp.money import format_money
 from shine_mcp.store.search import query_terms
-from shine_mcp.store.tables import Product, pipe_split
+from shine_mcp.store.tables import Product, ProductRow, pipe_split
 from shine_mcp.vocabulary import CATEGORY_ALIASES
 
 _FREE_FROM = re.compile(r"\b([a-z][a-z ]{1,30}?)[- ]free\b")
@@ -89,7 +89,7 @@ def _stem(term: str) -> str:
 
 
 def why_matched(
-    product: Product,
+    product: Product | ProductRow,
     *,
     terms: list[str],
     skin_type: str | None,
