@@ -181,3 +181,24 @@ async def test_upgrading_again_keeps_every_product(tmp_path: Path) -> None:
     again = await open_database(settings)
     assert await count_products(again) == 1
     await again.close()
+
+
+async def test_words_within_a_category_count_and_rank_only_that_category(db: Database) -> None:
+    await upsert_products(
+        db,
+        [
+            record("in-name", name="Copper Peptide Cream", category="moisturiser"),
+            record("in-text", name="Night Cream", category="moisturiser", description="with copper peptides"),
+            record("other-category", name="Copper Serum", category="serum"),
+            record("no-word", name="Plain Cream", category="moisturiser"),
+            record("too-dear", name="Copper Balm", category="moisturiser", price=Decimal("90.00")),
+        ],
+        source="test",
+    )
+    found = await search_products(
+        db,
+        SearchFilters(terms=("copper",), category="moisturiser", max_price_minor=5000, currency="USD"),
+        limit=10,
+    )
+    assert found.total == 2
+    assert [p.handle for p in found.products] == ["in-name", "in-text"]  # the name outweighs the description

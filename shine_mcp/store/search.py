@@ -150,6 +150,18 @@ def _sqlite_query(filters: SearchFilters, params: dict[str, object]) -> _Query:
         )
     # bm25() only works in the FTS query itself, hence the CTE; MATERIALIZED keeps SQLite from
     # driving the join from the category index and re-running MATCH per row (100x slower).
+    if filters.category:
+        # A category narrows through its index: gather those products first and test each hit against
+        # that set, instead of looking every hit up in `products` (a third faster on 50 000 products;
+        # without a category the set is most of the catalog and this would be slower).
+        return _plain(
+            f"WITH narrowed AS MATERIALIZED (SELECT p.rowid AS rid FROM products p WHERE {where}), "
+            f"hits AS MATERIALIZED (SELECT rowid, {_BM25} AS rank FROM products_fts WHERE products_fts MATCH :match) ",
+            "WITH narrowed AS MATERIALIZED (SELECT p.rowid AS rid FROM products p WHERE "
+            f"{where}), hits AS MATERIALIZED (SELECT rowid FROM products_fts WHERE products_fts MATCH :match) ",
+            "FROM hits JOIN products p ON p.rowid = hits.rowid WHERE hits.rowid IN (SELECT rid FROM narrowed)",
+            _order(filters, "hits.rank"),
+        )
     return _plain(
         f"WITH hits AS MATERIALIZED (SELECT rowid, {_BM25} AS rank FROM products_fts WHERE products_fts MATCH :match) ",
         "WITH hits AS MATERIALIZED (SELECT rowid FROM products_fts WHERE products_fts MATCH :match) ",
