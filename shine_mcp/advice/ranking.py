@@ -60,14 +60,11 @@ def exclusions(kb: KnowledgeBase, needs: Needs) -> Exclusions:
     words: list[str] = []
     labels: dict[str, str] = {}
     for word in needs.avoid:
-        found = kb.expand_exclusions([word])
-        if found:
-            for key in found:
-                keys.add(key.lower())
-                labels.setdefault(key.lower(), word)
-        elif word.strip():
-            words.append(word.strip().lower())
-            labels[word.strip().lower()] = word
+        known, texts = kb.exclusion_terms([word])
+        keys |= known
+        words += sorted(texts)
+        for term in known | texts:
+            labels.setdefault(term, word)
     for preference in needs.preferences:
         for family in PREFERENCE_FAMILIES.get(preference, ()):
             key = f"{FAMILY}{family}"

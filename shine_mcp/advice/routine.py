@@ -80,7 +80,6 @@ class Placed:
 class Schedule:
     steps: list[Placed]
     notes: list[tuple[str, InteractionRule | None]]  # what was arranged and the rule behind it
-    dropped: list[str]  # steps left out for the budget
 
 
 class BudgetTooSmall(ValueError):
@@ -179,10 +178,14 @@ def choose(
             cheapest = min(c.price for c in candidates.get("protect", []) or [])
             raise BudgetTooSmall(cheapest)
         last = droppable[-1]
-        dropped.append("Second treatment" if last.key == "treat_2" else last.label)
+        dropped.append(_label(last))
         active = [s for s in active if s is not last]
-    dropped += ["Second treatment" if s.key == "treat_2" else s.label for s in active if s.key not in plan]
+    dropped += [_label(s) for s in active if s.key not in plan]
     return plan, dropped
+
+
+def _label(spec: StepSpec) -> str:
+    return "Second treatment" if spec.key == "treat_2" else spec.label
 
 
 def _best_plan(
@@ -310,4 +313,4 @@ def schedule(kb: KnowledgeBase, specs: tuple[StepSpec, ...], chosen: dict[str, C
         when = "2-3 evenings a week to start" if product.category == "exfoliant" else "daily"
         placed.append(Placed(spec, product, (slot,), {slot: when}))
     placed.sort(key=lambda p: ORDER[p.spec.key])
-    return Schedule(steps=placed, notes=notes, dropped=[])
+    return Schedule(steps=placed, notes=notes)

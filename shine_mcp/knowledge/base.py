@@ -190,6 +190,23 @@ class KnowledgeBase:
                     keys.add(f"{_FAMILY_PREFIX}{ingredient.family}")
         return keys
 
+    def exclusion_terms(self, words: list[str]) -> tuple[set[str], set[str]]:
+        """Split what to avoid into known ingredient keys (lower-cased canonical names and `family:<id>`)
+        and free-text words (lower-cased).
+
+        'fragrance' becomes every fragrance ingredient the base knows (parfum, essential oils, labelled
+        allergens); a word it doesn't know, like 'shea', is for matching inside ingredient names.
+        """
+        keys: set[str] = set()
+        texts: set[str] = set()
+        for word in words:
+            expanded = self.expand_exclusions([word])
+            if expanded:
+                keys |= {key.lower() for key in expanded}
+            elif word.strip():
+                texts.add(word.strip().lower())
+        return keys, texts
+
     def source(self, source_id: str) -> Source:
         try:
             return self.sources[source_id]

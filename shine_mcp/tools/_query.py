@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from shine_mcp.money import format_money
 from shine_mcp.store.search import query_terms
@@ -125,24 +124,3 @@ def why_matched(
     for tag in tags:
         reasons.append(f"claims {tag.replace('_', '-')}")
     return reasons
-
-
-class _Exclusions(Protocol):
-    def expand_exclusions(self, words: list[str]) -> set[str]: ...
-
-
-def exclusion_filters(knowledge: _Exclusions, words: list[str]) -> tuple[set[str], set[str]]:
-    """Split what to avoid into known ingredient keys (and their families) and free-text words.
-
-    'fragrance' becomes every fragrance ingredient the knowledge base knows (parfum, essential oils,
-    labelled allergens); a word it doesn't know, like 'shea', is matched inside the printed INCI list.
-    """
-    keys: set[str] = set()
-    substrings: set[str] = set()
-    for word in words:
-        expanded = knowledge.expand_exclusions([word])
-        if expanded:
-            keys |= {key if key.startswith("family:") else key.lower() for key in expanded}
-        else:
-            substrings.add(word)
-    return keys, substrings

@@ -24,7 +24,7 @@ from shine_mcp.store.profiles import record_view
 from shine_mcp.store.search import SearchFilters
 from shine_mcp.store.search import search_products as run_search
 from shine_mcp.store.views import DEMO_NOTICE, ProductDetail, ProductSummary, detail_of, summary_of
-from shine_mcp.tools._query import exclusion_filters, interpret, why_matched
+from shine_mcp.tools._query import interpret, why_matched
 from shine_mcp.vocabulary import Category, Concern, SkinType
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
@@ -124,7 +124,7 @@ def register(server: MCPServer, services: Services) -> None:
         excluded_words = sorted(
             {w.strip().lower() for w in (exclude_ingredients or [])} | set(reading.exclude)
         )
-        keys, substrings = exclusion_filters(knowledge, excluded_words)
+        keys, substrings = knowledge.exclusion_terms(excluded_words)
         price = max_price if max_price is not None else reading.max_price
         currency = await currencies.get()
         filters = SearchFilters(

@@ -51,7 +51,8 @@ async def test_looks_like_mine_search_from_the_photo_just_analysed(
     report_ids = [a["report_id"] for n, a in calls(chat) if n == "find_similar_looks"]
     analysed = [n for n, _ in calls(chat) if n == "analyze_skin"]
     assert analysed and len(report_ids) == 1 and report_ids[0].startswith("rep_")
-    assert seen.cards("images") or "no images" in seen.text
+    images = seen.cards("images")[0]["images"]
+    assert images and all(i["page_url"] and i["source"] for i in images)
 
 
 async def test_without_firecrawl_the_advisor_says_browsing_is_not_configured(settings: Settings) -> None:

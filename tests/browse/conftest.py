@@ -32,8 +32,9 @@ BLOCKED = ["spamimages.example", "pinimg.example"]
 
 
 def _need_firecrawl_mcp() -> None:
+    """`make test` installs it, so its absence is a broken set-up, never a reason to pass quietly."""
     if not (NODE.exists() and FIRECRAWL_MCP.exists()):
-        pytest.skip("firecrawl-mcp is not installed (make test runs npm ci)")
+        pytest.fail("firecrawl-mcp is not installed: run `make test` (it runs npm ci) or `npm ci`")
 
 
 @pytest.fixture
