@@ -134,9 +134,13 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+HAND_MANAGED_TABLES = ("products_fts", "catalog_version", "catalog_row_changes", "sqlite_sequence")
+
+
 def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
-    """Leave the dialect-specific full-text objects, managed by hand in the migrations, out of comparisons."""
-    if type_ == "table" and name is not None and name.startswith("products_fts"):
+    """Leave the dialect-specific objects managed by hand in the migrations (full-text index, catalog change
+    tracking) out of comparisons."""
+    if type_ == "table" and name is not None and name.startswith(HAND_MANAGED_TABLES):
         return False
     return not (type_ in ("column", "index") and name in ("search_vector", "ix_products_search_vector"))
 

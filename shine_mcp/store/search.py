@@ -10,15 +10,25 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import select as sa_select
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Dialect
 
-from shine_mcp.store.db import Database
+from shine_mcp.store.db import Database, SqliteThreads
+from shine_mcp.store.search_index import (
+    BM25,
+    CURRENCY_IS,
+    IN_STOCK,
+    PRICE_AT_MOST,
+    Clause,
+    SearchIndex,
+    fts_phrase,
+)
 from shine_mcp.store.tables import Product, ProductRow
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
@@ -28,11 +38,8 @@ _STOPWORD_TEXT = (
 )
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 MAX_TERMS = 12
-# A well-reviewed 4.5 outranks a 5.0 with two reviews.
+# A well-reviewed 4.5 outranks a 5.0 with two reviews (the index computes the same in numpy).
 _POPULARITY = "coalesce(p.rating, 0) * (1.0 - 1.0 / (1 + p.review_count))"
-
-# bm25 column weights for brand, name, description, ingredients_text (FTS5 column order).
-_BM25 = "bm25(products_fts, 8.0, 10.0, 1.0, 3.0)"
 
 
 def query_terms(query: str) -> list[str]:
@@ -63,7 +70,6 @@ class SearchFilters:
 class SearchResult:
     products: list[ProductRow]  # plain rows: ten ORM objects would cost more than the query
     total: int
-    concern_hits: dict[str, int] = field(default_factory=dict)
 
 
 def _like(value: str) -> str:
@@ -71,48 +77,56 @@ def _like(value: str) -> str:
     return f"%{escaped}%"
 
 
-def _where(filters: SearchFilters, params: dict[str, object]) -> list[str]:
-    clauses: list[str] = []
+_LIKE = " LIKE :v ESCAPE '\\'"
+
+
+def filter_clauses(filters: SearchFilters) -> tuple[list[Clause], list[Clause]]:
+    """The filters as SQL predicates: those that must all hold, and the concerns of which any must.
+
+    Both search paths use these, so the index and the plain query cannot disagree on what a filter means.
+    """
+    clauses: list[Clause] = []
     if filters.category:
-        clauses.append("p.category = :category")
-        params["category"] = filters.category
+        clauses.append(Clause("p.category = :v", filters.category))
     if filters.skin_type:
-        clauses.append("p.skin_types LIKE :skin_type ESCAPE '\\'")
-        params["skin_type"] = _like(f"|{filters.skin_type}|")
-    if filters.concerns:
-        ors = []
-        for i, concern in enumerate(filters.concerns):
-            params[f"concern{i}"] = _like(f"|{concern}|")
-            ors.append(f"p.concerns LIKE :concern{i} ESCAPE '\\'")
-        clauses.append("(" + " OR ".join(ors) + ")")
+        clauses.append(Clause("p.skin_types" + _LIKE, _like(f"|{filters.skin_type}|")))
     if filters.max_price_minor is not None:
-        clauses.append("p.price_minor <= :max_price")
-        params["max_price"] = filters.max_price_minor
+        clauses.append(Clause(PRICE_AT_MOST, filters.max_price_minor))
         if filters.currency:
-            clauses.append("p.currency = :currency")
-            params["currency"] = filters.currency
-    for i, key in enumerate(sorted(filters.exclude_keys)):
-        params[f"xkey{i}"] = _like(f"|{key}|")
-        clauses.append(f"p.ingredient_keys NOT LIKE :xkey{i} ESCAPE '\\'")
-    for i, word in enumerate(sorted(filters.exclude_substrings)):
-        params[f"xsub{i}"] = _like(word.lower())
-        clauses.append(f"lower(p.ingredients_text) NOT LIKE :xsub{i} ESCAPE '\\'")
-    for i, tag in enumerate(filters.required_tags):
-        params[f"tag{i}"] = _like(f"|{tag}|")
-        clauses.append(f"p.tags LIKE :tag{i} ESCAPE '\\'")
+            clauses.append(Clause(CURRENCY_IS, filters.currency))
+    for key in sorted(filters.exclude_keys):
+        clauses.append(Clause("p.ingredient_keys" + _LIKE, _like(f"|{key}|"), negate=True))
+    for word in sorted(filters.exclude_substrings):
+        clauses.append(Clause("lower(p.ingredients_text)" + _LIKE, _like(word.lower()), negate=True))
+    for tag in filters.required_tags:
+        clauses.append(Clause("p.tags" + _LIKE, _like(f"|{tag}|")))
     if filters.in_stock_only:
-        clauses.append("p.stock > 0")
-    return clauses
+        clauses.append(Clause(IN_STOCK))
+    any_of = [Clause("p.concerns" + _LIKE, _like(f"|{concern}|")) for concern in filters.concerns]
+    return clauses, any_of
 
 
-def _order(filters: SearchFilters, *ranks: str) -> str:
+def _where(filters: SearchFilters, params: dict[str, object]) -> tuple[list[str], list[str]]:
+    """SQL conditions for the plain query, and the concern predicates (for the order) by name."""
+    clauses, any_of = filter_clauses(filters)
+    rendered: list[str] = []
+    for i, clause in enumerate(clauses):
+        params[f"f{i}"] = clause.value
+        rendered.append(clause.render(f"f{i}"))
+    concerns: list[str] = []
+    for i, clause in enumerate(any_of):
+        params[f"concern{i}"] = clause.value
+        concerns.append(clause.render(f"concern{i}"))
+    if concerns:
+        rendered.append("(" + " OR ".join(concerns) + ")")
+    return rendered, concerns
+
+
+def _order(concerns: list[str], *ranks: str) -> str:
     """Products meeting more of the asked concerns first, then relevance, popularity, and id for stability."""
     parts = list(ranks)
-    if filters.concerns:
-        hits = " + ".join(
-            f"(CASE WHEN p.concerns LIKE :concern{i} ESCAPE '\\' THEN 1 ELSE 0 END)"
-            for i in range(len(filters.concerns))
-        )
+    if concerns:
+        hits = " + ".join(f"(CASE WHEN {c} THEN 1 ELSE 0 END)" for c in concerns)
         parts.insert(0, f"({hits}) DESC")
     return ", ".join([*parts, f"{_POPULARITY} DESC", "p.id"])
 
@@ -134,20 +148,12 @@ def _plain(prefix: str, count_prefix: str, body: str, order: str) -> _Query:
 
 
 def _sqlite_query(filters: SearchFilters, params: dict[str, object]) -> _Query:
-    clauses = _where(filters, params)
+    clauses, concerns = _where(filters, params)
     where = " AND ".join(clauses) or "1 = 1"
     if not filters.terms:
-        return _plain("", "", f"FROM products p WHERE {where}", _order(filters))
+        return _plain("", "", f"FROM products p WHERE {where}", _order(concerns))
     # Each term is a quoted FTS5 string; OR between them, and bm25 ranks documents matching more.
-    params["match"] = " OR ".join('"' + t.replace('"', '""') + '"' for t in filters.terms)
-    if not clauses and not filters.concerns:
-        # Words only: rank and count inside the index, join just the page's rows.
-        return _Query(
-            page=f"SELECT p.id FROM (SELECT rowid, {_BM25} AS rank FROM products_fts "
-            "WHERE products_fts MATCH :match ORDER BY rank, rowid LIMIT :limit OFFSET :offset) hits "
-            "JOIN products p ON p.rowid = hits.rowid ORDER BY hits.rank, hits.rowid",
-            count="SELECT count(*) FROM products_fts WHERE products_fts MATCH :match",
-        )
+    params["match"] = " OR ".join(fts_phrase(t) for t in filters.terms)
     # bm25() only works in the FTS query itself, hence the CTE; MATERIALIZED keeps SQLite from
     # driving the join from the category index and re-running MATCH per row (100x slower).
     if filters.category:
@@ -156,32 +162,32 @@ def _sqlite_query(filters: SearchFilters, params: dict[str, object]) -> _Query:
         # without a category the set is most of the catalog and this would be slower).
         return _plain(
             f"WITH narrowed AS MATERIALIZED (SELECT p.rowid AS rid FROM products p WHERE {where}), "
-            f"hits AS MATERIALIZED (SELECT rowid, {_BM25} AS rank FROM products_fts WHERE products_fts MATCH :match) ",
+            f"hits AS MATERIALIZED (SELECT rowid, {BM25} AS rank FROM products_fts WHERE products_fts MATCH :match) ",
             "WITH narrowed AS MATERIALIZED (SELECT p.rowid AS rid FROM products p WHERE "
             f"{where}), hits AS MATERIALIZED (SELECT rowid FROM products_fts WHERE products_fts MATCH :match) ",
             "FROM hits JOIN products p ON p.rowid = hits.rowid WHERE hits.rowid IN (SELECT rid FROM narrowed)",
-            _order(filters, "hits.rank"),
+            _order(concerns, "hits.rank"),
         )
     return _plain(
-        f"WITH hits AS MATERIALIZED (SELECT rowid, {_BM25} AS rank FROM products_fts WHERE products_fts MATCH :match) ",
+        f"WITH hits AS MATERIALIZED (SELECT rowid, {BM25} AS rank FROM products_fts WHERE products_fts MATCH :match) ",
         "WITH hits AS MATERIALIZED (SELECT rowid FROM products_fts WHERE products_fts MATCH :match) ",
         f"FROM hits JOIN products p ON p.rowid = hits.rowid WHERE {where}",
-        _order(filters, "hits.rank"),
+        _order(concerns, "hits.rank"),
     )
 
 
 def _postgres_query(filters: SearchFilters, params: dict[str, object]) -> _Query:
-    clauses = _where(filters, params)
+    clauses, concerns = _where(filters, params)
     safe = [t for t in (re.sub(r"[^\w]", "", term) for term in filters.terms) if t]
     if filters.terms and not safe:
         clauses.insert(0, "1 = 0")  # only punctuation was asked for: like FTS5, match nothing
-        order = _order(filters)
+        order = _order(concerns)
     elif safe:
         params["tsquery"] = " | ".join(safe)
         clauses.insert(0, "p.search_vector @@ to_tsquery('english', :tsquery)")
-        order = _order(filters, "ts_rank_cd(p.search_vector, to_tsquery('english', :tsquery)) DESC")
+        order = _order(concerns, "ts_rank_cd(p.search_vector, to_tsquery('english', :tsquery)) DESC")
     else:
-        order = _order(filters)
+        order = _order(concerns)
     return _plain("", "", f"FROM products p WHERE {' AND '.join(clauses) or '1 = 1'}", order)
 
 
@@ -209,6 +215,24 @@ def _driver(connection: Connection) -> sqlite3.Connection:
     return driver
 
 
+def _load_rows(
+    connection: sqlite3.Connection, key: str, keys: list[Any], dialect: Dialect
+) -> list[ProductRow]:
+    """The page's products in the order of `keys` (ids or rowids), as the ORM would convert them."""
+    if not keys:
+        return []
+    names, converters = _row_converters(dialect)
+    marks = ", ".join("?" * len(keys))
+    found: dict[Any, ProductRow] = {}
+    for row in connection.execute(f"SELECT {key}, {names} FROM products WHERE {key} IN ({marks})", keys):
+        values = {
+            name: (convert(v) if convert else v)
+            for (name, convert), v in zip(converters, row[1:], strict=True)
+        }
+        found[row[0]] = ProductRow(**values)
+    return [found[k] for k in keys if k in found]
+
+
 def _sqlite_search(
     connection: sqlite3.Connection, query: _Query, params: dict[str, object], dialect: Dialect
 ) -> SearchResult:
@@ -217,28 +241,50 @@ def _sqlite_search(
     total = _known_total(query, rows, offset, limit)
     if total is None:
         total = int(connection.execute(query.count, params).fetchone()[0])
-    ids = [row[0] for row in rows]
-    if not ids:
-        return SearchResult(products=[], total=total)
-    names, converters = _row_converters(dialect)
-    marks = ", ".join("?" * len(ids))
-    by_id: dict[str, ProductRow] = {}
-    for row in connection.execute(f"SELECT {names} FROM products WHERE id IN ({marks})", ids):
-        values = {
-            name: (convert(v) if convert else v) for (name, convert), v in zip(converters, row, strict=True)
-        }
-        by_id[values["id"]] = ProductRow(**values)
-    return SearchResult(products=[by_id[i] for i in ids if i in by_id], total=total)
+    return SearchResult(products=_load_rows(connection, "id", [row[0] for row in rows], dialect), total=total)
+
+
+def _indexed_search(
+    connection: sqlite3.Connection,
+    index: SearchIndex,
+    filters: SearchFilters,
+    *,
+    limit: int,
+    offset: int,
+    dialect: Dialect,
+) -> SearchResult | None:
+    """The search through the in-memory index, inside one read transaction so the index's freshness check
+    and the rows loaded see the same catalog. None when this transaction predates the index."""
+    clauses, any_of = filter_clauses(filters)
+    connection.execute("BEGIN")
+    try:
+        page = index.search(connection, filters.terms, clauses, any_of, limit=limit, offset=offset)
+        if page is None:
+            return None
+        return SearchResult(products=_load_rows(connection, "rowid", page.rowids, dialect), total=page.total)
+    finally:
+        connection.rollback()  # read only: nothing to keep
+
+
+_indexes: WeakKeyDictionary[SqliteThreads, SearchIndex] = WeakKeyDictionary()
+
+
+def _index_for(threads: SqliteThreads) -> SearchIndex:
+    index = _indexes.get(threads)
+    if index is None:
+        index = _indexes.setdefault(threads, SearchIndex())
+    return index
 
 
 async def search_products(
-    db: Database, filters: SearchFilters, *, limit: int, offset: int = 0
+    db: Database, filters: SearchFilters, *, limit: int, offset: int = 0, use_index: bool = True
 ) -> SearchResult:
     """One page of products matching the filters, best first, with the total number of matches.
 
-    The page is a narrow top-N query (ids only, so the sort stays small) carrying the total as a window
-    count; then only the page's rows are loaded. On SQLite the whole search runs in one hop to a
-    reader thread (`Database.read`) instead of a dozen round trips through aiosqlite.
+    On a SQLite file the search runs in one hop to a reader thread (`Database.read`) through the
+    in-memory index (`search_index.py`); `use_index=False`, PostgreSQL and in-memory databases use the
+    SQL query: a narrow top-N (ids only, so the sort stays small) carrying the total as a window count,
+    then only the page's rows are loaded. Both give the same products in the same order.
     """
     params: dict[str, object] = {"limit": limit, "offset": offset}
     if db.dialect == "postgresql":
@@ -247,9 +293,19 @@ async def search_products(
         query = _sqlite_query(filters, params)
         if db.threads is not None:
             dialect = db.engine.dialect
-            return await db.read(
-                lambda connection: _sqlite_search(_driver(connection), query, params, dialect)
-            )
+            index = _index_for(db.threads) if use_index else None
+
+            def work(connection: Connection) -> SearchResult:
+                driver = _driver(connection)
+                if index is not None:
+                    found = _indexed_search(
+                        driver, index, filters, limit=limit, offset=offset, dialect=dialect
+                    )
+                    if found is not None:
+                        return found
+                return _sqlite_search(driver, query, params, dialect)
+
+            return await db.read(work)
     async with db.session() as session:
         rows = list((await session.execute(text(query.page), params)).all())
         total = _known_total(query, rows, offset, limit)
