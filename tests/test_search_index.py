@@ -18,12 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from alembic import command
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 
 from shine_mcp.config import Settings
 from shine_mcp.knowledge import load_knowledge
 from shine_mcp.store.catalog import demo_catalog_records, upsert_products
-from shine_mcp.store.db import Database, open_database
+from shine_mcp.store.db import Database, alembic_config, open_database
 from shine_mcp.store.search import SearchFilters, SearchResult, _indexes, search_products
 from shine_mcp.store.search_index import MAX_ROW_REFRESH, top
 from shine_mcp.vocabulary import CATEGORIES, CONCERNS, SKIN_TYPES, TAGS
@@ -229,3 +231,27 @@ def test_top_is_a_partial_lexicographic_sort() -> None:
         k = int(rng.integers(1, 120))
         expected = np.lexsort(list(reversed(keys)))[:k]
         assert top(keys, k).tolist() == expected.tolist(), trial
+
+
+async def test_a_catalog_from_before_the_index_upgrades_whole(catalog: Path) -> None:
+    """Take a catalog back to before migration 0110, as an older Shine left it, then open it again."""
+    url = f"sqlite:///{catalog / 'shine.db'}"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        config = alembic_config(url)
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0110_catalog_changes@-1")
+    with engine.connect() as connection:
+        tables = {
+            r[0] for r in connection.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        count = connection.exec_driver_sql("SELECT count(*) FROM products").scalar_one()
+    engine.dispose()
+    assert "catalog_version" not in tables and "skin_reports" in tables and count == 1200
+
+    db = await open_database(Settings(data_dir=catalog, database_url=None, load_demo_catalog=False))
+    try:
+        assert (await search_products(db, SearchFilters(), limit=1)).total == 1200
+        await both(db, SearchFilters(terms=("niacinamide",), skin_type="oily"), limit=20)
+    finally:
+        await db.close()
