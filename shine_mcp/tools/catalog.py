@@ -12,7 +12,7 @@ from typing import Annotated
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shine_mcp.identity import current_user
 from shine_mcp.knowledge import load_knowledge
@@ -23,7 +23,14 @@ from shine_mcp.store.catalog import main_currency
 from shine_mcp.store.profiles import record_view
 from shine_mcp.store.search import SearchFilters
 from shine_mcp.store.search import search_products as run_search
-from shine_mcp.store.views import DEMO_NOTICE, ProductDetail, ProductSummary, detail_of, summary_of
+from shine_mcp.store.views import (
+    DEMO_NOTICE,
+    ProductDetail,
+    ProductSummary,
+    compact_nullables,
+    detail_of,
+    summary_of,
+)
 from shine_mcp.tools._query import interpret, why_matched
 from shine_mcp.vocabulary import Category, Concern, SkinType
 
@@ -31,6 +38,8 @@ READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
 
 class ProductPage(BaseModel):
+    model_config = ConfigDict(json_schema_extra=compact_nullables)
+
     total: int = Field(description="How many products match in all pages.")
     products: list[ProductSummary]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
