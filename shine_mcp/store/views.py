@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from shine_mcp.money import Money
 from shine_mcp.store.tables import Product, ProductRow, pipe_split
@@ -15,22 +17,42 @@ DEMO_NOTICE = (
 )
 
 
-def compact_nullables(schema: dict[str, Any]) -> None:
-    """Write `anyOf: [{type: T}, {type: null}]` as `type: [T, null]`: the same contract in fewer tokens
-    for the model, and a client's validator tries one schema per field instead of two."""
-    for field_schema in schema.get("properties", {}).values():
-        options = field_schema.get("anyOf")
-        if not options or len(options) != 2 or {"type": "null"} not in options:
-            continue
-        other = next(option for option in options if option != {"type": "null"})
-        if set(other) == {"type"} and isinstance(other["type"], str):
-            del field_schema["anyOf"]
-            field_schema["type"] = [other["type"], "null"]
+class CompactSchema(BaseModel):
+    """An output shape whose JSON schema has nested shapes written in place and nullable fields as
+    `type: [T, null]` instead of `$ref`s and `anyOf`s. The contract is the same; the schema the model reads
+    is shorter, and a client that re-validates each result (the MCP SDK's does, with `jsonschema`) does
+    about a third less work for a page of products."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        for field_schema in schema.get("properties", {}).values():
+            _compact_nullable(field_schema)
+            _inline(field_schema, handler)
+            if isinstance(field_schema.get("items"), dict):
+                _inline(field_schema["items"], handler)
+        return schema
 
 
-class ProductSummary(BaseModel):
-    model_config = ConfigDict(json_schema_extra=compact_nullables)
+def _compact_nullable(field_schema: dict[str, Any]) -> None:
+    options = field_schema.get("anyOf")
+    if not options or len(options) != 2 or {"type": "null"} not in options:
+        return
+    other = next(option for option in options if option != {"type": "null"})
+    if set(other) == {"type"} and isinstance(other["type"], str):
+        del field_schema["anyOf"]
+        field_schema["type"] = [other["type"], "null"]
 
+
+def _inline(field_schema: dict[str, Any], handler: GetJsonSchemaHandler) -> None:
+    if "$ref" in field_schema:
+        target = handler.resolve_ref_schema({"$ref": field_schema.pop("$ref")})
+        field_schema.update({key: value for key, value in target.items() if key not in field_schema})
+
+
+class ProductSummary(CompactSchema):
     id: str = Field(description="Product id (prd_…); pass it to get_product.")
     brand: str
     name: str

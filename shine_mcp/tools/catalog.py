@@ -12,7 +12,7 @@ from typing import Annotated
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from shine_mcp.identity import current_user
 from shine_mcp.knowledge import load_knowledge
@@ -25,9 +25,9 @@ from shine_mcp.store.search import SearchFilters
 from shine_mcp.store.search import search_products as run_search
 from shine_mcp.store.views import (
     DEMO_NOTICE,
+    CompactSchema,
     ProductDetail,
     ProductSummary,
-    compact_nullables,
     detail_of,
     summary_of,
 )
@@ -37,9 +37,7 @@ from shine_mcp.vocabulary import Category, Concern, SkinType
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
 
-class ProductPage(BaseModel):
-    model_config = ConfigDict(json_schema_extra=compact_nullables)
-
+class ProductPage(CompactSchema):
     total: int = Field(description="How many products match in all pages.")
     products: list[ProductSummary]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
