@@ -291,6 +291,8 @@ class KnowledgeBase:
                 if a_name == b_name or not b_rules:
                     continue
                 for rule in a_rules & b_rules:
+                    if a_name in rule.exempt or b_name in rule.exempt:
+                        continue
                     hit = (rule.a in a_keys and rule.b in b_keys) or (rule.b in a_keys and rule.a in b_keys)
                     pair = (rule.id, frozenset((a_name, b_name)))
                     if hit and pair not in seen:

@@ -57,12 +57,15 @@ class Caution(_Frozen):
 class InteractionRule(_Frozen):
     """Two actives that should not share a routine slot, and what to do instead.
 
-    `a` and `b` are `family:<id>` keys or canonical INCI names; the rule is symmetric.
+    `a` and `b` are `family:<id>` keys or canonical INCI names; the rule is symmetric. `exempt` names
+    members of a family the rule's reason does not hold for (adapalene is stable next to benzoyl peroxide,
+    unlike tretinoin).
     """
 
     id: str
     a: str
     b: str
+    exempt: tuple[str, ...] = ()
     severity: Severity
     resolution: Resolution
     advice: str
@@ -144,5 +147,13 @@ class KnowledgeData(BaseModel):
                     raise ValueError(
                         f"interaction {rule.id!r}: {key!r} is neither 'family:<id>' of a known family "
                         "nor a canonical INCI name"
+                    )
+            families_of_rule = {k[len("family:") :] for k in (rule.a, rule.b) if k.startswith("family:")}
+            for name in rule.exempt:
+                member = next((i for i in self.ingredients if i.inci == name), None)
+                if member is None or member.family not in families_of_rule:
+                    raise ValueError(
+                        f"interaction {rule.id!r}: exempt {name!r} is not a canonical INCI name in one of "
+                        "the rule's families"
                     )
         return self

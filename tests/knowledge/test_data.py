@@ -169,6 +169,15 @@ def test_an_interaction_with_an_unresolvable_key_names_the_rule(data_copy: Path)
         load_knowledge_from(data_copy)
 
 
+def test_an_exemption_outside_the_rules_families_names_the_rule(data_copy: Path) -> None:
+    def change(rules: list[dict[str, Any]]) -> None:
+        rules[0]["exempt"] = ["Niacinamide"]
+
+    _edit(data_copy / "interactions.json", change)
+    with pytest.raises(ValueError, match="retinoid_aha.*exempt 'Niacinamide'"):
+        load_knowledge_from(data_copy)
+
+
 def test_an_interaction_citing_an_unknown_source_names_the_rule(data_copy: Path) -> None:
     def change(rules: list[dict[str, Any]]) -> None:
         rules[-1]["source_id"] = "blog_post"

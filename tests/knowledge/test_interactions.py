@@ -81,6 +81,22 @@ def test_compatible_pairs_do_not_clash(kb: KnowledgeBase, first: list[str], seco
     assert kb.clashes(second, first) == []
 
 
+ADAPALENE_GEL = "Adapalene, Aqua/Water, Propylene Glycol, Carbomer, Poloxamer 182, Disodium EDTA"
+ADAPALENE_BPO_GEL = "Adapalene 0.1%, Benzoyl Peroxide 2.5%, Water, Glycerin, Carbomer, Poloxamer 124"
+
+
+def test_adapalene_is_exempt_from_the_benzoyl_peroxide_rule(kb: KnowledgeBase) -> None:
+    """Benzoyl peroxide oxidises tretinoin; adapalene is stable beside it (they are sold as one gel)."""
+    assert kb.clashes(names(ADAPALENE_GEL), names(BPO_GEL)) == []
+    combined = names(ADAPALENE_BPO_GEL)
+    assert kb.clashes(combined, combined) == []
+    assert [c.rule.id for c in kb.clashes(names(RETINOL_SERUM), names(BPO_GEL))] == [
+        "retinoid_benzoyl_peroxide"
+    ]
+    # the exemption is for this rule only: adapalene and an AHA still go on different nights
+    assert [c.rule.id for c in kb.clashes(names(ADAPALENE_GEL), names(GLYCOLIC_TONER))] == ["retinoid_aha"]
+
+
 def test_names_are_canonicalised_before_matching(kb: KnowledgeBase) -> None:
     clashes = kb.clashes(["vitamin a"], ["GLYCOLIC ACID"])
     assert [(c.a_ingredient, c.b_ingredient, c.rule.id) for c in clashes] == [
