@@ -1,20 +1,22 @@
 """People: create or update a user from a verified sign-in, read them back, fold a guest's data into
-their account when they sign in."""
+their account when they sign in, and close an account on its owner's request."""
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
 
-from sqlalchemy import Table, or_, select, update
+from sqlalchemy import Table, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel, col
 
 from shine_mcp.auth.keys import new_id
+from shine_mcp.auth.sessions import revoke_user_sessions
+from shine_mcp.auth.tokens import revoke_user_tokens
 from shine_mcp.integrations.google import VerifiedPerson
 from shine_mcp.store.db import Database
 from shine_mcp.store.tables import pipe_split
-from shine_mcp.store.users import User
+from shine_mcp.store.users import OAuthCode, User
 
 log = logging.getLogger("shine.auth")
 
@@ -106,3 +108,22 @@ async def merge_guest(db: Database, guest_id: str, user_id: str) -> dict[str, in
                 moved[table.name] = count
         await session.commit()
     return moved
+
+
+async def close_account(db: Database, user_id: str, *, now: datetime) -> dict[str, int]:
+    """End every way in (web sessions, MCP clients' tokens, unused sign-in codes), then remove the account.
+
+    The caller erases the person's data first; this removes who they are. Signing in again with the same
+    Google account makes a new, empty account.
+    """
+    sessions = await revoke_user_sessions(db, user_id, now=now)
+    tokens = await revoke_user_tokens(db, user_id, now=now)
+    async with db.session() as session, session.begin():
+        codes = await session.execute(delete(OAuthCode).where(col(OAuthCode.user_id) == user_id))
+        account = await session.execute(delete(User).where(col(User.id) == user_id))
+    return {
+        "web_sessions_ended": sessions,
+        "app_tokens_revoked": tokens,
+        "sign_in_codes_deleted": int(getattr(codes, "rowcount", 0) or 0),
+        "account": int(getattr(account, "rowcount", 0) or 0),
+    }

@@ -20,7 +20,7 @@ from shine_mcp.advice.needs import (
 )
 from shine_mcp.advice.season import PlaceError, country_code, season_for
 from shine_mcp.auth import audit
-from shine_mcp.auth.accounts import get_user
+from shine_mcp.auth.accounts import close_account, get_user
 from shine_mcp.identity import current_user
 from shine_mcp.knowledge import load_knowledge
 from shine_mcp.money import Money, MoneyError, to_minor_rounded
@@ -326,6 +326,20 @@ def register(server: MCPServer, services: Services) -> None:
             notice="Kept photos are not embedded here; get_skin_report and the chat show them to you.",
         )
 
+    async def erase(user_id: str) -> tuple[dict[str, int], list[str]]:
+        """Everything held about a person, gone; what must stay (orders, for the books) and why."""
+        deleted: dict[str, int] = {}
+        deleted |= await store.delete_user_profile_data(services.db, user_id)
+        deleted["skin_reports"] = await delete_user_reports(services.db, photos, user_id)
+        deleted |= await delete_user_chats(services.db, user_id)
+        commerce = await erase_user_commerce(services.db, user_id)
+        deleted["carts"] = commerce["carts_deleted"]
+        deleted["orders_unlinked"] = commerce["orders_anonymised"]
+        kept = ["Orders, without your account, email or refund reasons: shops must keep sales records."]
+        if commerce["addresses_kept_until_shipped"]:
+            kept.append("The shipping address of an order not yet shipped, until it ships.")
+        return deleted, kept
+
     @server.tool(
         annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=True, open_world_hint=False)
     )
@@ -345,19 +359,48 @@ def register(server: MCPServer, services: Services) -> None:
                 "this permanently deletes your profile, ratings, skin reports and photos, chats and cart; "
                 "ask the person to confirm, then call delete_my_data with confirm=true"
             )
-        deleted: dict[str, int] = {}
-        deleted |= await store.delete_user_profile_data(services.db, caller.user_id)
-        deleted["skin_reports"] = await delete_user_reports(services.db, photos, caller.user_id)
-        deleted |= await delete_user_chats(services.db, caller.user_id)
-        commerce = await erase_user_commerce(services.db, caller.user_id)
-        deleted["carts"] = commerce["carts_deleted"]
-        deleted["orders_unlinked"] = commerce["orders_anonymised"]
-        kept = ["Orders, without your account, email or refund reasons: shops must keep sales records."]
-        if commerce["addresses_kept_until_shipped"]:
-            kept.append("The shipping address of an order not yet shipped, until it ships.")
+        deleted, kept = await erase(caller.user_id)
         if not caller.is_guest:
-            kept.append("Your sign-in account (email and name): sign out and ask the shop to close it.")
+            kept.append("Your sign-in account (email and name): close_my_account closes it too.")
             kept.append(
                 "The security log of your sign-ins and of this deletion, which protects your account."
             )
         return DeletedData(deleted=deleted, kept=kept, message="Your data has been deleted.")
+
+    @server.tool(
+        annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=True, open_world_hint=False)
+    )
+    async def close_my_account(
+        ctx: Context,
+        confirm: Annotated[
+            bool,
+            Field(description="Must be true: the person confirmed they want their account closed."),
+        ] = False,
+    ) -> DeletedData:
+        """Close the caller's account: everything delete_my_data deletes, then the sign-in account itself.
+        Every web session ends and every connected app (MCP client) loses access, this one included.
+
+        Irreversible: confirm with the person first, then call with confirm=true. Signing in again later
+        starts a new, empty account."""
+        caller = current_user(ctx, services.settings)
+        if confirm is not True:
+            raise ToolError(
+                "this permanently deletes your data and your sign-in account, and signs you out everywhere; "
+                "ask the person to confirm, then call close_my_account with confirm=true"
+            )
+        deleted, kept = await erase(caller.user_id)
+        deleted |= await close_account(services.db, caller.user_id, now=datetime.now(UTC))
+        if caller.is_guest:
+            message = "Your data has been deleted and this guest session has ended."
+        elif deleted["account"]:
+            message = (
+                "Your account is closed: your data is deleted, you are signed out everywhere and connected "
+                "apps lost access. Signing in again starts a new, empty account."
+            )
+        else:
+            message = "Your data has been deleted. This connection has no sign-in account to close."
+        kept.append(
+            "The security log of your sign-ins and of this closure (account id, app and address, no name or "
+            "email): it protects the shop against abuse."
+        )
+        return DeletedData(deleted=deleted, kept=kept, message=message)

@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mcp import Client
 
+from shine_mcp.auth import audit
+from shine_mcp.auth.accounts import get_user, upsert_user
+from shine_mcp.auth.sessions import create_session, resolve_session
+from shine_mcp.auth.tokens import create_code, find_access_token, issue
+from shine_mcp.config import Settings
+from shine_mcp.identity import identity_meta
+from shine_mcp.integrations.google import VerifiedPerson
 from shine_mcp.services import Services
 from shine_mcp.store.profiles import get_profile
 from shine_mcp.store.skin_reports import SkinReportRecord, add_report, get_report, new_report_id
@@ -142,3 +150,67 @@ async def test_the_export_holds_the_security_log_about_the_caller(
     await audit.record(services.db, "sign_in", actor_id="usr_someone_else", ip="198.51.100.1")
     exported = await rae.ok("export_my_data")
     assert [(e["action"], e["ip"]) for e in exported["security_events"]] == [("sign_in", "203.0.113.9")]
+
+
+async def test_closing_an_account_erases_the_data_ends_every_way_in_and_removes_the_account(
+    services: Services, settings: Settings, shopper: Callable[[str], Shopper]
+) -> None:
+    now = datetime.now(UTC)
+    user = await upsert_user(
+        services.db,
+        VerifiedPerson(email="Eve@Example.com", email_verified=True, name="Eve", google_sub="g-eve"),
+        now=now,
+    )
+    eve = shopper("eve")
+    eve.user_id, eve.meta = user.id, identity_meta(user.id, settings)
+    await eve.ok("update_profile", skin_type="dry")
+    await eve.ok("add_to_cart", product_id=SERUM, quantity=1)
+    cookie, _session = await create_session(services.db, settings, user.id, now=now)
+    issued = await issue(
+        services.db, family_id="fam_eve", client_id="client-eve", user_id=user.id, scopes=["shine:read"],
+        resource="http://127.0.0.1/mcp", with_refresh=True, now=now,
+    )  # fmt: skip
+    assert issued is not None
+    await create_code(
+        services.db, client_id="client-eve", user_id=user.id, scopes=["shine:read"], code_challenge="x" * 43,
+        redirect_uri="http://127.0.0.1/cb", redirect_uri_provided_explicitly=True, resource="http://127.0.0.1/mcp",
+        now=now,
+    )  # fmt: skip
+    other = shopper("other")
+    await other.ok("update_profile", skin_type="oily")
+
+    refusal = await eve.refused("close_my_account")
+    assert "confirm=true" in refusal and await get_user(services.db, user.id) is not None
+
+    closed = await eve.ok("close_my_account", confirm=True)
+    assert closed["deleted"]["profile"] == 1 and closed["deleted"]["carts"] == 1
+    assert closed["deleted"]["account"] == 1 and closed["deleted"]["web_sessions_ended"] == 1
+    assert closed["deleted"]["app_tokens_revoked"] == 2 and closed["deleted"]["sign_in_codes_deleted"] == 1
+    assert "signed out everywhere" in closed["message"]
+    assert await get_user(services.db, user.id) is None
+    assert await get_profile(services.db, user.id) is None
+    assert await resolve_session(services.db, settings, cookie, now=now) is None
+    assert await find_access_token(services.db, issued.access_token) is None
+    assert await get_profile(services.db, other.user_id) is not None  # nobody else's data
+
+    events = await audit.events(services.db, actor_id=user.id, action="data_deleted")
+    assert [(e.detail["tool"], e.detail["succeeded"]) for e in events] == [
+        ("close_my_account", True),
+        ("close_my_account", False),  # the unconfirmed call, refused
+    ]
+
+    # The same Google account signing in again gets a new, empty account.
+    again = await upsert_user(
+        services.db, VerifiedPerson(email="eve@example.com", email_verified=True, google_sub="g-eve"), now=now
+    )
+    assert again.id != user.id and again.name is None
+
+
+async def test_closing_a_guest_or_local_connection_says_there_was_no_account(
+    shopper: Callable[[str], Shopper],
+) -> None:
+    local = shopper("local")
+    await local.ok("update_profile", skin_type="normal")
+    closed = await local.ok("close_my_account", confirm=True)
+    assert closed["deleted"]["account"] == 0 and closed["deleted"]["profile"] == 1
+    assert "no sign-in account" in closed["message"]

@@ -197,6 +197,7 @@ MATRIX: dict[str, Case] = {
     "update_profile": Case(create=_with_arguments({"concerns": ["dryness"]}), kind="own"),
     "export_my_data": Case(create=_profile, kind="own"),
     "delete_my_data": Case(create=_profile_to_delete, kind="own"),
+    "close_my_account": Case(create=_profile_to_delete, kind="own"),
     "recommend_products": Case(create=_report_for_advice, kind="by_id"),
     "build_routine": Case(create=_report_for_advice, kind="by_id"),
     "get_account": Case(create=_account, kind="own"),
