@@ -21,7 +21,7 @@ from shine_mcp.server import build_server
 from shine_mcp.services import Services
 from shine_mcp.store.catalog import count_products
 from shine_mcp.store.tables import utcnow
-from web_shell import auth, chat, pages, payments
+from web_shell import auth, chat, my_data, pages, payments
 
 # A base64 selfie of 15 MB (the analysis intake cap) is ~20 MB of JSON; the SDK default is 4 MiB.
 MAX_MCP_BODY_BYTES = 21 * 1024 * 1024
@@ -86,6 +86,7 @@ def create_app(
         Route("/healthz", healthz, methods=["GET"]),
         *auth.routes(services, authority),
         *chat.routes(chat_service),
+        *my_data.routes(services, server),
         *pages.routes(services),
         *payments_web.routes(),
         Mount("/", mcp_app),

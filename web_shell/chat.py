@@ -96,6 +96,21 @@ async def chat_identity(
     return await start_guest_session(services, authority, response)
 
 
+async def known_identity(request: Request, services: Services) -> WebIdentity | None:
+    """Who this is, without starting a guest session (reads and erasures never create one)."""
+    person = await web_identity(request, services)
+    if person is not None:
+        return person
+    chat_id = read_chat_token(
+        services, request.headers.get(CHAT_HEADER) or request.cookies.get(chat_cookie_name(services))
+    )
+    if chat_id is not None:
+        owner = await store.chat_owner(services.db, chat_id)
+        if owner is not None and owner.startswith("gst_"):
+            return WebIdentity(owner, frozenset({"user"}), guest=True)
+    return None
+
+
 # --- CORS: the shop pages allowed to embed the widget ------------------------------------------------
 def _origin_of(url: str) -> str:
     parts = urlsplit(url)
@@ -122,7 +137,23 @@ def cors_headers(request: Request, services: Services) -> dict[str, str] | None:
     return None
 
 
-def _refuse_origin() -> JSONResponse:
+def preflight(request: Request, services: Services) -> Response:
+    """The answer to a CORS preflight for any `/api/*` route."""
+    headers = cors_headers(request, services)
+    if headers is None:
+        return refuse_origin()
+    return Response(
+        status_code=204,
+        headers={
+            **headers,
+            "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
+            "Access-Control-Allow-Headers": ALLOWED_HEADERS,
+            "Access-Control-Max-Age": "600",
+        },
+    )
+
+
+def refuse_origin() -> JSONResponse:
     return JSONResponse(
         {
             "error": "origin_not_allowed",
@@ -133,7 +164,7 @@ def _refuse_origin() -> JSONResponse:
     )
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def api_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers or {})
 
 
@@ -187,36 +218,25 @@ class ChatRoutes:
         return await store.create_chat(self.services.db, identity.user_id, now=now)
 
     async def preflight(self, request: Request) -> Response:
-        headers = cors_headers(request, self.services)
-        if headers is None:
-            return _refuse_origin()
-        return Response(
-            status_code=204,
-            headers={
-                **headers,
-                "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
-                "Access-Control-Allow-Headers": ALLOWED_HEADERS,
-                "Access-Control-Max-Age": "600",
-            },
-        )
+        return preflight(request, self.services)
 
     async def post_chat(self, request: Request) -> Response:
         cors = cors_headers(request, self.services)
         if cors is None:
-            return _refuse_origin()
+            return refuse_origin()
         try:
             body = await _limited(request, 64 * 1024).json()
         except BodyTooLarge:
-            return _error(413, "too_large", "the message is too long", cors)
+            return api_error(413, "too_large", "the message is too long", cors)
         except ValueError:
-            return _error(400, "bad_request", 'send JSON: {"message": "…"}', cors)
+            return api_error(400, "bad_request", 'send JSON: {"message": "…"}', cors)
         if not isinstance(body, dict):
-            return _error(400, "bad_request", 'send JSON: {"message": "…"}', cors)
+            return api_error(400, "bad_request", 'send JSON: {"message": "…"}', cors)
         text = str(body.get("message") or "").strip()
         confirm = body.get("confirm_checkout") is True
         upload_ids = body.get("uploads") or ([body["upload_id"]] if body.get("upload_id") else [])
         if not isinstance(upload_ids, list) or len(upload_ids) > MAX_ATTACHMENTS:
-            return _error(
+            return api_error(
                 400, "bad_request", f"attach at most {MAX_ATTACHMENTS} photos, as a list of upload ids", cors
             )
         if confirm and not text:
@@ -224,9 +244,9 @@ class ChatRoutes:
         if not text and upload_ids:
             text = "Please analyse my photo."
         if not text:
-            return _error(400, "empty_message", "write a message first", cors)
+            return api_error(400, "empty_message", "write a message first", cors)
         if len(text) > MAX_MESSAGE_CHARS:
-            return _error(413, "too_long", f"keep messages under {MAX_MESSAGE_CHARS} characters", cors)
+            return api_error(413, "too_long", f"keep messages under {MAX_MESSAGE_CHARS} characters", cors)
 
         cookies = Response()
         identity = await chat_identity(request, self.services, self.service.authority, cookies)
@@ -235,13 +255,13 @@ class ChatRoutes:
         for upload_id in upload_ids:
             upload = await store.get_upload(self.services.db, identity.user_id, str(upload_id), now=utcnow())
             if upload is None:
-                return _error(
+                return api_error(
                     404, "upload_not_found", "that photo has expired or is not yours; upload it again", cors
                 )
             attachments.append(Attachment(upload.id, keep=upload.keep))
         busy = self.service.runs.active_in(chat.id)
         if busy is not None:
-            return _error(
+            return api_error(
                 409,
                 "busy",
                 "a reply is still being written in this chat; wait for it or resume it",
@@ -260,11 +280,11 @@ class ChatRoutes:
     async def resume(self, request: Request) -> Response:
         cors = cors_headers(request, self.services)
         if cors is None:
-            return _refuse_origin()
-        identity = await self._known_identity(request)
+            return refuse_origin()
+        identity = await known_identity(request, self.services)
         run = self.service.runs.get(request.path_params["run_id"], identity.user_id) if identity else None
         if run is None:
-            return _error(
+            return api_error(
                 404,
                 "run_not_found",
                 "that reply is no longer streaming here; GET /api/chat has the conversation",
@@ -276,24 +296,11 @@ class ChatRoutes:
             run.stream(start), media_type="text/event-stream", headers={**STREAM_HEADERS, **cors}
         )
 
-    async def _known_identity(self, request: Request) -> WebIdentity | None:
-        """Who this is, without starting a guest session (reads never create one)."""
-        person = await web_identity(request, self.services)
-        if person is not None:
-            return person
-        token = request.headers.get(CHAT_HEADER) or request.cookies.get(chat_cookie_name(self.services))
-        chat_id = read_chat_token(self.services, token)
-        if chat_id is not None:
-            owner = await store.chat_owner(self.services.db, chat_id)
-            if owner is not None and owner.startswith("gst_"):
-                return WebIdentity(owner, frozenset({"user"}), guest=True)
-        return None
-
     async def history(self, request: Request) -> Response:
         cors = cors_headers(request, self.services)
         if cors is None:
-            return _refuse_origin()
-        identity = await self._known_identity(request)
+            return refuse_origin()
+        identity = await known_identity(request, self.services)
         token = request.headers.get(CHAT_HEADER) or request.cookies.get(chat_cookie_name(self.services))
         chat_id = read_chat_token(self.services, token)
         chat = (
@@ -318,7 +325,7 @@ class ChatRoutes:
     async def reset(self, request: Request) -> Response:
         cors = cors_headers(request, self.services)
         if cors is None:
-            return _refuse_origin()
+            return refuse_origin()
         cookies = Response()
         identity = await chat_identity(request, self.services, self.service.authority, cookies)
         chat = await store.create_chat(self.services.db, identity.user_id, now=utcnow())
@@ -333,11 +340,11 @@ class ChatRoutes:
     async def upload(self, request: Request) -> Response:
         cors = cors_headers(request, self.services)
         if cors is None:
-            return _refuse_origin()
+            return refuse_origin()
         limit = self.settings.max_photo_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit + 64 * 1024:
-            return _error(
+            return api_error(
                 413, "too_large", f"the photo is over {limit // (1024 * 1024)} MB; send a smaller JPEG", cors
             )
         try:
@@ -346,18 +353,20 @@ class ChatRoutes:
                 keep = str(form.get("keep") or "").lower() in ("1", "true", "on", "yes")
                 data = await photo.read() if photo is not None and not isinstance(photo, str) else None
         except BodyTooLarge:
-            return _error(
+            return api_error(
                 413, "too_large", f"the photo is over {limit // (1024 * 1024)} MB; send a smaller JPEG", cors
             )
         except (ValueError, KeyError, AssertionError) as exc:
-            return _error(400, "bad_request", f"send the photo as multipart form field 'photo' ({exc})", cors)
+            return api_error(
+                400, "bad_request", f"send the photo as multipart form field 'photo' ({exc})", cors
+            )
         if not data:
-            return _error(400, "bad_request", "send the photo as multipart form field 'photo'", cors)
+            return api_error(400, "bad_request", "send the photo as multipart form field 'photo'", cors)
         try:
             intake = await anyio.to_thread.run_sync(open_photo, data)
             cleaned = await anyio.to_thread.run_sync(clean_jpeg_bytes, data)
         except ImageRejected as rejected:
-            return _error(400, rejected.code, rejected.message, cors)
+            return api_error(400, rejected.code, rejected.message, cors)
         cookies = Response()
         identity = await chat_identity(request, self.services, self.service.authority, cookies)
         now = utcnow()
@@ -391,13 +400,13 @@ class ChatRoutes:
     async def delete_upload(self, request: Request) -> Response:
         cors = cors_headers(request, self.services)
         if cors is None:
-            return _refuse_origin()
-        identity = await self._known_identity(request)
+            return refuse_origin()
+        identity = await known_identity(request, self.services)
         gone = identity is not None and await store.delete_upload(
             self.services.db, identity.user_id, request.path_params["upload_id"]
         )
         if not gone:
-            return _error(404, "upload_not_found", "no such photo (it may have expired)", cors)
+            return api_error(404, "upload_not_found", "no such photo (it may have expired)", cors)
         return Response(status_code=204, headers=cors)
 
 

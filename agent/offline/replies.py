@@ -44,6 +44,11 @@ CAPABILITIES: list[tuple[str, str]] = [
     ("checkout", "check out securely"),
     ("get_order", "tell you where your order is"),
 ]
+MY_DATA = (
+    "You decide what happens to your data, so I can't delete or download it for you: use the “Your data” "
+    "button (the shield icon at the top of this chat) to download everything Shine keeps about you, delete "
+    "it, or close your account. Orders stay with the shop for its records."
+)
 NEEDS = {
     "upload": "Attach a clear, front-facing photo of your face (the camera button, or `/photo PATH` in the "
     "terminal) and I'll analyse it.",
@@ -161,6 +166,8 @@ def _body(
         return "Hi! What can I help you with? " + f"For example {EXAMPLES}."
     if intent == "help":
         return _help(specs)
+    if intent == "my_data":
+        return MY_DATA
     if intent == "unknown":
         if context.cart_shown_last_turn(policy.shows_cart, policy.checkout_tools):
             return "OK, I won't check out. Tell me what to change, or say “check out” when you're ready."

@@ -361,7 +361,7 @@ def register(server: MCPServer, services: Services) -> None:
             )
         deleted, kept = await erase(caller.user_id)
         if not caller.is_guest:
-            kept.append("Your sign-in account (email and name): close_my_account closes it too.")
+            kept.append("Your sign-in account (email and name): closing your account removes it too.")
             kept.append(
                 "The security log of your sign-ins and of this deletion, which protects your account."
             )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import pytest
 from mcp.server.mcpserver import MCPServer
 
 from agent import Attachment, OfflinePlanner
@@ -106,6 +107,32 @@ async def test_help_lists_what_this_shop_can_and_cannot_do_yet(server: MCPServer
     for tool, phrase in CAPABILITIES:
         assert (phrase in can) == (tool in registered), phrase
         assert (phrase in cannot) == (tool not in registered), phrase
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "please delete my data",
+        "close my account",
+        "what data do you keep about me?",
+        "can I download my chats",
+    ],
+)
+async def test_data_requests_point_to_the_your_data_button_and_call_no_tool(
+    server: MCPServer, message: str
+) -> None:
+    async with chatting(OfflinePlanner(), server) as chat:
+        seen = await chat.say(message)
+
+    assert calls(chat) == []
+    assert "“Your data” button" in seen.text
+
+
+async def test_removing_a_cart_item_is_not_read_as_a_data_request(server: MCPServer) -> None:
+    async with chatting(OfflinePlanner(), server) as chat:
+        seen = await chat.say("remove it from my cart")
+
+    assert "Your data" not in seen.text
 
 
 async def test_a_photo_is_analysed_into_a_report_and_products(server: MCPServer) -> None:

@@ -192,3 +192,37 @@ def test_the_reply_is_announced_to_screen_readers_and_usable_by_keyboard(browser
     playwright_api.expect(log).to_contain_text("Try:", timeout=30_000)
     assert log.get_attribute("aria-live") == "polite"
     context.close()
+
+
+def test_a_shopper_downloads_and_deletes_their_data_from_the_widget(browser: object, shop: str) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)  # type: ignore[attr-defined]
+    page = context.new_page()
+    expect = playwright_api.expect
+    open_widget(page, shop)
+    ask(page, "find a cleanser")
+    wait_idle(page)
+
+    page.get_by_role("button", name="Your data").click()
+    card = page.get_by_role("region", name="Your data")
+    expect(card).to_be_visible()
+    expect(card.get_by_role("button", name="Close my account…")).to_have_count(0)  # a guest has no account
+    with page.expect_download() as download_info:
+        card.get_by_role("button", name="Download my data").click()
+    download = download_info.value
+    assert download.suggested_filename == "shine-my-data.json"
+    assert "find a cleanser" in Path(download.path()).read_text()
+
+    card.get_by_role("button", name="Delete my data…").click()
+    expect(card).to_contain_text("cannot be undone")
+    shot(page, "widget-your-data")
+    card.get_by_role("button", name="Cancel").click()  # changing one's mind deletes nothing
+    card.get_by_role("button", name="Delete my data…").click()
+    card.get_by_role("button", name="Yes, delete my data").click()
+    log = page.get_by_role("log", name="Conversation")
+    expect(log).to_contain_text("Your data has been deleted.", timeout=15_000)
+    shot(page, "widget-data-deleted")
+
+    page.reload()
+    open_widget(page, shop)
+    expect(log).not_to_contain_text("find a cleanser")
+    context.close()

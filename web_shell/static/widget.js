@@ -57,6 +57,8 @@
     ".card-wide{align-self:stretch;background:#fff;border:1px solid #e6dfe3;border-radius:12px;padding:12px;display:flex;flex-direction:column;gap:6px;}",
     ".card-wide h3{all:unset;font-weight:700;display:block;}",
     ".row{display:flex;justify-content:space-between;gap:10px;font-size:14px;}",
+    ".actions{display:flex;flex-wrap:wrap;gap:6px;}",
+    ".btn.danger{background:#a33;} .btn.danger:hover{background:#862828;}",
     ".muted{color:#6b5f66;font-size:12px;}",
     ".images{display:grid;grid-template-columns:repeat(3,1fr);gap:6px;}",
     ".images a{display:block;} .images img{width:100%;aspect-ratio:1;object-fit:cover;border-radius:8px;}",
@@ -124,7 +126,8 @@
     chat: "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2zm3 6v2h10v-2H7zm0-3v2h10V7H7z",
     close: "M18.3 5.7 12 12l6.3 6.3-1.4 1.4L10.6 13.4 4.3 19.7 2.9 18.3 9.2 12 2.9 5.7 4.3 4.3l6.3 6.3 6.3-6.3z",
     camera: "M9 3 7.2 5H4a2 2 0 0 0-2 2v11a2 2 0 0 0 2 2h16a2 2 0 0 0 2-2V7a2 2 0 0 0-2-2h-3.2L15 3H9zm3 5a4.5 4.5 0 1 1 0 9 4.5 4.5 0 0 1 0-9z",
-    reset: "M12 5V1L7 6l5 5V7a6 6 0 1 1-6 6H4a8 8 0 1 0 8-8z"
+    reset: "M12 5V1L7 6l5 5V7a6 6 0 1 1-6 6H4a8 8 0 1 0 8-8z",
+    privacy: "M12 1 3 5v6c0 5.5 3.8 10.7 9 12 5.2-1.3 9-6.5 9-12V5l-9-4zm0 6a3 3 0 1 1 0 6 3 3 0 0 1 0-6zm0 8c2 0 6 1 6 3v.3A9.8 9.8 0 0 1 12 21a9.8 9.8 0 0 1-6-2.7V18c0-2 4-3 6-3z"
   };
 
   // A small, safe Markdown subset: paragraphs, - and 1. lists, **bold**, [text](https://…) and bare links.
@@ -161,12 +164,16 @@
   }
 
   // --- state ---------------------------------------------------------------------------------------
-  var state = { open: false, busy: false, token: null, upload: null, capabilities: {}, loaded: false };
+  var state = { open: false, busy: false, token: null, upload: null, capabilities: {}, loaded: false, signedIn: false };
   try { state.token = localStorage.getItem(TOKEN_KEY); } catch (e) { /* storage blocked: cookies only */ }
   function remember(token) {
     if (!token) return;
     state.token = token;
     try { localStorage.setItem(TOKEN_KEY, token); } catch (e) { /* cookies only */ }
+  }
+  function forget() {
+    state.token = null;
+    try { localStorage.removeItem(TOKEN_KEY); } catch (e) { /* cookies only */ }
   }
   function headers(extra) {
     var h = extra || {};
@@ -184,6 +191,7 @@
   var launcher = el("button", { class: "launcher", type: "button", "aria-haspopup": "dialog", "aria-expanded": "false", "aria-controls": "shine-panel" }, [svg(ICONS.chat), el("span", { text: "Skin advisor" })]);
   var badge = el("span", { class: "badge", hidden: true });
   var resetButton = el("button", { class: "icon", type: "button", "aria-label": "Start a new chat", title: "New chat" }, [svg(ICONS.reset)]);
+  var dataButton = el("button", { class: "icon", type: "button", "aria-label": "Your data", title: "Your data" }, [svg(ICONS.privacy)]);
   var closeButton = el("button", { class: "icon", type: "button", "aria-label": "Close the chat", title: "Close" }, [svg(ICONS.close)]);
   var log = el("div", { class: "log", role: "log", "aria-live": "polite", "aria-relevant": "additions", "aria-label": "Conversation", tabindex: "0" });
   var statusText = el("span", { text: "" });
@@ -200,7 +208,7 @@
   var send = el("button", { class: "btn send", type: "submit", text: "Send" });
   var form = el("form", { "aria-label": "Send a message" }, [pending, el("div", { class: "compose" }, [attach, input, send]), keepRow]);
   var panel = el("div", { class: "panel", id: "shine-panel", role: "dialog", "aria-modal": "false", "aria-label": "Shine skincare advisor", hidden: true }, [
-    el("header", null, [el("h2", { text: "Skin advisor" }), badge, resetButton, closeButton]),
+    el("header", null, [el("h2", { text: "Skin advisor" }), badge, dataButton, resetButton, closeButton]),
     log, status, form
   ]);
   root.appendChild(launcher);
@@ -459,6 +467,7 @@
       .then(function (body) {
         if (!body) return;
         state.capabilities = body.capabilities || {};
+        state.signedIn = !!body.signed_in;
         attach.hidden = !state.capabilities.photos; keepRow.hidden = !state.capabilities.photos;
         showAdvisor(body);
         (body.messages || []).forEach(function (m) { bubble(m.role, m.text); });
@@ -468,6 +477,73 @@
       })
       .catch(function () { failure("Shine is not reachable right now."); });
   }
+
+  // --- your data: download, delete, close the account (the advisor cannot; only these buttons can) -----
+  function dataCard() {
+    var box = el("section", { class: "card-wide", "aria-label": "Your data" }, [
+      el("h3", { text: "Your data" }),
+      el("p", { class: "muted", text: "Shine keeps your chats, the profile and ratings you gave, skin reports and photos you chose to keep, and your cart. Orders stay with the shop for its records." })
+    ]);
+    var actions = el("div", { class: "actions" });
+    var outcome = el("p", { class: "muted", role: "status" });
+    box.appendChild(outcome); box.appendChild(actions);
+    function choices() {
+      actions.textContent = "";
+      actions.appendChild(el("button", { class: "btn secondary", type: "button", text: "Download my data", onclick: download }));
+      actions.appendChild(el("button", { class: "btn secondary", type: "button", text: "Delete my data…", onclick: function () {
+        confirmStep("Delete your chats, profile, ratings, skin reports, kept photos and cart? This cannot be undone.", "Yes, delete my data", "/api/my-data/delete");
+      } }));
+      if (state.signedIn) {
+        actions.appendChild(el("button", { class: "btn secondary", type: "button", text: "Close my account…", onclick: function () {
+          confirmStep("Delete your data and your account, and sign out everywhere? This cannot be undone.", "Yes, close my account", "/api/account/close");
+        } }));
+      }
+    }
+    function confirmStep(question, yes, path) {
+      actions.textContent = "";
+      outcome.textContent = question;
+      var sure = el("button", { class: "btn danger", type: "button", text: yes, onclick: function () { sure.disabled = true; erase(path); } });
+      actions.appendChild(sure);
+      actions.appendChild(el("button", { class: "btn secondary", type: "button", text: "Cancel", onclick: function () { outcome.textContent = ""; choices(); } }));
+      sure.focus();
+    }
+    function download() {
+      fetch(BASE + "/api/my-data", { credentials: "include", headers: headers() })
+        .then(function (response) {
+          if (response.status === 404) { outcome.textContent = "Shine holds nothing about you yet."; return null; }
+          if (!response.ok) throw new Error("failed");
+          return response.blob();
+        })
+        .then(function (blob) {
+          if (!blob) return;
+          var a = el("a", { href: URL.createObjectURL(blob), download: "shine-my-data.json" });
+          root.appendChild(a); a.click(); a.remove();
+          outcome.textContent = "Downloaded shine-my-data.json.";
+        })
+        .catch(function () { outcome.textContent = "The download failed; try again."; });
+    }
+    function erase(path) {
+      fetch(BASE + path, { method: "POST", credentials: "include", headers: headers({ "Content-Type": "application/json" }), body: JSON.stringify({ confirm: true }) })
+        .then(function (response) { return response.json().then(function (data) { return { ok: response.ok, status: response.status, data: data }; }); })
+        .then(function (result) {
+          if (!result.ok && result.status !== 404) { outcome.textContent = result.data.message || "That did not work; try again."; choices(); return; }
+          forget(); clearUpload(); log.textContent = "";
+          if (path === "/api/account/close") state.signedIn = false;
+          bubble("bot", result.ok ? result.data.message + " " + (result.data.kept || []).join(" ") : "Shine holds nothing about you.");
+        })
+        .catch(function () { outcome.textContent = "That did not work; try again."; choices(); });
+    }
+    choices();
+    return box;
+  }
+  dataButton.addEventListener("click", function () {
+    if (state.busy) return;
+    var existing = log.querySelector("section[aria-label='Your data']");
+    if (existing) existing.remove();
+    var box = add(dataCard());
+    var first = box.querySelector("button");
+    if (first) first.focus();
+  });
 
   // --- photos ----------------------------------------------------------------------------------------
   function clearUpload() {
