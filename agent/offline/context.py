@@ -58,6 +58,25 @@ class Context:
                     return products
         return []
 
+    def routine_products(self) -> list[str]:
+        """The distinct products of the routine shown last, when no product list was shown after it."""
+        for seen in reversed(self.all_calls()):
+            if not seen.ok or not isinstance(seen.structured, dict):
+                continue
+            if seen.name != "build_routine":
+                if products_in(seen.structured):
+                    return []
+                continue
+            ids: list[str] = []
+            for slot in ("am", "pm"):
+                for step in seen.structured.get(slot) or []:
+                    product = step.get("product") if isinstance(step, dict) else None
+                    pid = product.get("id") if isinstance(product, dict) else None
+                    if isinstance(pid, str) and pid not in ids:
+                        ids.append(pid)
+            return ids
+        return []
+
     def report_ids(self) -> list[str]:
         found: list[str] = []
         for seen in self.all_calls():

@@ -142,6 +142,9 @@ class Slots:
                 return [p["id"] for p in shown]
         if self.learned_products:
             return [p["id"] for p in self.learned_products]
+        routine = self.context.routine_products()
+        if routine and self.refers_back():  # "is it safe?" right after a routine: the whole routine
+            return routine
         if shown and re.search(r"\b(it|this|that|this one|that one)\b", r.text.lower()):
             return [shown[0]["id"]] if len(shown) == 1 else []
         for earlier in reversed(self.context.earlier[-1:]):
@@ -228,8 +231,20 @@ class Slots:
         if name == "keep_photo":
             return r.keep_photo
         if name == "skin_type":
-            return r.skin_type or self.report_skin_type()
+            return r.skin_type or self.report_skin_type() or self.remembered("skin_type")
+        if name in ("remembered_concerns", "remembered_budget"):
+            said = getattr(r, name.removeprefix("remembered_"))
+            return said or self.remembered(name.removeprefix("remembered_"))
         return getattr(r, name, None)
+
+    def remembered(self, name: str) -> Any:
+        """What the shopper said earlier in this chat (their skin type, concerns, budget), latest first:
+        "oily skin, acne, $40" then "build me a routine" means that routine."""
+        for turn in reversed(self.context.earlier):
+            value = getattr(read(turn.request), name, None)
+            if value:
+                return value
+        return None
 
     def condition(self, name: str | None, turn: list[Seen]) -> bool:
         if name is None:
@@ -320,6 +335,9 @@ class OfflinePlanner:
             if value is not None:
                 arguments[param] = value
         missing = [p for p in spec.required() if p not in arguments]
+        wanted_one = [p for p in option.get("requires_any", []) if p in properties]
+        if wanted_one and not any(p in arguments for p in wanted_one):
+            missing.append(wanted_one[0])
         if missing:
             names = [str(option["args"].get(p, p)).lstrip("$") for p in missing]
             return None, names

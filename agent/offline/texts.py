@@ -108,8 +108,13 @@ def routine_text(structured: dict[str, Any]) -> str:
             label = str(step.get("step") or step.get("category") or "").replace("_", " ")
             price = money(card.get("price")) if card else ""
             lines.append(f"{i}. {label}: {name}" + (f" — {price}" if price else ""))
+    budget = money(structured.get("budget"))
     if money(structured.get("total")):
-        lines.append(f"Total: {money(structured.get('total'))}")
+        lines.append(f"Total: {money(structured.get('total'))}" + (f" (budget {budget})" if budget else ""))
+    dropped = ", ".join(strings(structured.get("dropped_steps")))
+    if dropped:
+        why = f"to stay within {budget}" if budget else "(nothing suitable goes with the rest)"
+        lines.append(f"Left out {why}: {dropped}.")
     lines += strings(structured.get("warnings"))
     return "\n".join(lines)
 
@@ -195,6 +200,18 @@ def check_text(seen: Seen) -> str:
     findings: list[str] = []
     for key in ("clashes", "conflicts", "interactions", "avoided", "avoid", "cautions", "warnings", "issues"):
         findings += strings(structured.get(key))
+    items = structured.get("items") if isinstance(structured.get("items"), list) else []
+    checked = f"the {len(items)} products" if len(items) > 1 else "it"
+    lines: list[str] = []
+    if seen.input.get("pregnant_or_nursing"):
+        cautions = structured.get("cautions") if isinstance(structured.get("cautions"), list) else []
+        if not any(isinstance(c, dict) and c.get("kind") == "pregnancy" for c in cautions):
+            lines.append(
+                f"Pregnancy: nothing in {checked} is on Shine's pregnancy caution list (retinoids and the like). "
+                "Still, check new products with your doctor or midwife."
+            )
     if not findings:
-        return "I found no clashes, avoided ingredients or cautions for your profile."
-    return "Here's what I found:\n" + "\n".join(f"- {f}" for f in findings[:10])
+        lines.append(f"I found no clashes, avoided ingredients or cautions in {checked} for your profile.")
+        return "\n".join(lines)
+    lines.append("Here's what I found:")
+    return "\n".join(lines + [f"- {f}" for f in findings[:10]])

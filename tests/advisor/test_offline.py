@@ -416,3 +416,43 @@ async def test_a_pasted_list_is_checked_itself_and_a_follow_up_keeps_it(server: 
         "pregnant_or_nursing": True,
     }
     assert "pregnant" in follow_up.text.lower()
+
+
+async def test_a_routine_uses_what_the_shopper_said_earlier_and_says_what_the_budget_left_out(
+    server: MCPServer,
+) -> None:
+    async with chatting(OfflinePlanner(), server) as chat:
+        await chat.say("I have oily skin with acne, budget $40, what should I use?")
+        seen = await chat.say("build me a routine")
+
+    name, arguments = calls(chat)[-1]
+    assert name == "build_routine"
+    assert arguments["skin_type"] == "oily" and "acne" in arguments["concerns"]
+    assert arguments["budget"] == 40
+    routine = seen.cards("routine")[0]
+    assert "(budget $40.00)" in seen.text
+    if routine.get("dropped_steps"):
+        assert "Left out to stay within $40.00" in seen.text
+
+
+async def test_is_it_safe_after_a_routine_checks_every_product_of_the_routine(server: MCPServer) -> None:
+    async with chatting(OfflinePlanner(), server) as chat:
+        await chat.say("build me a routine for dry skin")
+        routine_call = calls(chat)[-1]
+        seen = await chat.say("is it safe if I'm pregnant?")
+
+    assert routine_call[0] == "build_routine"
+    name, arguments = calls(chat)[-1]
+    assert name == "check_ingredients" and arguments["pregnant_or_nursing"] is True
+    assert len(arguments["product_ids"]) >= 3
+    assert "Pregnancy:" in seen.text or "pregnan" in seen.text.lower()
+
+
+async def test_is_it_safe_with_nothing_to_check_asks_which_product_instead_of_failing(
+    server: MCPServer,
+) -> None:
+    async with chatting(OfflinePlanner(), server) as chat:
+        seen = await chat.say("is it safe?")
+
+    assert [name for name, _ in calls(chat)] == []
+    assert "Which product" in seen.text and "couldn't" not in seen.text
