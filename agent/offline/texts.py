@@ -200,12 +200,14 @@ def check_text(seen: Seen) -> str:
     findings: list[str] = []
     for key in ("clashes", "conflicts", "interactions", "avoided", "avoid", "cautions", "warnings", "issues"):
         findings += strings(structured.get(key))
-    items = structured.get("items") if isinstance(structured.get("items"), list) else []
-    checked = f"the {len(items)} products" if len(items) > 1 else "it"
+    items = structured.get("items")
+    count = len(items) if isinstance(items, list) else 0
+    checked = f"the {count} products" if count > 1 else "it"
     lines: list[str] = []
     if seen.input.get("pregnant_or_nursing"):
-        cautions = structured.get("cautions") if isinstance(structured.get("cautions"), list) else []
-        if not any(isinstance(c, dict) and c.get("kind") == "pregnancy" for c in cautions):
+        cautions = structured.get("cautions")
+        listed = cautions if isinstance(cautions, list) else []
+        if not any(isinstance(c, dict) and c.get("kind") == "pregnancy" for c in listed):
             lines.append(
                 f"Pregnancy: nothing in {checked} is on Shine's pregnancy caution list (retinoids and the like). "
                 "Still, check new products with your doctor or midwife."
