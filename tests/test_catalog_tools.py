@@ -89,6 +89,40 @@ async def test_unknown_ingredient_words_are_excluded_by_their_text(client: Clien
         assert "shea" not in detail["ingredients_text"].lower()
 
 
+async def test_excluding_a_known_ingredient_also_leaves_out_its_derivatives(client: Client) -> None:
+    """An allergy to lanolin covers 'Lanolin Alcohol (Eucerit)', which the knowledge base does not list."""
+    with_lanolin = await call(client, "search_products", query="lanolin", limit=50)
+    derivatives = [
+        p for p in with_lanolin["products"] if "'lanolin' in ingredients" in " ".join(p["matched"])
+    ]
+    assert derivatives  # the demo catalog has lanolin alcohol in creams
+    for exclude in (["lanolin"], ["Lanolin"]):
+        page = await call(client, "search_products", query="cream", exclude_ingredients=exclude, limit=50)
+        assert page["products"]
+        for product in page["products"]:
+            detail = await call(client, "get_product", product_id=product["id"])
+            assert "lanolin" not in detail["ingredients_text"].lower(), detail["name"]
+    recommended = await call(
+        client,
+        "recommend_products",
+        skin_type="dry",
+        category="moisturiser",
+        avoid_ingredients=["lanolin"],
+        limit=20,
+    )
+    assert "lanolin" in recommended["used"]["avoid"] and recommended["products"]
+    for item in recommended["products"]:
+        detail = await call(client, "get_product", product_id=item["product"]["id"])
+        assert "lanolin" not in detail["ingredients_text"].lower(), detail["name"]
+    checked = await call(
+        client,
+        "check_ingredients",
+        ingredients_text="Water, Petrolatum, Lanolin Alcohol",
+        avoid_ingredients=["lanolin"],
+    )
+    assert [a["ingredient"] for a in checked["avoided"]] == ["Lanolin Alcohol"]
+
+
 async def test_concerns_rank_products_that_target_them_first(client: Client) -> None:
     page = await call(client, "search_products", concerns=["redness"], limit=5)
     assert all("redness" in p["concerns"] for p in page["products"])

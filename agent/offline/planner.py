@@ -231,10 +231,15 @@ class Slots:
         if name == "keep_photo":
             return r.keep_photo
         if name == "skin_type":
+            return r.skin_type or self.report_skin_type()
+        if name == "remembered_skin_type":
             return r.skin_type or self.report_skin_type() or self.remembered("skin_type")
         if name in ("remembered_concerns", "remembered_budget"):
             said = getattr(r, name.removeprefix("remembered_"))
             return said or self.remembered(name.removeprefix("remembered_"))
+        if name == "remembered_avoid":  # an allergy said once holds for the whole chat
+            words = [w for turn in self.context.earlier for w in read(turn.request).avoid]
+            return list(dict.fromkeys([*words, *r.avoid])) or None
         return getattr(r, name, None)
 
     def remembered(self, name: str) -> Any:

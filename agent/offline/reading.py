@@ -184,9 +184,11 @@ def read(message: str) -> Reading:
         re.search(r"\bkeep (my|the|this) (photo|picture|selfie)\b", lowered)
     )
     reading.avoid = [m.strip() for m in _AVOID.findall(lowered) if m.strip() not in ("pain", "problem")][:5]
-    reading.query = _query(lowered, reading.consumed, words.filler)
+    # What to avoid is a filter, never a search word: "allergic to lanolin" must not look for lanolin.
+    wanted = _AVOID.sub(" ", lowered)
+    reading.query = _query(wanted, reading.consumed, words.filler)
     # Product names contain category and concern words ("Toy Serum"): a lookup by name keeps them.
-    reading.name_query = _query(lowered, [], words.filler | _ACTION_WORDS)
+    reading.name_query = _query(wanted, [], words.filler | _ACTION_WORDS)
     return reading
 
 

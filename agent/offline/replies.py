@@ -169,6 +169,11 @@ def _body(
     if intent == "my_data":
         return MY_DATA
     if intent == "unknown":
+        if reading.avoid:
+            return (
+                f"Noted: I'll leave out {', '.join(reading.avoid)} (and ingredients named after it) from "
+                "everything I suggest in this chat. What are you looking for?"
+            )
         if context.cart_shown_last_turn(policy.shows_cart, policy.checkout_tools):
             return "OK, I won't check out. Tell me what to change, or say “check out” when you're ready."
         return "I'm not sure what you'd like. " + _help(specs)

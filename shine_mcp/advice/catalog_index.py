@@ -103,8 +103,8 @@ class CatalogIndex:
         return found
 
     def containing(self, keys: set[str], words: list[str]) -> np.ndarray:
-        """A mask of products holding any of `keys` (canonical names, `family:<id>`) or, for words the
-        knowledge base does not know, an ingredient whose name contains the word."""
+        """A mask of products holding any of `keys` (canonical names, `family:<id>`) or an ingredient whose
+        name contains one of `words` (see `KnowledgeBase.exclusion_terms`)."""
         mask = np.zeros(len(self.ids), bool)
         lowered = {k.lower() for k in keys}
         for key in lowered:

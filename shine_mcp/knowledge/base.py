@@ -195,7 +195,9 @@ class KnowledgeBase:
         and free-text words (lower-cased).
 
         'fragrance' becomes every fragrance ingredient the base knows (parfum, essential oils, labelled
-        allergens); a word it doesn't know, like 'shea', is for matching inside ingredient names.
+        allergens); a word it doesn't know, like 'shea', is for matching inside ingredient names. A known
+        ingredient is also matched inside names, so 'lanolin' catches 'Lanolin Alcohol (Eucerit)' and
+        'Hydrogenated Lanolin', derivatives the base may not list: for an allergy, the safe side.
         """
         keys: set[str] = set()
         texts: set[str] = set()
@@ -203,6 +205,9 @@ class KnowledgeBase:
             expanded = self.expand_exclusions([word])
             if expanded:
                 keys |= {key.lower() for key in expanded}
+                ingredient = None if _key(word) in self._family_words else self.lookup(word)
+                if ingredient is not None:
+                    texts |= {" ".join(word.lower().split()), ingredient.inci.lower()}
             elif word.strip():
                 texts.add(word.strip().lower())
         return keys, texts

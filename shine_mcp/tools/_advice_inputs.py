@@ -40,6 +40,14 @@ ConcernsArg = Annotated[list[str] | None, Field(max_length=8, description=CONCER
 SkinTypeArg = Annotated[
     str | None, Field(max_length=20, description="normal, dry, oily, combination or sensitive.")
 ]
+AvoidArg = Annotated[
+    list[Annotated[str, Field(min_length=2, max_length=80)]] | None,
+    Field(
+        max_length=20,
+        description="Ingredients or families to avoid for this call, on top of the profile's: 'lanolin', "
+        "'fragrance', 'retinol'. Use it for an allergy mentioned in the chat; update_profile keeps it.",
+    ),
+]
 
 
 class ReasonOut(BaseModel):
@@ -91,6 +99,7 @@ async def gather_needs(
     skin_type: str | None,
     budget: float | None,
     currency: str,
+    avoid: list[str] | None = None,
     today: datetime | None = None,
 ) -> tuple[Needs, Profile | None, Season | None]:
     """Needs from this call's arguments, else the caller's profile, else their skin report."""
@@ -127,6 +136,8 @@ async def gather_needs(
         needs.pregnant = profile.pregnant_or_nursing
         needs.preferences = list(profile.preferences)
         needs.country, needs.hemisphere = profile.country, profile.hemisphere
+    asked_avoid = [" ".join(w.lower().split()) for w in avoid or [] if w.strip()]
+    needs.avoid = list(dict.fromkeys([*needs.avoid, *asked_avoid]))
     needs.sensitive = (
         needs.sensitive
         or needs.skin_type == "sensitive"

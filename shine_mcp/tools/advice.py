@@ -47,6 +47,7 @@ from shine_mcp.store.tables import ProductRow
 from shine_mcp.store.views import ProductCard, card_of
 from shine_mcp.tools._advice_inputs import (
     GUIDANCE,
+    AvoidArg,
     ConcernsArg,
     ReasonOut,
     ReportIdArg,
@@ -295,11 +296,12 @@ def register(server: MCPServer, services: Services) -> Advisor:
             str | None, Field(max_length=30, description=f"One of: {', '.join(CATEGORIES)}.")
         ] = None,
         limit: Annotated[int, Field(ge=1, le=20)] = 5,
+        avoid_ingredients: AvoidArg = None,
     ) -> Recommendations:
         """Recommend products for a person, ranked, each with reasons they can check (the ingredient that
         targets their concern, with its source; skin type; budget; what similar people liked).
 
-        Uses the caller's profile (update_profile) for avoided ingredients, pregnancy, preferences and
+        Uses the caller's profile (update_profile) and avoid_ingredients for avoided ingredients, pregnancy, preferences and
         season; never returns a product with an avoided ingredient or one not advised in pregnancy.
         Arguments given here take precedence over the profile; a report_id adds what the photo measured."""
         caller = current_user(ctx, services.settings)
@@ -308,7 +310,7 @@ def register(server: MCPServer, services: Services) -> Advisor:
         currency = main_currency(index)
         needs, profile, season = await gather_needs(
             services, caller, report_id=report_id, concerns=concerns, skin_type=skin_type,
-            budget=budget, currency=currency,
+            budget=budget, currency=currency, avoid=avoid_ingredients,
         )  # fmt: skip
         if len(index) == 0:
             raise ToolError("the catalog is empty; an admin can load products with `shine catalog import`")
@@ -375,6 +377,7 @@ def register(server: MCPServer, services: Services) -> Advisor:
             ),
         ] = "minimal",
         skin_type: SkinTypeArg = None,
+        avoid_ingredients: AvoidArg = None,
     ) -> Routine:
         """Build a morning (AM) and evening (PM) routine: steps in order, one product per step, sunscreen
         every morning, the total within budget, and no clashing actives in one slot (split morning/evening
@@ -389,7 +392,7 @@ def register(server: MCPServer, services: Services) -> Advisor:
         currency = main_currency(index)
         needs, profile, season = await gather_needs(
             services, caller, report_id=report_id, concerns=concerns, skin_type=skin_type,
-            budget=budget, currency=currency,
+            budget=budget, currency=currency, avoid=avoid_ingredients,
         )  # fmt: skip
         total_budget = needs.budget_minor
         specs = COMPLETE if style == "complete" else MINIMAL

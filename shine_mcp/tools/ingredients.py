@@ -83,9 +83,10 @@ def _source(kb: KnowledgeBase, source_id: str) -> SourceRef:
 def _avoided(kb: KnowledgeBase, label: str, names: list[str], avoid: list[str]) -> list[AvoidedFound]:
     found: list[AvoidedFound] = []
     for word in avoid:
-        keys = kb.expand_exclusions([word])
+        keys, texts = kb.exclusion_terms([word])
         for name in names:
-            if keys & kb.active_keys(name) or (not keys and word.lower() in name.lower()):
+            lowered = name.lower()
+            if keys & {k.lower() for k in kb.active_keys(name)} or any(t in lowered for t in texts):
                 found.append(
                     AvoidedFound(
                         summary=f"{label} contains {name}, which you avoid ({word}).",

@@ -456,3 +456,18 @@ async def test_is_it_safe_with_nothing_to_check_asks_which_product_instead_of_fa
 
     assert [name for name, _ in calls(chat)] == []
     assert "Which product" in seen.text and "couldn't" not in seen.text
+
+
+async def test_an_allergy_said_once_holds_for_the_whole_chat(server: MCPServer) -> None:
+    async with chatting(OfflinePlanner(), server) as chat:
+        noted = await chat.say("I'm allergic to lanolin")
+        await chat.say("I have dry skin, recommend a moisturiser")
+        await chat.say("find a rich cream")
+        await chat.say("build me a routine")
+
+    assert "Noted: I'll leave out lanolin" in noted.text
+    made = calls(chat)
+    assert [name for name, _ in made] == ["recommend_products", "search_products", "build_routine"]
+    assert made[0][1]["avoid_ingredients"] == ["lanolin"]
+    assert made[1][1]["exclude_ingredients"] == ["lanolin"] and "lanolin" not in made[1][1].get("query", "")
+    assert made[2][1]["avoid_ingredients"] == ["lanolin"]

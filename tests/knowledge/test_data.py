@@ -194,3 +194,10 @@ def test_a_plain_http_source_is_refused(data_copy: Path) -> None:
     _edit(data_copy / "sources.json", change)
     with pytest.raises(ValueError, match="https"):
         load_knowledge_from(data_copy)
+
+
+def test_what_to_avoid_splits_into_keys_and_words_matched_inside_names(kb: KnowledgeBase) -> None:
+    keys, words = kb.exclusion_terms(["Lanolin", "fragrance", "shea", "mineral oil"])
+    assert {"lanolin", "family:fragrance", "paraffinum liquidum"} <= keys
+    # a known ingredient is also matched inside names (its derivatives); a family only by its members
+    assert words == {"lanolin", "shea", "mineral oil", "paraffinum liquidum"}
