@@ -6,6 +6,7 @@ routine, a `checkout_url` is a checkout link), so tools added later get cards wi
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from agent.events import Card
@@ -38,6 +39,42 @@ LABELS = {
 }
 # Raw CIELAB coordinates say little to a shopper; ITA (with its category) summarises skin colour.
 COLOUR_COORDINATES = frozenset({"lab_l", "lab_a", "lab_b", "hue_angle"})
+# What a shopper calls each measurement; the tool's own names are for programs.
+METRIC_LABELS = {
+    "ita": "Skin tone (ITA)",
+    "redness": "Redness",
+    "shine": "Shine",
+    "tone_unevenness": "Uneven tone",
+    "texture": "Texture",
+    "dark_spots": "Dark spots",
+}
+
+
+METRIC_MEANINGS = {
+    "ita": "A colour category of your skin tone, not how it reacts to the sun",
+    "redness": "How much redder your cheeks are than your forehead",
+    "shine": "How much of your forehead and nose shows shine",
+    "tone_unevenness": "How blotchy your tone is, once shadows are taken out",
+    "texture": "Fine roughness, lines and visible pores (camera noise adds to it)",
+    "dark_spots": "Small spots darker than the skin around them: a count to follow, not a diagnosis",
+}
+
+
+def metric_label(name: Any) -> str:
+    return METRIC_LABELS.get(str(name), str(name).replace("_", " ").capitalize())
+
+
+def metric_meaning(name: Any, explanation: Any) -> str | None:
+    """What a measurement means in plain words; for one Shine does not know yet, the first clause of the
+    tool's own explanation."""
+    if str(name) in METRIC_MEANINGS:
+        return METRIC_MEANINGS[str(name)]
+    if not isinstance(explanation, str) or not explanation.strip():
+        return None
+    first = re.split(r"[;:]| \(", explanation, maxsplit=1)[0].strip()
+    return first[:1].upper() + first[1:] if first else None
+
+
 PRODUCT_LISTS = ("products", "recommendations", "results", "matches")
 MAX_CARDS = 8
 
@@ -249,7 +286,9 @@ def _report(structured: dict[str, Any]) -> dict[str, Any] | None:
             and metric.get("value") is not None
             and metric.get("name") not in COLOUR_COORDINATES
         ):
-            shown = {k: metric.get(k) for k in ("name", "value", "unit", "confidence", "label")}
+            shown = {k: metric.get(k) for k in ("name", "value", "unit", "confidence")}
+            shown["label"] = metric.get("label") or metric_label(metric.get("name"))
+            shown["meaning"] = metric_meaning(metric.get("name"), metric.get("explanation"))
             raw_details = metric.get("details")
             details: dict[str, Any] = raw_details if isinstance(raw_details, dict) else {}
             shown["category"] = details.get("category") if isinstance(details.get("category"), str) else None

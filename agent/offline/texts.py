@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.cards import COLOUR_COORDINATES, product_card, products_in
+from agent.cards import COLOUR_COORDINATES, metric_label, metric_meaning, product_card, products_in
 from agent.offline.context import Seen
 
 
@@ -65,7 +65,7 @@ def report_text(structured: dict[str, Any]) -> str:
             or metric.get("name") in COLOUR_COORDINATES
         ):
             continue
-        label = str(metric.get("label") or metric.get("name", "")).replace("_", " ")
+        label = str(metric.get("label") or metric_label(metric.get("name", "")))
         value = metric.get("value")
         shown = f"{value:.3g}" if isinstance(value, float) else str(value)
         unit = f" {metric['unit']}" if metric.get("unit") else ""
@@ -74,7 +74,8 @@ def report_text(structured: dict[str, Any]) -> str:
         category = f" ({details['category']})" if isinstance(details.get("category"), str) else ""
         confidence = metric.get("confidence")
         sure = f", {confidence:.0%} sure" if isinstance(confidence, int | float) else ""
-        lines.append(f"- {label}: {shown}{unit}{category}{sure}")
+        meaning = metric_meaning(metric.get("name"), metric.get("explanation"))
+        lines.append(f"- {label}: {shown}{unit}{category}{sure}" + (f". {meaning}." if meaning else ""))
     withheld = [
         w.get("name")
         for w in structured.get("withheld") or []

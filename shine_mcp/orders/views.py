@@ -32,7 +32,7 @@ SIMULATION_NOTICE = (
 )
 
 _NEXT_STEPS = {
-    Status.PENDING: "Waiting for payment: open checkout_url to pay, or cancel_order to drop it.",
+    Status.PENDING: "Waiting for payment: open the checkout link to pay, or ask to cancel the order.",
     Status.PAID: "Paid. It goes to fulfilment next.",
     Status.FULFILLING: "Paid and being prepared for shipping.",
     Status.SHIPPED: "Shipped; the tracking number is below when the shop has one.",

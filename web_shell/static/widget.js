@@ -314,6 +314,7 @@
       var value = typeof m.value === "number" ? (Math.round(m.value * 100) / 100) + (m.unit ? " " + m.unit : "") : String(m.value);
       var conf = (m.category ? " · " + m.category : "") + (typeof m.confidence === "number" ? " · " + Math.round(m.confidence * 100) + "% sure" : "");
       box.appendChild(el("div", { class: "row" }, [el("span", { text: String(m.label || m.name).replace(/_/g, " ") }), el("span", { text: value + conf })]));
+      if (m.meaning) box.appendChild(el("p", { class: "muted", text: m.meaning }));
     });
     if (data.withheld && data.withheld.length) box.appendChild(el("p", { class: "muted", text: "Not measured from this photo: " + data.withheld.join(", ").replace(/_/g, " ") }));
     if (data.never_judged && data.never_judged.length) box.appendChild(el("p", { class: "muted", text: "Never judged from a photo: " + data.never_judged.join(", ").replace(/_/g, " ") }));
