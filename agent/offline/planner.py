@@ -145,8 +145,7 @@ class Slots:
         routine = self.context.routine_products()
         if routine and self.refers_back():  # "is it safe?" right after a routine: the whole routine
             return routine
-        if shown and re.search(r"\b(it|this|that|this one|that one)\b", r.text.lower()):
-            return [shown[0]["id"]] if len(shown) == 1 else []
+        # "it" after a product was opened in the previous turn is that product, even with a list on screen.
         for earlier in reversed(self.context.earlier[-1:]):
             details = [
                 c
@@ -155,6 +154,8 @@ class Slots:
             ]
             if details and re.search(r"\b(it|this|that)\b", r.text.lower()):
                 return [str(details[-1].structured.get("id"))]
+        if shown and re.search(r"\b(it|this|that|this one|that one)\b", r.text.lower()):
+            return [shown[0]["id"]] if len(shown) == 1 else []
         return []
 
     def report_skin_type(self) -> str | None:

@@ -213,6 +213,11 @@ def check_text(seen: Seen) -> str:
                 f"Pregnancy: nothing in {checked} is on Shine's pregnancy caution list (retinoids and the like). "
                 "Still, check new products with your doctor or midwife."
             )
+    listed_items = items if isinstance(items, list) else []
+    labels = [str(i.get("label")) for i in listed_items if isinstance(i, dict) and i.get("label")]
+    clashes = structured.get("clashes")
+    if len(labels) > 1 and not clashes:
+        lines.append(f"No clashes between {' and '.join(labels)}.")
     if not findings:
         lines.append(f"I found no clashes, avoided ingredients or cautions in {checked} for your profile.")
         return "\n".join(lines)

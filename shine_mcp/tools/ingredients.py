@@ -17,7 +17,7 @@ from shine_mcp.store.catalog import get_product
 from shine_mcp.store.profiles import Profile, get_profile
 
 MAX_PRODUCTS = 10
-PASTED = "the pasted list"
+PASTED = "the ingredients you listed"
 # Most serious first: a reader (or a reply cut at ten lines) meets these before the rest.
 CAUTION_ORDER = ("pregnancy", "allergen", "photosensitivity", "sensitive_skin", "irritation")
 ALWAYS_SHOWN = frozenset({"photosensitivity", "allergen", "irritation"})
@@ -33,7 +33,7 @@ class SourceRef(BaseModel):
 
 
 class CheckedItem(BaseModel):
-    label: str = Field(description="The product's brand and name, or 'the pasted list'.")
+    label: str = Field(description="The product's brand and name, or 'the ingredients you listed'.")
     product_id: str | None
     recognised: int = Field(description="Ingredients found in Shine's knowledge base.")
     unrecognised: list[str] = Field(description="Names not in the knowledge base (checked as text only).")

@@ -471,3 +471,16 @@ async def test_an_allergy_said_once_holds_for_the_whole_chat(server: MCPServer) 
     assert made[0][1]["avoid_ingredients"] == ["lanolin"]
     assert made[1][1]["exclude_ingredients"] == ["lanolin"] and "lanolin" not in made[1][1].get("query", "")
     assert made[2][1]["avoid_ingredients"] == ["lanolin"]
+
+
+async def test_can_i_use_it_with_an_ingredient_checks_the_product_just_opened(server: MCPServer) -> None:
+    async with chatting(OfflinePlanner(), server) as chat:
+        await chat.say("fragrance-free moisturiser under $25 for dry skin")
+        opened = await chat.say("what's in the second one?")
+        seen = await chat.say("can I use it with retinol?")
+
+    product_id = opened.cards("product")[0]["id"]
+    name, arguments = calls(chat)[-1]
+    assert name == "check_ingredients"
+    assert arguments["product_ids"] == [product_id] and arguments["ingredients_text"] == "retinol"
+    assert "Pixi" not in seen.text
