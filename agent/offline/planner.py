@@ -92,6 +92,7 @@ class Slots:
         self.reading, self.context, self.policy = reading, context, policy
         self.learned_products: list[dict[str, Any]] = []
         self.learned_report: str | None = None
+        self.each: Any = None  # the current value of an 'each' step
 
     def learn(self, seen: Seen) -> None:
         from agent.cards import products_in
@@ -134,6 +135,9 @@ class Slots:
             return [shown[i]["id"] for i in r.ordinals if -len(shown) <= i < len(shown)]
         if self.pasted():  # the question is about the pasted list, not what was shown before
             return []
+        compared = self.compared_last_turn()
+        if len(compared) > 1 and re.search(r"\b(them|both|together)\b", r.text.lower()):
+            return compared
         if shown:
             named = _named(r.text, shown)
             if named:
@@ -157,6 +161,38 @@ class Slots:
         if shown and re.search(r"\b(it|this|that|this one|that one)\b", r.text.lower()):
             return [shown[0]["id"]] if len(shown) == 1 else []
         return []
+
+    def compared_last_turn(self) -> list[str]:
+        """The products opened together in the previous turn (a comparison)."""
+        for earlier in self.context.earlier[-1:]:
+            return [
+                str(c.structured.get("id"))
+                for c in earlier.calls
+                if c.ok and c.name == "get_product" and isinstance(c.structured, dict)
+            ]
+        return []
+
+    def compare_ids(self) -> list[str]:
+        """Two or more products to compare: named by id, position or name, plus the one opened last turn
+        when the message says "it"; failing those, the first two on screen."""
+        r = self.reading
+        shown = self.context.shown_products()
+        found = list(r.product_ids)
+        found += [shown[i]["id"] for i in r.ordinals if shown and -len(shown) <= i < len(shown)]
+        found += _named(r.text, shown) if shown else []
+        if re.search(r"\b(it|this|that)\b", r.text.lower()):
+            for earlier in reversed(self.context.earlier[-1:]):
+                opened = [
+                    c
+                    for c in earlier.calls
+                    if c.ok and c.name == "get_product" and isinstance(c.structured, dict)
+                ]
+                if opened:
+                    found.insert(0, str(opened[-1].structured.get("id")))
+        unique = list(dict.fromkeys(found))
+        if len(unique) < 2 and len(shown) >= 2 and re.search(r"\b(them|these|those|both)\b", r.text.lower()):
+            unique = [p["id"] for p in shown[:2]]
+        return unique[:4]
 
     def report_skin_type(self) -> str | None:
         """The skin type the latest skin report found (when the shopper did not say theirs)."""
@@ -184,6 +220,11 @@ class Slots:
             if not found and not self.pasted() and self.refers_back():
                 return self.earlier_check().get("product_ids")
             return found or None
+        if name == "each":
+            return self.each
+        if name == "compare_ids":
+            found = self.compare_ids()
+            return found if len(found) >= 2 else None
         if name == "item_id":
             cart = self.context.cart(self.policy.shows_cart)
             wanted = self.value("product_id")
@@ -375,6 +416,25 @@ class OfflinePlanner:
                 continue
             calls: list[ToolCall] = []
             step_needs: list[str] = []
+            if step.get("each"):
+                values = slots.value(step["each"]) or []
+                option = step["options"][0]
+                spec = specs.get(option["tool"])
+                if spec is None:
+                    missing.append(step["missing"])
+                    break
+                if not values:
+                    needs.append(step["each"])
+                    break
+                for n, value in enumerate(values):
+                    slots.each = value
+                    arguments, _lacking = self._fill(option, spec, slots)
+                    if arguments is not None:
+                        calls.append(ToolCall(f"{prefix}_{n}", spec.name, arguments))
+                for call in calls:
+                    yield call
+                yield Finish("tool_use")
+                return
             for option in step["options"]:
                 spec = specs.get(option["tool"])
                 if spec is None or not slots.condition(option.get("if"), context.current.calls):

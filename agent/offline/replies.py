@@ -17,6 +17,7 @@ from agent.offline.texts import (
     money,
     order_line,
     product_line,
+    products_compared_text,
     report_text,
     routine_text,
     strings,
@@ -57,6 +58,7 @@ NEEDS = {
     "report_id": "I need a skin report for that: attach a selfie first and I'll analyse it.",
     "previous_report_id": "I need two skin reports to compare: analyse another photo first.",
     "order_id": "Which order? Give its id (ord_…).",
+    "compare_ids": "Which products should I compare? After a search, say “compare the first and the second”.",
     "query": "What should I look for? Name a product type, an ingredient or a concern.",
     "image_query": "What would you like to see images of?",
 }
@@ -208,6 +210,12 @@ def _body(
         if routine is not None and not routine.ok:
             return f"I couldn't build a routine: {routine.text}"
         return basic_routine(turn)
+
+    if intent == "compare_products":
+        details = [
+            c.structured for c in turn if c.ok and c.name == "get_product" and isinstance(c.structured, dict)
+        ]
+        return products_compared_text(details) if len(details) >= 2 else NEEDS["compare_ids"]
 
     if intent == "product_info":
         detail = _last(turn, "get_product")

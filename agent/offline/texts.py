@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from agent.cards import COLOUR_COORDINATES, metric_label, metric_meaning, product_card, products_in
@@ -196,6 +197,43 @@ def detail_text(structured: Any) -> str:
     return "\n".join(lines)
 
 
+def products_compared_text(details: list[dict[str, Any]]) -> str:
+    """Side by side: price and size, rating, who each suits, claims; the cheapest for the amount when the
+    sizes share a unit, the best rated when each has enough reviews to say."""
+    lines = ["Side by side:"]
+    unit_prices: dict[str, float] = {}
+    units: set[str] = set()
+    currencies: set[str] = set()
+    for d in details:
+        name = " ".join(str(p) for p in (d.get("brand"), d.get("name")) if p)
+        raw_price = d.get("price")
+        price: dict[str, Any] = raw_price if isinstance(raw_price, dict) else {}
+        currencies.add(str(price.get("currency")))
+        parts = [money(price) or "price unknown"]
+        if d.get("size"):
+            parts.append(str(d["size"]))
+        size = re.match(r"\s*(\d+(?:\.\d+)?)\s*(ml|g)\b", str(d.get("size") or ""), re.IGNORECASE)
+        if size and isinstance(price.get("amount_minor"), int) and float(size.group(1)) > 0:
+            unit_prices[name] = price["amount_minor"] / float(size.group(1))
+            units.add(size.group(2).lower())
+        if d.get("rating") is not None:
+            parts.append(f"rated {d['rating']}/5 ({d.get('review_count', 0)} reviews)")
+        lines.append(f"- {name}: " + ", ".join(parts))
+        for label, key in (("suits", "skin_types"), ("targets", "concerns"), ("claims", "tags")):
+            values = ", ".join(str(v).replace("_", " ") for v in d.get(key) or [])
+            if values:
+                lines.append(f"  {label}: {values}")
+    if len(unit_prices) == len(details) and len(units) == 1 and len(currencies) == 1:
+        lines.append(f"Cheapest for the amount: {min(unit_prices, key=lambda n: unit_prices[n])}.")
+    rated = [d for d in details if d.get("rating") is not None and (d.get("review_count") or 0) >= 20]
+    top = max((float(d["rating"]) for d in rated), default=None)
+    leaders = [d for d in rated if float(d["rating"]) == top]
+    if len(rated) == len(details) and len(leaders) == 1:
+        lines.append(f"Best rated: {leaders[0].get('brand')} {leaders[0].get('name')}.")
+    lines.append("Ask “can I use them together?” to check their ingredients for clashes.")
+    return "\n".join(lines)
+
+
 def check_text(seen: Seen) -> str:
     structured = seen.structured if isinstance(seen.structured, dict) else {}
     findings: list[str] = []
@@ -217,7 +255,8 @@ def check_text(seen: Seen) -> str:
     labels = [str(i.get("label")) for i in listed_items if isinstance(i, dict) and i.get("label")]
     clashes = structured.get("clashes")
     if len(labels) > 1 and not clashes:
-        lines.append(f"No clashes between {' and '.join(labels)}.")
+        names = ", ".join(labels[:-1]) + f" and {labels[-1]}"
+        lines.append(f"No clashes between {names}.")
     if not findings:
         lines.append(f"I found no clashes, avoided ingredients or cautions in {checked} for your profile.")
         return "\n".join(lines)

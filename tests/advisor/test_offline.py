@@ -484,3 +484,40 @@ async def test_can_i_use_it_with_an_ingredient_checks_the_product_just_opened(se
     assert name == "check_ingredients"
     assert arguments["product_ids"] == [product_id] and arguments["ingredients_text"] == "retinol"
     assert "Pixi" not in seen.text
+
+
+async def test_two_products_are_compared_side_by_side(server: MCPServer) -> None:
+    async with chatting(OfflinePlanner(), server) as chat:
+        listed = await chat.say("fragrance-free moisturiser under $25 for dry skin")
+        opened = await chat.say("what's in the second one?")
+        seen = await chat.say("compare it with the first one")
+        both = await chat.say("compare the first and the third")
+
+    shown = listed.cards("products")[0]["products"]
+    assert [name for name, _ in calls(chat)[-4:]] == ["get_product"] * 4
+    assert {a["product_id"] for _, a in calls(chat)[-4:-2]} == {
+        opened.cards("product")[0]["id"],
+        shown[0]["id"],
+    }
+    assert {a["product_id"] for _, a in calls(chat)[-2:]} == {shown[0]["id"], shown[2]["id"]}
+    assert seen.text.startswith("Side by side:") and shown[0]["name"] in seen.text
+    assert "Side by side:" in both.text
+
+
+async def test_can_i_use_them_together_after_a_comparison_checks_the_compared_two(server: MCPServer) -> None:
+    async with chatting(OfflinePlanner(), server) as chat:
+        listed = await chat.say("fragrance-free moisturiser under $25 for dry skin")
+        await chat.say("compare the first and the third")
+        seen = await chat.say("can I use them together?")
+
+    shown = listed.cards("products")[0]["products"]
+    name, arguments = calls(chat)[-1]
+    assert name == "check_ingredients" and set(arguments["product_ids"]) == {shown[0]["id"], shown[2]["id"]}
+    assert "the 2 products" in seen.text
+
+
+async def test_compare_with_nothing_on_screen_asks_which(server: MCPServer) -> None:
+    async with chatting(OfflinePlanner(), server) as chat:
+        seen = await chat.say("which is better?")
+
+    assert calls(chat) == [] and "Which products should I compare?" in seen.text
