@@ -20,8 +20,37 @@ def product_line(index: int, card: dict[str, Any]) -> str:
     if card.get("in_stock") is False:
         line += " (out of stock)"
     if card.get("why"):
-        line += f" ({'; '.join(card['why'][:2])})"
+        line += f" ({'; '.join(short_reason(w) for w in card['why'][:2])})"
     return line
+
+
+_EVIDENCE = re.compile(r"\((?:strong|moderate|limited|weak|emerging|mixed)[^()]*evidence\)")
+_AUTHOR = re.compile(r"^([A-Z][A-Za-z'’-]+) [A-Z]{1,3}\b")
+
+
+def _top_level_colon(text: str) -> int:
+    depth = 0
+    for at, char in enumerate(text):
+        depth += (char == "(") - (char == ")")
+        if char == ":" and depth == 0:
+            return at
+    return -1
+
+
+def short_reason(why: str) -> str:
+    """A reason in a line of chat: 'contains Benzoyl Peroxide, which targets acne (strong evidence)
+    [Zaenglein et al.]'; the card keeps the whole sentence and the full reference."""
+    text, _, source = why.partition(" [")
+    source = source.rstrip("]")
+    cut = _top_level_colon(text)
+    if text.startswith("contains ") and cut > 0:
+        evidence = _EVIDENCE.search(text)
+        text = text[:cut] + (f" {evidence.group(0)}" if evidence else "")
+    if not source:
+        return text
+    author = _AUTHOR.match(source)
+    cited = f"{author.group(1)} et al." if author and "," in source else source.split(":", 1)[0][:40]
+    return f"{text} [{cited}]"
 
 
 def strings(value: Any) -> list[str]:

@@ -14,6 +14,7 @@ from agent import Attachment, OfflinePlanner
 from agent.cards import products_in
 from agent.events import ToolProgress
 from agent.offline.replies import CAPABILITIES
+from agent.offline.texts import short_reason
 from shine_mcp.orders.service import Commerce
 from shine_mcp.services import Services
 from tests.advisor.conftest import Chat, chatting
@@ -521,3 +522,31 @@ async def test_compare_with_nothing_on_screen_asks_which(server: MCPServer) -> N
         seen = await chat.say("which is better?")
 
     assert calls(chat) == [] and "Which products should I compare?" in seen.text
+
+
+@pytest.mark.parametrize(
+    ("why", "short"),
+    [
+        (
+            "contains Benzoyl Peroxide, which targets acne: kills acne bacteria; first-line (strong evidence) "
+            "[Zaenglein AL, Pathy AL, et al. Guidelines of care. J Am Acad Dermatol 74(5):945-973]",
+            "contains Benzoyl Peroxide, which targets acne (strong evidence) [Zaenglein et al.]",
+        ),
+        (
+            "contains Niacinamide, which targets redness (your skin report: cheeks 2.9 a* redder): reduced "
+            "blotchiness (moderate evidence) [Bissett DL, Oblong JE. Niacinamide]",
+            "contains Niacinamide, which targets redness (your skin report: cheeks 2.9 a* redder) "
+            "(moderate evidence) [Bissett et al.]",
+        ),
+        (
+            "contains Salicylic Acid, which targets acne: an OTC acne drug (strong evidence) "
+            "[21 CFR Part 333 Subpart D: Topical acne drug products]",
+            "contains Salicylic Acid, which targets acne (strong evidence) [21 CFR Part 333 Subpart D]",
+        ),
+        ("suited to dry skin", "suited to dry skin"),
+    ],
+)
+def test_a_reason_in_a_chat_line_keeps_the_claim_the_evidence_and_a_short_reference(
+    why: str, short: str
+) -> None:
+    assert short_reason(why) == short
