@@ -56,6 +56,8 @@
     ".btn.secondary{background:#fff;color:#7a3e65;border:1px solid #7a3e65;}",
     ".card-wide{align-self:stretch;background:#fff;border:1px solid #e6dfe3;border-radius:12px;padding:12px;display:flex;flex-direction:column;gap:6px;}",
     ".card-wide h3{all:unset;font-weight:700;display:block;}",
+    ".card-wide p{margin:0;}",
+    ".card-wide .row+p.muted{margin-top:-4px;}",
     ".row{display:flex;justify-content:space-between;gap:10px;font-size:14px;}",
     ".actions{display:flex;flex-wrap:wrap;gap:6px;}",
     ".btn.danger{background:#a33;} .btn.danger:hover{background:#862828;}",
