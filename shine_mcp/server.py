@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.types import CallToolResult, InputRequiredResult
+from pydantic import ValidationError
 
 from shine_mcp import __version__
 from shine_mcp.auth.tool_guard import ToolCatalog, ToolGuard
@@ -35,6 +40,46 @@ Skin advice is cosmetic guidance, not medical diagnosis: for a changing mole, bl
 infection, tell the user to see a dermatologist."""
 
 
+class ShineServer(MCPServer):
+    """The SDK's server, with argument errors that read like the rest of Shine's: which argument, what is
+    wrong, what was sent, the closest allowed value. Pydantic's own text names an internal model
+    ('search_productsArguments') and links to its documentation."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(exc, UnexpectedToolError) or not isinstance(cause, ValidationError):
+                raise
+            raise ToolError(f"Error executing tool {name}: {invalid_arguments(cause)}") from cause
+
+
+def invalid_arguments(error: ValidationError) -> str:
+    problems = []
+    for detail in error.errors(include_url=False):
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in detail["loc"]).lstrip(".")
+        where = where or "the arguments"
+        message = str(detail["msg"])
+        message = message[0].lower() + message[1:] if message else "is not valid"
+        message = re.sub(r"^input should", "should", message)
+        problem = f"`{where}` {message}"
+        value = detail.get("input")
+        if detail["type"] != "missing" and isinstance(value, str | int | float | bool):
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "...'"
+            problem += f" (got {shown})"
+        expected = re.findall(r"'([^']+)'", str(detail.get("ctx", {}).get("expected", "")))
+        if isinstance(value, str) and expected:
+            close = difflib.get_close_matches(value.lower(), expected, n=1, cutoff=0.6)
+            if close:
+                problem += f"; did you mean {close[0]!r}?"
+        problems.append(problem)
+    text = "; ".join(problems)
+    return text + ("" if text.endswith("?") else ".") + " Fix the arguments and call again."
+
+
 def build_server(
     settings: Settings | None = None, services: Services | None = None, *, authority: Authority | None = None
 ) -> MCPServer:
@@ -50,7 +95,7 @@ def build_server(
 
     protected = authority is not None and authority.protects_mcp
     catalog = authority.catalog if authority is not None else ToolCatalog()
-    server = MCPServer(
+    server = ShineServer(
         name="shine",
         title="Shine skincare advisor",
         instructions=INSTRUCTIONS,

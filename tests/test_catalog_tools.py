@@ -237,3 +237,24 @@ async def test_categories_resource_counts_every_category(client: Client) -> None
     assert len(body["categories"]) == 9
     assert all(c["products"] >= 18 for c in body["categories"])
     assert sum(c["products"] for c in body["categories"]) == body["total_products"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ({"max_price": -3}, "`max_price` should be greater than 0 (got -3)."),
+        (
+            {"skin_type": "oilly"},
+            "`skin_type` should be 'normal', 'dry', 'oily', 'combination' or 'sensitive' (got 'oilly'); did you mean 'oily'?",
+        ),
+        ({"limit": 10_000}, "`limit` should be less than or equal to 50 (got 10000)."),
+        ({"concerns": ["acne", "wrinkles"]}, "`concerns[1]` should be 'acne'"),
+        ({"query": 42}, "`query` should be a valid string (got 42)."),
+    ],
+)
+async def test_wrong_arguments_say_which_what_and_what_was_sent(
+    client: Client, arguments: dict[str, Any], expected: str
+) -> None:
+    message = await call_error(client, "search_products", **arguments)
+    assert expected in message
+    assert "pydantic" not in message and "Arguments" not in message and message.endswith("call again.")
