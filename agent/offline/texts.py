@@ -49,7 +49,11 @@ def short_reason(why: str) -> str:
     if not source:
         return text
     author = _AUTHOR.match(source)
-    cited = f"{author.group(1)} et al." if author and "," in source else source.split(":", 1)[0][:40]
+    if author:
+        authors = source.split(".", 1)[0]  # "Zaenglein AL, Pathy AL, Schlosser BJ, et al" or "Boo YC"
+        cited = f"{author.group(1)} et al." if "," in authors else author.group(1)
+    else:
+        cited = source.split(":", 1)[0][:40]
     return f"{text} [{cited}]"
 
 

@@ -543,6 +543,11 @@ async def test_compare_with_nothing_on_screen_asks_which(server: MCPServer) -> N
             "[21 CFR Part 333 Subpart D: Topical acne drug products]",
             "contains Salicylic Acid, which targets acne (strong evidence) [21 CFR Part 333 Subpart D]",
         ),
+        (
+            "contains Alpha-Arbutin, which targets dark spots: inhibits tyrosinase (moderate evidence) "
+            "[Boo YC. Arbutin as a Skin Depigmenting Agent. Antioxidants (Basel) 10(7):1129]",
+            "contains Alpha-Arbutin, which targets dark spots (moderate evidence) [Boo]",
+        ),
         ("suited to dry skin", "suited to dry skin"),
     ],
 )
