@@ -4,6 +4,8 @@ a running Shine (`--url`) or any MCP server command (`--stdio`). `/photo PATH` s
 from __future__ import annotations
 
 import base64
+import logging
+import os
 import secrets
 import shlex
 from pathlib import Path
@@ -187,6 +189,9 @@ def chat(
     if url and stdio:
         raise typer.BadParameter("give --url or --stdio, not both")
     settings = Settings()
+    if "SHINE_LOG_LEVEL" not in os.environ:  # the terminal is the conversation: only problems, unless asked
+        settings = settings.model_copy(update={"log_level": "WARNING"})
+        logging.getLogger().setLevel(logging.WARNING)
     console = Console()
     try:
         anyio.run(_run, settings, url, stdio, console)

@@ -100,6 +100,7 @@ def build_server(
         title="Shine skincare advisor",
         instructions=INSTRUCTIONS,
         version=__version__,
+        log_level=settings.log_level,
         lifespan=lifespan,
         auth_server_provider=authority.provider if protected and authority else None,
         auth=authority.auth_settings() if protected and authority else None,
