@@ -93,12 +93,15 @@ class Slots:
         self.learned_products: list[dict[str, Any]] = []
         self.learned_report: str | None = None
         self.each: Any = None  # the current value of an 'each' step
+        self.learned_profile: dict[str, Any] = {}
 
     def learn(self, seen: Seen) -> None:
         from agent.cards import products_in
 
         if not seen.ok:
             return
+        if seen.name == "get_profile" and isinstance(seen.structured, dict):
+            self.learned_profile = seen.structured
         if seen.name == "search_products" and not self.reading.product_ids and not self.reading.ordinals:
             self.learned_products = products_in(seen.structured)[:1] or self.learned_products
         if isinstance(seen.structured, dict):
@@ -279,6 +282,19 @@ class Slots:
         if name in ("remembered_concerns", "remembered_budget"):
             said = getattr(r, name.removeprefix("remembered_"))
             return said or self.remembered(name.removeprefix("remembered_"))
+        if name in (
+            "concerns_to_save",
+            "avoid_to_save",
+        ):  # added to what the profile holds, never replacing it
+            field = "concerns" if name == "concerns_to_save" else "avoid"
+            said = [
+                w
+                for turn in [*self.context.earlier, self.context.current]
+                for w in getattr(read(turn.request), field)
+            ]
+            held = self.learned_profile.get("concerns" if field == "concerns" else "avoid_ingredients") or []
+            merged = list(dict.fromkeys([*held, *said]))
+            return merged if said else None
         if name == "remembered_avoid":  # an allergy said once holds for the whole chat
             words = [w for turn in self.context.earlier for w in read(turn.request).avoid]
             return list(dict.fromkeys([*words, *r.avoid])) or None

@@ -18,6 +18,7 @@ from agent.offline.texts import (
     order_line,
     product_line,
     products_compared_text,
+    profile_saved_text,
     report_text,
     routine_text,
     strings,
@@ -58,6 +59,7 @@ NEEDS = {
     "report_id": "I need a skin report for that: attach a selfie first and I'll analyse it.",
     "previous_report_id": "I need two skin reports to compare: analyse another photo first.",
     "order_id": "Which order? Give its id (ord_…).",
+    "remembered_skin_type": "Tell me your skin type, concerns or allergies first, then say “save it” and I'll keep them.",
     "compare_ids": "Which products should I compare? After a search, say “compare the first and the second”.",
     "query": "What should I look for? Name a product type, an ingredient or a concern.",
     "image_query": "What would you like to see images of?",
@@ -174,7 +176,8 @@ def _body(
         if reading.avoid:
             return (
                 f"Noted: I'll leave out {', '.join(reading.avoid)} (and ingredients named after it) from "
-                "everything I suggest in this chat. What are you looking for?"
+                "everything I suggest in this chat (say “save it” to keep it for next time). What are you "
+                "looking for?"
             )
         if context.cart_shown_last_turn(policy.shows_cart, policy.checkout_tools):
             return "OK, I won't check out. Tell me what to change, or say “check out” when you're ready."
@@ -210,6 +213,16 @@ def _body(
         if routine is not None and not routine.ok:
             return f"I couldn't build a routine: {routine.text}"
         return basic_routine(turn)
+
+    if intent == "save_profile":
+        saved = _last(turn, "update_profile")
+        if saved is None:
+            return (
+                "Tell me your skin type, concerns or allergies first, then say “save it” and I'll keep them."
+            )
+        if not saved.ok:
+            return f"I couldn't save that: {saved.text}"
+        return profile_saved_text(saved.structured)
 
     if intent == "compare_products":
         details = [

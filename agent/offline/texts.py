@@ -267,6 +267,22 @@ def products_compared_text(details: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def profile_saved_text(structured: Any) -> str:
+    profile = structured if isinstance(structured, dict) else {}
+    parts = []
+    if profile.get("skin_type"):
+        parts.append(f"skin type {profile['skin_type']}")
+    if profile.get("concerns"):
+        parts.append("concerns " + ", ".join(str(c).replace("_", " ") for c in profile["concerns"]))
+    if profile.get("avoid_ingredients"):
+        parts.append("avoid " + ", ".join(str(a) for a in profile["avoid_ingredients"]))
+    held = "; ".join(parts) or "nothing yet"
+    return (
+        f"Saved to your profile: {held}. Recommendations, routines and ingredient checks use it from now "
+        "on, in every chat. You can see, download or delete it with the “Your data” button."
+    )
+
+
 def check_text(seen: Seen) -> str:
     structured = seen.structured if isinstance(seen.structured, dict) else {}
     findings: list[str] = []

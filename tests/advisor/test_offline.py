@@ -555,3 +555,22 @@ def test_a_reason_in_a_chat_line_keeps_the_claim_the_evidence_and_a_short_refere
     why: str, short: str
 ) -> None:
     assert short_reason(why) == short
+
+
+async def test_save_it_keeps_what_the_shopper_said_in_their_profile_without_dropping_what_was_there(
+    server: MCPServer,
+) -> None:
+    async with chatting(OfflinePlanner(), server) as chat:
+        nothing = await chat.say("save it to my profile")
+        await chat.client.call_tool("update_profile", {"avoid_ingredients": ["shea butter"]})  # already held
+        await chat.say("I have oily skin with acne")
+        await chat.say("I'm allergic to lanolin")
+        saved = await chat.say("please remember that")
+        profile = await chat.client.call_tool("get_profile", {})
+
+    assert "Tell me your skin type" in nothing.text
+    assert calls(chat)[-1][0] == "update_profile"
+    held = profile.structured_content
+    assert held is not None and held["skin_type"] == "oily" and "acne" in held["concerns"]
+    assert held["avoid_ingredients"] == ["shea butter", "lanolin"]
+    assert "Saved to your profile: skin type oily" in saved.text and "avoid" in saved.text
