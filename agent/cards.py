@@ -118,6 +118,39 @@ def _money(value: Any) -> dict[str, Any] | None:
     return None
 
 
+_EVIDENCE = re.compile(r"\((?:strong|moderate|limited|weak|emerging|mixed)[^()]*evidence\)")
+_AUTHOR = re.compile(r"^([A-Z][A-Za-z'’-]+) [A-Z]{1,3}\b")
+
+
+def _top_level_colon(text: str) -> int:
+    depth = 0
+    for at, char in enumerate(text):
+        depth += (char == "(") - (char == ")")
+        if char == ":" and depth == 0:
+            return at
+    return -1
+
+
+def short_reason(why: str) -> str:
+    """A reason short enough for a card or a line of chat: 'contains Benzoyl Peroxide, which targets acne
+    (strong evidence) [Zaenglein et al.]'. The tool result keeps the whole sentence and reference."""
+    text, _, source = why.partition(" [")
+    source = source.rstrip("]")
+    cut = _top_level_colon(text)
+    if text.startswith("contains ") and cut > 0:
+        evidence = _EVIDENCE.search(text)
+        text = text[:cut] + (f" {evidence.group(0)}" if evidence else "")
+    if not source:
+        return text
+    author = _AUTHOR.match(source)
+    if author:
+        authors = source.split(".", 1)[0]  # "Zaenglein AL, Pathy AL, Schlosser BJ, et al" or "Boo YC"
+        cited = f"{author.group(1)} et al." if "," in authors else author.group(1)
+    else:
+        cited = source.split(":", 1)[0][:40]
+    return f"{text} [{cited}]"
+
+
 def _strings(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
@@ -130,7 +163,9 @@ def _strings(value: Any) -> list[str]:
                 text = item.get("text") or item.get("reason") or item.get("message")
                 if isinstance(text, str):
                     source = item.get("source")
-                    out.append(f"{text} [{source}]" if isinstance(source, str) and source else text)
+                    out.append(
+                        short_reason(f"{text} [{source}]" if isinstance(source, str) and source else text)
+                    )
     return out
 
 

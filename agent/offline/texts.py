@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agent.cards import COLOUR_COORDINATES, metric_label, metric_meaning, product_card, products_in
+from agent.cards import (
+    COLOUR_COORDINATES,
+    metric_label,
+    metric_meaning,
+    product_card,
+    products_in,
+    short_reason,
+)
 from agent.offline.context import Seen
 
 
@@ -22,39 +29,6 @@ def product_line(index: int, card: dict[str, Any]) -> str:
     if card.get("why"):
         line += f" ({'; '.join(short_reason(w) for w in card['why'][:2])})"
     return line
-
-
-_EVIDENCE = re.compile(r"\((?:strong|moderate|limited|weak|emerging|mixed)[^()]*evidence\)")
-_AUTHOR = re.compile(r"^([A-Z][A-Za-z'’-]+) [A-Z]{1,3}\b")
-
-
-def _top_level_colon(text: str) -> int:
-    depth = 0
-    for at, char in enumerate(text):
-        depth += (char == "(") - (char == ")")
-        if char == ":" and depth == 0:
-            return at
-    return -1
-
-
-def short_reason(why: str) -> str:
-    """A reason in a line of chat: 'contains Benzoyl Peroxide, which targets acne (strong evidence)
-    [Zaenglein et al.]'; the card keeps the whole sentence and the full reference."""
-    text, _, source = why.partition(" [")
-    source = source.rstrip("]")
-    cut = _top_level_colon(text)
-    if text.startswith("contains ") and cut > 0:
-        evidence = _EVIDENCE.search(text)
-        text = text[:cut] + (f" {evidence.group(0)}" if evidence else "")
-    if not source:
-        return text
-    author = _AUTHOR.match(source)
-    if author:
-        authors = source.split(".", 1)[0]  # "Zaenglein AL, Pathy AL, Schlosser BJ, et al" or "Boo YC"
-        cited = f"{author.group(1)} et al." if "," in authors else author.group(1)
-    else:
-        cited = source.split(":", 1)[0][:40]
-    return f"{text} [{cited}]"
 
 
 def strings(value: Any) -> list[str]:

@@ -11,10 +11,9 @@ import pytest
 from mcp.server.mcpserver import MCPServer
 
 from agent import Attachment, OfflinePlanner
-from agent.cards import products_in
+from agent.cards import products_in, short_reason
 from agent.events import ToolProgress
 from agent.offline.replies import CAPABILITIES
-from agent.offline.texts import short_reason
 from shine_mcp.orders.service import Commerce
 from shine_mcp.services import Services
 from tests.advisor.conftest import Chat, chatting
