@@ -61,6 +61,7 @@ def serve(
             "SHINE_ALLOWED_HOSTS (JSON list of your public host names).[/yellow]"
         )
     err.print(f"Shine {settings.base_url}  (MCP: {settings.base_url}/mcp)")
+    err.print(f"  demo shop with the chat widget: {settings.base_url}/")
     for part, runs_on in settings.integrations_summary().items():
         err.print(f"  {part}: {runs_on}")
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
