@@ -12,6 +12,7 @@ import asyncio
 import random
 import shutil
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -255,3 +256,50 @@ async def test_a_catalog_from_before_the_index_upgrades_whole(catalog: Path) -> 
         await both(db, SearchFilters(terms=("niacinamide",), skin_type="oily"), limit=20)
     finally:
         await db.close()
+
+
+async def test_searches_during_writes_from_another_process_only_return_rows_that_pass(
+    db: Database, catalog: Path
+) -> None:
+    """Reader threads race a writer: every page is checked against the rows it returned, which were read
+    in the same transaction as the index's freshness check."""
+    stop = threading.Event()
+
+    def writer() -> None:
+        other = sqlite3.connect(catalog / "shine.db", timeout=10)
+        rng = random.Random(3)
+        try:
+            while not stop.is_set():
+                with other:
+                    other.execute(
+                        "UPDATE products SET stock = ?, price_minor = ? WHERE rowid = ?",
+                        (rng.choice([0, 4]), rng.randint(300, 6000), rng.randint(1, 1200)),
+                    )
+        finally:
+            other.close()
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    rng = random.Random(9)
+    try:
+        for _ in range(20):
+            batch = [
+                SearchFilters(
+                    terms=tuple(rng.sample(["serum", "acid", "cream", "niacinamide"], rng.choice([0, 1]))),
+                    category=rng.choice([None, "serum", "moisturiser"]),
+                    max_price_minor=rng.choice([None, 2000]),
+                    currency="USD",
+                    in_stock_only=True,
+                )
+                for _ in range(8)
+            ]
+            results = await asyncio.gather(*(search_products(db, f, limit=20) for f in batch))
+            for filters, result in zip(batch, results, strict=True):
+                for product in result.products:
+                    assert product.stock > 0
+                    assert filters.category in (None, product.category)
+                    assert filters.max_price_minor is None or product.price_minor <= filters.max_price_minor
+    finally:
+        stop.set()
+        thread.join()
+    await both(db, SearchFilters(in_stock_only=True, max_price_minor=2000, currency="USD"), limit=50)
