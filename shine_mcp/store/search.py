@@ -256,14 +256,17 @@ def _indexed_search(
     """The search through the in-memory index, inside one read transaction so the index's freshness check
     and the rows loaded see the same catalog. None when this transaction predates the index."""
     clauses, any_of = filter_clauses(filters)
-    connection.execute("BEGIN")
+    began = not connection.in_transaction  # a caller's own open transaction serves as well, and stays theirs
+    if began:
+        connection.execute("BEGIN")
     try:
         page = index.search(connection, filters.terms, clauses, any_of, limit=limit, offset=offset)
         if page is None:
             return None
         return SearchResult(products=_load_rows(connection, "rowid", page.rowids, dialect), total=page.total)
     finally:
-        connection.rollback()  # read only: nothing to keep
+        if began:
+            connection.rollback()  # read only: nothing to keep
 
 
 _indexes: WeakKeyDictionary[SqliteThreads, SearchIndex] = WeakKeyDictionary()
