@@ -51,7 +51,9 @@ PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
     "frame-ancestors 'none'",
     "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: under no-referrer browsers send `Origin: null` with the page's own form
+    # posts, which the origin check below would take for another site.
+    "Referrer-Policy": "same-origin",
 }
 
 
@@ -129,7 +131,10 @@ class AuthRoutes:
 
     def _csrf_ok(self, request: Request, form: Any) -> bool:
         origin = request.headers.get("origin")
-        if origin and origin != self._origin():
+        if origin and origin not in (
+            self._origin(),
+            "null",
+        ):  # "null": a privacy setting hid it; the token decides
             return False
         seed = request.cookies.get(CSRF_COOKIE)
         return bool(seed) and self.authority.keys.csrf_ok(seed or "", str(form.get("csrf") or ""))

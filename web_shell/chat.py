@@ -317,6 +317,13 @@ class ChatRoutes:
                 "advisor": self.service.advisor_name,
                 "offline": self.service.model.kind == "offline",
                 "signed_in": bool(identity and not identity.guest),
+                "account": (
+                    {"email": identity.email, "name": identity.name}
+                    if identity is not None and not identity.guest
+                    else None
+                ),
+                "can_sign_in": self.service.authority.google is not None
+                or self.service.authority.dev_sign_in,
                 "capabilities": await self.service.capabilities(),
             },
             headers={**cors, "Cache-Control": "no-store"},

@@ -3,6 +3,7 @@ per-user session limit, sign-out, and returning only to local pages."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
@@ -158,3 +159,20 @@ async def test_sign_in_only_returns_to_local_pages(
     assert isinstance(landed, httpx.Response), f"left the site for {landed}"
     assert str(landed.url) == f"{base}/"
     assert signed_in["signed_in"] is True
+
+
+async def test_a_browser_that_sends_origin_null_can_still_sign_in_with_the_token(
+    run_shine: RunShine, shine_settings: Callable[..., Settings], browser: Browser
+) -> None:
+    """Chrome sends `Origin: null` with a page's own form post under a no-referrer policy or a privacy
+    setting; the form's CSRF token is what proves the post came from Shine's page."""
+    with run_shine(shine_settings()) as base:
+        page = await browser.http.get(f"{base}/auth/dev?next=/auth/me")
+        assert page.headers["referrer-policy"] == "same-origin"  # so browsers send the real origin
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert token is not None
+        form = {"csrf": token.group(1), "email": "ana@example.com", "next": "/auth/me"}
+        signed = await browser.http.post(
+            f"{base}/auth/dev", data=form, headers={"Origin": "null"}, follow_redirects=True
+        )
+    assert signed.status_code == 200 and signed.json()["signed_in"] is True

@@ -226,3 +226,39 @@ def test_a_shopper_downloads_and_deletes_their_data_from_the_widget(browser: obj
     open_widget(page, shop)
     expect(log).not_to_contain_text("find a cleanser")
     context.close()
+
+
+def test_a_guest_signs_in_from_the_widget_then_closes_the_account(browser: object, shop: str) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 860})  # type: ignore[attr-defined]
+    page = context.new_page()
+    expect = playwright_api.expect
+    open_widget(page, shop)
+    ask(page, "find a cleanser")
+    wait_idle(page)
+
+    page.get_by_role("button", name="Your data").click()
+    card = page.get_by_role("region", name="Your data")
+    expect(card).to_contain_text("You are chatting as a guest")
+    card.get_by_role("link", name="Sign in").click()
+    page.get_by_label("Email").fill("nora@example.com")  # the loopback dev sign-in
+    page.get_by_label("Name (optional)").fill("Nora")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(shop + "/")
+
+    open_widget(page, shop)
+    log = page.get_by_role("log", name="Conversation")
+    expect(log).to_contain_text("find a cleanser")  # the guest's chat came along
+    page.get_by_role("button", name="Your data").click()
+    card = page.get_by_role("region", name="Your data")
+    expect(card).to_contain_text("Signed in as Nora")
+    card.get_by_role("button", name="Close my account…").click()
+    expect(card).to_contain_text("sign out everywhere")
+    card.get_by_role("button", name="Yes, close my account").click()
+    expect(log).to_contain_text("Your account is closed", timeout=15_000)
+    shot(page, "widget-account-closed")
+
+    page.reload()
+    open_widget(page, shop)
+    page.get_by_role("button", name="Your data").click()
+    expect(page.get_by_role("region", name="Your data")).to_contain_text("You are chatting as a guest")
+    context.close()

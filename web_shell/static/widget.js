@@ -38,6 +38,7 @@
     ".user a{color:#fff;}",
     ".bot{align-self:flex-start;background:#fff;border:1px solid #e6dfe3;border-bottom-left-radius:4px;}",
     ".bot a{color:#7a3e65;}",
+    ".card-wide a{color:#7a3e65;font-weight:600;}",
     ".thumb{display:block;max-width:140px;max-height:140px;border-radius:10px;margin-bottom:6px;}",
     ".notice{align-self:stretch;font-size:13px;padding:8px 10px;border-radius:10px;background:#fff6db;border:1px solid #ecd58e;}",
     ".notice.medical_referral{background:#fdeaea;border-color:#e7a3a3;}",
@@ -166,7 +167,7 @@
   }
 
   // --- state ---------------------------------------------------------------------------------------
-  var state = { open: false, busy: false, token: null, upload: null, capabilities: {}, loaded: false, signedIn: false };
+  var state = { open: false, busy: false, token: null, upload: null, capabilities: {}, loaded: false, signedIn: false, account: null, canSignIn: false };
   try { state.token = localStorage.getItem(TOKEN_KEY); } catch (e) { /* storage blocked: cookies only */ }
   function remember(token) {
     if (!token) return;
@@ -471,6 +472,8 @@
         if (!body) return;
         state.capabilities = body.capabilities || {};
         state.signedIn = !!body.signed_in;
+        state.account = body.account || null;
+        state.canSignIn = !!body.can_sign_in;
         attach.hidden = !state.capabilities.photos; keepRow.hidden = !state.capabilities.photos;
         showAdvisor(body);
         (body.messages || []).forEach(function (m) { bubble(m.role, m.text); });
@@ -487,6 +490,20 @@
       el("h3", { text: "Your data" }),
       el("p", { class: "muted", text: "Shine keeps your chats, the profile and ratings you gave, skin reports and photos you chose to keep, and your cart. Orders stay with the shop for its records." })
     ]);
+    // Sign-in links only where Shine serves the page itself: on a shop's own origin the session cookie
+    // would be a third-party cookie that browsers drop, so a guest chat (token header) is what works there.
+    var here = location.pathname + location.search;
+    var sameOrigin = BASE === location.origin;
+    if (state.signedIn && state.account) {
+      var who = state.account.name || state.account.email || "your account";
+      box.appendChild(el("p", { class: "muted" }, ["Signed in as " + who + ". ", sameOrigin ? el("a", { href: BASE + "/auth/logout", text: "Sign out" }) : null]));
+    } else {
+      box.appendChild(el("p", { class: "muted" }, [
+        "You are chatting as a guest. ",
+        sameOrigin && state.canSignIn ? el("a", { href: BASE + "/auth/login?next=" + encodeURIComponent(here), text: "Sign in" }) : null,
+        sameOrigin && state.canSignIn ? " to keep your chats, reports and orders on every device." : null
+      ]));
+    }
     var actions = el("div", { class: "actions" });
     var outcome = el("p", { class: "muted", role: "status" });
     box.appendChild(outcome); box.appendChild(actions);
@@ -531,7 +548,7 @@
         .then(function (result) {
           if (!result.ok && result.status !== 404) { outcome.textContent = result.data.message || "That did not work; try again."; choices(); return; }
           forget(); clearUpload(); log.textContent = "";
-          if (path === "/api/account/close") state.signedIn = false;
+          if (path === "/api/account/close") { state.signedIn = false; state.account = null; }
           bubble("bot", result.ok ? result.data.message + " " + (result.data.kept || []).join(" ") : "Shine holds nothing about you.");
         })
         .catch(function () { outcome.textContent = "That did not work; try again."; choices(); });
