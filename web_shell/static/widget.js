@@ -549,7 +549,8 @@
           if (!result.ok && result.status !== 404) { outcome.textContent = result.data.message || "That did not work; try again."; choices(); return; }
           forget(); clearUpload(); log.textContent = "";
           if (path === "/api/account/close") { state.signedIn = false; state.account = null; }
-          bubble("bot", result.ok ? result.data.message + " " + (result.data.kept || []).join(" ") : "Shine holds nothing about you.");
+          var kept = (result.data.kept || []).map(function (k) { return "- " + k; }).join("\n");
+          bubble("bot", result.ok ? result.data.message + (kept ? "\n\nWhat stays:\n" + kept : "") : "Shine holds nothing about you.");
         })
         .catch(function () { outcome.textContent = "That did not work; try again."; choices(); });
     }
