@@ -131,10 +131,8 @@ class AuthRoutes:
 
     def _csrf_ok(self, request: Request, form: Any) -> bool:
         origin = request.headers.get("origin")
-        if origin and origin not in (
-            self._origin(),
-            "null",
-        ):  # "null": a privacy setting hid it; the token decides
+        # "null" means a privacy setting hid the origin: then the form's token alone decides.
+        if origin and origin not in (self._origin(), "null"):
             return False
         seed = request.cookies.get(CSRF_COOKIE)
         return bool(seed) and self.authority.keys.csrf_ok(seed or "", str(form.get("csrf") or ""))

@@ -14,33 +14,10 @@ import pytest
 from PIL import Image
 
 from tests.advisor.web import shine_web
+from tests.e2e.browser import ARTIFACTS, playwright_api, shot
 from tests.models.conftest import ASTRONAUT
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (make test installs it)")
-    with playwright_api.sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
@@ -56,11 +33,6 @@ def selfie(tmp_path: Path) -> Path:
     Image.open(ASTRONAUT).convert("RGB").save(out, format="JPEG", quality=92)
     path.write_bytes(out.getvalue())
     return path
-
-
-def shot(page: object, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)  # type: ignore[attr-defined]
 
 
 def ask(page: object, message: str) -> None:
