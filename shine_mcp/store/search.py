@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -253,17 +254,23 @@ def _indexed_search(
     offset: int,
     dialect: Dialect,
 ) -> SearchResult | None:
-    """The search through the in-memory index, inside one read transaction so the index's freshness check
-    and the rows loaded see the same catalog. None when this transaction predates the index."""
+    """The search through the in-memory index. None when this transaction predates the index."""
     clauses, any_of = filter_clauses(filters)
+    page = index.search(connection, filters.terms, clauses, any_of, limit=limit, offset=offset)
+    if page is None:
+        return None
+    return SearchResult(products=_load_rows(connection, "rowid", page.rowids, dialect), total=page.total)
+
+
+@contextmanager
+def _read_transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    """One snapshot for a whole search: the index's freshness check, the page and the rows loaded for it
+    (statement by statement, a sale in between could return a product the filter had just excluded)."""
     began = not connection.in_transaction  # a caller's own open transaction serves as well, and stays theirs
     if began:
         connection.execute("BEGIN")
     try:
-        page = index.search(connection, filters.terms, clauses, any_of, limit=limit, offset=offset)
-        if page is None:
-            return None
-        return SearchResult(products=_load_rows(connection, "rowid", page.rowids, dialect), total=page.total)
+        yield
     finally:
         if began:
             connection.rollback()  # read only: nothing to keep
@@ -300,16 +307,21 @@ async def search_products(
 
             def work(connection: Connection) -> SearchResult:
                 driver = _driver(connection)
-                if index is not None:
-                    found = _indexed_search(
-                        driver, index, filters, limit=limit, offset=offset, dialect=dialect
-                    )
-                    if found is not None:
-                        return found
-                return _sqlite_search(driver, query, params, dialect)
+                with _read_transaction(driver):
+                    if index is not None:
+                        found = _indexed_search(
+                            driver, index, filters, limit=limit, offset=offset, dialect=dialect
+                        )
+                        if found is not None:
+                            return found
+                    return _sqlite_search(driver, query, params, dialect)
 
             return await db.read(work)
     async with db.session() as session:
+        if (
+            db.dialect == "postgresql"
+        ):  # one snapshot for the page and its rows (by default, one per statement)
+            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         rows = list((await session.execute(text(query.page), params)).all())
         total = _known_total(query, rows, offset, limit)
         if total is None:
