@@ -35,12 +35,13 @@ INTRO = (
 EXAMPLES = "“find a fragrance-free moisturiser under $25”, “what's in the first one?”"
 CAPABILITIES: list[tuple[str, str]] = [
     ("search_products", "find products by concern, skin type, ingredient or budget"),
-    ("get_product", "show what's in a product"),
+    ("get_product", "show what's in a product, or compare two side by side"),
     ("analyze_skin", "analyse a selfie (attach a photo)"),
     ("list_skin_reports", "show and compare your skin reports"),
     ("recommend_products", "recommend products for your skin"),
     ("build_routine", "build a morning and evening routine"),
     ("check_ingredients", "check products for clashing ingredients"),
+    ("update_profile", "remember your skin type, concerns and allergies (say “save it”)"),
     ("browse_web_images", "find images on the web"),
     ("add_to_cart", "add products to your cart"),
     ("checkout", "check out securely"),
