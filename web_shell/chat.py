@@ -83,17 +83,8 @@ async def chat_identity(
     A guest is known by the sign-in session cookie when the browser sends it, otherwise by the guest that
     owns the signed chat token (cookie or header), otherwise a new guest session is started (its cookie
     set on `response`). A chat token never stands in for a signed-in person: those need their cookie."""
-    person = await web_identity(request, services)
-    if person is not None:
-        return person
-    chat_id = read_chat_token(
-        services, request.headers.get(CHAT_HEADER) or request.cookies.get(chat_cookie_name(services))
-    )
-    if chat_id is not None:
-        owner = await store.chat_owner(services.db, chat_id)
-        if owner is not None and owner.startswith("gst_"):
-            return WebIdentity(owner, frozenset({"user"}), guest=True)
-    return await start_guest_session(services, authority, response)
+    known = await known_identity(request, services)
+    return known if known is not None else await start_guest_session(services, authority, response)
 
 
 async def known_identity(request: Request, services: Services) -> WebIdentity | None:

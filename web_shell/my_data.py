@@ -92,22 +92,18 @@ class MyDataRoutes:
         return None
 
     async def delete(self, request: Request) -> Response:
-        cors, identity = await self._who(request)
-        if cors is None:
-            return refuse_origin()
-        refusal = await self._confirmed(request, cors)
-        if refusal is not None:
-            return refusal
-        if identity is None:
-            return api_error(404, "unknown_visitor", "Shine holds nothing about this browser", cors)
-        ok, data = await self._call(identity, "delete_my_data", {"confirm": True})
-        if not ok:
-            return api_error(400, "delete_failed", str(data), cors)
-        response = JSONResponse(data, headers={**cors, **NO_STORE})
-        self._forget_chat(response)  # the chat it named is gone
-        return response
+        return await self._erase(request, "delete_my_data")
 
     async def close(self, request: Request) -> Response:
+        response = await self._erase(request, "close_my_account")
+        if response.status_code == 200:  # the sign-in session ended with the account
+            settings = self.services.settings
+            response.delete_cookie(
+                cookie_name(settings), path="/", secure=cookie_secure(settings), httponly=True
+            )
+        return response
+
+    async def _erase(self, request: Request, tool: str) -> Response:
         cors, identity = await self._who(request)
         if cors is None:
             return refuse_origin()
@@ -116,13 +112,11 @@ class MyDataRoutes:
             return refusal
         if identity is None:
             return api_error(404, "unknown_visitor", "Shine holds nothing about this browser", cors)
-        ok, data = await self._call(identity, "close_my_account", {"confirm": True})
+        ok, data = await self._call(identity, tool, {"confirm": True})
         if not ok:
-            return api_error(400, "close_failed", str(data), cors)
+            return api_error(400, "erase_failed", str(data), cors)
         response = JSONResponse(data, headers={**cors, **NO_STORE})
-        self._forget_chat(response)
-        settings = self.services.settings
-        response.delete_cookie(cookie_name(settings), path="/", secure=cookie_secure(settings), httponly=True)
+        self._forget_chat(response)  # the chat it named is gone
         return response
 
     def _forget_chat(self, response: Response) -> None:

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx2
 from mcp import Client
@@ -20,6 +23,49 @@ from tests.auth.support import Browser
 REDIRECT_URI = (
     "http://127.0.0.1:53682/callback"  # the client's own loopback listener; the browser stops there
 )
+
+
+@dataclass(frozen=True)
+class ManualGrant:
+    """The authorization-code flow by hand (PKCE S256), for tests that drive the browser part themselves."""
+
+    base: str
+    client_id: str
+    scope: str = "shine:read shine:shop"
+    state: str = "s1"
+    verifier: str = field(default_factory=lambda: secrets.token_urlsafe(48))
+
+    def authorize_url(self) -> str:
+        challenge = (
+            base64.urlsafe_b64encode(hashlib.sha256(self.verifier.encode()).digest()).decode().rstrip("=")
+        )
+        query = {
+            "response_type": "code",
+            "client_id": self.client_id,
+            "redirect_uri": REDIRECT_URI,
+            "state": self.state,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "resource": f"{self.base}/mcp",
+            "scope": self.scope,
+        }
+        return f"{self.base}/authorize?{urlencode(query)}"
+
+    def code_from(self, landed: str) -> str:
+        """The code in the redirect the browser landed on, after checking its state and issuer."""
+        answer = {k: v[0] for k, v in parse_qs(urlsplit(landed).query).items()}
+        assert answer["state"] == self.state and answer["iss"] == self.base, answer
+        return answer["code"]
+
+    def token_form(self, code: str) -> dict[str, str]:
+        return {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT_URI,
+            "client_id": self.client_id,
+            "code_verifier": self.verifier,
+            "resource": f"{self.base}/mcp",
+        }
 
 
 @dataclass

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from shine_mcp.auth import audit
 from shine_mcp.config import Settings
 from shine_mcp.store.users import OAuthClient, OAuthToken
-from tests.auth.mcp_client import REDIRECT_URI, RemoteClient
+from tests.auth.mcp_client import REDIRECT_URI, ManualGrant, RemoteClient
 from tests.auth.support import Browser, Clock
 
 RunShine = Callable[[Settings], AbstractContextManager[str]]
@@ -65,43 +65,14 @@ async def _register(http: httpx.AsyncClient, base: str, redirect_uri: str = REDI
 async def _tokens(
     browser: Browser, base: str, client_id: str, scope: str = "shine:read shine:shop"
 ) -> dict[str, str]:
-    """The authorization-code flow by hand (PKCE S256), for tests that need the raw tokens."""
-    import base64
-    import hashlib
-    import secrets
-    from urllib.parse import parse_qs, urlencode, urlsplit
-
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
-    query = {
-        "response_type": "code",
-        "client_id": client_id,
-        "redirect_uri": REDIRECT_URI,
-        "state": "s1",
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        "resource": f"{base}/mcp",
-        "scope": scope,
-    }
-    landed = await browser.go(
-        f"{base}/authorize?{urlencode(query)}", stop_at=lambda u: u.startswith(REDIRECT_URI)
-    )
+    """The authorization-code flow by hand, for tests that need the raw tokens."""
+    grant = ManualGrant(base, client_id, scope=scope)
+    landed = await browser.go(grant.authorize_url(), stop_at=lambda u: u.startswith(REDIRECT_URI))
     assert isinstance(landed, str), landed
-    answer = {k: v[0] for k, v in parse_qs(urlsplit(landed).query).items()}
-    assert answer["state"] == "s1" and answer["iss"] == base
-    response = await browser.http.post(
-        f"{base}/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": answer["code"],
-            "redirect_uri": REDIRECT_URI,
-            "client_id": client_id,
-            "code_verifier": verifier,
-            "resource": f"{base}/mcp",
-        },
-    )
+    code = grant.code_from(landed)
+    response = await browser.http.post(f"{base}/token", data=grant.token_form(code))
     assert response.status_code == 200, response.text
-    return {**response.json(), "code": answer["code"], "verifier": verifier}
+    return {**response.json(), "code": code, "verifier": grant.verifier}
 
 
 async def _refresh(http: httpx.AsyncClient, base: str, client_id: str, refresh_token: str) -> httpx.Response:

@@ -5,22 +5,18 @@ covers what only a browser does."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
 
 from tests.advisor.web import shine_web
+from tests.auth.mcp_client import REDIRECT_URI, ManualGrant
 from tests.e2e.browser import playwright_api, shot
 
 pytestmark = pytest.mark.slow
-REDIRECT_URI = "http://127.0.0.1:53682/callback"  # the client's loopback listener: the test catches it
 MODERN = "2026-07-28"
 
 
@@ -74,19 +70,7 @@ def test_a_person_approves_a_remote_mcp_client_in_a_real_browser(
         timeout=30,
     )
     assert registered.status_code == 201, registered.text
-    client_id = registered.json()["client_id"]
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
-    query = {
-        "response_type": "code",
-        "client_id": client_id,
-        "redirect_uri": REDIRECT_URI,
-        "state": "st-1",
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        "resource": f"{base}/mcp",
-        "scope": "shine:read shine:shop",
-    }
+    grant = ManualGrant(base, registered.json()["client_id"], state="st-1")
 
     context = browser.new_context(viewport={"width": 1024, "height": 800})  # type: ignore[attr-defined]
     page = context.new_page()
@@ -97,7 +81,7 @@ def test_a_person_approves_a_remote_mcp_client_in_a_real_browser(
         route.fulfill(status=200, content_type="text/plain", body="You can close this tab.")  # type: ignore[attr-defined]
 
     page.route(REDIRECT_URI + "*", catch_callback)
-    page.goto(f"{base}/authorize?{urlencode(query)}")
+    page.goto(grant.authorize_url())
     page.get_by_label("Email").fill("ines@example.com")  # the loopback dev sign-in
     page.get_by_role("button", name="Sign in").click()
     expect = playwright_api.expect
@@ -109,20 +93,7 @@ def test_a_person_approves_a_remote_mcp_client_in_a_real_browser(
     context.close()
 
     assert landed, "the browser never reached the client's redirect URI"
-    answer = {k: v[0] for k, v in parse_qs(urlsplit(landed[0]).query).items()}
-    assert answer["state"] == "st-1" and answer["iss"] == base
-    tokens = httpx.post(
-        f"{base}/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": answer["code"],
-            "redirect_uri": REDIRECT_URI,
-            "client_id": client_id,
-            "code_verifier": verifier,
-            "resource": f"{base}/mcp",
-        },
-        timeout=30,
-    )
+    tokens = httpx.post(f"{base}/token", data=grant.token_form(grant.code_from(landed[0])), timeout=30)
     assert tokens.status_code == 200, tokens.text
     account = _call_get_account(base, tokens.json()["access_token"])
     assert account["email"] == "ines@example.com" and account["via"] == "oauth"

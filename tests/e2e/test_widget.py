@@ -166,16 +166,20 @@ def test_the_reply_is_announced_to_screen_readers_and_usable_by_keyboard(browser
     context.close()
 
 
+def chat_then_open_your_data(page: object, shop: str) -> object:
+    """A shopper who has chatted once opens the 'Your data' card."""
+    open_widget(page, shop)
+    ask(page, "find a cleanser")
+    wait_idle(page)
+    page.get_by_role("button", name="Your data").click()  # type: ignore[attr-defined]
+    return page.get_by_role("region", name="Your data")  # type: ignore[attr-defined]
+
+
 def test_a_shopper_downloads_and_deletes_their_data_from_the_widget(browser: object, shop: str) -> None:
     context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)  # type: ignore[attr-defined]
     page = context.new_page()
     expect = playwright_api.expect
-    open_widget(page, shop)
-    ask(page, "find a cleanser")
-    wait_idle(page)
-
-    page.get_by_role("button", name="Your data").click()
-    card = page.get_by_role("region", name="Your data")
+    card = chat_then_open_your_data(page, shop)
     expect(card).to_be_visible()
     expect(card.get_by_role("button", name="Close my account…")).to_have_count(0)  # a guest has no account
     with page.expect_download() as download_info:
@@ -204,12 +208,7 @@ def test_a_guest_signs_in_from_the_widget_then_closes_the_account(browser: objec
     context = browser.new_context(viewport={"width": 1280, "height": 860})  # type: ignore[attr-defined]
     page = context.new_page()
     expect = playwright_api.expect
-    open_widget(page, shop)
-    ask(page, "find a cleanser")
-    wait_idle(page)
-
-    page.get_by_role("button", name="Your data").click()
-    card = page.get_by_role("region", name="Your data")
+    card = chat_then_open_your_data(page, shop)
     expect(card).to_contain_text("You are chatting as a guest")
     card.get_by_role("link", name="Sign in").click()
     page.get_by_label("Email").fill("nora@example.com")  # the loopback dev sign-in
