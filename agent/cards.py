@@ -178,6 +178,15 @@ def product_card(obj: Any) -> dict[str, Any] | None:
     if not isinstance(pid, str) or not pid.startswith("prd_") or not product.get("name"):
         return None
     why = _strings(obj.get("reasons")) or _strings(obj.get("why")) or _strings(product.get("matched"))
+    sources: dict[str, str] = {}  # the evidence behind the reasons shown: short name -> link
+    for reason in obj.get("reasons") or []:
+        if (
+            isinstance(reason, dict)
+            and reason.get("source")
+            and str(reason.get("source_url", "")).startswith("https://")
+        ):
+            cited = short_reason(f"x [{reason['source']}]").split(" [", 1)[1].rstrip("]")
+            sources.setdefault(cited, str(reason["source_url"]))
     return {
         "id": pid,
         "name": product.get("name"),
@@ -190,6 +199,7 @@ def product_card(obj: Any) -> dict[str, Any] | None:
         "rating": product.get("rating"),
         "in_stock": product.get("in_stock", True),
         "why": why[:4],
+        "sources": [{"name": name, "url": url} for name, url in list(sources.items())[:3]],
     }
 
 

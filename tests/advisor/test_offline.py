@@ -11,7 +11,7 @@ import pytest
 from mcp.server.mcpserver import MCPServer
 
 from agent import Attachment, OfflinePlanner
-from agent.cards import products_in, short_reason
+from agent.cards import product_card, products_in, short_reason
 from agent.events import ToolProgress
 from agent.offline.replies import CAPABILITIES
 from shine_mcp.orders.service import Commerce
@@ -573,3 +573,21 @@ async def test_save_it_keeps_what_the_shopper_said_in_their_profile_without_drop
     assert held is not None and held["skin_type"] == "oily" and "acne" in held["concerns"]
     assert held["avoid_ingredients"] == ["shea butter", "lanolin"]
     assert "Saved to your profile: skin type oily" in saved.text and "avoid" in saved.text
+
+
+def test_a_product_card_links_the_evidence_behind_its_reasons() -> None:
+    recommendation = {
+        "product": {"id": "prd_abc", "name": "Serum", "brand": "B", "price": {"display": "$10.00"}},
+        "reasons": [
+            {"text": "contains Niacinamide, which targets redness: calms (moderate evidence)", "kind": "concern",
+             "source": "Bissett DL, Oblong JE. Niacinamide", "source_url": "https://doi.org/10.1/x"},
+            {"text": "suited to dry skin", "kind": "skin_type", "source": "", "source_url": ""},
+            {"text": "an old claim", "kind": "concern", "source": "Someone A. Old", "source_url": "javascript:alert(1)"},
+        ],
+    }  # fmt: skip
+    card = product_card(recommendation)
+    assert card is not None
+    assert card["sources"] == [{"name": "Bissett et al.", "url": "https://doi.org/10.1/x"}]
+    assert (
+        card["why"][0] == "contains Niacinamide, which targets redness (moderate evidence) [Bissett et al.]"
+    )

@@ -51,6 +51,7 @@
     ".card .price{font-weight:700;}",
     ".card ul{margin:0;padding-left:16px;font-size:12px;color:#4d4449;}",
     ".card .oos{font-size:12px;color:#a33;}",
+    ".card .sources{font-size:11px;color:#6b5f66;} .card .sources a{color:#7a3e65;}",
     ".btn{all:unset;box-sizing:border-box;cursor:pointer;text-align:center;padding:8px 12px;border-radius:10px;background:#7a3e65;color:#fff;font-weight:600;}",
     ".btn:hover{background:#652f53;}",
     ".btn[disabled]{opacity:.5;cursor:default;}",
@@ -261,6 +262,14 @@
     if (p.why && p.why.length) {
       children.push(el("span", { class: "sr", text: "Why it was chosen:" }));
       children.push(el("ul", null, p.why.slice(0, 3).map(function (w) { return el("li", { text: w }); })));
+    }
+    if (p.sources && p.sources.length) {
+      var cited = el("span", { class: "sources" }, ["Sources: "]);
+      p.sources.forEach(function (source, i) {
+        if (i) cited.appendChild(document.createTextNode(", "));
+        cited.appendChild(link(source.url, source.name));
+      });
+      children.push(cited);
     }
     if (state.capabilities.cart && p.in_stock !== false) {
       children.push(el("button", {
