@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-playwright_api = pytest.importorskip("playwright.sync_api")
+from playwright import sync_api
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -19,6 +17,7 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+playwright_api = sync_api  # installed by `make test`, like the browser
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
