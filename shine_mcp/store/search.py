@@ -297,26 +297,25 @@ async def search_products(
     then only the page's rows are loaded. Both give the same products in the same order.
     """
     params: dict[str, object] = {"limit": limit, "offset": offset}
-    if db.dialect == "postgresql":
-        query = _postgres_query(filters, params)
-    else:
-        query = _sqlite_query(filters, params)
-        if db.threads is not None:
-            dialect = db.engine.dialect
-            index = _index_for(db.threads) if use_index else None
+    if db.dialect != "postgresql" and db.threads is not None:
+        dialect = db.engine.dialect
+        index = _index_for(db.threads) if use_index else None
 
-            def work(connection: Connection) -> SearchResult:
-                driver = _driver(connection)
-                with _read_transaction(driver):
-                    if index is not None:
-                        found = _indexed_search(
-                            driver, index, filters, limit=limit, offset=offset, dialect=dialect
-                        )
-                        if found is not None:
-                            return found
-                    return _sqlite_search(driver, query, params, dialect)
+        def work(connection: Connection) -> SearchResult:
+            driver = _driver(connection)
+            with _read_transaction(driver):
+                if index is not None:
+                    found = _indexed_search(
+                        driver, index, filters, limit=limit, offset=offset, dialect=dialect
+                    )
+                    if found is not None:
+                        return found
+                return _sqlite_search(
+                    driver, _sqlite_query(filters, params), params, dialect
+                )  # SQL only when needed
 
-            return await db.read(work)
+        return await db.read(work)
+    query = _postgres_query(filters, params) if db.dialect == "postgresql" else _sqlite_query(filters, params)
     async with db.session() as session:
         if (
             db.dialect == "postgresql"

@@ -198,20 +198,22 @@ class _Snapshot:
         ).fetchall()
         with self.lock:
             kept = list(self.masks.items())
-        places = self.columns.position[changed]
         masks: OrderedDict[tuple[str, object], np.ndarray] = OrderedDict()
-        for (sql, value), old in kept:
-            params: dict[str, object] = {f"r{i}": rowid for i, rowid in enumerate(changed)}
-            if ":v" in sql:
-                params["v"] = value
-            rowid_list = ", ".join(f":r{i}" for i in range(len(changed)))
-            hits = connection.execute(
-                f"SELECT p.rowid FROM products p WHERE p.rowid IN ({rowid_list}) AND {sql}", params
+        if kept:  # every kept predicate, re-evaluated for the changed rows in one statement
+            params: dict[str, object] = {f"v{i}": value for i, ((_sql, value), _mask) in enumerate(kept)}
+            params |= {f"r{i}": rowid for i, rowid in enumerate(changed)}
+            tests = ", ".join(
+                f"({sql.replace(':v', f':v{i}')}) IS 1" for i, ((sql, _v), _mask) in enumerate(kept)
+            )
+            rowids = ", ".join(f":r{i}" for i in range(len(changed)))
+            found = connection.execute(
+                f"SELECT p.rowid, {tests} FROM products p WHERE p.rowid IN ({rowids})", params
             ).fetchall()
-            updated = old.copy()
-            updated[places] = False
-            updated[self.columns.position[[r[0] for r in hits]]] = True
-            masks[(sql, value)] = updated
+            places = self.columns.position[[r[0] for r in found]]
+            for column, (key, mask) in enumerate(kept, start=1):
+                updated = mask.copy()
+                updated[places] = [bool(r[column]) for r in found]
+                masks[key] = updated
         # The word scores and their lock are shared: the text did not change.
         return dataclasses.replace(self, seen=seen, columns=self.columns.with_rows(rows), masks=masks)
 
