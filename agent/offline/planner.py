@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Sequence
+from functools import cached_property
 from typing import Any, Literal
 
 from agent.model import Finish, Message, ModelEvent, TextChunk, ToolCall, ToolSpec
@@ -138,9 +139,9 @@ class Slots:
             return [shown[i]["id"] for i in r.ordinals if -len(shown) <= i < len(shown)]
         if self.pasted():  # the question is about the pasted list, not what was shown before
             return []
-        compared = self.compared_last_turn()
-        if len(compared) > 1 and re.search(r"\b(them|both|together)\b", r.text.lower()):
-            return compared
+        opened = self.opened_last_turn()
+        if len(opened) > 1 and re.search(r"\b(them|both|together)\b", r.text.lower()):
+            return opened  # the products just compared
         if shown:
             named = _named(r.text, shown)
             if named:
@@ -153,20 +154,14 @@ class Slots:
         if routine and self.refers_back():  # "is it safe?" right after a routine: the whole routine
             return routine
         # "it" after a product was opened in the previous turn is that product, even with a list on screen.
-        for earlier in reversed(self.context.earlier[-1:]):
-            details = [
-                c
-                for c in earlier.calls
-                if c.ok and c.name == "get_product" and isinstance(c.structured, dict)
-            ]
-            if details and re.search(r"\b(it|this|that)\b", r.text.lower()):
-                return [str(details[-1].structured.get("id"))]
+        if opened and re.search(r"\b(it|this|that)\b", r.text.lower()):
+            return opened[-1:]
         if shown and re.search(r"\b(it|this|that|this one|that one)\b", r.text.lower()):
             return [shown[0]["id"]] if len(shown) == 1 else []
         return []
 
-    def compared_last_turn(self) -> list[str]:
-        """The products opened together in the previous turn (a comparison)."""
+    def opened_last_turn(self) -> list[str]:
+        """The products opened (get_product) in the previous turn, in order: one read, or a comparison."""
         for earlier in self.context.earlier[-1:]:
             return [
                 str(c.structured.get("id"))
@@ -184,14 +179,7 @@ class Slots:
         found += [shown[i]["id"] for i in r.ordinals if shown and -len(shown) <= i < len(shown)]
         found += _named(r.text, shown) if shown else []
         if re.search(r"\b(it|this|that)\b", r.text.lower()):
-            for earlier in reversed(self.context.earlier[-1:]):
-                opened = [
-                    c
-                    for c in earlier.calls
-                    if c.ok and c.name == "get_product" and isinstance(c.structured, dict)
-                ]
-                if opened:
-                    found.insert(0, str(opened[-1].structured.get("id")))
+            found[:0] = self.opened_last_turn()[-1:]
         unique = list(dict.fromkeys(found))
         if len(unique) < 2 and len(shown) >= 2 and re.search(r"\b(them|these|those|both)\b", r.text.lower()):
             unique = [p["id"] for p in shown[:2]]
@@ -287,27 +275,28 @@ class Slots:
             "avoid_to_save",
         ):  # added to what the profile holds, never replacing it
             field = "concerns" if name == "concerns_to_save" else "avoid"
-            said = [
-                w
-                for turn in [*self.context.earlier, self.context.current]
-                for w in getattr(read(turn.request), field)
-            ]
+            said = [w for reading in [*self.said_before, r] for w in getattr(reading, field)]
             held = self.learned_profile.get("concerns" if field == "concerns" else "avoid_ingredients") or []
             merged = list(dict.fromkeys([*held, *said]))
             return merged if said else None
         if name == "remembered_avoid":  # an allergy said once holds for the whole chat
-            words = [w for turn in self.context.earlier for w in read(turn.request).avoid]
-            return list(dict.fromkeys([*words, *r.avoid])) or None
+            words = [w for reading in [*self.said_before, r] for w in reading.avoid]
+            return list(dict.fromkeys(words)) or None
         return getattr(r, name, None)
 
     def remembered(self, name: str) -> Any:
         """What the shopper said earlier in this chat (their skin type, concerns, budget), latest first:
         "oily skin, acne, $40" then "build me a routine" means that routine."""
-        for turn in reversed(self.context.earlier):
-            value = getattr(read(turn.request), name, None)
+        for reading in reversed(self.said_before):
+            value = getattr(reading, name, None)
             if value:
                 return value
         return None
+
+    @cached_property
+    def said_before(self) -> list[Reading]:
+        """The shopper's earlier messages, each read once."""
+        return [read(turn.request) for turn in self.context.earlier]
 
     def condition(self, name: str | None, turn: list[Seen]) -> bool:
         if name is None:

@@ -40,8 +40,10 @@ ConcernsArg = Annotated[list[str] | None, Field(max_length=8, description=CONCER
 SkinTypeArg = Annotated[
     str | None, Field(max_length=20, description="normal, dry, oily, combination or sensitive.")
 ]
+# Ingredient or family words as a shopper types them ('lanolin', 'drying alcohol').
+IngredientWords = list[Annotated[str, Field(min_length=2, max_length=80)]]
 AvoidArg = Annotated[
-    list[Annotated[str, Field(min_length=2, max_length=80)]] | None,
+    IngredientWords | None,
     Field(
         max_length=20,
         description="Ingredients or families to avoid for this call, on top of the profile's: 'lanolin', "

@@ -31,6 +31,7 @@ from shine_mcp.store.views import (
     detail_of,
     summary_of,
 )
+from shine_mcp.tools._advice_inputs import IngredientWords
 from shine_mcp.tools._query import interpret, why_matched
 from shine_mcp.vocabulary import Category, Concern, SkinType
 
@@ -112,7 +113,7 @@ def register(server: MCPServer, services: Services) -> None:
             Field(gt=0, le=100_000, description="Highest price in the shop's currency (25 = $25.00)."),
         ] = None,
         exclude_ingredients: Annotated[
-            list[Annotated[str, Field(min_length=2, max_length=80)]] | None,
+            IngredientWords | None,
             Field(
                 max_length=20,
                 description="Ingredients or families to avoid: 'fragrance', 'retinol', 'drying alcohol', 'shea'.",

@@ -32,14 +32,13 @@ from shine_mcp.store.chat import delete_user_chats, export_user_chats
 from shine_mcp.store.photos import PhotoStore
 from shine_mcp.store.skin_reports import delete_user_reports, list_reports
 from shine_mcp.store.users import aware
-from shine_mcp.tools._advice_inputs import ConcernsArg, SkinTypeArg
+from shine_mcp.tools._advice_inputs import ConcernsArg, IngredientWords, SkinTypeArg
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 WRITE = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
 )
 AUDIT_EXPORT_LIMIT = 10_000
-Words = list[Annotated[str, Field(min_length=2, max_length=80)]]
 Clearable = Literal[
     "skin_type",
     "concerns",
@@ -168,14 +167,14 @@ def register(server: MCPServer, services: Services) -> None:
         skin_type: SkinTypeArg = None,
         concerns: ConcernsArg = None,
         sensitivities: Annotated[
-            Words | None,
+            IngredientWords | None,
             Field(
                 max_length=20,
                 description="What irritates your skin: 'fragrance', 'essential oils'. Never recommended.",
             ),
         ] = None,
         avoid_ingredients: Annotated[
-            Words | None,
+            IngredientWords | None,
             Field(
                 max_length=30,
                 description="Allergies and ingredients you avoid: 'lanolin', 'retinoids'. Never recommended.",
