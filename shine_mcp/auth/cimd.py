@@ -1,21 +1,22 @@
 """Client ID Metadata Documents: an MCP client whose `client_id` is an https URL is described by the
-JSON document at that URL, so it needs no registration. Fetched with SSRF protection (public addresses
-only, unless Shine itself only serves this machine), no redirects, a size cap and a short timeout."""
+JSON document at that URL, so it needs no registration. Anyone can make Shine fetch such a URL (an
+anonymous `/authorize?client_id=https://…`), so it is fetched through `public_http`: public addresses only
+(checked at connect time; a Shine only this machine can reach may also read from private networks), no
+redirects, a size cap and a short timeout."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import re
-import socket
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-import anyio
-import httpx2
+import httpx
 from mcp.shared.auth import OAuthClientInformationFull
 from pydantic import ValidationError
+
+from shine_mcp.integrations.public_http import PublicHTTP, Refused
 
 log = logging.getLogger("shine.auth")
 
@@ -23,6 +24,8 @@ MAX_DOCUMENT_BYTES = 10 * 1024
 FETCH_TIMEOUT = 5.0
 DEFAULT_CACHE = timedelta(hours=1)
 MIN_CACHE, MAX_CACHE = timedelta(minutes=5), timedelta(hours=24)
+# Where a Shine that only this machine can reach may also find documents (a developer's own client).
+LOCAL_NETWORKS = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
 
 
 class ClientDocumentError(Exception):
@@ -39,30 +42,6 @@ def is_metadata_url(client_id: str) -> bool:
     )
 
 
-def _public(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    return not (
-        ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-    )
-
-
-async def _check_host(host: str, port: int, allow_private: bool) -> None:
-    if allow_private:
-        return
-    try:
-        infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise ClientDocumentError(f"cannot resolve {host}") from exc
-    addresses = {str(info[4][0]) for info in infos}
-    if not addresses or not all(_public(a.split("%")[0]) for a in addresses):
-        raise ClientDocumentError(f"{host} is not a public address")
-
-
 def cache_lifetime(cache_control: str | None) -> timedelta:
     directives = (cache_control or "").lower()
     if "no-store" in directives or "no-cache" in directives:
@@ -74,30 +53,33 @@ def cache_lifetime(cache_control: str | None) -> timedelta:
 
 
 async def fetch_client_document(
-    url: str, *, allow_private: bool
+    url: str, *, allow_private: bool, http: PublicHTTP | None = None
 ) -> tuple[OAuthClientInformationFull, timedelta]:
-    """The client described at `url`, and how long that description may be cached."""
-    parts = urlsplit(url)
-    assert parts.hostname is not None
-    await _check_host(parts.hostname, parts.port or 443, allow_private)
+    """The client described at `url`, and how long that description may be cached.
+
+    `allow_private` (Shine serves only this machine) also admits `LOCAL_NETWORKS`. `http` is a seam for
+    tests (DNS answers, a test certificate authority, a local fake host); by default, public addresses
+    and the system's resolver and certificate authorities."""
+
+    def check(response: httpx.Response) -> None:
+        if response.status_code != 200:
+            raise ClientDocumentError(f"the client metadata document answered HTTP {response.status_code}")
+
     try:
-        async with (
-            httpx2.AsyncClient(timeout=FETCH_TIMEOUT, follow_redirects=False) as http,
-            http.stream("GET", url, headers={"Accept": "application/json"}) as response,
-        ):
-            if response.status_code != 200:
-                raise ClientDocumentError(
-                    f"the client metadata document answered HTTP {response.status_code}"
-                )
-            body = b""
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > MAX_DOCUMENT_BYTES:
-                    raise ClientDocumentError("the client metadata document is larger than 10 KB")
-            cache_control = response.headers.get("cache-control")
-    except httpx2.HTTPError as exc:
-        raise ClientDocumentError(f"cannot fetch the client metadata document: {type(exc).__name__}") from exc
-    return _validate(url, body), cache_lifetime(cache_control)
+        fetched = await (http or PublicHTTP()).get(
+            url,
+            max_bytes=MAX_DOCUMENT_BYTES,
+            timeout=FETCH_TIMEOUT,
+            max_redirects=0,
+            headers={"Accept": "application/json"},
+            also_allow=LOCAL_NETWORKS if allow_private else (),
+            check=check,
+        )
+    except Refused as refused:
+        raise ClientDocumentError(
+            f"cannot fetch the client metadata document: {refused.message}"
+        ) from refused
+    return _validate(url, fetched.body), cache_lifetime(fetched.headers.get("cache-control"))
 
 
 def _validate(url: str, body: bytes) -> OAuthClientInformationFull:

@@ -3,6 +3,8 @@ registering: fetched, checked and cached by Shine, with SSRF protection."""
 
 from __future__ import annotations
 
+import ipaddress
+import ssl
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
@@ -18,8 +20,11 @@ from starlette.routing import Route
 from shine_mcp.auth import audit
 from shine_mcp.auth.cimd import ClientDocumentError, fetch_client_document
 from shine_mcp.config import Settings
+from shine_mcp.integrations.public_http import AddressPolicy, PublicHTTP
 from tests.auth.mcp_client import REDIRECT_URI, RemoteClient
 from tests.auth.support import Browser, TLSFiles, serving
+from tests.fakes.dns import ScriptedDNS, answering
+from tests.fakes.inside_service import listening
 from tests.support.postgres import free_port
 
 RunShine = Callable[[Settings], AbstractContextManager[str]]
@@ -153,7 +158,7 @@ async def test_documents_on_private_addresses_are_refused_for_a_public_shine(
 ) -> None:
     url = document_host.url("/oauth/client.json")
     document_host.documents["/oauth/client.json"] = client_document(url)
-    with pytest.raises(ClientDocumentError, match="not a public address"):
+    with pytest.raises(ClientDocumentError, match="127.0.0.1 is a loopback address"):
         await fetch_client_document(url, allow_private=False)
     client, _ = await fetch_client_document(url, allow_private=True)
     assert client.client_id == url and client.token_endpoint_auth_method == "none"
@@ -164,3 +169,55 @@ async def test_an_oversized_document_is_refused(document_host: DocumentHost) -> 
     document_host.documents["/big.json"] = client_document(url, padding="x" * 20_000)
     with pytest.raises(ClientDocumentError, match="larger than"):
         await fetch_client_document(url, allow_private=True)
+
+
+async def test_a_rebinding_name_is_fetched_only_from_the_address_that_was_checked(
+    document_host: DocumentHost, tls: TLSFiles
+) -> None:
+    """An anonymous `/authorize?client_id=https://…` makes Shine fetch that URL. The name's DNS first
+    answers an allowed address (127.0.0.1 stands in for a public one), then an inside one (127.0.0.2, where
+    an internal service listens): the fetch must use the address it checked, never the second answer."""
+    port = int(document_host.base.rsplit(":", 1)[1])
+    url = f"https://localhost:{port}/oauth/client.json"
+    document_host.documents["/oauth/client.json"] = client_document(url)
+    dns = ScriptedDNS({"localhost": [["127.0.0.1"], ["127.0.0.2"]]})
+    http = PublicHTTP(
+        policy=AddressPolicy.allowing(["127.0.0.1/32"]),  # test-only: the fake stands in for a public host
+        resolver=dns,
+        ssl_context=ssl.create_default_context(cafile=str(tls.ca)),
+    )
+    with listening("127.0.0.2", port) as inside:
+        client, _ = await fetch_client_document(url, allow_private=False, http=http)
+        assert client.client_id == url and document_host.fetches == 1
+        assert dns.lookups == ["localhost"]
+        with pytest.raises(ClientDocumentError, match="localhost resolves to 127.0.0.2, a loopback"):
+            await fetch_client_document(url, allow_private=False, http=http)
+        assert not inside.reached()
+    assert document_host.fetches == 1
+
+
+@pytest.mark.parametrize(
+    ("address", "reason", "allow_private"),
+    [
+        ("::ffff:127.0.0.1", "loopback", False),  # IPv4-mapped
+        ("64:ff9b::7f00:1", "loopback", False),  # NAT64
+        ("64:ff9b::a00:1", "private network", False),
+        ("2002:7f00:1::1", "loopback", False),  # 6to4
+        ("fec0::1", "site-local", False),
+        ("224.0.0.1", "multicast", False),
+        ("ff0e::1", "multicast", False),
+        # a Shine that only this machine can reach may read documents from private networks, not these
+        ("224.0.0.1", "multicast", True),
+        ("169.254.169.254", "link-local", True),
+        ("64:ff9b::a9fe:a9fe", "link-local", True),
+    ],
+)
+async def test_documents_behind_hidden_inside_addresses_are_refused(
+    address: str, reason: str, allow_private: bool
+) -> None:
+    url = "https://client.example/oauth/client.json"
+    http = PublicHTTP(resolver=answering(**{"client.example": [address]}))
+    with pytest.raises(ClientDocumentError) as caught:
+        await fetch_client_document(url, allow_private=allow_private, http=http)
+    assert f"client.example resolves to {ipaddress.ip_address(address)}, " in str(caught.value)
+    assert reason in str(caught.value)

@@ -29,6 +29,16 @@ from shine_mcp.tools._web_safety import (
         "http://2130706433/",
         "http://intranet/",
         "https://nas.home.arpa/",
+        "http://[::ffff:10.0.0.1]/",  # IPv4-mapped
+        "http://[::ffff:7f00:1]:8080/",
+        "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",  # NAT64 of the cloud metadata address
+        "http://[2002:c0a8:101::1]/",  # 6to4 of 192.168.1.1
+        "http://224.0.0.1/",  # multicast
+        "http://[ff0e::1]/",
+        "http://[fec0::1]/",  # site-local
+        "http://127.1/",  # legacy spellings of 127.0.0.1
+        "http://0x7f.0.0.1/",
+        "http://100.64.0.1/",  # carrier-grade NAT
     ],
 )
 def test_addresses_that_are_not_public_web_pages_are_refused(url: str) -> None:
@@ -88,6 +98,9 @@ async def test_a_name_pointing_inside_the_network_is_refused_before_firecrawl_se
         "wiki.shop-intranet.com": ["10.0.0.5"],
         "cdn.shop.com": ["93.184.216.34"],
         "v6.shop.com": ["fe80::1%eth0"],
+        "mapped.shop.com": ["93.184.216.34", "::ffff:127.0.0.1"],
+        "nat64.shop.com": ["64:ff9b::a00:5"],
+        "multicast.shop.com": ["239.255.255.250"],
     }
 
     async def resolve(host: str) -> list[str]:
@@ -99,8 +112,9 @@ async def test_a_name_pointing_inside_the_network_is_refused_before_firecrawl_se
 
     with pytest.raises(UnsafeUrl, match="private network"):
         await refuse_private_name("https://wiki.shop-intranet.com/admin", resolve)
-    with pytest.raises(UnsafeUrl, match="private network"):
-        await refuse_private_name("https://v6.shop.com/", resolve)
+    for name in ("v6", "mapped", "nat64", "multicast"):
+        with pytest.raises(UnsafeUrl, match="private network"):
+            await refuse_private_name(f"https://{name}.shop.com/", resolve)
     await refuse_private_name("https://cdn.shop.com/p/serum", resolve)  # public: fine
     await refuse_private_name("https://unknown.example/p", resolve)  # unresolvable here: Firecrawl decides
     with anyio.fail_after(2):

@@ -26,6 +26,7 @@ class FakeImageHost:
     big_size: int = 0  # bytes served by /big and /big-declared
     paths: list[str] = field(default_factory=list)
     user_agents: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)  # each request's Host header
     stalled: threading.Event = field(default_factory=threading.Event)  # /stall.jpg has sent its first bytes
     release: threading.Event = field(default_factory=threading.Event)  # lets /stall.jpg finish
 
@@ -34,6 +35,7 @@ def create_app(host: FakeImageHost) -> Starlette:
     async def record(request: Request) -> None:
         host.paths.append(request.url.path)
         host.user_agents.append(request.headers.get("user-agent", ""))
+        host.hosts.append(request.headers.get("host", ""))
 
     async def photo(request: Request) -> Response:
         await record(request)

@@ -18,7 +18,8 @@ from mcp.server.mcpserver import MCPServer
 
 from shine_mcp.config import Settings
 from shine_mcp.identity import identity_meta
-from shine_mcp.integrations.image_fetch import AddressPolicy, ImageFetcher
+from shine_mcp.integrations.image_fetch import ImageFetcher
+from shine_mcp.integrations.public_http import AddressPolicy
 from shine_mcp.services import Services
 from shine_mcp.store import skin_reports
 from shine_mcp.tools import skin as skin_tools
