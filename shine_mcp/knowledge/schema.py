@@ -6,6 +6,7 @@ Only models and their cross-reference checks live here; loading and queries are 
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -16,12 +17,51 @@ CautionKind = Literal["pregnancy", "sensitive_skin", "photosensitivity", "allerg
 Severity = Literal["avoid_same_slot", "caution"]
 Resolution = Literal["alternate_nights", "split_am_pm", "separate_products"]
 
+StudyType = Literal["guideline", "meta_analysis", "rct", "open_label", "regulation", "review", "in_vitro"]
+
 # Strongest first: sorting and "best claim" choices use this rank.
 EVIDENCE_RANK: dict[str, int] = {"strong": 0, "moderate": 1, "limited": 2}
+
+# Study types whose basis counts studies: `n` is required for these.
+COUNTED_STUDIES: frozenset[str] = frozenset({"meta_analysis", "rct", "open_label"})
+
+
+def highest_grade(study_type: StudyType, n: int | None) -> Evidence:
+    """The strongest grade a basis can carry, per the rubric in docs/evidence.md.
+
+    strong: a clinical guideline's recommendation, a meta-analysis of at least two trials, or at least two
+    randomised controlled trials; moderate: one RCT, a regulator's approval for that use, or a review of
+    human use; limited: open-label or uncontrolled studies and laboratory work.
+    """
+    if study_type == "guideline":
+        return "strong"
+    if study_type in ("meta_analysis", "rct"):
+        return "strong" if n is not None and n >= 2 else "moderate"
+    if study_type in ("regulation", "review"):
+        return "moderate"
+    return "limited"
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+_SEARCH_PAGES = frozenset({"search", "searchresults", "results"})
+_SEARCH_PARAMETERS = frozenset({"search", "searchterm", "query", "q", "term", "keyword", "keywords"})
+
+
+def specific_url_problem(url: str) -> str | None:
+    """Why `url` does not point at one document (a search page or a bare home page), or None."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.netloc:
+        return "must be https"
+    if not parts.path.strip("/"):
+        return "is a bare home page; link the document itself"
+    pages = {segment.split(".")[0].lower() for segment in parts.path.split("/") if segment}
+    parameters = {key.lower() for key in parse_qs(parts.query, keep_blank_values=True)}
+    if pages & _SEARCH_PAGES or parameters & _SEARCH_PARAMETERS:
+        return "is a search page; link the document itself"
+    return None
 
 
 class Source(_Frozen):
@@ -29,14 +69,38 @@ class Source(_Frozen):
     title: str
     publisher: str
     year: int
-    url: str
+    url: str = Field(description="The document itself: a DOI, PubMed/PMC page, regulation or label page.")
+    checked: str = Field(
+        min_length=20,
+        description="What was checked against the published record: identifier (PMID/DOI/CELEX), year, "
+        "journal, and what the abstract or text supports.",
+    )
 
     @field_validator("url")
     @classmethod
-    def _https(cls, value: str) -> str:
-        if not value.startswith("https://"):
-            raise ValueError(f"source URLs must be https, got {value!r}")
+    def _specific(cls, value: str) -> str:
+        problem = specific_url_problem(value)
+        if problem is not None:
+            raise ValueError(f"source URL {value!r} {problem}")
         return value
+
+
+class Basis(_Frozen):
+    """What a claim's grade rests on: the kind of evidence the cited source gives, and how much."""
+
+    study_type: StudyType
+    n: int | None = Field(
+        default=None,
+        ge=1,
+        description="How many studies of that type the source reports for this claim (trials pooled, for a "
+        "meta-analysis); null for guidelines, regulations, reviews and laboratory work.",
+    )
+
+    @model_validator(mode="after")
+    def _counted(self) -> Basis:
+        if self.study_type in COUNTED_STUDIES and self.n is None:
+            raise ValueError(f"a {self.study_type} basis needs n, the number of studies")
+        return self
 
 
 class ConcernClaim(_Frozen):
@@ -44,8 +108,20 @@ class ConcernClaim(_Frozen):
 
     concern: Concern
     evidence: Evidence
+    basis: Basis
     source_id: str
     note: str = Field(description="A short sentence a shopper can read, e.g. 'reduces redness at 4–5 %'.")
+
+    @model_validator(mode="after")
+    def _grade_fits_basis(self) -> ConcernClaim:
+        ceiling = highest_grade(self.basis.study_type, self.basis.n)
+        if EVIDENCE_RANK[self.evidence] < EVIDENCE_RANK[ceiling]:
+            count = f", n={self.basis.n}" if self.basis.n is not None else ""
+            raise ValueError(
+                f"{self.concern}: graded {self.evidence!r} but a {self.basis.study_type}{count} basis supports "
+                f"at most {ceiling!r} (see docs/evidence.md)"
+            )
+        return self
 
 
 class Caution(_Frozen):

@@ -83,3 +83,20 @@ def test_cautions_are_not_repeated(kb: KnowledgeBase) -> None:
     for ingredient in kb.data.ingredients:
         cautions = kb.cautions(ingredient.inci)
         assert len(cautions) == len(set(cautions)), ingredient.inci
+
+
+@pytest.mark.parametrize("name", ["Salicylic Acid", "Sulfur"])
+def test_acne_drug_cautions_follow_the_monograph_directions_not_once_a_day_at_most(
+    kb: KnowledgeBase, name: str
+) -> None:
+    # 21 CFR 333.350: apply one to three times daily, starting with one application a day.
+    (irritation,) = [c for c in kb.cautions(name) if c.kind == "irritation"]
+    assert "at most" not in irritation.advice
+    assert "once a day" in irritation.advice and "two or three times" in irritation.advice
+    assert irritation.source_id == "fda_21cfr333"
+
+
+def test_retinoid_sun_caution_says_it_comes_from_drug_labels(kb: KnowledgeBase) -> None:
+    (photo,) = [c for c in kb.cautions("Retinol") if c.kind == "photosensitivity"]
+    assert "drug labels" in photo.advice and "sunscreen" in photo.advice
+    assert "setid=" in kb.source(photo.source_id).url

@@ -23,7 +23,6 @@ CASES: dict[str, tuple[str, str]] = {
     "retinoid_bha": (RETINAL_CREAM, BHA_LIQUID),
     "retinoid_sulfur": (TRETINOIN_CREAM, SULFUR_MASK),
     "retinoid_benzoyl_peroxide": (TRETINOIN_CREAM, BPO_GEL),
-    "retinoid_pha": (RETINOL_SERUM, PHA_TONER),
     "aha_ascorbic_acid": (GLYCOLIC_TONER, VITAMIN_C_SERUM),
     "bha_ascorbic_acid": (BHA_LIQUID, VITAMIN_C_SERUM),
     "benzoyl_peroxide_ascorbic_acid": (BPO_GEL, VITAMIN_C_SERUM),
@@ -133,5 +132,20 @@ def test_severities_and_resolutions_say_what_to_do(kb: KnowledgeBase) -> None:
     assert by_id["retinoid_benzoyl_peroxide"].resolution == "split_am_pm"
     assert by_id["retinoid_aha"].severity == "avoid_same_slot"
     assert by_id["retinoid_aha"].resolution == "alternate_nights"
-    assert by_id["retinoid_pha"].severity == "caution"
     assert by_id["aha_ascorbic_acid"].resolution == "split_am_pm"
+
+
+def test_a_retinoid_and_a_pha_do_not_clash(kb: KnowledgeBase) -> None:
+    # Green 2009 (the source the removed rule cited) says hydroxyacids combine with actives to improve
+    # tolerability; no source says a retinoid and a PHA should be kept apart.
+    assert kb.clashes(names(RETINOL_SERUM), names(PHA_TONER)) == []
+
+
+def test_retinoid_rules_cite_a_label_and_say_the_cosmetic_retinoid_part_is_a_precaution(
+    kb: KnowledgeBase,
+) -> None:
+    by_id = {rule.id: rule for rule in kb.rules}
+    for rule_id in ("retinoid_aha", "retinoid_bha", "retinoid_sulfur"):
+        rule = by_id[rule_id]
+        assert "tretinoin label" in rule.why and "precaution" in rule.why, rule_id
+        assert "setid=" in kb.source(rule.source_id).url, rule_id
