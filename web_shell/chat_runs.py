@@ -225,16 +225,17 @@ class ChatService:
                 )
             stored = conversation.model_copy()
             stored.messages = fit(conversation.messages, self.limits.context_tokens)
-            saved = await store.save_chat(
-                self.services.db,
-                identity.user_id,
-                chat.id,
-                stored.model_dump(mode="json"),
-                version=chat.version,
-                advisor=self.advisor_name,
-                now=utcnow(),
-            )
-            if not saved:
+            saved = await self._save(run, identity, chat, stored)
+            if saved is None:
+                run.publish(
+                    "error",
+                    {
+                        "code": "not_saved",
+                        "message": "We could not save this reply, so it will be missing if you reload. "
+                        "Please send your message again in a moment.",
+                    },
+                )
+            elif not saved:
                 run.publish(
                     "error",
                     {
@@ -253,6 +254,25 @@ class ChatService:
             )
         finally:
             self.runs.end(run)
+
+    async def _save(
+        self, run: Run, identity: WebIdentity, chat: store.ChatSession, conversation: Conversation
+    ) -> bool | None:
+        """Store the reply the shopper just read: True when stored, False when another tab saved first,
+        None when it could not be stored (the database stayed busy past its retries, or failed)."""
+        try:
+            return await store.save_chat(
+                self.services.db,
+                identity.user_id,
+                chat.id,
+                conversation.model_dump(mode="json"),
+                version=chat.version,
+                advisor=self.advisor_name,
+                now=utcnow(),
+            )
+        except Exception:
+            log.exception("chat run %s: the reply was shown but could not be saved", run.id)
+            return None
 
 
 def conversation_of(chat: store.ChatSession) -> Conversation:

@@ -3,24 +3,30 @@
 Each hit is one `INSERT … ON CONFLICT DO UPDATE … RETURNING` (SQLite ≥ 3.35 and PostgreSQL), so two
 processes counting the same key never lose an update. The estimate weighs the previous minute by how
 much of it still overlaps the window, which avoids the double burst a fixed window allows at its edge.
+
+Every request writes here, so a hit is one unit of work for `Database.write` (on SQLite: one hop to the
+writer thread, which retries a locked database with jitter). When it still cannot count, `hit` raises
+`DatabaseBusy` and the web shell answers 503 with `Retry-After`: failing open would switch the limits off
+exactly when a flood makes the database busy. Old buckets are removed by the purge job (`store.purge`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy import TextClause, delete, text
-from sqlmodel import col
+from sqlalchemy import TextClause, text
+from sqlalchemy.engine import Connection
 
-from shine_mcp.store.db import Database
-from shine_mcp.store.users import RateLimitBucket
+from shine_mcp.store.db import Database, DatabaseBusy
+
+log = logging.getLogger("shine.auth")
 
 WINDOW_SECONDS = 60
-_SWEEP_EVERY = 500  # hits between deletions of buckets nobody used for two windows
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,6 @@ class Verdict:
 class RateLimiter:
     def __init__(self, db: Callable[[], Database], clock: Callable[[], datetime]) -> None:
         self._db, self._clock = db, clock
-        self._hits = 0
 
     async def hit(self, limits: Sequence[Limit]) -> Verdict:
         """Count one request against every limit; refuse it if any is over."""
@@ -49,16 +54,20 @@ class RateLimiter:
         now = self._clock().timestamp()
         window = int(now // WINDOW_SECONDS) * WINDOW_SECONDS
         elapsed = now - window
-        db = self._db()
         statement = _upsert(len(active))
         params: dict[str, object] = {"w": window, "prev": window - WINDOW_SECONDS}
         params.update({f"k{i}": limit.key for i, limit in enumerate(active)})
-        async with db.engine.begin() as connection:  # Core, not the ORM session: this runs on every request
-            rows = (await connection.execute(statement, params)).all()
-        self._hits += 1
-        if self._hits % _SWEEP_EVERY == 0:
-            await self._sweep(db, window)
-        by_key = {row[0]: (int(row[1]), int(row[2])) for row in rows}
+
+        def counting(connection: Connection) -> dict[str, tuple[int, int]]:
+            rows = connection.execute(statement, params).all()
+            connection.commit()
+            return {str(row[0]): (int(row[1]), int(row[2])) for row in rows}
+
+        try:
+            by_key = await self._db().write(counting)
+        except DatabaseBusy:
+            log.warning("rate limiter: the database stayed busy; this request gets 503")
+            raise
         worst: Verdict = Verdict(True)
         for limit in active:
             count, previous = by_key[limit.key]
@@ -68,13 +77,6 @@ class RateLimiter:
                 if not worst.retry_after or wait > worst.retry_after:
                     worst = Verdict(False, wait, limit.key)
         return worst
-
-    async def _sweep(self, db: Database, window: int) -> None:
-        async with db.session() as session:
-            await session.execute(
-                delete(RateLimitBucket).where(col(RateLimitBucket.window_start) < window - WINDOW_SECONDS)
-            )
-            await session.commit()
 
 
 @lru_cache(maxsize=4)

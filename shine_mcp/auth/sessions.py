@@ -11,8 +11,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
 from sqlmodel import col
 
 from shine_mcp.auth.keys import new_id, token_hash
@@ -20,6 +20,7 @@ from shine_mcp.config import Settings
 from shine_mcp.store.db import Database
 from shine_mcp.store.users import WebSession, aware
 
+_SESSIONS = WebSession.__table__  # type: ignore[attr-defined]
 SLIDE_AFTER = timedelta(
     minutes=5
 )  # refresh last-seen at most this often: one write per 5 minutes, not per request
@@ -58,32 +59,29 @@ async def create_session(
         last_seen_at=now,
         expires_at=expires,
     )
-    async with db.session() as session:
-        session.add(row)
-        await session.flush()
+
+    def insert(connection: Connection) -> None:
+        # One unit of work on the writer thread (every guest chat starts here; it must not meet a lock).
+        connection.execute(_SESSIONS.insert().values(**row.model_dump()))
         if not guest:
-            await _enforce_limit(session, user_id, settings.max_sessions, now)
-        # Forget sessions that ended more than a day ago; a new session is a fine moment to tidy up.
-        await session.execute(delete(WebSession).where(col(WebSession.expires_at) < now - timedelta(days=1)))
-        await session.commit()
+            _enforce_limit(connection, user_id, settings.max_sessions, now)
+        connection.commit()
+
+    await db.write(insert)
     return token, ActiveSession(row.id, user_id, guest, expires, slid=False)
 
 
-async def _enforce_limit(session: AsyncSession, user_id: str, limit: int, now: datetime) -> None:
-    active = (
-        await session.execute(
-            select(col(WebSession.id))
-            .where(col(WebSession.user_id) == user_id)
-            .where(col(WebSession.revoked_at).is_(None))
-            .where(col(WebSession.expires_at) > now)
-            .order_by(col(WebSession.last_seen_at).desc(), col(WebSession.created_at).desc())
-        )
+def _enforce_limit(connection: Connection, user_id: str, limit: int, now: datetime) -> None:
+    active = connection.execute(
+        select(col(WebSession.id))
+        .where(col(WebSession.user_id) == user_id)
+        .where(col(WebSession.revoked_at).is_(None))
+        .where(col(WebSession.expires_at) > now)
+        .order_by(col(WebSession.last_seen_at).desc(), col(WebSession.created_at).desc())
     ).scalars()
     surplus = list(active)[limit:]
     if surplus:
-        await session.execute(
-            update(WebSession).where(col(WebSession.id).in_(surplus)).values(revoked_at=now)
-        )
+        connection.execute(update(WebSession).where(col(WebSession.id).in_(surplus)).values(revoked_at=now))
 
 
 async def resolve_session(

@@ -2,7 +2,10 @@
 
 Both hold personal data, so both carry `user_id` and every query filters by it: another person's chat or
 upload does not exist for you. Uploads are kept only until `expires_at` unless the person asked to keep
-them (`expires_at` null); expired ones are swept and never returned.
+them (`expires_at` null); expired ones are never returned, and the purge job (`store.purge`) deletes them.
+
+Creating and saving chats and adding uploads are single units of work for `Database.write` (on SQLite the
+writer thread, which waits its turn and retries a locked database), so a reply under load is stored.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, delete, update
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, delete, insert, update
+from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel, col, select
 
 from shine_mcp.store.db import Database
@@ -82,11 +86,25 @@ class ChatUpload(SQLModel, table=True):
     )
 
 
+_CHATS = ChatSession.__table__  # type: ignore[attr-defined]
+_UPLOADS = ChatUpload.__table__  # type: ignore[attr-defined]
+
+
+async def _written(db: Database, statement: Any) -> int:
+    """Run one writing statement as one unit of work and return how many rows it touched."""
+
+    def work(connection: Connection) -> int:
+        rowcount = int(connection.execute(statement).rowcount or 0)
+        connection.commit()
+        return rowcount
+
+    return await db.write(work)
+
+
 # --- chats -------------------------------------------------------------------------------------------
 async def create_chat(db: Database, user_id: str, *, now: datetime) -> ChatSession:
     row = ChatSession(id=new_chat_id(), user_id=user_id, created_at=now, updated_at=now)
-    async with db.session() as session, session.begin():
-        session.add(row)
+    await _written(db, insert(_CHATS).values(**row.model_dump()))
     return row
 
 
@@ -115,23 +133,22 @@ async def save_chat(
     advisor: str,
     now: datetime,
 ) -> bool:
-    """Store a conversation if nobody saved it since `version` was read; False when someone did."""
-    async with db.session() as session, session.begin():
-        result = await session.execute(
-            update(ChatSession)
-            .where(col(ChatSession.id) == chat_id)
-            .where(col(ChatSession.user_id) == user_id)
-            .where(col(ChatSession.version) == version)
-            .values(conversation=conversation, version=version + 1, advisor=advisor, updated_at=now)
-        )
-    return int(getattr(result, "rowcount", 0) or 0) == 1
+    """Store a conversation if nobody saved it since `version` was read; False when someone did.
+    Raises `DatabaseBusy` when the database stayed locked: then nothing was stored."""
+    saved = await _written(
+        db,
+        update(_CHATS)
+        .where(_CHATS.c.id == chat_id)
+        .where(_CHATS.c.user_id == user_id)
+        .where(_CHATS.c.version == version)
+        .values(conversation=conversation, version=version + 1, advisor=advisor, updated_at=now),
+    )
+    return saved == 1
 
 
 async def purge_idle_chats(db: Database, *, now: datetime) -> int:
     cutoff = now - timedelta(days=CHAT_IDLE_DAYS)
-    async with db.session() as session, session.begin():
-        result = await session.execute(delete(ChatSession).where(col(ChatSession.updated_at) < cutoff))
-    return int(getattr(result, "rowcount", 0) or 0)
+    return await _written(db, delete(_CHATS).where(_CHATS.c.updated_at < cutoff))
 
 
 # --- uploads -----------------------------------------------------------------------------------------
@@ -160,8 +177,7 @@ async def add_upload(
         created_at=now,
         expires_at=None if keep else now + ttl,
     )
-    async with db.session() as session, session.begin():
-        session.add(row)
+    await _written(db, insert(_UPLOADS).values(**row.model_dump()))
     return row
 
 
@@ -188,13 +204,9 @@ async def delete_upload(db: Database, user_id: str, upload_id: str) -> bool:
 
 
 async def purge_expired_uploads(db: Database, *, now: datetime) -> int:
-    async with db.session() as session, session.begin():
-        result = await session.execute(
-            delete(ChatUpload)
-            .where(col(ChatUpload.expires_at).is_not(None))
-            .where(col(ChatUpload.expires_at) <= now)
-        )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return await _written(
+        db, delete(_UPLOADS).where(_UPLOADS.c.expires_at.is_not(None)).where(_UPLOADS.c.expires_at <= now)
+    )
 
 
 def upload_lookup(db: Callable[[], Database]) -> Callable[[str, str], Awaitable[bytes | None]]:
