@@ -32,8 +32,10 @@ from web_shell.chat import (
     preflight,
     refuse_origin,
 )
+from web_shell.limits import CLOSE, BodyRefused, read_json
 
 NO_STORE = {"Cache-Control": "no-store"}
+MAX_CONFIRM_BODY = 16 * 1024  # {"confirm": true} and nothing more is needed
 
 
 class MyDataRoutes:
@@ -79,7 +81,9 @@ class MyDataRoutes:
         if not request.headers.get("content-type", "").startswith("application/json"):
             return api_error(415, "bad_request", 'send JSON: {"confirm": true}', cors)
         try:
-            body = await request.json()
+            body = await read_json(request, MAX_CONFIRM_BODY, self.services.settings)
+        except BodyRefused as refused:
+            return api_error(refused.status_code, refused.code, refused.message, {**cors, **CLOSE})
         except ValueError:
             return api_error(400, "bad_request", 'send JSON: {"confirm": true}', cors)
         if not isinstance(body, dict) or body.get("confirm") is not True:
