@@ -23,6 +23,36 @@ from shine_mcp.store.tables import utcnow
 
 ERASED_PREFIX = "erased_"
 IN_FLIGHT_NOTE = "The buyer erased their data: delete the shipping address once this order has shipped."
+# The fields of Stripe objects (Checkout Sessions, payment intents, charges, refunds, customers) that name
+# or reach the buyer: emails, names, addresses, phone numbers.
+PERSONAL_FIELDS = frozenset(
+    {
+        "customer_email",
+        "customer_details",
+        "collected_information",
+        "shipping_details",
+        "shipping",
+        "billing_details",
+        "receipt_email",
+        "email",
+        "name",
+        "phone",
+        "address",
+    }
+)
+
+
+def without_personal_fields(value: Any) -> Any:
+    """A stored provider payload with every personal field emptied, at any depth (the keys stay, as
+    Stripe sends them, with null values)."""
+    if isinstance(value, dict):
+        return {
+            key: None if key in PERSONAL_FIELDS else without_personal_fields(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [without_personal_fields(item) for item in value]
+    return value
 
 
 def _plain(row: Any, *, drop: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -115,17 +145,17 @@ async def erase_user_commerce(db: Database, user_id: str) -> dict[str, int]:
             await session.execute(select(FulfilmentJob).where(col(FulfilmentJob.user_id) == user_id))
         ).scalars():
             job.user_id = pseudonym
+            # Still to hand over: the partner needs the address to deliver, not the email. Handed over (or
+            # abandoned): our copy of the address is no longer needed either.
+            job.payload = {**job.payload, "email": None}
             if job.status != "pending":
-                # Already handed over (or abandoned): our copy of the address is no longer needed.
-                job.payload = {**job.payload, "email": None, "ship_to": None}
+                job.payload["ship_to"] = None
             session.add(job)
         for simulated in (
             await session.execute(select(SimulatedSession).where(col(SimulatedSession.user_id) == user_id))
         ).scalars():
             simulated.user_id = pseudonym
-            simulated.data = {
-                k: v for k, v in simulated.data.items() if k not in ("customer_email", "shipping")
-            }
+            simulated.data = without_personal_fields(simulated.data)
             session.add(simulated)
         await session.commit()
     return counts
@@ -135,4 +165,4 @@ def erased(user_id: str) -> bool:
     return user_id.startswith(ERASED_PREFIX)
 
 
-__all__ = ["Status", "erase_user_commerce", "erased", "export_user_commerce"]
+__all__ = ["Status", "erase_user_commerce", "erased", "export_user_commerce", "without_personal_fields"]

@@ -73,6 +73,41 @@ class PhotoStore:
             target.parent.rmdir()
         return True
 
+    def move_user(self, from_id: str, to_id: str) -> dict[str, str]:
+        """Move every kept photo of `from_id` into `to_id`'s folder (a guest who signs in) and remove the
+        emptied folder; returns {old relative path: new relative path} for the rows that name them.
+        Leftovers of an interrupted write (`.…part`) are deleted, not moved."""
+        source = self.root / user_folder(from_id)
+        if not source.is_dir():
+            return {}
+        target = self.root / user_folder(to_id)
+        target.mkdir(mode=0o700, parents=True, exist_ok=True)
+        moved: dict[str, str] = {}
+        for file in sorted(source.iterdir()):
+            if not file.is_file():
+                continue
+            if file.name.startswith("."):
+                file.unlink(missing_ok=True)
+                continue
+            destination = target / file.name
+            if destination.exists():  # report ids are unique: only a copy of the same report can be here
+                continue
+            os.replace(file, destination)
+            moved[file.relative_to(self.data_dir).as_posix()] = destination.relative_to(
+                self.data_dir
+            ).as_posix()
+        with contextlib.suppress(OSError):  # something that was not moved stays
+            source.rmdir()
+        return moved
+
+    def move_back(self, moved: dict[str, str]) -> None:
+        """Undo `move_user` (its database change did not commit)."""
+        for old, new in moved.items():
+            source = self.data_dir / old
+            source.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(self.data_dir / new, source)
+
     def delete_user(self, user_id: str) -> int:
         """Remove every kept photo of a person, and their folder; returns how many files went."""
         folder = self.root / user_folder(user_id)

@@ -7,6 +7,7 @@ only its path relative to `SHINE_DATA_DIR`.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -121,10 +122,25 @@ async def delete_report(
 
 async def delete_user_reports(db: Database, photos: PhotoStore, user_id: str) -> int:
     """A person's data-deletion request, for skin analysis: every report and every kept photo (the whole
-    photo folder, so nothing a failed earlier deletion left behind survives). Returns the reports deleted."""
+    photo folder, so nothing a failed earlier deletion left behind survives, and each file a report names
+    wherever it lies, e.g. in the folder of a guest id merged before photos moved). Returns the reports
+    deleted."""
     async with db.session() as session, session.begin():
+        named = await session.execute(
+            select(SkinReportRecord.photo_path).where(
+                col(SkinReportRecord.user_id) == user_id, col(SkinReportRecord.photo_path).is_not(None)
+            )
+        )
+        paths = [path for path in named.scalars() if path]
         deleted = await session.execute(
             sa_delete(SkinReportRecord).where(col(SkinReportRecord.user_id) == user_id)
         )
-        await anyio.to_thread.run_sync(photos.delete_user, user_id)
+
+        def remove_files() -> None:
+            for path in paths:
+                with contextlib.suppress(ValueError):  # a path outside the photos folder names no photo
+                    photos.delete(path)
+            photos.delete_user(user_id)
+
+        await anyio.to_thread.run_sync(remove_files)
     return int(getattr(deleted, "rowcount", 0) or 0)

@@ -1,5 +1,6 @@
 """Tables for who people are and what they may do: users, web sessions, OAuth clients, authorization
-codes and tokens, rate-limit buckets and the audit log. The logic that uses them lives in `shine_mcp.auth`.
+codes and tokens, rate-limit buckets, the audit log and the guest ids merged into an account. The logic
+that uses them lives in `shine_mcp.auth`.
 
 Secrets never sit here in the clear: session tokens, authorization codes and OAuth tokens are stored as
 SHA-256 hashes, and a dynamically registered client's secret is encrypted with the server key.
@@ -173,3 +174,58 @@ class AuditEvent(SQLModel, table=True):
     client_id: str | None = Field(default=None, max_length=2048)
     ip: str | None = Field(default=None, max_length=64)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class PersonAlias(SQLModel, table=True):
+    """A guest id folded into an account at sign-in. Erasing the account erases under this id too, so
+    nothing a person made before signing in outlives their erasure (a write that raced the merge, say)."""
+
+    __tablename__ = "person_aliases"
+    __table_args__ = (Index("ix_person_aliases_person_id", "person_id"),)
+
+    alias_id: str = Field(primary_key=True, max_length=64)  # "gst_…"
+    person_id: str = Field(max_length=64)  # the account's "usr_…"
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class WidgetToken(SQLModel, table=True):
+    """A signed-in person's token for the chat widget on a shop's own site (where Shine's cookie is a
+    third-party cookie browsers drop). Like a web session: only the SHA-256 is kept, expiry slides; it is
+    also bound to the one shop origin it was handed to (see `shine_mcp.auth.widget_tokens`)."""
+
+    __tablename__ = "widget_tokens"
+    __table_args__ = (
+        UniqueConstraint("token_hash", name="uq_widget_tokens_token_hash"),
+        Index("ix_widget_tokens_user_id", "user_id"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)  # "wtk_…"
+    token_hash: str = Field(max_length=64)
+    user_id: str = Field(max_length=64)  # "usr_…"
+    origin: str = Field(max_length=300)  # the embedding page's origin, e.g. "https://shop.example"
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    last_seen_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    revoked_at: datetime | None = _when(nullable=True)
+
+
+class WidgetCode(SQLModel, table=True):
+    """The single-use code the sign-in popup hands to the widget, exchanged once (with the verifier whose
+    SHA-256 is `challenge`) for a `WidgetToken`. `token_id` remembers what it was exchanged for, so a
+    replayed code also ends that token."""
+
+    __tablename__ = "widget_codes"
+
+    code_hash: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(max_length=64)
+    origin: str = Field(max_length=300)
+    challenge: str = Field(max_length=64)
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    used_at: datetime | None = _when(nullable=True)
+    token_id: str | None = Field(default=None, max_length=40)

@@ -20,7 +20,7 @@ from shine_mcp.advice.needs import (
 )
 from shine_mcp.advice.season import PlaceError, country_code, season_for
 from shine_mcp.auth import audit
-from shine_mcp.auth.accounts import close_account, get_user
+from shine_mcp.auth.accounts import close_account, forget_merged_ids, get_user, merged_ids
 from shine_mcp.identity import current_user
 from shine_mcp.knowledge import load_knowledge
 from shine_mcp.money import Money, MoneyError, to_minor_rounded
@@ -33,6 +33,8 @@ from shine_mcp.store.photos import PhotoStore
 from shine_mcp.store.skin_reports import delete_user_reports, list_reports
 from shine_mcp.store.users import aware
 from shine_mcp.tools._advice_inputs import ConcernsArg, IngredientWords, SkinTypeArg
+from shine_mcp.tools._confirm import Confirm, needs_confirmation
+from shine_mcp.tools._query import vocabulary_words
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 WRITE = ToolAnnotations(
@@ -76,6 +78,10 @@ class ProfileOut(BaseModel):
     hemisphere: str | None
     season: str | None = Field(description="This month's season where you are, when known, and its effect.")
     updated_at: datetime | None
+    notes: list[str] = Field(
+        default_factory=list,
+        description="What Shine read in the shopper's words that they should know (e.g. see a dermatologist).",
+    )
 
 
 class RatingOut(BaseModel):
@@ -122,6 +128,32 @@ def _clean_words(words: list[str] | None) -> list[str] | None:
     if words is None:
         return None
     return list(dict.fromkeys(" ".join(w.split()) for w in words if w.strip()))
+
+
+def _loosened(current: store.Profile | None, changes: dict[str, Any]) -> str | None:
+    """What `changes` would stop protecting the shopper from (allergies and sensitivities no longer avoided,
+    pregnancy no longer taken into account), in sentences; None when it removes no safety limit."""
+    if current is None:
+        return None
+    said: list[str] = []
+    for field, label in (
+        ("avoid_ingredients", "allergies and ingredients you avoid"),
+        ("sensitivities", "sensitivities"),
+    ):
+        if field in changes:
+            kept = {w.casefold() for w in changes[field]}
+            gone = [w for w in getattr(current, field) if w.casefold() not in kept]
+            if gone:
+                said.append(
+                    f"This removes {', '.join(repr(w) for w in gone)} from your {label}: recommendations "
+                    "and routines may include them again."
+                )
+    if current.pregnant_or_nursing and changes.get("pregnant_or_nursing") is False:
+        said.append(
+            "This records that you are no longer pregnant or nursing: retinoids and other actives not "
+            "advised then may be recommended again."
+        )
+    return " ".join(said) or None
 
 
 def register(server: MCPServer, services: Services) -> None:
@@ -197,18 +229,23 @@ def register(server: MCPServer, services: Services) -> None:
             Literal["north", "south"] | None, Field(description="Instead of a country.")
         ] = None,
         clear: Annotated[list[Clearable] | None, Field(description="Fields to reset to empty.")] = None,
+        confirm: Confirm = False,
     ) -> ProfileOut:
         """Save what the shopper tells you about their skin: only the fields given change, lists are
         replaced, `clear` empties fields. Ask before saving health details such as pregnancy.
 
-        Avoided ingredients and sensitivities are hard limits for every recommendation and routine."""
+        Avoided ingredients and sensitivities are hard limits for every recommendation and routine.
+        Removing any of them, or pregnancy, saves nothing without confirm=true: the answer says what
+        would no longer be avoided; ask the shopper, and only after their yes call again with confirm=true."""
         caller = current_user(ctx, services.settings)
         changes: dict[str, Any] = {}
+        notes: list[str] = []  # shopper words that need a word back ('melasma': see a dermatologist)
         try:
             if skin_type is not None:
-                changes["skin_type"] = check_skin_type(skin_type)
+                changes["skin_type"] = check_skin_type(vocabulary_words([skin_type], "skin_type")[0][0])
             if concerns is not None:
-                changes["concerns"] = check_concerns(concerns)
+                understood, notes = vocabulary_words(concerns, "concern")
+                changes["concerns"] = check_concerns(understood)
             if preferences is not None:
                 changes["preferences"] = check_preferences(preferences)
         except VocabularyError as exc:
@@ -245,8 +282,12 @@ def register(server: MCPServer, services: Services) -> None:
                 changes[name] = []
         if not changes:
             raise ToolError("nothing to change: pass at least one field (get_profile shows the current ones)")
+        if confirm is not True:
+            loosened = _loosened(await store.get_profile(services.db, caller.user_id), changes)
+            if loosened:
+                raise needs_confirmation("update_profile", loosened)
         profile = await store.save_profile(services.db, caller.user_id, changes)
-        return await view(caller.user_id, profile)
+        return (await view(caller.user_id, profile)).model_copy(update={"notes": notes})
 
     @server.tool(annotations=WRITE)
     async def rate_product(
@@ -326,16 +367,25 @@ def register(server: MCPServer, services: Services) -> None:
         )
 
     async def erase(user_id: str) -> tuple[dict[str, int], list[str]]:
-        """Everything held about a person, gone; what must stay (orders, for the books) and why."""
+        """Everything held about a person, gone, under their id and every guest id merged into it at
+        sign-in; what must stay (orders, for the books) and why."""
+        db = services.db
+        aliases = await merged_ids(db, user_id)
         deleted: dict[str, int] = {}
-        deleted |= await store.delete_user_profile_data(services.db, user_id)
-        deleted["skin_reports"] = await delete_user_reports(services.db, photos, user_id)
-        deleted |= await delete_user_chats(services.db, user_id)
-        commerce = await erase_user_commerce(services.db, user_id)
-        deleted["carts"] = commerce["carts_deleted"]
-        deleted["orders_unlinked"] = commerce["orders_anonymised"]
+        addresses_kept = 0
+        for who in (user_id, *aliases):
+            found = await store.delete_user_profile_data(db, who)
+            found["skin_reports"] = await delete_user_reports(db, photos, who)
+            found |= await delete_user_chats(db, who)
+            commerce = await erase_user_commerce(db, who)
+            found["carts"] = commerce["carts_deleted"]
+            found["orders_unlinked"] = commerce["orders_anonymised"]
+            addresses_kept += commerce["addresses_kept_until_shipped"]
+            for kind, count in found.items():
+                deleted[kind] = deleted.get(kind, 0) + count
+        deleted["merged_guest_ids"] = await forget_merged_ids(db, user_id, aliases)
         kept = ["Orders, without your account, email or refund reasons: shops must keep sales records."]
-        if commerce["addresses_kept_until_shipped"]:
+        if addresses_kept:
             kept.append("The shipping address of an order not yet shipped, until it ships.")
         return deleted, kept
 
@@ -359,7 +409,10 @@ def register(server: MCPServer, services: Services) -> None:
                 "ask the person to confirm, then call delete_my_data with confirm=true"
             )
         deleted, kept = await erase(caller.user_id)
-        if not caller.is_guest:
+        if caller.is_guest:
+            kept.append("This guest session (an id with nothing attached), until it expires or you close it.")
+            kept.append("The security log entry of this deletion (the guest id, no name or email).")
+        else:
             kept.append("Your sign-in account (email and name): closing your account removes it too.")
             kept.append(
                 "The security log of your sign-ins and of this deletion, which protects your account."

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+
 from sqlmodel import select
 
+from shine_mcp.auth.accounts import upsert_user
+from shine_mcp.integrations.google import VerifiedPerson
 from shine_mcp.orders import machine
 from shine_mcp.orders.privacy import IN_FLIGHT_NOTE, erase_user_commerce, erased, export_user_commerce
 from shine_mcp.orders.service import Commerce
 from shine_mcp.store.carts import Cart, CartItem
-from shine_mcp.store.orders import FulfilmentJob, Order
+from shine_mcp.store.orders import FulfilmentJob, Order, SimulatedSession
 from shine_mcp.store.tables import utcnow
 from tests.checkout.conftest import CLEANSER, SERUM, Shop
+from tests.checkout.test_simulated import press
 from tests.fakes.stripe_api import FakeStripe
 
 ANA, BEN = "user-ana", "user-ben"
@@ -46,7 +52,7 @@ async def test_erasure_deletes_the_cart_and_strips_the_buyer_from_orders(
     db = stripe_shop.services.db
     paid = await paid_order(stripe_shop, fake_stripe, ANA)
     unpaid = (await stripe_shop.buy(CLEANSER, 1, user=ANA))["order"]["order_id"]
-    await stripe_shop.call("cancel_order", {"order_id": unpaid}, user=ANA)
+    await stripe_shop.call("cancel_order", {"order_id": unpaid, "confirm": True}, user=ANA)
     await stripe_shop.call("add_to_cart", {"product_id": CLEANSER, "quantity": 1}, user=ANA)
     bens = (await stripe_shop.buy(SERUM, 1, user=BEN))["order"]["order_id"]
 
@@ -90,3 +96,33 @@ async def jobs_of(shop: Shop, order_id: str) -> list[FulfilmentJob]:
     async with shop.services.db.session() as session:
         query = select(FulfilmentJob).where(FulfilmentJob.order_id == order_id)
         return list((await session.execute(query)).scalars())
+
+
+async def test_erasure_empties_the_buyer_s_details_in_stored_checkout_sessions(shop: Shop) -> None:
+    db = shop.services.db
+    person = VerifiedPerson(email="Cleo.Buyer@example.com", email_verified=True, name="Cleo Buyer")
+    user = await upsert_user(db, person, now=datetime.now(UTC))
+    result = await shop.buy(SERUM, 1, user=user.id)
+    assert (await press(shop, result["checkout_url"], "pay")).status_code == 303
+    [stored] = await simulated_sessions(shop)
+    before = json.dumps(stored.data)
+    assert "cleo.buyer@example.com" in before and "Simulation Street" in before  # what Stripe would hold
+    [job] = await jobs_of(shop, result["order"]["order_id"])
+    assert job.status == "pending" and job.payload["email"] == "cleo.buyer@example.com"
+
+    await erase_user_commerce(db, user.id)
+
+    [stored] = await simulated_sessions(shop)
+    after = json.dumps(stored.data)
+    assert "cleo.buyer@example.com" not in after and "Simulated shopper" not in after
+    assert "Simulation Street" not in after and erased(stored.user_id)
+    assert stored.data["customer_details"] is None and stored.data["collected_information"] is None
+    assert stored.data["amount_total"] > 0 and stored.data["status"] == "complete"  # the payment's facts stay
+    [job] = await jobs_of(shop, result["order"]["order_id"])
+    # Not yet handed to the partner: the address stays so it can be delivered; the email does not.
+    assert job.payload["email"] is None and job.payload["ship_to"] is not None
+
+
+async def simulated_sessions(shop: Shop) -> list[SimulatedSession]:
+    async with shop.services.db.session() as session:
+        return list((await session.execute(select(SimulatedSession))).scalars())
