@@ -1,13 +1,17 @@
-"""The front door: one ASGI middleware in front of the web shell that rate-limits, authenticates `/mcp`
-with Shine's OAuth access tokens and reads the web session cookie for `/api/*`.
+"""The front door: one ASGI middleware in front of the web shell that refuses foreign `Host` headers,
+rate-limits, authenticates `/mcp` with Shine's OAuth access tokens and reads the web session cookie (or, from
+a shop's own site, the widget's bearer token) for `/api/*`.
 
-Order matters: the per-IP limit runs before any token or cookie lookup (so floods cost one counter
-update), then the caller is identified, then the per-user limit and the scope check run.
+Order matters: the Host check runs first, on every path (DNS rebinding: a page on another site whose
+name resolves to this machine must get nothing, not even `/healthz`); then the per-IP limit, before any
+token or cookie lookup (so floods cost one counter update); then the caller is identified, then the
+per-user limit and the scope check run.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -15,15 +19,21 @@ from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shine_mcp.auth.hosts import allowed_hosts, host_allowed
 from shine_mcp.auth.policy import ADMIN, DEFAULT_SCOPES, READ, SHOP
 from shine_mcp.auth.ratelimit import Limit, Verdict
 from shine_mcp.auth.sessions import cookie_name, resolve_session
+from shine_mcp.auth.widget_tokens import resolve_widget_token
 
 AUTH_PATHS = ("/authorize", "/token", "/register", "/revoke")
 MAX_INSPECTED_BODY = (
     1024 * 1024
 )  # scope checks read bodies up to this; bigger ones meet the ToolGuard backstop
 SESSION_STATE_KEY = "shine_session"
+MISDIRECTED = b"This server does not answer to that host name.\n"
+REFUSED_HOSTS_LOGGED = 50  # distinct refused names worth a log line each; past that, floods stay quiet
+
+log = logging.getLogger("shine.auth")
 
 if TYPE_CHECKING:
     from shine_mcp.auth.authority import Authority
@@ -40,6 +50,8 @@ def area_of(path: str) -> str | None:
         return "auth"
     if path.startswith("/.well-known/"):
         return "discovery"
+    if path.startswith("/checkout/"):
+        return "checkout"  # the pages Stripe sends shoppers back to: each may ask Stripe about a session
     return None
 
 
@@ -64,11 +76,37 @@ async def too_many(send: Send, verdict: Verdict) -> None:
     )
 
 
+async def misdirected(send: Send) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 421,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(MISDIRECTED)).encode()),
+                (b"cache-control", b"no-store"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": MISDIRECTED})
+
+
 class FrontDoor:
     def __init__(self, app: ASGIApp, authority: Authority) -> None:
         self.app, self.authority = app, authority
+        self.hosts = allowed_hosts(authority.settings)
+        self._refused_hosts: set[str] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            host = Headers(scope=scope).get("host")
+            if not host_allowed(host, self.hosts):
+                self._log_refused(host)
+                if scope["type"] == "http":
+                    await misdirected(send)
+                else:
+                    await send({"type": "websocket.close", "code": 1008})
+                return
         area = area_of(scope["path"]) if scope["type"] == "http" else None
         if area is None:
             await self.app(scope, receive, send)
@@ -80,17 +118,28 @@ class FrontDoor:
         elif await self._within_limits(scope, send, area, None):
             await self.app(scope, receive, send)
 
+    def _log_refused(self, host: str | None) -> None:
+        """One line per distinct refused name, so a merchant behind a proxy learns what to configure."""
+        shown = (host or "")[:100]
+        if shown in self._refused_hosts or len(self._refused_hosts) >= REFUSED_HOSTS_LOGGED:
+            return
+        self._refused_hosts.add(shown)
+        log.warning(
+            "refused a request for host %r (421): if that is this shop's address, set SHINE_PUBLIC_URL or "
+            "add it to SHINE_ALLOWED_HOSTS",
+            shown,
+        )
+
     async def _within_limits(self, scope: Scope, send: Send, area: str, user_id: str | None) -> bool:
         """Count the request against its IP (and its user, once known) in one database round trip;
         answer 429 and return False when over. Identifying the caller first costs one indexed read, so
         a flood of bad tokens or cookies is still counted against its IP before anything else happens."""
         settings = self.authority.settings
         ip = (scope.get("client") or ("unknown", 0))[0]
-        limits = [
-            Limit(f"ip:{ip}:auth", settings.rate_limit_auth)
-            if area == "auth"
-            else Limit(f"ip:{ip}:all", settings.rate_limit_ip)
-        ]
+        if area in ("auth", "checkout"):  # the strict per-IP limit, each area in its own bucket
+            limits = [Limit(f"ip:{ip}:{area}", settings.rate_limit_auth)]
+        else:
+            limits = [Limit(f"ip:{ip}:all", settings.rate_limit_ip)]
         if user_id is not None:
             limits.append(Limit(f"user:{user_id}", settings.rate_limit_user))
         verdict = await self.authority.limiter.hit(limits)
@@ -195,6 +244,10 @@ class FrontDoor:
     async def _api(self, scope: Scope, receive: Receive, send: Send) -> None:
         settings = self.authority.settings
         connection = HTTPConnection(scope)
+        authorization = connection.headers.get("authorization", "")
+        if authorization[:7].lower() == "bearer ":  # the widget on a shop's own site (widget_tokens.py)
+            await self._widget_api(scope, receive, send, authorization[7:].strip())
+            return
         token = connection.cookies.get(cookie_name(settings))
         active = await resolve_session(
             self.authority.services.db, settings, token, now=self.authority.clock()
@@ -205,6 +258,29 @@ class FrontDoor:
             scope.setdefault("state", {})[SESSION_STATE_KEY] = active
             if active.slid and token:
                 send = _with_cookie(send, self.authority.session_cookie(token))
+        await self.app(scope, receive, send)
+
+    async def _widget_api(self, scope: Scope, receive: Receive, send: Send, raw: str) -> None:
+        """A widget token counts only from the origin it was handed to: from any other page, or with no
+        `Origin` at all, it is refused like an expired one (401), before any route sees the request."""
+        origin = Headers(scope=scope).get("origin")
+        active = await resolve_widget_token(
+            self.authority.services.db, raw, origin, now=self.authority.clock()
+        )
+        if not await self._within_limits(scope, send, "api", active.user_id if active else None):
+            return
+        if active is None:
+            cors: dict[str, str] = {}
+            if origin is not None and origin in self.authority.settings.allowed_origins:
+                cors = {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true"}
+            await _send_json(
+                send,
+                401,
+                {"error": "invalid_token", "error_description": "sign in again: this sign-in has ended"},
+                {**cors, "Vary": "Origin"},
+            )
+            return
+        scope.setdefault("state", {})[SESSION_STATE_KEY] = active
         await self.app(scope, receive, send)
 
 

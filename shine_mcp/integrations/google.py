@@ -13,6 +13,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import anyio
 import google.auth.exceptions
@@ -38,6 +39,7 @@ CLOCK_SKEW = 30
 Reason = Literal[
     "not_configured",
     "unreachable",
+    "misconfigured",
     "cancelled",
     "state_mismatch",
     "expired_login",
@@ -101,22 +103,47 @@ class GoogleSignIn:
             self._fetched_at = time.monotonic()
         return self._config
 
+    def _unavailable(self, reason: Reason, problem: str) -> SignInError:
+        """Log the merchant's one line (the setting, what is wrong, no secrets) and make the shopper's error."""
+        parts = urlsplit(self._discovery_url)
+        shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"  # no credentials, no query
+        log.warning("sign-in is unavailable: SHINE_GOOGLE_DISCOVERY_URL (%s) %s", shown, problem)
+        return SignInError(reason, "sign-in is unavailable right now; try again later")
+
     def _fetch_discovery(self) -> OpenIDConfig:
+        if urlsplit(self._discovery_url).scheme != "https":
+            raise self._unavailable("misconfigured", "is not an https address")
         try:
             response = requests.get(self._discovery_url, timeout=HTTP_TIMEOUT)
             response.raise_for_status()
             document = response.json()
-            return OpenIDConfig(
+            config = OpenIDConfig(
                 issuer=str(document["issuer"]),
                 authorization_endpoint=str(document["authorization_endpoint"]),
                 token_endpoint=str(document["token_endpoint"]),
                 jwks_uri=str(document["jwks_uri"]),
             )
-        except (requests.RequestException, ValueError, KeyError) as exc:
-            log.warning("OpenID discovery at %s failed: %s", self._discovery_url, exc)
-            raise SignInError(
-                "unreachable", "the sign-in service cannot be reached; try again shortly"
+        except requests.RequestException as exc:
+            if not isinstance(exc, requests.JSONDecodeError):
+                status = getattr(exc.response, "status_code", None)
+                detail = f"HTTP {status}" if status else type(exc).__name__
+                raise self._unavailable("unreachable", f"could not be fetched: {detail}") from exc
+            raise self._unavailable("misconfigured", "is not JSON") from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            raise self._unavailable(
+                "misconfigured",
+                "is not an OpenID discovery document (it needs issuer, authorization_endpoint, "
+                "token_endpoint and jwks_uri)",
             ) from exc
+        insecure = [
+            name
+            for name in ("authorization_endpoint", "token_endpoint", "jwks_uri")
+            if urlsplit(getattr(config, name)).scheme != "https"
+        ]
+        if insecure:
+            # oauthlib refuses plain http (rightly: codes and tokens would cross the network in clear).
+            raise self._unavailable("misconfigured", f"lists non-https endpoints: {', '.join(insecure)}")
+        return config
 
     def _flow(self, config: OpenIDConfig, redirect_uri: str, code_verifier: str | None = None) -> Flow:
         client_config = {
@@ -140,10 +167,14 @@ class GoogleSignIn:
         config = await self.discovery()
         flow = self._flow(config, redirect_uri)
         state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        url, _ = flow.authorization_url(
-            state=state, nonce=nonce, access_type="online", prompt="select_account"
-        )
-        flow.oauth2session.close()
+        try:
+            url, _ = flow.authorization_url(
+                state=state, nonce=nonce, access_type="online", prompt="select_account"
+            )
+        except OAuth2Error as exc:  # e.g. InsecureTransportError: the endpoint checks above missed a case
+            raise self._unavailable("misconfigured", f"was refused by oauthlib: {exc.error}") from exc
+        finally:
+            flow.oauth2session.close()
         assert flow.code_verifier is not None  # PKCE S256: the Flow made a verifier and sent its challenge
         return url, PendingLogin(state=state, nonce=nonce, code_verifier=flow.code_verifier)
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -18,6 +19,7 @@ from shine_mcp.auth.sessions import create_session
 from shine_mcp.config import Settings
 from shine_mcp.store.skin_reports import SkinReportRecord, add_report, new_report_id
 from shine_mcp.store.users import User, WebSession
+from tests.auth.conftest import GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET
 from tests.auth.support import Browser, Clock
 from tests.fakes.google_oauth import FakeGoogle
 
@@ -242,3 +244,48 @@ async def test_sign_in_starts_a_new_session_and_merges_the_guest(
     async with db.session() as session:
         carried = await session.get(SkinReportRecord, report.id)
     assert carried is not None and carried.user_id == user_id  # the guest's report is now the account's
+
+
+@pytest.mark.parametrize(
+    ("steer", "problem"),
+    [
+        ({"advertised_base": "http"}, "non-https endpoints"),
+        ({"discovery_path": "/no-such-document"}, "could not be fetched"),
+    ],
+    ids=["http-endpoints", "discovery-fails"],
+)
+async def test_a_broken_openid_provider_gives_a_clear_503_and_one_log_line(
+    run_shine: RunShine,
+    google_settings: Callable[..., Settings],
+    browser: Browser,
+    fake_google: FakeGoogle,
+    caplog: pytest.LogCaptureFixture,
+    inspect_db,
+    steer: dict[str, str],
+    problem: str,
+) -> None:
+    """A provider whose discovery document lists http:// endpoints (oauthlib refuses them), or whose
+    document cannot be fetched: the shopper gets a plain "unavailable" page, the merchant one log line
+    naming the setting to fix, and nobody is signed in."""
+    if steer.get("advertised_base") == "http":
+        fake_google.advertised_base = fake_google.issuer.replace("https://", "http://")
+    settings = google_settings()
+    if "discovery_path" in steer:
+        discovery = f"{fake_google.issuer}{steer['discovery_path']}"
+        settings = settings.model_copy(update={"google_discovery_url": discovery})
+    caplog.set_level(logging.WARNING)
+    with run_shine(settings) as base:
+        caplog.clear()
+        response = await browser.http.get(f"{base}/auth/google/login?next=/auth/me")
+    assert response.status_code == 503
+    assert "Sign-in is unavailable right now" in response.text
+    assert "oauth" not in response.text.lower() and "https" not in response.text
+    assert "shine_login" not in response.cookies
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    line = warnings[0].getMessage()
+    assert "SHINE_GOOGLE_DISCOVERY_URL" in line and problem in line
+    assert GOOGLE_CLIENT_SECRET not in line and GOOGLE_CLIENT_ID not in line
+    db = await inspect_db(settings)
+    async with db.session() as session:
+        assert (await session.execute(select(WebSession))).first() is None

@@ -48,6 +48,7 @@ class FakeGoogle:
     client_secret: str
     redirect_uris: list[str]
     issuer: str = ""  # set once the server's address is known
+    advertised_base: str = ""  # the discovery document lists its endpoints here ("": the issuer)
     person: Person = field(default_factory=Person)
     consent: bool = True
     tamper: dict[str, Any] = field(default_factory=dict)  # claims to override in the next ID token only
@@ -86,12 +87,13 @@ def _error(status: int, error: str, description: str) -> JSONResponse:
 
 def create_app(google: FakeGoogle) -> Starlette:
     async def discovery(_request: Request) -> Response:
+        base = google.advertised_base or google.issuer
         return JSONResponse(
             {
                 "issuer": google.issuer,
-                "authorization_endpoint": f"{google.issuer}/o/oauth2/v2/auth",
-                "token_endpoint": f"{google.issuer}/token",
-                "jwks_uri": f"{google.issuer}/oauth2/v3/certs",
+                "authorization_endpoint": f"{base}/o/oauth2/v2/auth",
+                "token_endpoint": f"{base}/token",
+                "jwks_uri": f"{base}/oauth2/v3/certs",
                 "response_types_supported": ["code"],
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["RS256"],
