@@ -37,10 +37,13 @@ from shine_mcp.auth.sessions import (
     revoke_session,
     revoke_user_sessions,
 )
+from shine_mcp.auth.widget_tokens import revoke_user_widget_tokens
 from shine_mcp.identity import GUEST_PREFIX, identity_meta
 from shine_mcp.integrations.google import PendingLogin, SignInError, VerifiedPerson
 from shine_mcp.services import Services
+from shine_mcp.store.photos import PhotoStore
 from shine_mcp.store.tables import utcnow
+from web_shell.limits import read_form
 
 LOGIN_COOKIE = "shine_login"
 LOGIN_SECONDS = 600
@@ -108,7 +111,7 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
 <style>body{{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;color:#222}}
 .note{{background:#fff4d6;border:1px solid #e8c66b;padding:.6rem .8rem;border-radius:6px}}
 button,input{{font:inherit;padding:.5rem .8rem;margin:.2rem 0}} li{{margin:.3rem 0}} .muted{{color:#666}}</style>
-</head><body><h1>{html.escape(title)}</h1>{body}</body></html>"""
+</head><body><main><h1>{html.escape(title)}</h1>{body}</main></body></html>"""
     return HTMLResponse(document, status_code=status, headers=PAGE_HEADERS)
 
 
@@ -169,8 +172,13 @@ class AuthRoutes:
             return await self.login(request)
         try:
             url, pending = await google.start(f"{self.base}/auth/google/callback")
-        except SignInError as exc:
-            return _page("Sign-in is unavailable", f"<p>{html.escape(str(exc))}</p>", 503)
+        except SignInError:  # the sign-in service's discovery or set-up failed; it logged the details
+            return _page(
+                "Sign-in is unavailable right now",
+                "<p>Signing in does not work at the moment. You can keep using the shop as a guest and try "
+                'again later.</p><p><a href="/">Back to the shop</a></p>',
+                503,
+            )
         carried = {
             "state": pending.state,
             "nonce": pending.nonce,
@@ -243,7 +251,8 @@ class AuthRoutes:
         if previous is not None:
             await revoke_session(db, previous.id, now=now)  # a new session id at sign-in: no fixation
             if previous.guest:
-                moved = await merge_guest(db, previous.user_id, user.id)
+                photos = PhotoStore(self.settings.data_dir)
+                moved = await merge_guest(db, previous.user_id, user.id, photos=photos)
                 await audit.record(db, "guest_merged", actor_id=user.id, ip=ip, at=now, rows=moved)
         token, _ = await create_session(db, self.settings, user.id, now=now)
         await audit.record(db, "sign_in", actor_id=user.id, ip=ip, at=now, method=method)
@@ -261,7 +270,7 @@ class AuthRoutes:
             return _page("Not found", "<p>The dev sign-in exists only on a loopback setup.</p>", 404)
         next_path = safe_next(request.query_params.get("next"))
         if request.method == "POST":
-            form = await request.form()
+            form = await read_form(request, self.settings)
             if not self._csrf_ok(request, form):
                 return _page("Expired form", "<p>Reload the page and try again.</p>", 403)
             email = str(form.get("email") or "").strip().lower()
@@ -313,7 +322,7 @@ reachable from other machines.</p>
                 '<button type="submit">Sign out</button></form>'
             )
             return self._with_cookies(_page("Sign out", form), cookies)
-        form_data = await request.form()
+        form_data = await read_form(request, self.settings)
         if not self._csrf_ok(request, form_data):
             return _page("Expired form", "<p>Reload the page and try again.</p>", 403)
         active = await self._session(request)
@@ -321,6 +330,7 @@ reachable from other machines.</p>
         if active is not None:
             if form_data.get("everywhere") and not active.guest:
                 await revoke_user_sessions(self.services.db, active.user_id, now=now)
+                await revoke_user_widget_tokens(self.services.db, active.user_id, now=now)
             else:
                 await revoke_session(self.services.db, active.id, now=now)
             await audit.record(
@@ -342,7 +352,7 @@ reachable from other machines.</p>
         provider = self.authority.provider
         request_id = str(request.query_params.get("request") or "")
         if request.method == "POST":
-            form = await request.form()
+            form = await read_form(request, self.settings)
             request_id = str(form.get("request") or "")
         pending = await provider.pending(request_id) if request_id else None
         if pending is None:
@@ -404,7 +414,7 @@ reachable from other machines.</p>
             return JSONResponse(
                 {"error": "invalid_client", "error_description": exc.message}, status_code=401
             )
-        form = await request.form()
+        form = await read_form(request, self.settings)
         token = form.get("token")
         if not isinstance(token, str) or not token:
             return JSONResponse(

@@ -15,9 +15,11 @@ import base64
 import json
 import secrets
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import httpx
 import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
@@ -30,6 +32,8 @@ from shine_mcp.identity import identity_meta
 from shine_mcp.integrations.google import VerifiedPerson
 from shine_mcp.services import Services
 from shine_mcp.store.tables import utcnow
+from tests.auth.support import Browser
+from tests.auth.widget import SHOP, STRANGER, api, signed_in_token
 
 # Words in a tool or resource name that mean it touches someone's own data.
 PERSONAL_WORDS = (
@@ -154,6 +158,16 @@ async def _pending_order(owner: Person) -> Created:
     return {"order_id": order["order_id"]}, [str(order["created_at"])[:19]]
 
 
+def _confirmed(create: Callable[[Person], Awaitable[Created]]) -> Callable[[Person], Awaitable[Created]]:
+    """The same case, called with the owner's go-ahead (deleting and cancelling change nothing without)."""
+
+    async def confirmed(owner: Person) -> Created:
+        arguments, markers = await create(owner)
+        return {**arguments, "confirm": True}, markers
+
+    return confirmed
+
+
 async def _own_orders(owner: Person) -> Created:
     return {}, [(await _checked_out(owner))["order_id"]]
 
@@ -208,12 +222,12 @@ MATRIX: dict[str, Case] = {
     "checkout": Case(create=_cart_for_checkout, kind="own"),
     "list_orders": Case(create=_own_orders, kind="own"),
     "get_order": Case(create=_pending_order, kind="by_id"),
-    "cancel_order": Case(create=_pending_order, kind="by_id"),
+    "cancel_order": Case(create=_confirmed(_pending_order), kind="by_id"),
     "request_refund": Case(create=_paid_order, kind="by_id", needs_services=True),
     "get_skin_report": Case(create=_one_report, kind="by_id"),
     "list_skin_reports": Case(create=_own_reports, kind="own"),
     "compare_skin_reports": Case(create=_two_reports, kind="by_id"),
-    "delete_skin_report": Case(create=_one_report, kind="by_id"),
+    "delete_skin_report": Case(create=_confirmed(_one_report), kind="by_id"),
 }
 
 
@@ -327,7 +341,7 @@ async def test_nobody_else_gets_the_owners_data(server: MCPServer, services: Ser
 
 async def test_admin_tools_refuse_everyone_but_admins(server: MCPServer, services: Services) -> None:
     async with Client(server) as client:
-        tools = (await client.list_tools()).tools
+        tools = await server.list_tools()  # every registered tool, whatever this connection is offered
         admin_tools = [
             t.name for t in tools if classify(t.name, t.annotations, t.meta).scope == "shine:admin"
         ]
@@ -344,3 +358,23 @@ async def test_admin_tools_refuse_everyone_but_admins(server: MCPServer, service
     for tool, result in admin_answers.items():
         # An admin may still be refused for bad arguments, but never for not being an admin.
         assert "for the shop's admins" not in _text(result), tool
+
+
+async def test_a_widget_token_reaches_only_its_owners_data(
+    shine_settings: Callable[..., Settings],
+    run_shine: Callable[[Settings], AbstractContextManager[str]],
+) -> None:
+    """The web side of the matrix: a widget token (the shop-site sign-in) reads its owner's data, from its
+    own shop only; another person's token reads theirs; a token taken to another page reads nothing."""
+    with run_shine(shine_settings(allowed_origins=[SHOP], rate_limit_auth=0)) as base:
+        tokens = {}
+        for email in ("ana@example.com", "bob@example.com"):
+            async with httpx.AsyncClient(timeout=30) as http:  # each in their own browser
+                tokens[email] = await signed_in_token(base, Browser(http, email=email))
+        answers = {email: await api(base, token, path="/api/my-data") for email, token in tokens.items()}
+        stolen = await api(base, tokens["ana@example.com"], STRANGER, path="/api/my-data")
+    for email, answer in answers.items():
+        assert answer.status_code == 200 and email in answer.text
+        others = [e for e in answers if e != email]
+        assert not [e for e in others if e in answer.text], f"{email}'s token saw {others}"
+    assert stolen.status_code == 401 and "ana@example.com" not in stolen.text
