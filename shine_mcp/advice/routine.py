@@ -1,11 +1,12 @@
 """Assembling a morning and evening routine from ranked candidates per step.
 
 Rules, in the order they win:
-1. every morning ends with sunscreen; cleanser and moisturiser are the other essentials, dropped (and
-   said so) only when the budget cannot cover them after every optional step is gone;
+1. every morning ends with sunscreen; a step is left out (and said so, with why and what keeping it would
+   cost) only when the money cannot keep it beside the steps that matter more: the treatment for the
+   shopper's concern ranks with sunscreen, then moisturiser and cleanser, then the optional steps;
 2. one product per step; cleanser, toner, eye care and moisturiser serve both mornings and evenings;
-3. the total of the distinct products stays within the budget (cheapest fit first, then each step, most
-   important first, upgraded to the best product the money left allows);
+3. the total of the distinct products stays within the budget, and among the routines that keep the same
+   steps the one whose products fit the person best wins (an exact search, `advice.budget`);
 4. no two actives that clash share a slot: a shared product never clashes with a treatment, and two
    treatments that clash are split morning/evening or put on alternate nights, as the rule says;
 5. sun-sensitising actives (retinoids, AHAs, BHAs) go in the evening, vitamin C in the morning.
@@ -13,9 +14,13 @@ Rules, in the order they win:
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
+from shine_mcp.advice.budget import Option, Step, cheapest, optimise
 from shine_mcp.knowledge import InteractionRule, KnowledgeBase
+from shine_mcp.money import format_money
 from shine_mcp.store.tables import ProductRow
 
 TREATMENT_CATEGORIES = ("serum", "spot_treatment", "exfoliant")
@@ -101,57 +106,141 @@ def clash_rules(kb: KnowledgeBase, a: ProductRow, b: ProductRow) -> list[Interac
     return [c.rule for c in kb.clashes(list(a.ingredients), list(b.ingredients))]
 
 
+# A product's active families, and the ingredients of it some interaction rule names.
+Profile = tuple[frozenset[str], tuple[str, ...]]
+
+
 class Compatibility:
     """Which chosen products may share a routine, memoised: routines try many combinations of the same few
-    dozen candidates, and only ingredients named by an interaction rule can make two products clash."""
+    dozen candidates, and only ingredients named by an interaction rule can make two products clash.
 
-    def __init__(self, kb: KnowledgeBase) -> None:
+    `known` may be kept by the caller from one routine to the next: it is keyed by product and formula."""
+
+    def __init__(self, kb: KnowledgeBase, known: dict[tuple[str, tuple[str, ...]], Profile] | None = None):
         self.kb = kb
-        self._actives: dict[str, list[str]] = {}
-        self._families: dict[str, frozenset[str]] = {}
+        self._known = {} if known is None else known
+        self._profiles: dict[str, Profile] = {}
         self._pairs: dict[frozenset[str], bool] = {}
 
-    def actives(self, candidate: Candidate) -> list[str]:
-        found = self._actives.get(candidate.id)
+    def profile(self, candidate: Candidate) -> Profile:
+        found = self._profiles.get(candidate.id)
         if found is None:
-            found = self._actives[candidate.id] = self.kb.interacting(candidate.ingredients)
-        return found
-
-    def active_families(self, candidate: Candidate) -> frozenset[str]:
-        found = self._families.get(candidate.id)
-        if found is None:
-            kinds = {f for name in candidate.ingredients if (f := self.kb.family_of(name))}
-            found = self._families[candidate.id] = frozenset(kinds & ACTIVE_FAMILIES)
+            key = (candidate.id, tuple(candidate.ingredients))
+            found = self._known.get(key)
+            if found is None:
+                kinds = {f for name in candidate.ingredients if (f := self.kb.family_of(name))}
+                actives = tuple(self.kb.interacting(candidate.ingredients))
+                found = self._known[key] = (frozenset(kinds & ACTIVE_FAMILIES), actives)
+            self._profiles[candidate.id] = found
         return found
 
     def clash(self, a: Candidate, b: Candidate) -> bool:
         key = frozenset((a.id, b.id))
         found = self._pairs.get(key)
         if found is None:
-            left, right = self.actives(a), self.actives(b)
+            left, right = self.profile(a)[1], self.profile(b)[1]
             found = self._pairs[key] = bool(left and right and self.kb.clashes(left, right))
         return found
 
-    def fits(self, spec: StepSpec, candidate: Candidate, chosen: dict[str, Candidate]) -> bool:
+    def fits(self, spec: StepSpec, candidate: Candidate, chosen: Mapping[str, Candidate]) -> bool:
         """A shared product (cleanser, moisturiser…) must not clash with anything; treatments may clash
         with each other (the schedule separates them) but not with a shared product. No two products bring
         the same active family, and a product used mornings too holds no retinoid."""
-        mine = self.active_families(candidate)
+        mine, my_actives = self.profile(candidate)
         if spec.slots and "am" in spec.slots and mine & NIGHT_ONLY:
             return False
         for other_key, other in chosen.items():
-            if other.id == candidate.id or mine & self.active_families(other):
+            theirs, their_actives = self.profile(other)
+            if other.id == candidate.id or mine & theirs:
                 return False
-            other_shared = not other_key.startswith("treat")
-            if (spec.slots or other_shared) and self.clash(candidate, other):
+            both_treatments = not spec.slots and other_key.startswith("treat")
+            if my_actives and their_actives and not both_treatments and self.clash(candidate, other):
                 return False
         return True
 
+    def kind(self, spec: StepSpec, candidate: Candidate) -> Hashable:
+        """What `fits` looks at: a treatment may meet itself as the second treatment, so it is its own
+        kind; shared products of one step with the same actives fit with the same things."""
+        return candidate.id if not spec.slots else self.profile(candidate)
 
-TREATMENT_OPTIONS = 3  # the best few treatments per treatment step are tried in combination
-TREATMENT_WEIGHT = 1.5  # treatments carry the concerns: they count for more in a routine's score
-MISSING_PENALTY = 10.0
-UPGRADE_PASSES = 3
+
+TREATMENT_WEIGHT = 1.5  # treatments carry the concerns: their fit counts for more in a routine's value
+FIT_UNITS = 1000  # a product's fit, from its ranking score clamped to [-1, 2], in integer units
+MAX_FIT_UNITS = round(FIT_UNITS * 3 * TREATMENT_WEIGHT)
+# Keeping a step is worth more than the fit of every product together: a step is only left out when the
+# money cannot keep it beside the steps above it, never to buy a better product elsewhere.
+STEP_UNIT = 100_000
+EYE_CONCERNS = frozenset({"dark_circles", "puffiness"})
+NOT_TREATED = EYE_CONCERNS | {"sun_protection"}  # concerns a serum or spot treatment does not carry
+NOUNS = {
+    "cleanse": "cleanser",
+    "tone": "toner",
+    "treat": "treatment",
+    "treat_2": "second treatment",
+    "eye": "eye cream",
+    "moisturise": "moisturiser",
+    "protect": "sunscreen",
+}
+
+
+def step_weights(specs: tuple[StepSpec, ...], concerns: set[str]) -> dict[str, int]:
+    """What keeping each step is worth. Each rank outranks every rank below it together; the sunscreen
+    comes first, and the treatment for the shopper's concern (eye care for dark circles or puffiness)
+    ranks with it. Without a concern the treatment follows the essentials (priority order)."""
+    lifted = {"protect"}
+    if concerns - NOT_TREATED:
+        lifted.add("treat")
+    if concerns & EYE_CONCERNS:
+        lifted.add("eye")
+    rest = sorted((s for s in specs if s.key not in lifted), key=lambda s: s.priority)
+    ranks = [[s.key for s in specs if s.key in lifted], *([s.key] for s in rest)]
+    return {key: STEP_UNIT << level for level, keys in enumerate(reversed(ranks)) for key in keys}
+
+
+def fit_units(spec: StepSpec, candidate: Candidate) -> int:
+    fit = min(max(candidate.score, -1.0), 2.0) + 1.0
+    return round(FIT_UNITS * fit * (1.0 if spec.slots else TREATMENT_WEIGHT))
+
+
+@dataclass(frozen=True)
+class Dropped:
+    spec: StepSpec
+    why: Literal["budget", "clash", "catalog"]
+    cheapest_with_it: int | None  # the least the routine costs with this step kept too (budget only)
+    before: tuple[str, ...] = ()  # what the money went to first: the kept steps that rank as high or higher
+
+    @property
+    def noun(self) -> str:
+        return NOUNS.get(self.spec.key, self.spec.label.lower())
+
+    @property
+    def label(self) -> str:
+        return "Second treatment" if self.spec.key == "treat_2" else self.spec.label
+
+    def reason(self, budget_minor: int | None, currency: str) -> str:
+        """Why the step is left out, for the shopper."""
+        if self.why == "catalog":
+            limits = "avoided ingredients, preferences, pregnancy" + (", budget" if budget_minor else "")
+            return f"no {self.noun} in the shop fits your limits ({limits})"
+        if self.why == "clash" or self.cheapest_with_it is None or budget_minor is None:
+            return f"every {self.noun} that fits your limits clashes with another product in this routine"
+        text = (
+            f"with a {self.noun} too the routine costs at least {format_money(self.cheapest_with_it, currency)}, "
+            f"over your {format_money(budget_minor, currency)} budget"
+        )
+        if self.before:
+            *others, last = self.before
+            kept = f"{', '.join(others)} and {last}" if others else last
+            text += f"; the {kept} {'come' if others else 'comes'} first"
+        return text
+
+
+@dataclass
+class Chosen:
+    products: dict[str, Candidate]  # step key → product
+    dropped: list[Dropped]
+    # When the budget left a step out: the least a routine with every step costs.
+    cheapest_complete: int | None
 
 
 def choose(
@@ -159,117 +248,57 @@ def choose(
     specs: tuple[StepSpec, ...],
     candidates: dict[str, list[Candidate]],
     budget_minor: int | None,
-) -> tuple[dict[str, Candidate], list[str]]:
-    """One product per step within budget, compatible with each other; and the steps dropped.
+    concerns: set[str],
+    known: dict[tuple[str, tuple[str, ...]], Profile] | None = None,
+) -> Chosen:
+    """One product per step, compatible with each other, with the greatest value within the budget
+    (`budget.optimise`, exact over the candidates); and the steps left out, each with why.
 
-    Tries the best few treatments (and none) in every combination, fills the shared steps around each
-    with the cheapest compatible products, upgrades them while the budget allows, and keeps the plan
-    with the best total score. When no plan fits the budget, steps are dropped lowest priority first;
-    sunscreen never is."""
-    compat = Compatibility(kb)
-    active = sorted((s for s in specs if candidates.get(s.key)), key=lambda s: s.priority)
-    dropped: list[str] = []
-    while True:
-        plan = _best_plan(compat, active, candidates, budget_minor)
-        if plan is not None:
-            break
-        droppable = [s for s in active if s.key != "protect"]
-        if not droppable:
-            cheapest = min(c.price for c in candidates.get("protect", []) or [])
-            raise BudgetTooSmall(cheapest)
-        last = droppable[-1]
-        dropped.append(_label(last))
-        active = [s for s in active if s is not last]
-    dropped += [_label(s) for s in active if s.key not in plan]
-    return plan, dropped
+    Raises BudgetTooSmall when the budget cannot pay for a sunscreen. `known`: see `Compatibility`."""
+    compat = Compatibility(kb, known)
+    weights = step_weights(specs, concerns)
+    by_key = {s.key: s for s in specs}
+    # Most valuable first, the second treatment beside the first: it draws on the same products, which the
+    # bound may count twice, so the search learns early that it cannot.
+    order = sorted(specs, key=lambda s: (-weights["treat" if s.key == "treat_2" else s.key], s.priority))
+    steps = {
+        spec.key: Step(
+            spec.key,
+            [
+                Option(c, c.price, weights[spec.key] + fit_units(spec, c), compat.kind(spec, c))
+                for c in candidates.get(spec.key, [])
+            ],
+            required=spec.key == "protect",
+        )
+        for spec in order
+    }
 
+    def compatible(key: str, candidate: Candidate, chosen: Mapping[str, Candidate]) -> bool:
+        return compat.fits(by_key[key], candidate, chosen)
 
-def _label(spec: StepSpec) -> str:
-    return "Second treatment" if spec.key == "treat_2" else spec.label
-
-
-def _best_plan(
-    compat: Compatibility,
-    specs: list[StepSpec],
-    candidates: dict[str, list[Candidate]],
-    budget_minor: int | None,
-) -> dict[str, Candidate] | None:
-    treatments = [s for s in specs if not s.slots]
-    shared = [s for s in specs if s.slots]
-    best_plan: tuple[float, tuple[str, ...], dict[str, Candidate]] | None = None
-    for option in _treatment_options(compat, treatments, candidates):
-        chosen = dict(option)
-        for spec in shared:
-            for candidate in sorted(candidates[spec.key], key=lambda c: (c.price, -c.score, c.id)):
-                if compat.fits(spec, candidate, chosen):
-                    chosen[spec.key] = candidate
-                    break
-        if budget_minor is not None and _cost(chosen) > budget_minor:
+    found = optimise(list(steps.values()), budget_minor, compatible)
+    if found is None:
+        raise BudgetTooSmall(min((c.price for c in candidates.get("protect", [])), default=0))
+    dropped: list[Dropped] = []
+    for spec in specs:
+        if spec.key in found.picked:
             continue
-        _upgrade(compat, shared, candidates, chosen, budget_minor)
-        total = sum(c.score * (TREATMENT_WEIGHT if k.startswith("treat") else 1.0) for k, c in chosen.items())
-        total -= MISSING_PENALTY * sum(1 for s in shared if s.key not in chosen)
-        ids = tuple(sorted(c.id for c in chosen.values()))
-        if best_plan is None or (total, ids) > (best_plan[0], best_plan[1]):
-            best_plan = (total, ids, chosen)
-    return None if best_plan is None else best_plan[2]
-
-
-def _treatment_options(
-    compat: Compatibility, treatments: list[StepSpec], candidates: dict[str, list[Candidate]]
-) -> list[list[tuple[str, Candidate]]]:
-    """Each treatment step adds, to every option so far, nothing or one of the best few candidates that
-    bring an active family not already there (a second treatment complements the first)."""
-    options: list[list[tuple[str, Candidate]]] = [[]]
-    for spec in treatments:
-        grown = []
-        for option in options:
-            grown.append(option)  # without this treatment
-            used = {c.id for _, c in option}
-            taken = set().union(*(compat.active_families(c) for _, c in option))
-            fitting = [
-                c for c in candidates[spec.key] if c.id not in used and not compat.active_families(c) & taken
-            ]
-            grown += [[*option, (spec.key, c)] for c in fitting[:TREATMENT_OPTIONS]]
-        options = grown
-    unique: dict[frozenset[str], list[tuple[str, Candidate]]] = {}
-    for option in options:  # (A then B) and (B then A) are one plan
-        unique.setdefault(frozenset(c.id for _, c in option), option)
-    return list(unique.values())
-
-
-def _cost(chosen: dict[str, Candidate]) -> int:
-    return sum(c.price for c in chosen.values())
-
-
-def _upgrade(
-    compat: Compatibility,
-    specs: list[StepSpec],
-    candidates: dict[str, list[Candidate]],
-    chosen: dict[str, Candidate],
-    budget_minor: int | None,
-) -> None:
-    """Swap in better products while the budget allows, the most important step first (sunscreen, then
-    moisturiser, cleanser…): each step takes the best product the money left over allows. A few passes,
-    since a change can make room (or a clash) for another step."""
-    for _ in range(UPGRADE_PASSES):
-        changed = False
-        for spec in specs:
-            current = chosen.get(spec.key)
-            if current is None:
-                continue
-            others = {k: v for k, v in chosen.items() if k != spec.key}
-            spare = None if budget_minor is None else budget_minor - _cost(others)
-            for candidate in sorted(candidates[spec.key], key=lambda c: (-c.score, c.price, c.id)):
-                if candidate.score <= current.score + 1e-9:
-                    break
-                if spare is not None and candidate.price > spare:
-                    continue
-                if compat.fits(spec, candidate, others):
-                    chosen[spec.key], changed = candidate, True
-                    break
-        if not changed:
-            return
+        if not steps[spec.key].options:
+            dropped.append(Dropped(spec, "catalog", None))
+            continue
+        wanted = [step for key, step in steps.items() if key in found.picked or key == spec.key]
+        kept_too = cheapest(wanted, compatible)
+        if kept_too is None:
+            dropped.append(Dropped(spec, "clash", None))
+            continue
+        before = tuple(NOUNS[k] for k in steps if k in found.picked and weights[k] >= weights[spec.key])
+        dropped.append(Dropped(spec, "budget", kept_too.cost, before))
+    complete = None
+    if any(d.why == "budget" for d in dropped):
+        every = cheapest([s for s in steps.values() if s.options], compatible)
+        complete = None if every is None else every.cost
+    products = {key: option.item for key, option in found.picked.items()}
+    return Chosen(products, dropped, complete)
 
 
 def schedule(kb: KnowledgeBase, specs: tuple[StepSpec, ...], chosen: dict[str, Candidate]) -> Schedule:

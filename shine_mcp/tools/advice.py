@@ -31,6 +31,7 @@ from shine_mcp.advice.routine import (
     MINIMAL,
     BudgetTooSmall,
     Candidate,
+    Profile,
     choose,
     firm_clash_inside,
     schedule,
@@ -64,8 +65,10 @@ CANDIDATES_PER_STEP = 8
 CHEAP_PER_STEP = 4
 TREATMENT_CANDIDATES = 12  # deeper: a second treatment must bring a different active
 SIGNALS_TTL = 60.0
+JUST_ABOVE = 0.2  # "just over the budget": up to a fifth more
 STEP_REASON_KINDS = frozenset({"concern", "skin_type", "sensitive", "season", "similar", "stock", "rating"})
 SIGNALS_CACHED = 10_000  # people whose neighbourhood is remembered at once
+PROFILES_KEPT = 50_000  # products whose actives a routine remembers at once
 ROUTINE_WARNINGS = (
     "Introduce one new product at a time, about two weeks apart, so you know what suits you.",
     "Patch test each new product on a small area (inside the forearm or behind the ear) for a few days first.",
@@ -98,6 +101,14 @@ class RoutineStep(BaseModel):
     reasons: list[ReasonOut]
 
 
+class DroppedStep(BaseModel):
+    step: str = Field(description="The step left out, as in dropped_steps.")
+    reason: str = Field(description="Why, in words for the shopper.")
+    cheapest_with_it: Money | None = Field(
+        description="When the budget left it out: the least the routine costs with this step kept too."
+    )
+
+
 class Routine(BaseModel):
     am: list[RoutineStep]
     pm: list[RoutineStep]
@@ -106,6 +117,10 @@ class Routine(BaseModel):
     )
     budget: Money | None
     dropped_steps: list[str] = Field(description="Steps left out to stay within the budget or the catalog.")
+    dropped: list[DroppedStep] = Field(description="The same steps, each with why and what keeping it costs.")
+    cheapest_complete_total: Money | None = Field(
+        description="When the budget left steps out: the least a routine with every step costs."
+    )
     schedule_notes: list[ReasonOut] = Field(
         description="How clashing actives were separated, with the source."
     )
@@ -139,6 +154,7 @@ class Prepared:
     score: np.ndarray
     by_product: dict[str, float]
     max_price_minor: int | None
+    any_price: np.ndarray  # `mask` before the price limit
 
 
 class Advisor:
@@ -151,6 +167,7 @@ class Advisor:
         self.index = IndexCache(
             lambda: index_rows(services.db), lambda: catalog_fingerprint(services.db), self.kb
         )
+        self.profiles: dict[tuple[str, tuple[str, ...]], Profile] = {}  # for routines: see `Compatibility`
 
     async def _signals(self, user_id: str, skin_type: str | None) -> Signals:
         """Reading what neighbours did is the costly part of a recommendation: kept for `SIGNALS_TTL`
@@ -187,16 +204,46 @@ class Advisor:
         """The hard-limit mask and the scores of every product for this person, computed once per call."""
         excluded = exclusions(self.kb, needs)
         assert needs.currency is not None
-        mask = hard_mask(
-            index, needs, excluded, categories=None, currency=needs.currency, max_price_minor=max_price_minor
+        any_price = hard_mask(
+            index, needs, excluded, categories=None, currency=needs.currency, max_price_minor=None
         )
         similar, by_product, mine = await self.similar(caller, needs, index)
         for product_id, weight in mine.items():  # something you rated 1-2 stars is not suggested again
             at = index.position.get(product_id)
             if at is not None and weight < 0:
-                mask[at] = False
+                any_price[at] = False
+        mask = any_price if max_price_minor is None else any_price & (index.price <= max_price_minor)
         score = scores(index, needs, budget_minor=needs.budget_minor, season=season, similar=similar)
-        return Prepared(index, needs, excluded, mask, score, by_product, max_price_minor)
+        return Prepared(index, needs, excluded, mask, score, by_product, max_price_minor, any_price)
+
+    async def just_above(
+        self, prepared: Prepared, categories: list[str] | None, than: float | None
+    ) -> ProductRow | None:
+        """The best product a little over the price limit (up to `JUST_ABOVE` more) that ranks above
+        `than` (None: above nothing) and keeps every other limit."""
+        index, limit = prepared.index, prepared.max_price_minor
+        if limit is None:
+            return None
+        window = (
+            prepared.any_price & (index.price > limit) & (index.price <= limit + round(limit * JUST_ABOVE))
+        )
+        if categories:
+            window &= index.in_categories(categories)
+        found = [
+            p for p in best(index, window, prepared.score, 3) if than is None or prepared.score[p] > than
+        ]
+        if not found:
+            return None
+        fresh = await read_products(self.services.db, [index.ids[p] for p in found])
+        for position in found:
+            product = fresh.get(index.ids[position])
+            if (
+                product is not None
+                and product.price_minor > limit
+                and not violations(product, self.kb, prepared.needs, prepared.excluded)
+            ):
+                return product
+        return None
 
     async def pick_groups(
         self, prepared: Prepared, groups: dict[tuple[str, ...], int]
@@ -334,10 +381,21 @@ def register(server: MCPServer, services: Services) -> Advisor:
                 )
             if chosen_category:
                 suggestions.append("try without a category")
+        if needs.budget_minor is not None:
+            above = await advisor.just_above(
+                prepared, [chosen_category] if chosen_category else None, picked[0][1] if picked else None
+            )
+            if above is not None:
+                price = format_money(above.price_minor, currency)
+                suggestions.append(
+                    f"{above.name} ({above.brand}, {price}) is just over your "
+                    f"{format_money(needs.budget_minor, currency)} budget and "
+                    + ("suits you better than these" if picked else "fits everything else you asked for")
+                )
         return Recommendations(
             products=[
                 Recommendation(
-                    product=card_of(product),
+                    product=card_of(product, base_url=services.settings.base_url),
                     score=round(score, 4),
                     reasons=[
                         reason_out(r)
@@ -435,12 +493,16 @@ def register(server: MCPServer, services: Services) -> Advisor:
                 "a routine needs one every morning: loosen a limit with update_profile"
             )
         try:
-            chosen, dropped = choose(kb, specs, candidates, total_budget)
+            if len(advisor.profiles) > PROFILES_KEPT:
+                advisor.profiles.clear()
+            concerns_named = {c.concern for c in needs.concerns}
+            routine_choice = choose(kb, specs, candidates, total_budget, concerns_named, advisor.profiles)
         except BudgetTooSmall as exc:
             raise ToolError(
                 f"the cheapest sunscreen that fits your limits costs {format_money(exc.needed_minor, currency)}; "
                 "a routine starts with sunscreen every morning, so raise the budget to at least that"
             ) from None
+        chosen = routine_choice.products
         if "protect" not in chosen:
             raise ToolError(
                 "could not find a sunscreen that goes with the rest of the routine; "
@@ -469,7 +531,7 @@ def register(server: MCPServer, services: Services) -> Advisor:
                     RoutineStep(
                         step=label,
                         order=number,
-                        product=card_of(placed.product),
+                        product=card_of(placed.product, base_url=services.settings.base_url),
                         when=placed.when.get(slot, "daily"),
                         reasons=reasons,
                     )  # fmt: skip
@@ -501,7 +563,16 @@ def register(server: MCPServer, services: Services) -> Advisor:
             pm=steps["pm"],
             total=Money.of(total, currency),
             budget=Money.maybe(total_budget, currency),
-            dropped_steps=dropped,
+            dropped_steps=[d.label for d in routine_choice.dropped],
+            dropped=[
+                DroppedStep(
+                    step=d.label,
+                    reason=d.reason(total_budget, currency),
+                    cheapest_with_it=Money.maybe(d.cheapest_with_it, currency),
+                )
+                for d in routine_choice.dropped
+            ],
+            cheapest_complete_total=Money.maybe(routine_choice.cheapest_complete, currency),
             schedule_notes=[
                 ReasonOut(
                     text=text,

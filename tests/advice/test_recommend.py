@@ -184,3 +184,48 @@ async def test_without_any_need_the_answer_says_what_would_make_it_personal(
 ) -> None:
     found = await shopper("quin").ok("recommend_products")
     assert found["products"] and any("update_profile" in s for s in found["suggestions"])
+
+
+async def test_an_acne_routine_on_30_dollars_keeps_the_treatment_and_says_what_the_full_one_costs(
+    client: Client, kb: KnowledgeBase, shopper: Callable[[str], Shopper]
+) -> None:
+    routine = await shopper("ada").ok("build_routine", concerns=["acne"], budget=30)
+    steps = {s["step"]: s["product"] for s in routine["am"] + routine["pm"]}
+    assert set(steps) == {"Treat", "Moisturise", "Sunscreen"}, routine["dropped_steps"]
+    names = await ingredients_of(client, steps["Treat"]["id"])
+    assert any(c.concern == "acne" for n in names for c in kb.concern_claims(n))
+    assert routine["total"]["amount_minor"] <= 3000
+    assert routine["dropped_steps"] == ["Cleanse"]
+    [cleanse] = routine["dropped"]
+    assert cleanse["step"] == "Cleanse" and "$30.00" in cleanse["reason"] and "$36.86" in cleanse["reason"]
+    assert cleanse["cheapest_with_it"]["amount_minor"] == 3686
+    # $9.97 cleanser + $6.00 niacinamide + $8.90 moisturiser + $11.99 sunscreen
+    assert routine["cheapest_complete_total"]["amount_minor"] == 3686
+    assert "cleanser" in routine["warnings"][0]
+
+
+async def test_an_acne_routine_on_40_dollars_has_every_step(shopper: Callable[[str], Shopper]) -> None:
+    routine = await shopper("bo").ok("build_routine", concerns=["acne"], budget=40)
+    steps = {s["step"] for s in routine["am"] + routine["pm"]}
+    assert steps == {"Cleanse", "Treat", "Moisturise", "Sunscreen"}, routine["dropped_steps"]
+    assert routine["total"]["amount_minor"] <= 4000
+    assert routine["dropped_steps"] == [] and routine["dropped"] == []
+    assert routine["cheapest_complete_total"] is None
+
+
+async def test_a_better_product_just_over_the_budget_is_pointed_out(
+    shopper: Callable[[str], Shopper],
+) -> None:
+    cy = shopper("cy")
+    under = await cy.ok("recommend_products", concerns=["dark_spots"], budget=10)
+    assert under["products"] and all(p["product"]["price"]["amount_minor"] <= 1000 for p in under["products"])
+    [hint] = [s for s in under["suggestions"] if "just over" in s]
+    assert "Discoloration Correcting Serum" in hint and "$12.00" in hint and "$10.00" in hint
+    # With the money for it, it is the first pick and nothing more is said.
+    enough = await cy.ok("recommend_products", concerns=["dark_spots"], budget=12)
+    assert enough["products"][0]["product"]["name"] == "Discoloration Correcting Serum"
+    assert not [s for s in enough["suggestions"] if "just over" in s]
+    # Nothing under the budget: the closest fit above it is named.
+    nothing = await cy.ok("recommend_products", concerns=["acne"], budget=5)
+    assert nothing["products"] == []
+    assert [s for s in nothing["suggestions"] if "just over" in s and "$6.00" in s]
