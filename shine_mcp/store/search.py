@@ -286,6 +286,14 @@ def _index_for(threads: SqliteThreads) -> SearchIndex:
     return index
 
 
+async def catalog_brands(db: Database) -> list[str]:
+    """Every brand in the catalog, longest name first, so a query is checked for 'La Roche-Posay' before
+    any shorter name it contains."""
+    async with db.session() as session:
+        rows = (await session.execute(text("SELECT DISTINCT brand FROM products"))).all()
+    return sorted({str(row[0]) for row in rows if row[0]}, key=lambda brand: (-len(brand), brand))
+
+
 async def search_products(
     db: Database, filters: SearchFilters, *, limit: int, offset: int = 0, use_index: bool = True
 ) -> SearchResult:

@@ -24,6 +24,7 @@ from shine_mcp.money import Money, MoneyError, to_minor_rounded
 from shine_mcp.services import Services
 from shine_mcp.store.profiles import Profile, get_profile
 from shine_mcp.store.skin_reports import get_report
+from shine_mcp.tools._query import vocabulary_words
 from shine_mcp.vocabulary import CONCERNS
 
 GUIDANCE = (
@@ -108,8 +109,9 @@ async def gather_needs(
     if budget is not None and budget <= 0:
         raise ToolError("budget must be more than 0; leave it out for no price limit")
     try:
-        asked = check_concerns(concerns or [])
-        asked_type = check_skin_type(skin_type) if skin_type else None
+        # Shoppers' words first ('wrinkles' is fine_lines), then the closed vocabulary's own check.
+        asked = check_concerns(vocabulary_words(concerns or [], "concern")[0])
+        asked_type = check_skin_type(vocabulary_words([skin_type], "skin_type")[0][0]) if skin_type else None
     except VocabularyError as exc:
         raise ToolError(str(exc)) from exc
     profile = await get_profile(services.db, caller.user_id)

@@ -1,4 +1,5 @@
-"""Reading a shopper's free-text search: the phrases that are really filters, and why a product matched.
+"""Reading a shopper's words: the phrases in a free-text search that are really filters, the words a tool
+argument takes for a vocabulary value, and why a product matched.
 
 Plain functions, so the catalog tool stays thin and this stays testable without MCP.
 """
@@ -6,19 +7,52 @@ Plain functions, so the catalog tool stays thin and this stays testable without 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from mcp.server.mcpserver.exceptions import ToolError
 
 from shine_mcp.money import format_money
 from shine_mcp.store.search import query_terms
 from shine_mcp.store.tables import Product, ProductRow, pipe_split
-from shine_mcp.vocabulary import CATEGORY_ALIASES
+from shine_mcp.vocabulary import Kind, Synonym, UnknownWord, normalise, search_phrases, understand
 
-_FREE_FROM = re.compile(r"\b([a-z][a-z ]{1,30}?)[- ]free\b")
+_FREE_FROM = re.compile(r"\b([a-z][a-z ]{1,30}?) free\b(?!\s+(?:of|from)\b)")
+# "without alcohol", "no fragrance", "free of parabens": one word, two when the second names what the
+# first qualifies ("essential oils", "drying alcohol", "shea butter", "salicylic acid").
+_WITHOUT = re.compile(
+    r"\b(?:without|free of|free from|no|avoid|avoiding)\s+"
+    r"([a-z][a-z']+(?:\s+(?:alcohols?|oils?|butter|acids?|extracts?|fragrances?|perfume))?)\b"
+)
 _PRICE = re.compile(r"\b(?:under|below|less than|max(?:imum)?|up to|<=?)\s*[$€£]?\s*(\d+(?:\.\d{1,2})?)\b")
-_SKIN = re.compile(r"\b(normal|dry|oily|combination|sensitive)\s+skin\b")
-_TAG_WORDS = {"vegan": "vegan", "cruelty free": "cruelty_free", "cruelty-free": "cruelty_free"}
+# Words in a request that name no product, brand or ingredient: searched for, they would match nothing.
+_FILLER = frozenset({"something", "anything", "product", "products", "stuff", "thing", "things", "skincare"})
+_NOT_INGREDIENTS = frozenset({"more", "longer", "need", "matter", "problem", "idea", "other", "budget"})
 # "X-free" phrases that are claims rather than ingredients.
 _FREE_FROM_TAGS = {"cruelty": "cruelty_free"}
+
+
+def _phrase_pattern(phrases: list[str]) -> re.Pattern[str]:
+    """Whole phrases, longest first so 'sun serum' wins over 'serum', with an optional plural."""
+    ordered = sorted(set(phrases), key=lambda p: (-len(p), p))
+    return re.compile(r"\b(" + "|".join(re.escape(p) for p in ordered) + r")(?:e?s)?\b")
+
+
+def _table(kind: Kind, skip: tuple[str, ...] = ()) -> tuple[re.Pattern[str], dict[str, Synonym]]:
+    phrases = {s.phrase: s for s in search_phrases(kind) if not s.phrase.endswith(skip)}
+    return _phrase_pattern(list(phrases)), phrases
+
+
+# 'fragrance-free' and 'alcohol-free' exclude the ingredients themselves (stricter than the label's claim).
+_TAGS = _table("tag", skip=(" free",))
+_CATEGORIES = _table("category")
+_CONCERNS = _table("concern")
+_SKIN_WORDS = {s.phrase.removesuffix(" skin"): s.means for s in search_phrases("skin_type")}
+_SKIN = re.compile(
+    r"\b(?:for\s+)?("
+    + "|".join(re.escape(w) for w in sorted(_SKIN_WORDS, key=len, reverse=True))
+    + r")\s+skin\b"
+)
 
 
 @dataclass
@@ -26,6 +60,7 @@ class Interpretation:
     text: str
     category: str | None = None
     skin_type: str | None = None
+    concerns: list[str] = field(default_factory=list)
     max_price: float | None = None
     exclude: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
@@ -36,16 +71,30 @@ class Interpretation:
         return query_terms(self.text)
 
 
-def interpret(query: str) -> Interpretation:
-    """Pull filters out of phrases like 'fragrance-free', 'under $25', 'for dry skin', 'moisturizer'."""
-    text = " " + query.lower() + " "
+def _label(value: str) -> str:
+    return value.replace("_", " ")
+
+
+def _cut(text: str, match: re.Match[str]) -> str:
+    return text[: match.start()] + " " + text[match.end() :]
+
+
+def interpret(query: str, brands: BrandIndex | None = None) -> Interpretation:
+    """Pull filters out of phrases like 'fragrance-free', 'without alcohol', 'under $25', 'for dry skin',
+    'moisturizer' or 'hyperpigmentation'; what is left is searched for as words.
+
+    When the query names one of `brands`, a product word ('serum' in 'skin1004 sun serum') is part of a
+    product's name more often than a category, so it stays a search word and ranks that product first."""
+    text = " " + normalise(query) + " "
     found = Interpretation(text="")
 
-    for phrase, tag in _TAG_WORDS.items():
-        if f" {phrase} " in text:
+    tag_pattern, tag_phrases = _TAGS
+    while match := tag_pattern.search(text):
+        tag = tag_phrases[match.group(1)].means
+        if tag not in found.tags:
             found.tags.append(tag)
-            found.notes.append(f"'{phrase}' → only products claiming {tag.replace('_', '-')}")
-            text = text.replace(f" {phrase} ", " ")
+            found.notes.append(f"'{match.group(0)}' → only products claiming {_label(tag)}")
+        text = _cut(text, match)
 
     def _free(match: re.Match[str]) -> str:
         word = match.group(1).strip().split()[-1]
@@ -58,29 +107,87 @@ def interpret(query: str) -> Interpretation:
 
     text = _FREE_FROM.sub(_free, text)
 
+    def _without(match: re.Match[str]) -> str:
+        words = match.group(1)
+        if words in _NOT_INGREDIENTS:
+            return match.group(0)
+        found.exclude.append(words)
+        found.notes.append(f"'{match.group(0)}' → excluding {words}")
+        return " "
+
+    text = _WITHOUT.sub(_without, text)
+
     price = _PRICE.search(text)
     if price:
         found.max_price = float(price.group(1))
         found.notes.append(f"'{price.group(0).strip()}' → max price {price.group(1)}")
-        text = text.replace(price.group(0), " ")
+        text = _cut(text, price)
 
     skin = _SKIN.search(text)
     if skin:
-        found.skin_type = skin.group(1)
-        found.notes.append(f"'{skin.group(0)}' → skin type {skin.group(1)}")
-        text = text.replace(skin.group(0), " ")
+        found.skin_type = _SKIN_WORDS[skin.group(1)]
+        found.notes.append(f"'{skin.group(0).strip()}' → skin type {found.skin_type}")
+        text = _cut(text, skin)
 
-    categories = {
-        cat for alias, cat in CATEGORY_ALIASES.items() if re.search(rf"\b{re.escape(alias)}\b", text)
-    }
-    if len(categories) == 1:
+    brand = brands.named_in(text) if brands is not None else None
+    if brand is not None:  # its words are searched, never read as a category or a concern ('Glow Recipe')
+        text = text.replace(f" {normalise(brand)} ", " ")
+    category_pattern, category_phrases = _CATEGORIES
+    matches = list(category_pattern.finditer(text))
+    categories = {category_phrases[m.group(1)].means for m in matches}
+    if brand is not None and categories:
+        said = ", ".join(f"'{m.group(0)}'" for m in matches)
+        found.notes.append(f"{said} searched as part of a {brand} product's name")
+    elif len(categories) == 1:
         found.category = categories.pop()
-        for alias in sorted(CATEGORY_ALIASES, key=len, reverse=True):
-            text = re.sub(rf"\b{re.escape(alias)}\b", " ", text)
-        found.notes.append(f"category {found.category}")
+        text = category_pattern.sub(" ", text)
+        found.notes.append(f"category {_label(found.category)}")
 
-    found.text = re.sub(r"\s+", " ", text).strip()
+    concern_pattern, concern_phrases = _CONCERNS
+    for match in concern_pattern.finditer(text):
+        synonym = concern_phrases[match.group(1)]
+        if synonym.means not in found.concerns:
+            found.concerns.append(synonym.means)
+            found.notes.append(f"'{match.group(0)}' → products for {_label(synonym.means)}")
+        if synonym.note and synonym.note not in found.notes:
+            found.notes.append(synonym.note)
+    text = concern_pattern.sub(" ", text)
+
+    words = [w for w in text.split() if w not in _FILLER]
+    found.text = " ".join(([normalise(brand)] if brand else []) + words)
     return found
+
+
+@dataclass(frozen=True)
+class BrandIndex:
+    """The catalog's brands by their normalised words ('la roche posay' -> 'La Roche-Posay')."""
+
+    names: dict[str, str]
+    longest: int  # words in the longest name
+
+    @classmethod
+    def of(cls, names: Iterable[str]) -> BrandIndex:
+        index = {normalise(name): name for name in names if normalise(name)}
+        return cls(index, max((len(key.split()) for key in index), default=0))
+
+    def named_in(self, text: str) -> str | None:
+        """The longest brand named in the text: its runs of words are looked up, so many brands cost nothing."""
+        tokens = text.split()
+        for size in range(min(self.longest, len(tokens)), 0, -1):
+            for start in range(len(tokens) - size + 1):
+                brand = self.names.get(" ".join(tokens[start : start + size]))
+                if brand is not None:
+                    return brand
+        return None
+
+
+def vocabulary_words(words: list[str], kind: Kind) -> tuple[list[str], list[str]]:
+    """A tool argument's words as vocabulary values, with the notes to show the shopper
+    ('melasma' is saved as dark_spots, with a note to see a dermatologist)."""
+    try:
+        return understand(words, kind)
+    except UnknownWord as exc:
+        raise ToolError(str(exc)) from exc
 
 
 def _stem(term: str) -> str:
