@@ -1,10 +1,13 @@
 """The demo shop page at `/` (a storefront with the chat widget embedded, so `make run` shows the whole
-product) and the widget script itself at `/widget.js`, which any shop embeds with one `<script>` tag."""
+product), the widget script itself at `/widget.js`, which any shop embeds with one `<script>` tag,
+Shine's `/favicon.ico` for the pages it serves, and the drawn packshot of any product at
+`/images/products/{id}.svg` (for products whose catalog entry has no picture)."""
 
 from __future__ import annotations
 
 import hashlib
 import html
+import re
 from functools import cache
 from pathlib import Path
 
@@ -13,7 +16,10 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from shine_mcp.services import Services
+from shine_mcp.store import packshots
+from shine_mcp.store.catalog import get_product
 from shine_mcp.store.search import SearchFilters, search_products
+from shine_mcp.store.tables import Product, ProductRow
 from shine_mcp.store.views import summary_of
 
 STATIC = Path(__file__).parent / "static"
@@ -25,6 +31,22 @@ DEMO_HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 SHOWCASE = 8
+PRODUCT_ID = re.compile(r"prd_[A-Za-z0-9_-]{1,36}")
+# The URL names the drawing's version, so a fetch of the current one may be kept for good; an old or
+# missing version gets the current drawing, revalidated soon.
+IMAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "X-Content-Type-Options": "nosniff",
+    "Cross-Origin-Resource-Policy": "cross-origin",  # the widget shows them on the merchant's own site
+}
+FOREVER = "public, max-age=31536000, immutable"
+REVALIDATE = "public, max-age=300"
+TILE_SIZES = "(max-width: 30rem) 45vw, 14rem"
+
+
+@cache
+def _favicon() -> bytes:
+    return (STATIC / "favicon.ico").read_bytes()
 
 
 @cache
@@ -33,13 +55,15 @@ def _static(name: str) -> tuple[str, str]:
     return text, hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _tile(product: object) -> str:
-    p = summary_of(product)  # type: ignore[arg-type]
-    image = (
-        f'<img src="{html.escape(p.image_url)}" alt="" loading="lazy">'
-        if p.image_url and p.image_url.startswith("https://")
-        else f'<div class="placeholder" aria-hidden="true">{html.escape(p.category[:1].upper())}</div>'
-    )
+def _tile(product: Product | ProductRow) -> str:
+    p = summary_of(product)
+    picture = p.image
+    attributes = [f'src="{html.escape(picture.url)}"', 'alt=""']
+    if picture.width and picture.height:  # the box is reserved by the CSS aspect ratio in any case
+        attributes.append(f'width="{picture.width}" height="{picture.height}"')
+    if picture.srcset:
+        attributes.append(f'srcset="{html.escape(picture.srcset)}" sizes="{TILE_SIZES}"')
+    image = f'<img {" ".join(attributes)} loading="lazy" decoding="async">'
     return (
         f'<li class="tile">{image}<p class="brand">{html.escape(p.brand)}</p>'
         f'<h3>{html.escape(p.name)}</h3><p class="price">{html.escape(p.price.display)}</p></li>'
@@ -64,4 +88,26 @@ def routes(services: Services) -> list[BaseRoute]:
             return Response(status_code=304, headers=headers)
         return Response(script, media_type="text/javascript; charset=utf-8", headers=headers)
 
-    return [Route("/", demo_page, methods=["GET"]), Route("/widget.js", widget, methods=["GET"])]
+    async def packshot(request: Request) -> Response:
+        product_id = request.path_params["product_id"]
+        product = await get_product(services.db, product_id) if PRODUCT_ID.fullmatch(product_id) else None
+        if product is None:
+            return Response("No such product.", status_code=404, media_type="text/plain")
+        current = packshots.version(product)
+        etag = f'"{current}"'
+        cache = FOREVER if request.query_params.get("v") == current else REVALIDATE
+        headers = {**IMAGE_HEADERS, "ETag": etag, "Cache-Control": cache}
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+        return Response(packshots.packshot_svg(product), media_type="image/svg+xml", headers=headers)
+
+    async def favicon(_request: Request) -> Response:
+        headers = {"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"}
+        return Response(_favicon(), media_type="image/x-icon", headers=headers)
+
+    return [
+        Route("/", demo_page, methods=["GET"]),
+        Route("/widget.js", widget, methods=["GET"]),
+        Route("/favicon.ico", favicon, methods=["GET"]),
+        Route(packshots.PATH_PREFIX + "{product_id}.svg", packshot, methods=["GET"]),
+    ]

@@ -22,7 +22,7 @@ def register(server: MCPServer, services: Services) -> None:
         product = await get_product(services.db, product_id)
         if product is None:
             raise ResourceNotFoundError(f"no product with id '{product_id}'")
-        return detail_of(product).model_dump_json()
+        return detail_of(product, base_url=services.settings.base_url).model_dump_json()
 
     @server.resource(
         "shine://catalog/categories",
