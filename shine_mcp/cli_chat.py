@@ -73,6 +73,11 @@ class Terminal:
         elif kind == "cart":
             total = (data.get("total") or {}).get("display", "")
             self._line(f"[bold]Cart:[/bold] {data.get('count', 0)} item(s) {escape(total)}")
+        elif kind == "products":  # the widget draws cards; here they are a numbered list
+            from agent.offline.texts import product_line
+
+            for number, product in enumerate(data.get("products") or [], 1):
+                self._line(escape(product_line(number, product)))
 
 
 def _data_url(name: str) -> str:

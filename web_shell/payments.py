@@ -3,7 +3,8 @@
 - `POST /stripe/webhook`: Stripe's events (and the simulated checkout's, signed the same way), verified
   with the stripe SDK; answered 2xx only once the change is committed.
 - `GET /checkout/success?session_id=…`, `GET /checkout/cancel?order_id=…`: pages showing the order's real
-  state, read from the database and, for a pending order, from the payment provider.
+  state, read from the database and, for a pending order, from the payment provider; only to its owner (the
+  signed token Shine puts in these links, or the owner's web session), a neutral page to anyone else.
 - `GET /simulated-checkout/{id}` with Pay / Cancel: only when no Stripe key is configured, and plainly
   labelled as a simulation.
 - `POST /fulfilment/callback`: the fulfilment partner reports a shipment (signed with the shared secret).
@@ -14,6 +15,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,15 +31,23 @@ from shine_mcp.integrations.payments import SignatureError, SimulatedGateway
 from shine_mcp.money import format_money
 from shine_mcp.orders import machine
 from shine_mcp.orders.fulfilment import FulfilmentWorker, partner_secrets
+from shine_mcp.orders.return_links import TOKEN_PARAM, return_link_ok
 from shine_mcp.orders.service import Commerce, uses_stripe
 from shine_mcp.orders.views import order_view
 from shine_mcp.services import Services
-from shine_mcp.store.orders import Order, get_order, order_lines
+from shine_mcp.store.orders import Order, find_order, get_order, order_lines
 from shine_mcp.store.tables import utcnow
+from web_shell import shop_page
+from web_shell.auth import web_identity
+from web_shell.limits import CLOSE, BodyRefused, read_body, read_form
 
 log = logging.getLogger("shine.payments")
 
 MAX_EVENT_BYTES = 1024 * 1024
+# What Stripe's (`cs_test_…`, `cs_live_…`) and the simulated checkout's (`cs_sim_…`) session ids and
+# Shine's order ids look like: anything else is answered without a database or provider lookup.
+SESSION_ID = re.compile(r"cs_[A-Za-z0-9_]{1,250}")
+ORDER_ID = re.compile(r"ord_[A-Za-z0-9]{1,36}")
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'",
@@ -56,7 +66,7 @@ def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
     document = (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
         f'content="width=device-width,initial-scale=1"><title>{html.escape(title)}</title>'
-        f"<style>{STYLE}</style></head><body>{body}</body></html>"
+        f"<style>{STYLE}</style></head><body><main>{body}</main></body></html>"
     )
     return HTMLResponse(document, status_code=status_code, headers=PAGE_HEADERS)
 
@@ -67,8 +77,10 @@ def _lines_table(rows: list[tuple[str, int, str]], total: str) -> str:
         for name, quantity, amount in rows
     )
     return (
-        '<table><tr><th>Product</th><th class="n">Qty</th><th class="n">Amount</th></tr>'
-        f'{body}<tr><th>Total</th><th></th><th class="n">{html.escape(total)}</th></tr></table>'
+        '<table><tr><th scope="col">Product</th><th scope="col" class="n">Qty</th>'
+        '<th scope="col" class="n">Amount</th></tr>'
+        f'{body}<tr><th scope="row">Total</th><td></td><td class="n"><strong>{html.escape(total)}</strong></td></tr>'
+        "</table>"
     )
 
 
@@ -126,9 +138,10 @@ class PaymentsWeb:
         if uses_stripe(self.settings) and not self.settings.stripe_webhook_secret:
             log.error("a Stripe webhook arrived but STRIPE_WEBHOOK_SECRET is not set: it cannot be verified")
             return JSONResponse({"error": "webhook secret not configured"}, status_code=503)
-        body = await request.body()
-        if len(body) > MAX_EVENT_BYTES:
-            return JSONResponse({"error": "event too large"}, status_code=413)
+        try:
+            body = await read_body(request, MAX_EVENT_BYTES, self.settings)
+        except BodyRefused as refused:
+            return JSONResponse({"error": refused.message}, status_code=refused.status_code, headers=CLOSE)
         try:
             result = await self.commerce.webhooks.handle(body, request.headers.get("stripe-signature"))
         except SignatureError as exc:
@@ -147,7 +160,7 @@ class PaymentsWeb:
         )
 
     # --- the pages the shopper comes back to -----------------------------------------------------------
-    async def _order_page(self, order: Order, extra: str = "") -> Response:
+    async def _order_page(self, request: Request, order: Order, extra: str = "") -> Response:
         lines = (await order_lines(self.services.db, [order.id]))[order.id]
         view = order_view(order, lines)
         status = machine.Status(order.status)
@@ -168,26 +181,72 @@ class PaymentsWeb:
             f'<p>Order <code>{html.escape(order.id)}</code> · status: <span class="status">'
             f"{html.escape(status.value.replace('_', ' '))}</span></p>"
             f"<p>{html.escape(view.next_steps)}</p>{tracking}{extra}"
-            f"{_lines_table(rows, view.total.display)}"
+            f"{_lines_table(rows, view.total.display)}{self._shop_link(request)}"
         )
         return _page(f"Order {order.id}", body)
 
+    def _shop_link(self, request: Request) -> str:
+        """Back to the page the shopper chatted from (`shop_page`), else the shop's home."""
+        home = shop_page.remembered(request, self.settings) or (
+            self.settings.allowed_origins[0] if self.settings.allowed_origins else "/"
+        )
+        return f'<p><a href="{html.escape(home)}">Return to the shop</a></p>'
+
+    async def _may_see(self, request: Request, order: Order) -> bool:
+        """The order's owner: the link Shine signed for this order, or their own web session."""
+        claimed = request.query_params.get("order_id")
+        token = request.query_params.get(TOKEN_PARAM)
+        if claimed == order.id and return_link_ok(order.id, token, self.settings, utcnow()):
+            return True
+        identity = await web_identity(request, self.services)
+        return identity is not None and identity.user_id == order.user_id
+
+    def _signed_order_id(self, request: Request) -> str | None:
+        order_id = request.query_params.get("order_id", "")
+        token = request.query_params.get(TOKEN_PARAM)
+        if ORDER_ID.fullmatch(order_id) and return_link_ok(order_id, token, self.settings, utcnow()):
+            return order_id
+        return None
+
     async def success(self, request: Request) -> Response:
         session_id = request.query_params.get("session_id", "").strip()
-        if not session_id or len(session_id) > 255:
+        if not session_id:
             return _page(
                 "Checkout", "<h1>No checkout was named</h1><p>Open the link from your order.</p>", 400
             )
-        order = await self.commerce.checkout.recover(session_id)
+        not_found = _page("Checkout", "<h1>We could not find this checkout</h1>", 404)
+        if not SESSION_ID.fullmatch(session_id):
+            return not_found
+        order = await find_order(self.services.db, session_id=session_id)
         if order is None:
-            return _page("Checkout", "<h1>We could not find this checkout</h1>", 404)
-        return await self._order_page(order)
+            # Only Shine's own signed link may ask the provider about a session it has not stored yet.
+            signed = self._signed_order_id(request)
+            recovered = (
+                await self.commerce.checkout.recover(session_id, unattached=signed) if signed else None
+            )
+            return await self._order_page(request, recovered) if recovered is not None else not_found
+        if not await self._may_see(request, order):
+            return _page(
+                "Checkout",
+                "<h1>Thank you</h1><p>This page shows an order only to the person who placed it. To see "
+                "yours, open the link you were sent back with in the browser you paid with, or ask the "
+                "shop's chat about your orders.</p>" + self._shop_link(request),
+            )
+        recovered = await self.commerce.checkout.recover(session_id)
+        return await self._order_page(request, recovered or order)
 
     async def cancelled(self, request: Request) -> Response:
         order_id = request.query_params.get("order_id", "").strip()
-        order = await get_order(self.services.db, order_id) if order_id and len(order_id) <= 40 else None
-        if order is None:
-            return _page("Checkout", "<h1>We could not find this order</h1>", 404)
+        order = await get_order(self.services.db, order_id) if ORDER_ID.fullmatch(order_id) else None
+        if order is None or not await self._may_see(request, order):
+            # The same page whether the order exists or not, and nothing about it: an order id alone
+            # (from a screenshot, an email, a support chat) shows nobody the order.
+            return _page(
+                "Checkout cancelled",
+                "<h1>Your checkout was cancelled</h1><p>If you left the payment page without paying, nothing "
+                "was charged and your cart is kept: check out again from the chat whenever you like.</p>"
+                + self._shop_link(request),
+            )
         order = await self.commerce.checkout.refresh(order)
         extra = (
             "<p>You left the payment page without paying. Nothing was charged and your cart is kept: "
@@ -195,7 +254,7 @@ class PaymentsWeb:
             if order.status == machine.Status.PENDING.value
             else ""
         )
-        return await self._order_page(order, extra)
+        return await self._order_page(request, order, extra)
 
     # --- the simulated checkout ------------------------------------------------------------------------
     def _simulator(self) -> SimulatedGateway:
@@ -208,7 +267,7 @@ class PaymentsWeb:
         return Keys.load(self.settings).csrf_token(f"simulated-checkout:{session_id}")
 
     async def _form_ok(self, request: Request, session_id: str) -> bool:
-        form = await request.form()
+        form = await read_form(request, self.settings)
         token = form.get("csrf")
         return Keys.load(self.settings).csrf_ok(
             f"simulated-checkout:{session_id}", token if isinstance(token, str) else None
@@ -230,9 +289,9 @@ class PaymentsWeb:
         ]
         table = _lines_table(rows, format_money(int(data["amount_total"]), currency))
         banner = (
-            '<div class="banner"><strong>SIMULATED CHECKOUT: no real payment.</strong> This shop has no Stripe '
-            "key configured, so this page stands in for Stripe Checkout. Pressing <em>Pay (simulated)</em> marks "
-            "the order paid without asking for a card or moving any money.</div>"
+            '<div class="banner"><strong>SIMULATED CHECKOUT: no real payment.</strong> This is a practice '
+            "checkout: pressing <em>Pay (simulated)</em> marks the order paid without asking for a card or "
+            "moving any money.</div>"
         )
         status = data["status"]
         if status == "open" and int(data["expires_at"]) <= int(utcnow().timestamp()):
@@ -279,9 +338,10 @@ class PaymentsWeb:
 
     # --- the fulfilment partner's callback -------------------------------------------------------------
     async def fulfilment_callback(self, request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_EVENT_BYTES:
-            return JSONResponse({"error": "too large"}, status_code=413)
+        try:
+            body = await read_body(request, MAX_EVENT_BYTES, self.settings)
+        except BodyRefused as refused:
+            return JSONResponse({"error": refused.message}, status_code=refused.status_code, headers=CLOSE)
         signature = request.headers.get(partner_http.SIGNATURE_HEADER)
         if not partner_http.verify(body, signature, partner_secrets(self.settings)):
             return JSONResponse({"error": "invalid signature"}, status_code=401)

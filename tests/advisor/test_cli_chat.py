@@ -29,7 +29,8 @@ def test_shine_chat_answers_reads_a_product_and_analyses_a_photo(settings: Setti
 
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "offline advisor" in out
+    assert "simple requests" in out  # the advisor's first words
+    assert "1. " in out and "moisturiser" in out.lower()  # the product cards, as a numbered list
     assert "Searching the catalog" in out and "moisturisers under $25" in out
     assert "Reading the product details" in out and "Ingredients:" in out
     assert "Analysing your photo" in out and "Your skin report (rep_" in out

@@ -14,7 +14,14 @@ import pytest
 
 from tests.advisor.web import shine_web
 from tests.auth.mcp_client import REDIRECT_URI, ManualGrant
-from tests.e2e.browser import playwright_api, shot
+from tests.e2e.browser import (
+    SIZES,
+    axe_violations,
+    new_context,
+    playwright_api,
+    shot,
+    unreadable_controls,
+)
 
 pytestmark = pytest.mark.slow
 MODERN = "2026-07-28"
@@ -56,8 +63,9 @@ def _call_get_account(base: str, access_token: str) -> dict[str, object]:
     return payload["result"]["structuredContent"]
 
 
+@pytest.mark.parametrize("size", list(SIZES))
 def test_a_person_approves_a_remote_mcp_client_in_a_real_browser(
-    browser: object, protected_shop: str
+    browser: object, protected_shop: str, size: str
 ) -> None:
     base = protected_shop
     registered = httpx.post(
@@ -72,7 +80,7 @@ def test_a_person_approves_a_remote_mcp_client_in_a_real_browser(
     assert registered.status_code == 201, registered.text
     grant = ManualGrant(base, registered.json()["client_id"], state="st-1")
 
-    context = browser.new_context(viewport={"width": 1024, "height": 800})  # type: ignore[attr-defined]
+    context = new_context(browser, size)
     page = context.new_page()
     landed: list[str] = []
 
@@ -82,12 +90,15 @@ def test_a_person_approves_a_remote_mcp_client_in_a_real_browser(
 
     page.route(REDIRECT_URI + "*", catch_callback)
     page.goto(grant.authorize_url())
+    shot(page, f"{size}-sign-in")
+    assert unreadable_controls(page) == [] and axe_violations(page) == []  # every impact, moderate too
     page.get_by_label("Email").fill("ines@example.com")  # the loopback dev sign-in
     page.get_by_role("button", name="Sign in").click()
     expect = playwright_api.expect
     expect(page.get_by_role("heading", name="Allow access to Shine?")).to_be_visible()
     expect(page.locator("body")).to_contain_text("Claude (test)")
-    shot(page, "oauth-consent")
+    shot(page, f"{size}-oauth-consent")
+    assert unreadable_controls(page) == [] and axe_violations(page) == []  # every impact, moderate too
     page.get_by_role("button", name="Allow").click()
     page.wait_for_url(REDIRECT_URI + "*")
     context.close()

@@ -12,6 +12,11 @@
   var configured = script && script.getAttribute("data-shine-url");
   var BASE = (configured || (script && script.src ? new URL(script.src, location.href).origin : location.origin)).replace(/\/+$/, "");
   var TOKEN_KEY = "shine-chat-token:" + BASE;
+  var SHINE_ORIGIN = new URL(BASE).origin;
+  // On a shop's own site Shine's cookie is a third-party cookie browsers drop: there the widget signs in
+  // through a popup and keeps a token bound to this page's origin, in memory and in sessionStorage (this
+  // tab only; never a cookie, never localStorage).
+  var SIGN_IN_KEY = "shine-widget-token:" + BASE;
   var MAX_RESUMES = 5;
 
   var CSS = [
@@ -20,13 +25,13 @@
     "button,input,textarea{font:inherit;color:inherit;}",
     ".launcher{all:unset;box-sizing:border-box;cursor:pointer;display:flex;align-items:center;gap:8px;padding:12px 18px;border-radius:999px;background:#7a3e65;color:#fff;font-weight:600;box-shadow:0 6px 20px rgba(0,0,0,.22);}",
     ".launcher:hover{background:#652f53;}",
+    ".launcher[hidden]{display:none;}",
     ".launcher:focus-visible,button:focus-visible,a:focus-visible,textarea:focus-visible,input:focus-visible,label.attach:focus-within{outline:3px solid #f0a8d0;outline-offset:2px;}",
     ".launcher svg{width:20px;height:20px;}",
     ".panel{position:fixed;right:16px;bottom:16px;width:400px;max-width:calc(100vw - 32px);height:min(640px,calc(100vh - 32px));display:flex;flex-direction:column;background:#fff;border-radius:16px;box-shadow:0 12px 40px rgba(0,0,0,.28);overflow:hidden;}",
     ".panel[hidden]{display:none;}",
-    "header{display:flex;align-items:center;gap:8px;padding:12px 14px;background:#7a3e65;color:#fff;}",
-    "header h2{all:unset;font-weight:700;font-size:16px;flex:1;}",
-    ".badge{font-size:11px;padding:2px 8px;border-radius:999px;background:rgba(255,255,255,.2);white-space:nowrap;}",
+    ".head{display:flex;align-items:center;gap:8px;padding:12px 14px;background:#7a3e65;color:#fff;}",
+    ".head h2{all:unset;font-weight:700;font-size:16px;flex:1;}",
     ".icon{all:unset;box-sizing:border-box;cursor:pointer;width:32px;height:32px;display:grid;place-items:center;border-radius:8px;}",
     ".icon:hover{background:rgba(255,255,255,.15);}",
     ".log{flex:1;overflow-y:auto;padding:14px;display:flex;flex-direction:column;gap:10px;background:#faf8f9;}",
@@ -38,14 +43,14 @@
     ".user a{color:#fff;}",
     ".bot{align-self:flex-start;background:#fff;border:1px solid #e6dfe3;border-bottom-left-radius:4px;}",
     ".bot a{color:#7a3e65;}",
-    ".card-wide a{color:#7a3e65;font-weight:600;}",
+    ".card-wide a:not(.btn){color:#7a3e65;font-weight:600;}",
     ".thumb{display:block;max-width:140px;max-height:140px;border-radius:10px;margin-bottom:6px;}",
     ".notice{align-self:stretch;font-size:13px;padding:8px 10px;border-radius:10px;background:#fff6db;border:1px solid #ecd58e;}",
     ".notice.medical_referral{background:#fdeaea;border-color:#e7a3a3;}",
     ".error{align-self:stretch;font-size:13px;padding:8px 10px;border-radius:10px;background:#fdeaea;border:1px solid #e7a3a3;color:#7d1f1f;}",
-    ".cards{align-self:stretch;display:flex;gap:10px;overflow-x:auto;padding:2px 2px 6px;scroll-snap-type:x mandatory;}",
+    ".cards{align-self:stretch;margin:0;list-style:none;display:flex;gap:10px;overflow-x:auto;padding:2px 2px 6px;scroll-snap-type:x mandatory;}",
     ".card{flex:0 0 200px;scroll-snap-align:start;background:#fff;border:1px solid #e6dfe3;border-radius:12px;padding:10px;display:flex;flex-direction:column;gap:4px;}",
-    ".card img,.card .ph{width:100%;height:110px;object-fit:cover;border-radius:8px;background:#f1e9ee;display:grid;place-items:center;color:#b08aa3;font-size:28px;}",
+    ".card img,.card .ph{width:100%;height:110px;object-fit:contain;border-radius:8px;background:#f1e9ee;display:grid;place-items:center;color:#b08aa3;font-size:28px;}",
     ".card .brand{font-size:11px;text-transform:uppercase;letter-spacing:.06em;color:#7d6f77;}",
     ".card .name{font-weight:600;line-height:1.3;}",
     ".card .price{font-weight:700;}",
@@ -55,6 +60,7 @@
     ".btn{all:unset;box-sizing:border-box;cursor:pointer;text-align:center;padding:8px 12px;border-radius:10px;background:#7a3e65;color:#fff;font-weight:600;}",
     ".btn:hover{background:#652f53;}",
     ".btn[disabled]{opacity:.5;cursor:default;}",
+    ".btn[hidden]{display:none;}",
     ".btn.secondary{background:#fff;color:#7a3e65;border:1px solid #7a3e65;}",
     ".card-wide{align-self:stretch;background:#fff;border:1px solid #e6dfe3;border-radius:12px;padding:12px;display:flex;flex-direction:column;gap:6px;}",
     ".card-wide h3{all:unset;font-weight:700;display:block;}",
@@ -168,7 +174,7 @@
   }
 
   // --- state ---------------------------------------------------------------------------------------
-  var state = { open: false, busy: false, token: null, upload: null, capabilities: {}, loaded: false, signedIn: false, account: null, canSignIn: false };
+  var state = { open: false, busy: false, next: null, token: null, upload: null, capabilities: {}, loaded: false, signedIn: false, account: null, canSignIn: false };
   try { state.token = localStorage.getItem(TOKEN_KEY); } catch (e) { /* storage blocked: cookies only */ }
   function remember(token) {
     if (!token) return;
@@ -179,9 +185,19 @@
     state.token = null;
     try { localStorage.removeItem(TOKEN_KEY); } catch (e) { /* cookies only */ }
   }
+  try { state.widgetToken = sessionStorage.getItem(SIGN_IN_KEY); } catch (e) { /* storage blocked: memory only */ }
+  function keepSignIn(token) {
+    state.widgetToken = token;
+    try { sessionStorage.setItem(SIGN_IN_KEY, token); } catch (e) { /* memory only */ }
+  }
+  function dropSignIn() {
+    state.widgetToken = null;
+    try { sessionStorage.removeItem(SIGN_IN_KEY); } catch (e) { /* memory only */ }
+  }
   function headers(extra) {
     var h = extra || {};
     if (state.token) h["X-Shine-Chat"] = state.token;
+    if (state.widgetToken) h.Authorization = "Bearer " + state.widgetToken;
     return h;
   }
 
@@ -193,7 +209,6 @@
   } catch (e) { root.appendChild(el("style", { text: CSS })); }
 
   var launcher = el("button", { class: "launcher", type: "button", "aria-haspopup": "dialog", "aria-expanded": "false", "aria-controls": "shine-panel" }, [svg(ICONS.chat), el("span", { text: "Skin advisor" })]);
-  var badge = el("span", { class: "badge", hidden: true });
   var resetButton = el("button", { class: "icon", type: "button", "aria-label": "Start a new chat", title: "New chat" }, [svg(ICONS.reset)]);
   var dataButton = el("button", { class: "icon", type: "button", "aria-label": "Your data", title: "Your data" }, [svg(ICONS.privacy)]);
   var closeButton = el("button", { class: "icon", type: "button", "aria-label": "Close the chat", title: "Close" }, [svg(ICONS.close)]);
@@ -212,13 +227,19 @@
   var send = el("button", { class: "btn send", type: "submit", text: "Send" });
   var form = el("form", { "aria-label": "Send a message" }, [pending, el("div", { class: "compose" }, [attach, input, send]), keepRow]);
   var panel = el("div", { class: "panel", id: "shine-panel", role: "dialog", "aria-modal": "false", "aria-label": "Shine skincare advisor", hidden: true }, [
-    el("header", null, [el("h2", { text: "Skin advisor" }), badge, dataButton, resetButton, closeButton]),
+    el("div", { class: "head" }, [el("h2", { text: "Skin advisor" }), dataButton, resetButton, closeButton]),
     log, status, form
   ]);
   root.appendChild(launcher);
   root.appendChild(panel);
 
   function scroll() { log.scrollTop = log.scrollHeight; }
+  // A finished reply taller than the log is shown from the shopper's question down, so the cards that
+  // open it stay in view and the words follow below, instead of the bottom of the text.
+  function reveal(question) {
+    var top = question.getBoundingClientRect().top - log.getBoundingClientRect().top + log.scrollTop - 8;
+    if (log.scrollHeight - top > log.clientHeight) log.scrollTop = Math.max(0, top);
+  }
   function add(node) { log.appendChild(node); scroll(); return node; }
   function bubble(role, text) {
     var node = el("div", { class: "msg " + (role === "user" ? "user" : "bot") });
@@ -244,12 +265,14 @@
 
   // --- cards ---------------------------------------------------------------------------------------
   function price(money) { return money && money.display ? money.display : ""; }
-  function productCard(p) {
+  // `tag`: "li" inside the list of suggestions, "article" for a product shown on its own.
+  function productCard(p, tag) {
     var image = safeUrl(p.image_url);
     function placeholder() { return el("div", { class: "ph", "aria-hidden": "true", text: (p.category || "•").slice(0, 1).toUpperCase() }); }
     var picture = placeholder();
     if (image) {
-      picture = el("img", { src: image, alt: "", loading: "lazy", referrerpolicy: "no-referrer" });
+      // The box is fixed (CSS above, and these attributes before the styles apply): no jump on load.
+      picture = el("img", { src: image, alt: "", width: "180", height: "110", loading: "lazy", decoding: "async", referrerpolicy: "no-referrer" });
       picture.addEventListener("error", function () { picture.replaceWith(placeholder()); });
     }
     var children = [
@@ -272,15 +295,19 @@
       children.push(cited);
     }
     if (state.capabilities.cart && p.in_stock !== false) {
+      // The spoken name starts with the words on the button (so voice control finds "Add to cart"), then
+      // says which product: "Add to cart — Moisturizing Cream" (spaced: browsers may add their own).
       children.push(el("button", {
-        class: "btn", type: "button", text: "Add to cart", "aria-label": "Add " + (p.name || p.id) + " to cart",
+        class: "btn", type: "button",
         onclick: function () { ask("Add " + [p.brand, p.name].filter(Boolean).join(" ") + " (" + p.id + ") to my cart"); }
-      }));
+      }, ["Add to cart", el("span", { class: "sr", text: " — " + (p.name || p.id) })]));
     }
-    return el("article", { class: "card", "aria-label": [p.brand, p.name].filter(Boolean).join(" ") }, children);
+    return el(tag || "article", { class: "card", "aria-label": [p.brand, p.name].filter(Boolean).join(" ") }, children);
   }
+  // Cards are articles in the conversation, not landmarks: a chat may show the cart twice, and two
+  // "Your cart" landmarks would be two doors with one name.
   function cartCard(cart) {
-    var box = el("section", { class: "card-wide", "aria-label": "Your cart" }, [el("h3", { text: "Your cart" })]);
+    var box = el("article", { class: "card-wide", "aria-label": "Your cart" }, [el("h3", { text: "Your cart" })]);
     if (!cart.items || !cart.items.length) { box.appendChild(el("p", { class: "muted", text: "Your cart is empty." })); return box; }
     cart.items.forEach(function (item) {
       box.appendChild(el("div", { class: "row" }, [
@@ -296,14 +323,14 @@
   }
   function checkoutCard(data) {
     var url = safeUrl(data.url);
-    var box = el("section", { class: "card-wide", "aria-label": "Checkout" }, [el("h3", { text: "Checkout" })]);
+    var box = el("article", { class: "card-wide", "aria-label": "Checkout" }, [el("h3", { text: "Checkout" })]);
     if (data.total) box.appendChild(el("div", { class: "row" }, [el("span", { text: "Total" }), el("strong", { text: price(data.total) })]));
     if (data.simulated) box.appendChild(el("p", { class: "muted", text: "Simulated checkout: no real payment is taken." }));
     if (url) box.appendChild(el("a", { class: "btn", href: url, target: "_blank", rel: "noopener", text: data.simulated ? "Open the simulated checkout" : "Pay securely" }));
     return box;
   }
   function routineCard(data) {
-    var box = el("section", { class: "card-wide", "aria-label": "Your routine" }, [el("h3", { text: "Your routine" })]);
+    var box = el("article", { class: "card-wide", "aria-label": "Your routine" }, [el("h3", { text: "Your routine" })]);
     [["am", "Morning"], ["pm", "Evening"]].forEach(function (slot) {
       var steps = data[slot[0]];
       if (!steps || !steps.length) return;
@@ -320,7 +347,7 @@
     return box;
   }
   function reportCard(data) {
-    var box = el("section", { class: "card-wide", "aria-label": "Skin report" }, [el("h3", { text: "Your skin report" })]);
+    var box = el("article", { class: "card-wide", "aria-label": "Skin report" }, [el("h3", { text: "Your skin report" })]);
     if (data.skin_type) box.appendChild(el("div", { class: "row" }, [el("span", { text: "Skin type" }), el("strong", { text: String(data.skin_type) })]));
     (data.metrics || []).forEach(function (m) {
       var value = typeof m.value === "number" ? (Math.round(m.value * 100) / 100) + (m.unit ? " " + m.unit : "") : String(m.value);
@@ -341,21 +368,21 @@
       var label = (img.title || "Image") + (img.source ? " (" + img.source + ")" : "");
       grid.appendChild(el("a", { href: page, target: "_blank", rel: "noopener noreferrer", title: label }, [el("img", { src: src, alt: label, loading: "lazy", referrerpolicy: "no-referrer" })]));
     });
-    return el("section", { class: "card-wide", "aria-label": "Images from the web" }, [el("h3", { text: "From the web" }), grid, el("p", { class: "muted", text: "Images belong to the sites they come from." })]);
+    return el("article", { class: "card-wide", "aria-label": "Images from the web" }, [el("h3", { text: "From the web" }), grid, el("p", { class: "muted", text: "Images belong to the sites they come from." })]);
   }
   function orderCard(order) {
     return el("div", { class: "row" }, [el("span", { text: order.id || "" }), el("span", { text: [order.status, price(order.total)].filter(Boolean).join(" · ") })]);
   }
   function card(kind, data) {
-    if (kind === "products") return el("div", { class: "cards", role: "list", "aria-label": "Suggested products" }, (data.products || []).map(function (p) { var c = productCard(p); c.setAttribute("role", "listitem"); return c; }));
+    if (kind === "products") return el("ul", { class: "cards", "aria-label": "Suggested products" }, (data.products || []).map(function (p) { return productCard(p, "li"); }));
     if (kind === "product") return el("div", { class: "cards" }, [productCard(data)]);
     if (kind === "cart") return cartCard(data);
     if (kind === "checkout") return checkoutCard(data);
     if (kind === "routine") return routineCard(data);
     if (kind === "report") return reportCard(data);
     if (kind === "images") return imagesCard(data);
-    if (kind === "order") return el("section", { class: "card-wide", "aria-label": "Order" }, [el("h3", { text: "Order" }), orderCard(data)]);
-    if (kind === "orders") return el("section", { class: "card-wide", "aria-label": "Your orders" }, [el("h3", { text: "Your orders" })].concat((data.orders || []).map(orderCard)));
+    if (kind === "order") return el("article", { class: "card-wide", "aria-label": "Order" }, [el("h3", { text: "Order" }), orderCard(data)]);
+    if (kind === "orders") return el("article", { class: "card-wide", "aria-label": "Your orders" }, [el("h3", { text: "Your orders" })].concat((data.orders || []).map(orderCard)));
     return null;
   }
   var CARD_KINDS = ["products", "product", "cart", "checkout", "routine", "report", "images", "order", "orders"];
@@ -386,7 +413,12 @@
   }
 
   function converse(payload, shownText, thumb) {
-    if (state.busy) return;
+    // A card's button pressed while a reply is still being written (the cards come before the words)
+    // runs once that reply is over, instead of doing nothing.
+    if (state.busy) { state.next = [payload, shownText]; return; }
+    // The page the shopper chats from: after checkout, "Return to the shop" leads back to it. Shine keeps
+    // it only for its own pages and SHINE_ALLOWED_ORIGINS (other origins cannot post here at all).
+    payload.page_url = location.href.split("#")[0];
     var mine = bubble("user", shownText);
     if (thumb) mine.body.insertBefore(el("img", { class: "thumb", src: thumb, alt: "Your photo" }), mine.body.firstChild);
     var reply = null, lastId = 0, runId = null, finished = false, resumes = 0, running = {};
@@ -398,7 +430,7 @@
     function onEvent(name, data, id) {
       if (id) lastId = parseInt(id, 10) || lastId;
       if (name === "session") {
-        runId = data.run_id; remember(data.chat_token); showAdvisor(data);
+        runId = data.run_id; remember(data.chat_token);
       } else if (name === "text") {
         ensureReply().text += data.text;
         if (!frame) frame = requestAnimationFrame(paint);
@@ -426,6 +458,8 @@
       if (frame) { cancelAnimationFrame(frame); paint(); }
       setBusy(false);
       input.focus();
+      if (mine.node.isConnected) reveal(mine.node);
+      if (state.next) { var next = state.next; state.next = null; converse(next[0], next[1]); }
     }
     function resume() {
       if (finished) return end();
@@ -467,16 +501,18 @@
   function ask(text) { if (!state.open) open(); converse({ message: text }, text); }
   function checkout() { converse({ confirm_checkout: true, message: "Check out my cart." }, "Check out my cart."); }
 
-  function showAdvisor(info) {
-    if (info.offline) { badge.textContent = "Offline advisor"; badge.hidden = false; badge.title = "No AI model is configured: a rule-based advisor answers."; }
-    else if (info.advisor) { badge.textContent = info.advisor; badge.hidden = false; }
-  }
-
   function loadHistory() {
     if (state.loaded) return Promise.resolve();
     state.loaded = true;
     return fetch(BASE + "/api/chat", { credentials: "include", headers: headers() })
-      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (response) {
+        if (response.status === 401 && state.widgetToken) {
+          // The sign-in ended (signed out elsewhere, or idle too long): carry on as a guest.
+          dropSignIn(); state.loaded = false;
+          return loadHistory().then(function () { return null; });
+        }
+        return response.ok ? response.json() : null;
+      })
       .then(function (body) {
         if (!body) return;
         state.capabilities = body.capabilities || {};
@@ -484,7 +520,6 @@
         state.account = body.account || null;
         state.canSignIn = !!body.can_sign_in;
         attach.hidden = !state.capabilities.photos; keepRow.hidden = !state.capabilities.photos;
-        showAdvisor(body);
         (body.messages || []).forEach(function (m) { bubble(m.role, m.text); });
         if (!body.messages || !body.messages.length) {
           bubble("bot", "Hi! I'm Shine, this shop's skincare advisor. Tell me about your skin, your budget, or what you're looking for" + (state.capabilities.photos ? " — or send a selfie for an analysis." : "."));
@@ -495,7 +530,7 @@
 
   // --- your data: download, delete, close the account (the advisor cannot; only these buttons can) -----
   function dataCard() {
-    var box = el("section", { class: "card-wide", "aria-label": "Your data" }, [
+    var box = el("article", { class: "card-wide", "aria-label": "Your data" }, [
       el("h3", { text: "Your data" }),
       el("p", { class: "muted", text: "Shine keeps your chats, the profile and ratings you gave, skin reports and photos you chose to keep, and your cart. Orders stay with the shop for its records." })
     ]);
@@ -505,13 +540,21 @@
     var sameOrigin = BASE === location.origin;
     if (state.signedIn && state.account) {
       var who = state.account.name || state.account.email || "your account";
-      box.appendChild(el("p", { class: "muted" }, ["Signed in as " + who + ". ", sameOrigin ? el("a", { href: BASE + "/auth/logout", text: "Sign out" }) : null]));
-    } else {
+      var signOut = state.widgetToken
+        ? el("button", { class: "btn secondary", type: "button", text: "Sign out", onclick: widgetSignOut })
+        : sameOrigin ? el("a", { href: BASE + "/auth/logout", text: "Sign out" }) : null;
+      box.appendChild(el("p", { class: "muted" }, ["Signed in as " + who + ". ", signOut]));
+    } else if (sameOrigin) {
       box.appendChild(el("p", { class: "muted" }, [
         "You are chatting as a guest. ",
-        sameOrigin && state.canSignIn ? el("a", { href: BASE + "/auth/login?next=" + encodeURIComponent(here), text: "Sign in" }) : null,
-        sameOrigin && state.canSignIn ? " to keep your chats, reports and orders on every device." : null
+        state.canSignIn ? el("a", { href: BASE + "/auth/login?next=" + encodeURIComponent(here), text: "Sign in" }) : null,
+        state.canSignIn ? " to keep your chats, reports and orders on every device." : null
       ]));
+    } else {
+      // The popup's verifier needs Web Crypto, which browsers give https pages (and loopback) only.
+      var popupSignIn = state.canSignIn && !!(window.crypto && crypto.subtle && window.TextEncoder);
+      box.appendChild(el("p", { class: "muted", text: "You are chatting as a guest." + (popupSignIn ? " Sign in to keep your chats, reports and orders on every device." : "") }));
+      if (popupSignIn) box.appendChild(signInControls());
     }
     var actions = el("div", { class: "actions" });
     var outcome = el("p", { class: "muted", role: "status" });
@@ -566,9 +609,109 @@
     choices();
     return box;
   }
+  // --- sign-in from a shop's own site: a popup on Shine's origin hands back a one-time code ----------
+  var signInUi = null; // the status line and retry button of the latest "Your data" card
+  function b64url(bytes) {
+    var text = "";
+    for (var i = 0; i < bytes.length; i++) text += String.fromCharCode(bytes[i]);
+    return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+  function randomText(size) { var bytes = new Uint8Array(size); crypto.getRandomValues(bytes); return b64url(bytes); }
+  // The verifier and the popup's address are made before the click, so the click opens the window at once
+  // (browsers let a page open a window only in direct answer to a click).
+  function prepareSignIn() {
+    if (state.signIn || !(window.crypto && crypto.subtle && window.TextEncoder)) return;
+    var attempt = { verifier: randomText(32), state: randomText(16), url: null, popup: null, exchanging: false };
+    state.signIn = attempt;
+    crypto.subtle.digest("SHA-256", new TextEncoder().encode(attempt.verifier)).then(function (digest) {
+      attempt.url = BASE + "/auth/widget/start?origin=" + encodeURIComponent(location.origin) +
+        "&challenge=" + b64url(new Uint8Array(digest)) + "&state=" + attempt.state;
+    });
+  }
+  function signInSays(text, offerRetry) {
+    if (signInUi && signInUi.status.isConnected) {
+      signInUi.status.textContent = text;
+      signInUi.retry.hidden = !offerRetry;
+      if (offerRetry) signInUi.retry.focus();
+    } else if (text) {
+      notice("sign_in", text);
+    }
+  }
+  function openSignIn() {
+    var attempt = state.signIn;
+    if (!attempt || !attempt.url) { prepareSignIn(); signInSays("Sign-in is getting ready; press Sign in again."); return; }
+    var popup = window.open(attempt.url, "shine-sign-in", "popup,width=480,height=640");
+    if (!popup) {
+      signInSays("Your browser blocked the sign-in window. Press “Open the sign-in window” to open it.", true);
+      return;
+    }
+    attempt.popup = popup;
+    signInSays("Finish signing in in the window that opened.", false);
+    var watch = setInterval(function () {
+      if (state.signIn !== attempt) { clearInterval(watch); return; }
+      if (!popup.closed) return;
+      clearInterval(watch);
+      // A popup that signed in posts its code just before closing: give that message time to arrive.
+      setTimeout(function () {
+        if (state.signIn !== attempt || attempt.exchanging) return;
+        state.signIn = null; prepareSignIn();
+        signInSays("Sign-in was not finished. You are still chatting as a guest.", false);
+      }, 1000);
+    }, 400);
+  }
+  function signInControls() {
+    prepareSignIn();
+    var status = el("p", { class: "muted", role: "status" });
+    var retry = el("button", { class: "btn", type: "button", text: "Open the sign-in window", hidden: true, onclick: openSignIn });
+    signInUi = { status: status, retry: retry };
+    return el("div", { class: "actions" }, [
+      el("button", { class: "btn", type: "button", text: "Sign in", onclick: openSignIn }), retry, status
+    ]);
+  }
+  window.addEventListener("message", function (ev) {
+    var data = ev.data;
+    if (!data || typeof data !== "object" || data.type !== "shine:signed-in") return;
+    var attempt = state.signIn;
+    if (ev.origin !== SHINE_ORIGIN || !attempt || ev.source !== attempt.popup || data.state !== attempt.state || attempt.exchanging) {
+      if (window.console) console.warn("Shine: ignored a sign-in message from " + ev.origin);
+      return;
+    }
+    attempt.exchanging = true;
+    fetch(BASE + "/auth/widget/token", {
+      method: "POST", credentials: "include", headers: headers({ "Content-Type": "application/json" }),
+      body: JSON.stringify({ code: String(data.code || ""), verifier: attempt.verifier })
+    })
+      .then(function (response) { return response.json().then(function (body) { return { ok: response.ok, body: body }; }); })
+      .then(function (result) {
+        state.signIn = null;
+        if (!result.ok || !result.body.token) {
+          prepareSignIn();
+          signInSays("Signing in did not work. Try again.", false);
+          return;
+        }
+        keepSignIn(result.body.token);
+        var account = result.body.account || {};
+        state.loaded = false; log.textContent = "";
+        return loadHistory().then(function () {
+          bubble("bot", "You're signed in as " + (account.name || account.email || "your account") + ".");
+          scroll();
+        });
+      })
+      .catch(function () { state.signIn = null; prepareSignIn(); signInSays("Signing in did not work. Try again.", false); });
+  });
+  function widgetSignOut() {
+    fetch(BASE + "/auth/widget/sign-out", { method: "POST", credentials: "include", headers: headers() })
+      .catch(function () { /* signed out here all the same */ })
+      .then(function () {
+        dropSignIn(); forget(); clearUpload();
+        state.signedIn = false; state.account = null; state.loaded = false; log.textContent = "";
+        return loadHistory().then(function () { bubble("bot", "You're signed out. You can keep chatting as a guest."); });
+      });
+  }
+
   dataButton.addEventListener("click", function () {
     if (state.busy) return;
-    var existing = log.querySelector("section[aria-label='Your data']");
+    var existing = log.querySelector("article[aria-label='Your data']");
     if (existing) existing.remove();
     var box = add(dataCard());
     var first = box.querySelector("button");
@@ -605,9 +748,28 @@
   pendingRemove.addEventListener("click", function () { clearUpload(); input.focus(); });
 
   // --- wiring ----------------------------------------------------------------------------------------
+  // On a small screen the panel covers the page: it is modal there, and Tab stays inside it.
+  var covering = window.matchMedia ? window.matchMedia("(max-width:480px)") : null;
+  function modal() { return !!(covering && covering.matches); }
+  function markModal() { panel.setAttribute("aria-modal", modal() ? "true" : "false"); }
+  if (covering && covering.addEventListener) covering.addEventListener("change", markModal);
+  function focusables() {
+    return Array.prototype.filter.call(panel.querySelectorAll("button,[href],textarea,input,[tabindex]"), function (node) {
+      return !node.disabled && node.tabIndex >= 0 && node.getClientRects().length > 0;
+    });
+  }
+  function trapTab(ev) {
+    if (ev.key !== "Tab" || !modal()) return;
+    var items = focusables();
+    if (!items.length) return;
+    var first = items[0], last = items[items.length - 1], active = root.activeElement;
+    if (ev.shiftKey && (active === first || items.indexOf(active) < 0)) { ev.preventDefault(); last.focus(); }
+    else if (!ev.shiftKey && (active === last || items.indexOf(active) < 0)) { ev.preventDefault(); first.focus(); }
+  }
   function open() {
     state.open = true; panel.hidden = false; launcher.hidden = true;
     launcher.setAttribute("aria-expanded", "true");
+    markModal();
     loadHistory().then(scroll);
     input.focus();
   }
@@ -618,7 +780,10 @@
   }
   launcher.addEventListener("click", open);
   closeButton.addEventListener("click", close);
-  panel.addEventListener("keydown", function (ev) { if (ev.key === "Escape") { ev.preventDefault(); close(); } });
+  panel.addEventListener("keydown", function (ev) {
+    if (ev.key === "Escape") { ev.preventDefault(); close(); return; }
+    trapTab(ev);
+  });
   resetButton.addEventListener("click", function () {
     if (state.busy) return;
     fetch(BASE + "/api/chat/reset", { method: "POST", credentials: "include", headers: headers() })
