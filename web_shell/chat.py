@@ -20,25 +20,27 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
-from starlette.types import Message
 
 from agent import Attachment
 from shine_mcp.auth.authority import Authority
 from shine_mcp.auth.keys import derive, master_key
-from shine_mcp.models import ImageRejected, clean_jpeg_bytes, open_photo
+from shine_mcp.models import ImageRejected, keepable_photo
 from shine_mcp.services import Services
 from shine_mcp.store import chat as store
 from shine_mcp.store.tables import utcnow
+from web_shell import shop_page
 from web_shell.auth import WebIdentity, start_guest_session, web_identity
 from web_shell.chat_runs import ChatService, conversation_of
+from web_shell.limits import CLOSE, BodyRefused, bounded, read_json
 
 log = logging.getLogger("shine.chat")
 
 MAX_MESSAGE_CHARS = 4000
+MAX_MESSAGE_BODY = 64 * 1024  # a 4000-character message as JSON, with room for its options
 MAX_ATTACHMENTS = 3
 CHAT_HEADER = "x-shine-chat"
 STREAM_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-ALLOWED_HEADERS = "content-type, x-shine-chat, last-event-id"
+ALLOWED_HEADERS = "content-type, x-shine-chat, last-event-id, authorization"  # the widget token
 
 
 # --- the chat token: which conversation this browser is in ------------------------------------------
@@ -166,27 +168,6 @@ def _with_cookies(response: Response, sink: Response) -> Response:
     return response
 
 
-def _limited(request: Request, limit: int) -> Request:
-    """The same request, but reading more than `limit` body bytes raises `BodyTooLarge`."""
-    received = 0
-    receive = request.receive
-
-    async def counting() -> Message:
-        nonlocal received
-        message = await receive()
-        if message["type"] == "http.request":
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise BodyTooLarge()
-        return message
-
-    return Request(request.scope, counting)
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
 # --- routes --------------------------------------------------------------------------------------------
 class ChatRoutes:
     def __init__(self, service: ChatService) -> None:
@@ -204,9 +185,8 @@ class ChatRoutes:
                 found = await store.get_chat(self.services.db, identity.user_id, chat_id)
                 if found is not None:
                     return found
-        now = utcnow()
-        await store.purge_idle_chats(self.services.db, now=now)  # new chats are rare enough to sweep on
-        return await store.create_chat(self.services.db, identity.user_id, now=now)
+        # Idle chats and expired uploads are deleted by the purge job (`store.purge`), not on this path.
+        return await store.create_chat(self.services.db, identity.user_id, now=utcnow())
 
     async def preflight(self, request: Request) -> Response:
         return preflight(request, self.services)
@@ -216,9 +196,10 @@ class ChatRoutes:
         if cors is None:
             return refuse_origin()
         try:
-            body = await _limited(request, 64 * 1024).json()
-        except BodyTooLarge:
-            return api_error(413, "too_large", "the message is too long", cors)
+            body = await read_json(request, MAX_MESSAGE_BODY, self.settings)
+        except BodyRefused as refused:
+            message = "the message is too long" if refused.status_code == 413 else refused.message
+            return api_error(refused.status_code, refused.code, message, {**cors, **CLOSE})
         except ValueError:
             return api_error(400, "bad_request", 'send JSON: {"message": "…"}', cors)
         if not isinstance(body, dict):
@@ -266,6 +247,11 @@ class ChatRoutes:
             headers={**STREAM_HEADERS, **cors, "X-Shine-Chat": token, "X-Shine-Run": run.id},
         )
         response.headers.append("set-cookie", chat_cookie(self.services, token))
+        page = shop_page.allowed_page(
+            body.get("page_url"), self.settings, own_origins(request, self.services)
+        )
+        if page is not None:  # where "Return to the shop" leads after checkout
+            response.headers.append("set-cookie", shop_page.cookie(self.settings, page))
         return _with_cookies(response, cookies)
 
     async def resume(self, request: Request) -> Response:
@@ -340,20 +326,20 @@ class ChatRoutes:
         if cors is None:
             return refuse_origin()
         limit = self.settings.max_photo_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit + 64 * 1024:
-            return api_error(
-                413, "too_large", f"the photo is over {limit // (1024 * 1024)} MB; send a smaller JPEG", cors
-            )
         try:
-            async with _limited(request, limit + 64 * 1024).form(max_files=1, max_fields=4) as form:
+            # the form's own framing and fields take a few hundred bytes beyond the photo
+            limited = bounded(request, limit + 64 * 1024, self.settings)
+            async with limited.form(max_files=1, max_fields=4, max_part_size=64 * 1024) as form:
                 photo = form.get("photo")
                 keep = str(form.get("keep") or "").lower() in ("1", "true", "on", "yes")
                 data = await photo.read() if photo is not None and not isinstance(photo, str) else None
-        except BodyTooLarge:
-            return api_error(
-                413, "too_large", f"the photo is over {limit // (1024 * 1024)} MB; send a smaller JPEG", cors
+        except BodyRefused as refused:
+            message = (
+                f"the photo is over {limit // (1024 * 1024)} MB; send a smaller JPEG"
+                if refused.status_code == 413
+                else refused.message
             )
+            return api_error(refused.status_code, refused.code, message, {**cors, **CLOSE})
         except (ValueError, KeyError, AssertionError) as exc:
             return api_error(
                 400, "bad_request", f"send the photo as multipart form field 'photo' ({exc})", cors
@@ -361,19 +347,20 @@ class ChatRoutes:
         if not data:
             return api_error(400, "bad_request", "send the photo as multipart form field 'photo'", cors)
         try:
-            intake = await anyio.to_thread.run_sync(open_photo, data)
-            cleaned = await anyio.to_thread.run_sync(clean_jpeg_bytes, data)
+            # one decode, no larger than the stored copy, in turn with the analyses (bounded memory)
+            kept = await anyio.to_thread.run_sync(
+                keepable_photo, data, limiter=self.services.analysis_limiter
+            )
         except ImageRejected as rejected:
             return api_error(400, rejected.code, rejected.message, cors)
         cookies = Response()
         identity = await chat_identity(request, self.services, self.service.authority, cookies)
         now = utcnow()
-        await store.purge_expired_uploads(self.services.db, now=now)
-        width, height = intake.original_size
+        width, height = kept.original_size
         row = await store.add_upload(
             self.services.db,
             identity.user_id,
-            cleaned,
+            kept.jpeg,
             width=width,
             height=height,
             keep=keep,
@@ -388,7 +375,7 @@ class ChatRoutes:
                 "size_bytes": row.size_bytes,
                 "kept": keep,
                 "expires_at": row.expires_at.isoformat() if row.expires_at else None,
-                "metadata_removed": list(intake.metadata_removed),
+                "metadata_removed": list(kept.metadata_removed),
             },
             status_code=201,
             headers={**cors, "Cache-Control": "no-store"},

@@ -5,7 +5,7 @@ three stages, for callers that report progress between them. Everything else is 
 """
 
 from .errors import ImageRejected
-from .intake import IntakeResult, clean_jpeg_bytes, open_photo
+from .intake import IntakeResult, KeptPhoto, clean_jpeg_bytes, keepable_photo, open_photo
 from .pipeline import NOTICE, analyze, locate_face, report_on_face
 from .report import Analysis
 from .skin_type import Answers
@@ -18,6 +18,8 @@ __all__ = [
     "IntakeResult",
     "analyze",
     "clean_jpeg_bytes",
+    "keepable_photo",
+    "KeptPhoto",
     "locate_face",
     "open_photo",
     "report_on_face",

@@ -8,11 +8,12 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageCms
 
 from .errors import ImageRejected
 
@@ -21,6 +22,11 @@ IccHandling = Literal["converted", "assumed_srgb"]
 
 MAX_BYTES = 15 * 1024 * 1024
 MAX_PIXELS = 64_000_000  # a 48-50 MP phone sensor fits; a small file claiming more is a bomb
+# No photo is ever decoded at more pixels than this (~50 MB as RGB, 64 MB as RGBA): a JPEG is decoded at
+# 1/2, 1/4 or 1/8 scale straight from the DCT until it fits; PNG and WebP cannot be, so one claiming more
+# is refused from its header. A 7990x7990 PNG bomb of 205 KB would otherwise cost ~600 MB to decode.
+MAX_DECODED_PIXELS = 4096 * 4096
+KEPT_LONG_SIDE = 2048  # a photo kept for later (chat uploads, analyze_skin's keep_photo) is stored this big
 MAX_SIDE = 16_384  # WebP's own limit is 16 383; no phone camera is wider
 MIN_SIDE = 128  # below this there is nothing to find a face in
 ANALYSIS_SHORT_SIDE = 720  # JPEG decoding stops at the smallest DCT scale that keeps this many pixels
@@ -96,7 +102,7 @@ def check_size(data: bytes) -> None:
         )
 
 
-def check_dimensions(width: int, height: int) -> None:
+def check_dimensions(width: int, height: int, fmt: PhotoFormat = "jpeg") -> None:
     """Refuse from the header alone, before a single pixel is decoded."""
     if max(width, height) > MAX_SIDE:
         raise ImageRejected(
@@ -109,6 +115,12 @@ def check_dimensions(width: int, height: int) -> None:
             f"the photo claims {width}x{height} px ({width * height / 1e6:.0f} MP); at most "
             f"{MAX_PIXELS // 1_000_000} MP is accepted, so resize it",
         )
+    if fmt != "jpeg" and width * height > MAX_DECODED_PIXELS:
+        raise ImageRejected(
+            "too_large",
+            f"the photo is {width}x{height} px ({width * height / 1e6:.0f} MP); a {fmt.upper()} photo may have "
+            f"at most {MAX_DECODED_PIXELS // 1_000_000} MP, so send it as a JPEG or resize it",
+        )
     if min(width, height) < MIN_SIDE:
         raise ImageRejected(
             "too_small",
@@ -118,25 +130,80 @@ def check_dimensions(width: int, height: int) -> None:
 
 
 def open_photo(data: bytes, min_short_side: int = ANALYSIS_SHORT_SIDE) -> IntakeResult:
-    """Bytes -> upright RGB pixels without metadata, or `ImageRejected` saying what to send instead."""
+    """Bytes -> upright RGB pixels without metadata, or `ImageRejected` saying what to send instead.
+
+    Decoded no larger than needed for `min_short_side` pixels on the short side (and never past
+    `MAX_DECODED_PIXELS`): the analysis sees a reduced photo and knows by how much (`scale`)."""
+    return _decode(data, lambda w, h: min(w, h) / max(min_short_side, 1))
+
+
+@dataclass(frozen=True)
+class KeptPhoto:
+    """A photo re-encoded to be stored: JPEG, upright, sRGB, no metadata, long side <= KEPT_LONG_SIDE."""
+
+    jpeg: bytes
+    original_size: tuple[int, int]  # width, height of the photo as sent, after orientation
+    size: tuple[int, int]  # as stored
+    metadata_removed: tuple[str, ...]
+
+
+def keepable_photo(data: bytes, quality: int = 92, long_side: int = KEPT_LONG_SIDE) -> KeptPhoto:
+    """Re-encode a photo a person asked us to keep, decoded no larger than it will be stored.
+
+    The long side ends between 3/4 of `long_side` and `long_side`: a 4032 px phone photo decodes at
+    half scale straight to 2016 px rather than whole (48 MB) and then shrunk."""
+    result = _decode(data, lambda w, h: max(w, h) / max(long_side * 3 // 4, 1))
+    pixels = result.image
+    if max(pixels.size) > long_side:
+        pixels.thumbnail((long_side, long_side), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    pixels = result.to_srgb(pixels)
+    out = io.BytesIO()
+    pixels.save(out, format="JPEG", quality=quality, optimize=True)  # no exif=, icc_profile=: none written
+    return KeptPhoto(out.getvalue(), result.original_size, pixels.size, result.metadata_removed)
+
+
+def clean_jpeg_bytes(data: bytes, quality: int = 92) -> bytes:
+    """The stored form of a photo a person asked us to keep (see `keepable_photo`)."""
+    return keepable_photo(data, quality).jpeg
+
+
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _decode(data: bytes, reduction: Callable[[int, int], float]) -> IntakeResult:
+    """Decode `data` reduced by about `reduction(width, height)` (never enlarged), within MAX_DECODED_PIXELS.
+
+    A JPEG is reduced while it is decoded (`draft`); other formats are decoded whole (their size was
+    checked against MAX_DECODED_PIXELS from the header) and reduced at once, before anything else runs."""
     check_size(data)
     fmt = sniff_format(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=[fmt.upper()])
-            check_dimensions(*image.size)
+            width, height = image.size
+            check_dimensions(width, height, fmt)
             orientation = image.getexif().get(0x0112, 1)
             found = metadata_found(image)
-            if orientation in (5, 6, 7, 8):
-                original: tuple[int, int] = (image.size[1], image.size[0])
-            else:
-                original = image.size
-            if fmt == "jpeg" and image.mode in ("RGB", "L", "YCbCr"):
+            factor = max(1.0, reduction(width, height))
+            if fmt == "jpeg":
                 # decode at 1/2, 1/4 or 1/8 scale straight from the DCT: most of a 12 MP decode avoided
-                short = min(image.size)
-                factor = max(1.0, short / max(min_short_side, 1))
-                image.draft("RGB", (int(image.size[0] / factor), int(image.size[1] / factor)))
+                factor = max(factor, _fitting_jpeg_scale(width, height))
+                image.draft("RGB", (max(1, int(width / factor)), max(1, int(height / factor))))
+                if image.size[0] * image.size[1] > MAX_DECODED_PIXELS:  # draft impossible for this file
+                    raise ImageRejected(
+                        "too_large",
+                        f"the photo is {width}x{height} px; at most {MAX_DECODED_PIXELS // 1_000_000} MP is "
+                        "accepted for this kind of JPEG, so resize it",
+                    )
             image.load()
     except ImageRejected:
         raise
@@ -151,10 +218,16 @@ def open_photo(data: bytes, min_short_side: int = ANALYSIS_SHORT_SIDE) -> Intake
             "corrupt", f"the {fmt.upper()} file is damaged or incomplete ({_short(exc)}); send it again"
         ) from exc
     icc_profile = image.info.get("icc_profile") or None
-    scale = image.size[0] / (original[1] if orientation in (5, 6, 7, 8) else original[0])
-    upright = ImageOps.exif_transpose(image) if orientation != 1 else image
-    profile_name, icc_bytes = _usable_profile(icc_profile, upright.mode)
-    rgb = upright.convert("RGB") if upright.mode != "RGB" else upright
+    profile_name, icc_bytes = _usable_profile(icc_profile, image.mode)
+    rgb = image.convert("RGB") if image.mode != "RGB" else image
+    del image  # from here on only one full-size copy is alive, and only until it is reduced
+    left = int(min(rgb.size[0] * factor / width, rgb.size[1] * factor / height))
+    if left >= 2:  # PNG and WebP, or a JPEG whose draft stopped short: an integer box reduction now
+        rgb = rgb.reduce(left)
+    scale = rgb.size[0] / width
+    original = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+    if orientation in _TRANSPOSE:
+        rgb = rgb.transpose(_TRANSPOSE[orientation])
     rgb.info.clear()  # EXIF (GPS!), XMP, comments and the profile stop here
     rgb.getexif().clear()
     return IntakeResult(
@@ -167,6 +240,14 @@ def open_photo(data: bytes, min_short_side: int = ANALYSIS_SHORT_SIDE) -> Intake
         metadata_removed=found,
         icc_profile=icc_bytes,
     )
+
+
+def _fitting_jpeg_scale(width: int, height: int) -> int:
+    """The smallest DCT scale (1, 2, 4 or 8) at which a JPEG decodes within MAX_DECODED_PIXELS."""
+    for scale in (1, 2, 4):
+        if -(-width // scale) * -(-height // scale) <= MAX_DECODED_PIXELS:
+            return scale
+    return 8
 
 
 def metadata_found(image: Image.Image) -> tuple[str, ...]:
@@ -211,15 +292,6 @@ def _transform_to_srgb(profile: bytes) -> ImageCms.ImageCmsTransform:
     """Building a transform costs milliseconds; phones reuse a handful of profiles, so keep them."""
     source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
     return ImageCms.buildTransform(source, ImageCms.createProfile("sRGB"), "RGB", "RGB")
-
-
-def clean_jpeg_bytes(data: bytes, quality: int = 92) -> bytes:
-    """Re-encode a photo a person asked us to keep: full size, upright, sRGB, and no metadata at all."""
-    result = open_photo(data, min_short_side=10**9)
-    pixels = result.to_srgb(result.image)
-    out = io.BytesIO()
-    pixels.save(out, format="JPEG", quality=quality, optimize=True)  # no exif=, icc_profile=: none written
-    return out.getvalue()
 
 
 def photo_id(data: bytes) -> str:

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from shine_mcp.models import ImageRejected, analyze, clean_jpeg_bytes
-from shine_mcp.models.intake import open_photo
+from shine_mcp.models.intake import MAX_DECODED_PIXELS, keepable_photo, open_photo
 
 from .conftest import SKIMAGE_DATA, encode
 
@@ -132,3 +132,38 @@ def test_a_large_jpeg_is_decoded_at_reduced_size(hopper: Image.Image) -> None:
     assert result.original_size == big.size
     assert result.scale < 1.0
     assert min(result.image.size) >= 480
+
+
+def test_a_png_of_7990_px_square_is_refused_from_its_header_not_decoded() -> None:
+    # 63.8 MP is under the 64 MP every format used to share; decoding it whole costs ~600 MB
+    error = rejected(png_bomb(7990, 7990))
+    assert error.code == "too_large"
+    assert "16 MP" in error.message and "JPEG" in error.message
+
+
+def test_a_large_png_is_reduced_as_soon_as_it_is_decoded(hopper: Image.Image) -> None:
+    big = hopper.resize((hopper.width * 5, hopper.height * 5))
+    result = open_photo(encode(big, "PNG"))
+    assert result.original_size == big.size
+    assert result.scale < 1.0
+    assert 720 <= min(result.image.size) < min(big.size)
+
+
+def test_a_jpeg_is_never_decoded_past_the_pixel_budget() -> None:
+    # even when a caller asks for every pixel (a face too small at the first decode asks for more)
+    big = Image.new("RGB", (6000, 4000), (200, 160, 140))
+    result = open_photo(encode(big, quality=80), min_short_side=10**9)
+    assert result.original_size == (6000, 4000)
+    assert result.image.width * result.image.height <= MAX_DECODED_PIXELS
+
+
+def test_a_kept_photo_is_stored_at_most_2048_px_on_its_long_side(hopper: Image.Image) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated: the kept copy must come out upright
+    big = hopper.resize((hopper.width * 8, hopper.height * 8)).transpose(Image.Transpose.ROTATE_90)
+    kept = keepable_photo(encode(big, exif=exif.tobytes()))
+    stored = Image.open(io.BytesIO(kept.jpeg))
+    assert stored.size == kept.size and 1536 <= max(stored.size) <= 2048
+    assert kept.original_size == (hopper.width * 8, hopper.height * 8)
+    assert stored.width < stored.height  # upright, like the original portrait
+    assert len(stored.getexif()) == 0
