@@ -4,9 +4,11 @@ the step limit or the token budget. The rules of `agent.policy` are enforced her
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 
@@ -49,6 +51,13 @@ TAINTED = (
     "found and ask."
 )
 CONFIRM_HINT = "Checkout needs your go-ahead: check the cart, then press Checkout or say “yes, check out”."
+NEEDS_YES = (
+    "{tool} with {argument}=true refused by the shop's rules: the shopper has not said yes to exactly this "
+    "in their latest message, right after being told what it does. Call {tool} without {argument} (that "
+    "changes nothing and says what would happen), tell the shopper, and ask; call it with {argument}=true "
+    "and the same other arguments only after they say yes in their next message."
+)
+RULES = "by the shop's rules"  # in every refusal of the loop's own (never a tool's answer)
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,8 @@ class _Run:
     text: list[str] = field(default_factory=list)
     tainted: bool = False
     hinted: bool = False
+    said_yes: bool = False  # this turn's message is an explicit yes
+    asked: bool = False  # the shopper was told this reply waits for their go-ahead
 
 
 class Advisor:
@@ -132,7 +143,8 @@ class Advisor:
         flags = self.policy.red_flags_in(text)
         if flags:
             return await self._refer(conversation, run, self.policy.referral_answer(flags))
-        if confirm_checkout or self.policy.is_confirmation(text):
+        run.said_yes = self.policy.is_confirmation(text)
+        if confirm_checkout or run.said_yes:
             state.confirmed_turn = run.turn
         if confirm_checkout:
             return await self._checkout_now(conversation, run, checkout_args or {})
@@ -229,6 +241,10 @@ class Advisor:
             return None  # the ToolBox answers unknown names itself
         if run.tainted and not spec.read_only:
             return TAINTED
+        if call.name in self.policy.confirm_tools and _confirming(call, self.policy.confirm_argument):
+            if run.said_yes and _key(call, self.policy.confirm_argument) in self._proposed(conversation):
+                return None
+            return NEEDS_YES.format(tool=call.name, argument=self.policy.confirm_argument)
         if call.name not in self.policy.checkout_tools:
             return None
         state = conversation.state
@@ -239,6 +255,44 @@ class Advisor:
         if state.cart_changed_turn == run.turn or any(c.name in self.policy.changes_cart for c in earlier):
             return CHANGED_NOW
         return await self._cart_unchanged(conversation, run)
+
+    def _proposed(self, conversation: Conversation) -> set[str]:
+        """The confirm-first calls the shopper was told about in the previous turn: made without `confirm`
+        and answered by the tool itself with what they would do (not refused by a rule of this loop)."""
+        starts = [i for i, m in enumerate(conversation.messages) if _opens_turn(m)]
+        if len(starts) < 2:
+            return set()
+        previous = conversation.messages[starts[-2] : starts[-1]]
+        answers = {
+            str(b.get("tool_use_id")): (bool(b.get("is_error")), str(b.get("content")))
+            for m in previous
+            for b in _blocks(m)
+            if b.get("type") == "tool_result"
+        }
+        calls = [
+            ToolCall(str(b.get("id")), str(b.get("name")), dict(b.get("input") or {}))
+            for m in previous
+            if m["role"] == "assistant"
+            for b in _blocks(m)
+            if b.get("type") == "tool_use"
+        ]
+        return {
+            _key(call, self.policy.confirm_argument)
+            for call in calls
+            if call.id in answers and self._asks_first(*answers[call.id], call)
+        }
+
+    def _asks_first(self, is_error: bool, answer: str, call: ToolCall) -> bool:
+        """The tool itself answered a call without the go-ahead by saying what it would do and asking for
+        `confirm=true` (a refusal by this loop's rules never counts: the tool did not run)."""
+        argument = self.policy.confirm_argument
+        return (
+            is_error
+            and call.name in self.policy.confirm_tools
+            and not _confirming(call, argument)
+            and f"{argument}=true" in answer
+            and RULES not in answer
+        )
 
     async def _cart_unchanged(self, conversation: Conversation, run: _Run) -> str | None:
         """Re-read the cart: if it changed since the shopper saw it (another tab, another client), show it
@@ -286,6 +340,7 @@ class Advisor:
             if call.name in self.policy.checkout_tools and not run.hinted:
                 run.hinted = True
                 await run.emit(Notice("checkout_needs_confirmation", CONFIRM_HINT))
+            await self._ask_for_yes(run, call)
 
         limiter = anyio.CapacityLimiter(self.limits.max_parallel_tools)
 
@@ -300,7 +355,20 @@ class Advisor:
         done = [o for o in outcomes if o is not None]
         for outcome in done:
             self._observe(conversation, run, outcome)
+            if self._asks_first(outcome.status == "tool_error", outcome.for_model, outcome.call):
+                await self._ask_for_yes(run, outcome.call)  # the tool said what it would do: now ask
         return done
+
+    async def _ask_for_yes(self, run: _Run, call: ToolCall) -> None:
+        """Tell the shopper, in the loop's own words, that a deletion or a removed safety limit waits for
+        their explicit yes (whatever the model writes around it)."""
+        label = self.policy.confirm_tools.get(call.name)
+        if label is None or run.asked:
+            return
+        run.asked = True
+        await run.emit(
+            Notice("needs_confirmation", f"This needs your go-ahead: {label}. Reply “yes” to go ahead.")
+        )
 
     def _observe(self, conversation: Conversation, run: _Run, outcome: ToolOutcome) -> None:
         """Update what the rules need to know from a result that the shopper has now seen."""
@@ -354,12 +422,34 @@ class Advisor:
             answer = "Here is your secure checkout link. Your order is reserved until you pay."
             cards = cards_for(call, outcome.structured, self.policy)
             if cards and cards[0].data.get("simulated"):
-                answer = "Here is your checkout link (a local simulated checkout: no real payment is taken)."
+                answer = "Here is your checkout link (a simulated checkout: no real payment is taken)."
         else:
             answer = f"I couldn't start the checkout: {outcome.message}"
         await self._say(run, answer)
         conversation.append("assistant", [{"type": "text", "text": answer}])
         return await self._done(run, "checkout" if outcome.ok else "end_turn")
+
+
+def _confirming(call: ToolCall, argument: str) -> bool:
+    """The call asks to go ahead: any value but absent or false (a model may send "true" as text)."""
+    return call.input.get(argument) not in (None, False)
+
+
+def _key(call: ToolCall, argument: str) -> str:
+    """One action: the tool and its arguments, without the go-ahead itself."""
+    rest = {k: v for k, v in call.input.items() if k != argument}
+    return json.dumps([call.name, rest], sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    content = message.get("content")
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    return [b for b in content or [] if isinstance(b, dict)]
+
+
+def _opens_turn(message: dict[str, Any]) -> bool:
+    return message.get("role") == "user" and any(b.get("type") == "text" for b in _blocks(message))
 
 
 def _with_attachments(text: str, photos: Sequence[Attachment]) -> str:

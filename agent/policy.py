@@ -1,5 +1,6 @@
 """The rules the loop enforces in code (from `policy.json`): hidden tools, medical red flags, what counts
-as the shopper's explicit confirmation, and how web content is fenced off as untrusted data."""
+as the shopper's explicit confirmation (for checkout, and for tools that delete or lift a safety limit),
+and how web content is fenced off as untrusted data."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ class Policy:
     hidden_prefixes: tuple[str, ...]
     hidden_names: frozenset[str]
     checkout_tools: frozenset[str]
+    confirm_tools: dict[str, str]  # tool → what it does, in the shopper's words
+    confirm_argument: str
     shows_cart: frozenset[str]
     changes_cart: frozenset[str]
     cart_view_tool: str
@@ -111,6 +114,8 @@ def _load(raw: dict[str, Any]) -> Policy:
         hidden_prefixes=tuple(raw["hidden_tools"]["prefixes"]),
         hidden_names=frozenset(raw["hidden_tools"]["names"]),
         checkout_tools=frozenset(raw["checkout_tools"]),
+        confirm_tools={str(k): str(v) for k, v in raw["confirm_first"]["tools"].items()},
+        confirm_argument=str(raw["confirm_first"]["argument"]),
         shows_cart=frozenset(cart["shows_cart"]),
         changes_cart=frozenset(cart["changes_cart"]),
         cart_view_tool=str(cart["view"]),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, TypeVar
@@ -39,6 +38,7 @@ from shine_mcp.store import chat as chat_store
 from shine_mcp.store import skin_reports as store
 from shine_mcp.store.photos import PhotoStore
 from shine_mcp.store.skin_reports import SkinReportRecord
+from shine_mcp.tools._confirm import Confirm, needs_confirmation
 from shine_mcp.tools._skin_compare import MetricChange, compare
 from shine_mcp.tools._skin_input import UploadLookup, read_photo
 
@@ -160,8 +160,8 @@ def register(
 
     find_upload = uploads or chat_store.upload_lookup(lambda: services.db)
     photos = PhotoStore(settings.data_dir)
-    # Analyses hold decoded photos (a kept photo is decoded at full size): one per core at a time.
-    limiter = anyio.CapacityLimiter(max(1, os.cpu_count() or 1))
+    # Analyses hold decoded photos: they share the process's decode limit with chat uploads.
+    limiter = services.analysis_limiter
 
     async def in_thread(fn: Callable[..., T], *args: object) -> T:
         return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
@@ -315,11 +315,22 @@ def register(
             read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
         )
     )
-    async def delete_skin_report(ctx: Context, report_id: ReportId) -> DeletedSkinReport:
+    async def delete_skin_report(
+        ctx: Context, report_id: ReportId, confirm: Confirm = False
+    ) -> DeletedSkinReport:
         """Permanently delete one of the caller's skin reports and its kept photo, if any.
 
-        Use it when the person asks to remove an analysis; it cannot be undone."""
+        Use it when the person asks to remove an analysis; it cannot be undone. Call it without confirm
+        first: that deletes nothing and says what would go; after the person says yes, call with confirm=true."""
         caller = current_user(ctx, settings)
+        if confirm is not True:
+            found = await load(caller.user_id, report_id)
+            photo = " and the photo kept with it" if found.photo_path is not None else ""
+            raise needs_confirmation(
+                "delete_skin_report",
+                f"This permanently deletes your skin report {found.id} of "
+                f"{found.created.strftime('%d %b %Y, %H:%M')} UTC{photo}; it cannot be undone.",
+            )
         photo_deleted = False
 
         async def remove_photo(record: SkinReportRecord) -> None:

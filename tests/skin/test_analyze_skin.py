@@ -148,7 +148,7 @@ async def test_a_kept_photo_is_a_metadata_free_jpeg_and_goes_with_its_report(
     assert not {"exif", "icc_profile", "comment", "xmp"} & set(stored.info)
     assert b"PhoneMaker" not in kept.read_bytes() and b"taken at home" not in kept.read_bytes()
 
-    deleted = await call(client, "delete_skin_report", {"report_id": report["report_id"]})
+    deleted = await call(client, "delete_skin_report", {"report_id": report["report_id"], "confirm": True})
     assert deleted == {"report_id": report["report_id"], "photo_deleted": True}
     assert not kept.exists()
     assert await count(services, "local") == 0

@@ -9,6 +9,7 @@ from mcp import Client
 from PIL import Image
 
 from shine_mcp.config import Settings
+from shine_mcp.identity import identity_meta
 from shine_mcp.models import analyze
 from shine_mcp.services import Services
 from tests.models.conftest import add_cheek_redness, scaled_exposure
@@ -74,7 +75,7 @@ async def test_deleting_a_report_removes_it_and_a_second_delete_says_not_found(
     client: Client, services: Services, hopper_bytes: bytes
 ) -> None:
     keep, drop = await analysed(client, hopper_bytes), await analysed(client, hopper_bytes)
-    assert await call(client, "delete_skin_report", {"report_id": drop}) == {
+    assert await call(client, "delete_skin_report", {"report_id": drop, "confirm": True}) == {
         "report_id": drop,
         "photo_deleted": False,
     }
@@ -152,10 +153,13 @@ async def test_an_id_that_is_not_a_report_id_is_not_found(client: Client, tool: 
     assert "list_skin_reports lists yours" in await call_error(client, tool, {"report_id": "prd_123"})
 
 
-async def test_a_deleted_report_is_written_to_the_audit_log(client: Client, hopper_bytes: bytes) -> None:
+async def test_a_deleted_report_is_written_to_the_audit_log(
+    client: Client, settings: Settings, hopper_bytes: bytes
+) -> None:
     report_id = await analysed(client, hopper_bytes)
-    await call(client, "delete_skin_report", {"report_id": report_id})
-    events = (await call(client, "admin_list_audit_events", {"action": "data_deleted"}))["events"]
+    await call(client, "delete_skin_report", {"report_id": report_id, "confirm": True})
+    admin = identity_meta("usr_root", settings, roles=("user", "admin"))
+    events = (await call(client, "admin_list_audit_events", {"action": "data_deleted"}, admin))["events"]
     assert [(e["user_id"], e["detail"]["tool"], e["detail"]["succeeded"]) for e in events] == [
         ("local", "delete_skin_report", True)
     ]
