@@ -26,12 +26,14 @@ from typing import Any
 
 import httpx
 import stripe
+from sqlalchemy import update
+from sqlmodel import col
 
 from shine_mcp.config import Settings
 from shine_mcp.integrations.payments import sign_payload
 from shine_mcp.services import Services
 from shine_mcp.store.orders import FulfilmentJob, Order, OrderLine, insert_order
-from shine_mcp.store.tables import utcnow
+from shine_mcp.store.tables import Product, ProductVariant, default_variant_id, utcnow
 from web_shell.app import create_app
 
 SECRET = "whsec_bench_" + secrets.token_hex(16)
@@ -40,6 +42,17 @@ TARGET = 300.0
 
 
 async def _orders(services: Services, count: int) -> list[tuple[str, str]]:
+    # Enough stock for every order: a payment for stock already sold is held, never sent to fulfilment.
+    async with services.db.session() as session:
+        await session.execute(
+            update(Product).where(col(Product.id) == PRODUCT).values(stock=col(Product.stock) + count)
+        )
+        await session.execute(  # stock is taken from the product's variant
+            update(ProductVariant)
+            .where(col(ProductVariant.id) == default_variant_id(PRODUCT))
+            .values(stock=col(ProductVariant.stock) + count)
+        )
+        await session.commit()
     made = []
     for i in range(count):
         order_id, session_id = f"ord_{secrets.token_hex(10)}", f"cs_test_{secrets.token_hex(12)}"

@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -60,16 +61,53 @@ def _address(ship_to: dict[str, Any] | None) -> str:
     return ", ".join(str(p) for p in parts if p)
 
 
+_HELD = {
+    "oversold": "HELD: sold out before payment;\nrestock and ship it, or refund it",
+    "amount_mismatch": "HELD: amount paid ≠ total;\ncheck the payment first",
+}
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    """One paid order waiting for the merchant: its outbox job, or its hold (never sent to fulfilment)."""
+
+    order: Any
+    state: str  # local | failed | pending | held
+    request: dict[str, Any]
+    detail: str | None
+
+
+def _held_request(order: Any, lines: list[Any]) -> dict[str, Any]:
+    """What a fulfilment request would hold, for an order kept out of the outbox."""
+    return {
+        "order_id": order.id,
+        "hold_reason": order.hold_reason,
+        "placed_at": order.created_at.isoformat(),
+        "paid_at": order.paid_at.isoformat() if order.paid_at else None,
+        "currency": order.currency,
+        "total_minor": order.total_minor,
+        "items": [
+            {"product_id": x.product_id, "brand": x.brand, "name": x.name, "quantity": x.quantity}
+            for x in lines
+        ],
+        "email": order.email,
+        "ship_to": order.shipping,
+    }
+
+
 @orders_app.command("pending-fulfilment")
 def pending_fulfilment(
     as_json: Annotated[bool, typer.Option("--json", help="Print the fulfilment requests as JSON.")] = False,
 ) -> None:
-    """Paid orders not shipped yet: the local queue, hand-overs that failed, and those still being retried."""
-    from shine_mcp.store.orders import get_order, jobs
+    """Paid orders not shipped yet: orders held for you (sold out before payment), the local queue,
+    hand-overs that failed, and those still being retried."""
+    from shine_mcp.store.orders import get_order, held_orders, jobs, order_lines
 
-    async def work(commerce: Commerce) -> list[tuple[Any, Any]]:
+    async def work(commerce: Commerce) -> list[_Waiting]:
         db = commerce.db()
-        found = []
+        held = await held_orders(db)
+        lines = await order_lines(db, [o.id for o in held])
+        found = [_Waiting(o, "held", _held_request(o, lines[o.id]), o.attention) for o in held]
         for job in await jobs(db, ["local", "failed", "pending"], limit=1000):
             order = await get_order(db, job.order_id)
             if (
@@ -77,12 +115,12 @@ def pending_fulfilment(
                 and order.shipped_at is None
                 and order.status not in ("refunded", "disputed")
             ):
-                found.append((job, order))
+                found.append(_Waiting(order, job.status, job.payload, job.last_error))
         return found
 
     found = _run(work)
     if as_json:
-        rows = [{"fulfilment": job.status, "last_error": job.last_error, **job.payload} for job, _ in found]
+        rows = [{"fulfilment": w.state, "last_error": w.detail, **w.request} for w in found]
         sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
         return
     if not found:
@@ -91,17 +129,28 @@ def pending_fulfilment(
     table = Table(title=f"{len(found)} paid orders to ship")
     for column in ("order", "paid", "items", "ship to", "email", "state"):
         table.add_column(column)
-    for job, order in found:
-        items = "\n".join(f"{i['quantity']} × {i['brand']} {i['name']}" for i in job.payload.get("items", []))
-        state = {"local": "ship it yourself", "failed": "partner refused", "pending": "sending to partner"}[
-            job.status
-        ]
-        if job.last_error:
-            state += f"\n{job.last_error}"
+    for waiting in found:
+        order = waiting.order
+        items = "\n".join(
+            f"{i['quantity']} × {i['brand']} {i['name']}" for i in waiting.request.get("items", [])
+        )
+        if waiting.state == "held":
+            state = _HELD.get(order.hold_reason, f"HELD: {order.hold_reason}")
+        else:
+            state = {
+                "local": "ship it yourself",
+                "failed": "partner refused",
+                "pending": "sending to partner",
+            }[waiting.state]
+            if waiting.detail:
+                state += f"\n{waiting.detail}"
         paid = order.paid_at.strftime("%Y-%m-%d %H:%M") if order.paid_at else ""
-        table.add_row(order.id, paid, items, _address(job.payload.get("ship_to")), order.email or "", state)
+        ship_to = _address(waiting.request.get("ship_to"))
+        table.add_row(order.id, paid, items, ship_to, order.email or "", state)
     out.print(table)
     out.print("Mark one shipped: shine orders mark-shipped ORDER_ID --tracking NUMBER")
+    if any(w.state == "held" for w in found):
+        out.print("Refund a held one: the refund_order tool (or the payment provider's dashboard).")
 
 
 @orders_app.command("mark-shipped")

@@ -32,6 +32,13 @@ class Status(StrEnum):
     PAYMENT_FAILED = "payment_failed"
 
 
+class Hold(StrEnum):
+    """Why a paid order is kept from fulfilment until the merchant decides (`Order.hold_reason`)."""
+
+    OVERSOLD = "oversold"  # an item ran out before this payment arrived: restock and ship, or refund
+    AMOUNT_MISMATCH = "amount_mismatch"  # the provider reports another amount than the order's total
+
+
 UNPAID_ENDINGS = frozenset({Status.EXPIRED, Status.CANCELLED, Status.PAYMENT_FAILED})
 # A paid order whose goods should no longer leave the warehouse.
 DO_NOT_SHIP = frozenset({Status.REFUNDED, Status.DISPUTED})
