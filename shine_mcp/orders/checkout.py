@@ -31,6 +31,7 @@ from shine_mcp.orders import machine
 from shine_mcp.orders.errors import OrderError
 from shine_mcp.orders.ledger import Ledger
 from shine_mcp.orders.machine import Status
+from shine_mcp.orders.return_links import TOKEN_PARAM, sign_return
 from shine_mcp.store.carts import read_cart
 from shine_mcp.store.db import Database
 from shine_mcp.store.orders import (
@@ -140,6 +141,14 @@ def session_event(session: CheckoutSession, at: datetime) -> machine.Event | Non
     return None
 
 
+def cancel_refusal(order: Order) -> str | None:
+    """Why this order cannot be cancelled (only unpaid ones can), or None."""
+    if machine.can_cancel(Status(order.status)):
+        return None
+    hint = "; request_refund asks for your money back" if order.paid_at else ""
+    return f"order {order.id} is {order.status.replace('_', ' ')}, so it cannot be cancelled{hint}"
+
+
 class Checkout:
     def __init__(
         self,
@@ -185,6 +194,10 @@ class Checkout:
         if order is None:
             order_id = new_id("ord")
             base = self._settings.base_url
+            # Shine's own return pages show the order only to its owner: the signed token says who that is.
+            signed = (
+                f"order_id={order_id}&{TOKEN_PARAM}={sign_return(order_id, self._settings, self._clock())}"
+            )
             order = Order(
                 id=order_id,
                 user_id=user_id,
@@ -198,11 +211,11 @@ class Checkout:
                 success_url=return_url(
                     success_url,
                     self._settings,
-                    f"{base}/checkout/success?session_id={SESSION_ID_TEMPLATE}",
+                    f"{base}/checkout/success?session_id={SESSION_ID_TEMPLATE}&{signed}",
                     "success_url",
                 ),
                 cancel_url=return_url(
-                    cancel_url, self._settings, f"{base}/checkout/cancel?order_id={order_id}", "cancel_url"
+                    cancel_url, self._settings, f"{base}/checkout/cancel?{signed}", "cancel_url"
                 ),
                 created_at=self._clock(),
                 updated_at=self._clock(),
@@ -212,8 +225,9 @@ class Checkout:
                     order_id=order_id,
                     position=i,
                     product_id=line.product_id,
+                    variant_id=line.variant_id,
                     brand=line.product.brand if line.product else "",
-                    name=line.product.name if line.product else line.product_id,
+                    name=line.name[:300] if line.product else line.product_id,
                     unit_price_minor=line.unit_price_minor,
                     quantity=line.quantity,
                 )
@@ -275,20 +289,27 @@ class Checkout:
         applied = await self._ledger.apply(order.id, event)
         return applied.order or order
 
-    async def recover(self, session_id: str) -> Order | None:
-        """The order behind a session id, brought up to date from the provider. Finds it even when this
-        process stopped after creating the session and before storing its id."""
+    async def recover(self, session_id: str, *, unattached: str | None = None) -> Order | None:
+        """The order behind a session id, brought up to date from the provider.
+
+        Only sessions Shine stored on an order are looked up at the provider, so made-up ids cost nothing
+        there. `unattached` names the order whose session this is when this process stopped after creating
+        the session and before storing its id; the caller has checked it (a signed return link), and the
+        provider must agree (the session's `client_reference_id`)."""
         db = self._db()
         order = await find_order(db, session_id=session_id)
-        if order is not None and order.status != Status.PENDING.value:
+        if order is None:
+            order = await get_order(db, unattached) if unattached else None
+            if order is None or order.checkout_session_id is not None:
+                return None
+        elif order.status != Status.PENDING.value:
             return order
         try:
             session = await self._gateway().retrieve_session(session_id)
         except PaymentError:
-            return order
-        if order is None:
-            order = await get_order(db, session.client_reference_id) if session.client_reference_id else None
-            if order is None:
+            return order if order.checkout_session_id == session_id else None
+        if order.checkout_session_id is None:
+            if session.id != session_id or session.client_reference_id != order.id:
                 return None
             await attach_session(db, order.id, session)
         event = session_event(session, self._clock())
@@ -324,11 +345,9 @@ class Checkout:
         order = await get_order(db, order_id, user_id)
         if order is None:
             raise OrderError(f"you have no order {order_id!r}; list_orders lists yours")
-        if not machine.can_cancel(Status(order.status)):
-            hint = "; request_refund asks for your money back" if order.paid_at else ""
-            raise OrderError(
-                f"order {order_id} is {order.status.replace('_', ' ')}, so it cannot be cancelled{hint}"
-            )
+        refusal = cancel_refusal(order)
+        if refusal:
+            raise OrderError(refusal)
         if order.checkout_session_id is not None:
             try:
                 session = await self._gateway().expire_session(order.checkout_session_id)

@@ -3,7 +3,8 @@
 One short write transaction per event: remember the event id (a replay stops there), write the order's new
 facts only if nobody changed it since it was read (`lock_version`, an optimistic lock: otherwise read and
 try again), and do what a new status requires in the same commit: when an order becomes paid, take the
-stock, empty the cart and write the fulfilment outbox row; when it ends unpaid, free the cart for a new
+stock, empty the cart and write the fulfilment outbox row (or, when another payment took the last units
+first, hold the order for the merchant: `hold_reason`); when it ends unpaid, free the cart for a new
 checkout. Reads happen before the transaction, so concurrent webhooks only queue for the writes (on SQLite, on
 the database's one writer thread: the whole transaction is one hop there). The
 caller answers the webhook after this returns, so a 2xx always means "committed".
@@ -16,14 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, case, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Connection
 from sqlmodel import col, select
 
 from shine_mcp.orders import machine
-from shine_mcp.orders.machine import Event, Facts, Status
+from shine_mcp.orders.machine import Event, Facts, Hold, Status
 from shine_mcp.orders.privacy import IN_FLIGHT_NOTE, erased
 from shine_mcp.store.carts import bump_if_version
+from shine_mcp.store.catalog import refresh_products
 from shine_mcp.store.db import Database
 from shine_mcp.store.orders import (
     FulfilmentJob,
@@ -35,22 +37,59 @@ from shine_mcp.store.orders import (
     record_event,
     table_of,
 )
-from shine_mcp.store.tables import Product, utcnow
+from shine_mcp.store.tables import ProductVariant, default_variant_id, utcnow
 
 log = logging.getLogger("shine.orders")
 
 ATTENTION_LIMIT = 500
 # Constant statements with bound parameters: compiled once, executed from the cache on every payment.
+# Taking stock only where enough is left makes "was there enough?" the row count of the update itself:
+# the row lock (PostgreSQL) or the one writer (SQLite) means two payments can never both take the last unit.
+# Stock is the variant's; the product's sum and price range follow in the same transaction
+# (`refresh_products`).
 _TAKE_STOCK = (
-    update(Product)
-    .where(col(Product.id) == bindparam("product"))
-    .values(
-        stock=case(
-            (col(Product.stock) > bindparam("quantity"), col(Product.stock) - bindparam("quantity")),
-            else_=0,
-        )
-    )
+    update(ProductVariant)
+    .where(col(ProductVariant.id) == bindparam("variant"), col(ProductVariant.stock) >= bindparam("quantity"))
+    .values(stock=col(ProductVariant.stock) - bindparam("quantity"))
 )
+# An oversold line takes whatever was left: those units are the held order's.
+_TAKE_REST = update(ProductVariant).where(col(ProductVariant.id) == bindparam("variant")).values(stock=0)
+# A refunded order that never left the shop puts its units back.
+_RESTOCK = (
+    update(ProductVariant)
+    .where(col(ProductVariant.id) == bindparam("variant"))
+    .values(stock=col(ProductVariant.stock) + bindparam("quantity"))
+)
+_HOLD = (
+    update(Order)
+    .where(col(Order.id) == bindparam("order"))
+    .values(hold_reason=bindparam("reason"), attention=bindparam("note"))
+)
+
+
+def variant_of(line: OrderLine) -> str:
+    """The variant a line sold: lines written before variants existed sold the product's default one."""
+    return line.variant_id or default_variant_id(line.product_id)
+
+
+def _lines(connection: Connection, order_id: str) -> list[OrderLine]:
+    rows = connection.execute(
+        select(OrderLine).where(col(OrderLine.order_id) == order_id).order_by(col(OrderLine.position))
+    )
+    return [OrderLine(**row._mapping) for row in rows]
+
+
+def _restocks(before: Facts, after: Facts, order: Order) -> bool:
+    """Refunded in full before anything left the shop (not shipped, not with a fulfilment partner), and not
+    an oversold order (whose units were never all taken): the units go back on the shelf."""
+    return (
+        machine.status_of(after) is Status.REFUNDED
+        and machine.status_of(before) is not Status.REFUNDED
+        and before.paid
+        and order.shipped_at is None
+        and order.fulfilling_at is None
+        and order.hold_reason != Hold.OVERSOLD.value
+    )
 
 
 @dataclass(frozen=True)
@@ -180,12 +219,13 @@ class Ledger:
                     return None  # changed meanwhile: read it again
                 order.lock_version = seen + 1
             if became_paid:
-                rows = connection.execute(
-                    select(OrderLine)
-                    .where(col(OrderLine.order_id) == order.id)
-                    .order_by(col(OrderLine.position))
+                self._on_payment(connection, order, _lines(connection, order.id), status)
+            elif _restocks(before, after, order):
+                lines = _lines(connection, order.id)
+                connection.execute(
+                    _RESTOCK, [{"variant": variant_of(line), "quantity": line.quantity} for line in lines]
                 )
-                self._on_payment(connection, order, [OrderLine(**row._mapping) for row in rows], status)
+                refresh_products(connection, [line.product_id for line in lines])
             elif status in machine.UNPAID_ENDINGS and machine.status_of(before) is Status.PENDING:
                 # A new checkout of the same cart must make a new order.
                 bump_if_version(connection, order.cart_id, order.cart_version, clear=False)
@@ -204,18 +244,28 @@ class Ledger:
         problem = _paid_amount_problem(order, event)
         if problem:
             note(order, problem)
+            order.hold_reason = order.hold_reason or Hold.AMOUNT_MISMATCH.value
             log.warning("order %s: %s", order.id, problem)
 
     def _on_payment(
         self, connection: Connection, order: Order, lines: list[OrderLine], status: Status
     ) -> None:
-        """In the transaction that records the payment: take the stock, empty the cart, write the outbox."""
-        connection.execute(
-            _TAKE_STOCK, [{"product": line.product_id, "quantity": line.quantity} for line in lines]
-        )
+        """In the transaction that records the payment: take the stock, empty the cart, write the outbox.
+        A line with too little stock left (someone else paid for the last units first) holds the order for
+        the merchant instead of sending it to fulfilment."""
+        short = [
+            line
+            for line in lines
+            if not connection.execute(
+                _TAKE_STOCK, {"variant": variant_of(line), "quantity": line.quantity}
+            ).rowcount
+        ]
+        if short:
+            self._hold_oversold(connection, order, short)
+        refresh_products(connection, [line.product_id for line in lines])
         bump_if_version(connection, order.cart_id, order.cart_version, clear=True)
-        if order.attention and "not sent to fulfilment" in order.attention:
-            return  # the amount paid does not match: a person must look first
+        if order.hold_reason is not None:
+            return  # a person decides first: restock and ship, or refund (`shine orders pending-fulfilment`)
         if status in machine.DO_NOT_SHIP or order.fulfilling_at is not None:
             return  # nothing to ship, or already in a partner's hands (its news outran the payment's)
         job_id = new_id("ful")
@@ -231,6 +281,19 @@ class Ledger:
         # (no unit-of-work flush, no cache key built over the values).
         connection.execute(table_of(FulfilmentJob).insert(), job.model_dump())
 
+    def _hold_oversold(self, connection: Connection, order: Order, short: list[OrderLine]) -> None:
+        connection.execute(_TAKE_REST, [{"variant": variant_of(line)} for line in short])
+        items = ", ".join(f"{line.quantity} × {line.brand} {line.name}".replace("  ", " ") for line in short)
+        note(
+            order,
+            f"oversold: too little stock was left for {items} when this was paid: not sent to fulfilment; "
+            "restock and ship it, or refund it",
+        )
+        # A payment that was already held (the amount did not match) keeps its first reason.
+        order.hold_reason = order.hold_reason or Hold.OVERSOLD.value
+        connection.execute(_HOLD, {"order": order.id, "reason": order.hold_reason, "note": order.attention})
+        log.warning("order %s was paid for stock another order took first: held for the merchant", order.id)
+
     def _request(self, job_id: str, order: Order, lines: list[OrderLine]) -> dict[str, Any]:
         """What the fulfilment partner (or the merchant, from the local queue) receives."""
         return {
@@ -243,6 +306,7 @@ class Ledger:
             "items": [
                 {
                     "product_id": line.product_id,
+                    "variant_id": variant_of(line),
                     "brand": line.brand,
                     "name": line.name,
                     "quantity": line.quantity,

@@ -1,4 +1,4 @@
-"""The sales report: orders, revenue and refunds per UTC day and currency.
+"""The sales report: orders, revenue and refunds per UTC day and currency, and units and revenue per variant.
 
 Revenue counts on the day an order was paid, refunds on the day they were made, so a refund next month
 lowers next month's net, as in the payment provider's own reports. Grouped here rather than in SQL: date
@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from shine_mcp.store.db import Database
-from shine_mcp.store.orders import paid_between, refunds_between
+from shine_mcp.store.orders import order_lines, paid_between, refunds_between
+from shine_mcp.store.tables import default_variant_id
 from shine_mcp.store.users import aware
 
 MAX_DAYS = 366
@@ -29,6 +30,16 @@ class Tally:
         return self.revenue_minor - self.refunds_minor
 
 
+@dataclass
+class VariantSales:
+    """One variant's sales in the period, under the name it was sold as."""
+
+    product_id: str
+    name: str
+    units: int = 0
+    revenue_minor: int = 0
+
+
 @dataclass(frozen=True)
 class Report:
     start: date
@@ -36,6 +47,8 @@ class Report:
     days: dict[tuple[date, str], Tally] = field(default_factory=dict)
     totals: dict[str, Tally] = field(default_factory=dict)
     simulated_included: bool = False
+    # (variant id, currency) -> sales of the orders paid in the period, best-selling first
+    variants: dict[tuple[str, str], VariantSales] = field(default_factory=dict)
 
 
 def day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
@@ -47,13 +60,26 @@ async def sales_report(db: Database, start: date, end: date, *, include_simulate
     low, high = day_bounds(start, end)
     days: dict[tuple[date, str], Tally] = defaultdict(Tally)
     totals: dict[str, Tally] = defaultdict(Tally)
-    for order in await paid_between(db, low, high):
-        if order.gateway == "simulated" and not include_simulated:
-            continue
+    orders = [
+        order
+        for order in await paid_between(db, low, high)
+        if order.gateway != "simulated" or include_simulated
+    ]
+    for order in orders:
         assert order.paid_at is not None
         for tally in (days[(order.paid_at.date(), order.currency)], totals[order.currency]):
             tally.orders += 1
             tally.revenue_minor += order.total_minor
+    variants: dict[tuple[str, str], VariantSales] = {}
+    lines = await order_lines(db, [order.id for order in orders])
+    for order in orders:
+        for line in lines[order.id]:
+            key = (line.variant_id or default_variant_id(line.product_id), order.currency)
+            sold = variants.setdefault(
+                key, VariantSales(line.product_id, f"{line.brand} {line.name}".strip())
+            )
+            sold.units += line.quantity
+            sold.revenue_minor += line.unit_price_minor * line.quantity
     for refund, gateway in await refunds_between(db, low, high):
         if gateway == "simulated" and not include_simulated:
             continue
@@ -65,4 +91,5 @@ async def sales_report(db: Database, start: date, end: date, *, include_simulate
         days=dict(sorted(days.items())),
         totals=dict(sorted(totals.items())),
         simulated_included=include_simulated,
+        variants=dict(sorted(variants.items(), key=lambda kv: (-kv[1].revenue_minor, kv[0]))),
     )

@@ -47,13 +47,15 @@ class Cart(SQLModel, table=True):
 
 
 class CartItem(SQLModel, table=True):
-    """One product in a cart. `unit_price_minor` is the catalog price when it was added or last confirmed."""
+    """One variant of a product in a cart. `unit_price_minor` is the variant's catalog price when it was
+    added or last confirmed."""
 
     __tablename__ = "cart_items"
     __table_args__ = (ForeignKeyConstraint(["cart_id"], ["carts.id"], name="fk_cart_items_cart_id"),)
 
     cart_id: str = Field(primary_key=True, max_length=40)
-    product_id: str = Field(primary_key=True, max_length=40)
+    variant_id: str = Field(primary_key=True, max_length=40)
+    product_id: str = Field(max_length=40)
     quantity: int
     unit_price_minor: int
     currency: str = Field(max_length=3)
@@ -65,6 +67,7 @@ class CartItem(SQLModel, table=True):
 @dataclass(frozen=True)
 class CartLineRow:
     product_id: str
+    variant_id: str
     quantity: int
     unit_price_minor: int
     currency: str
@@ -88,7 +91,12 @@ class CartSnapshot:
 
 def _line(item: CartItem) -> CartLineRow:
     return CartLineRow(
-        item.product_id, item.quantity, item.unit_price_minor, item.currency, aware(item.added_at)
+        item.product_id,
+        item.variant_id,
+        item.quantity,
+        item.unit_price_minor,
+        item.currency,
+        aware(item.added_at),
     )
 
 
@@ -99,7 +107,7 @@ async def read_cart(db: Database, user_id: str) -> CartSnapshot | None:
         select(Cart, CartItem)
         .join(CartItem, col(CartItem.cart_id) == col(Cart.id), isouter=True)
         .where(col(Cart.user_id) == user_id)
-        .order_by(col(CartItem.added_at), col(CartItem.product_id))
+        .order_by(col(CartItem.added_at), col(CartItem.variant_id))
     )
     async with db.session() as session:
         rows = (await session.execute(query)).all()
@@ -112,14 +120,14 @@ async def read_cart(db: Database, user_id: str) -> CartSnapshot | None:
 
 @dataclass
 class LockedCart:
-    """A cart inside a write transaction: change `items` (product id → row) and `currency`, then leave."""
+    """A cart inside a write transaction: change `items` (variant id → row) and `currency`, then leave."""
 
     session: AsyncSession
     cart: Cart
     items: dict[str, CartItem]
 
     def snapshot(self) -> CartSnapshot:
-        ordered = sorted(self.items.values(), key=lambda i: (aware(i.added_at), i.product_id))
+        ordered = sorted(self.items.values(), key=lambda i: (aware(i.added_at), i.variant_id))
         return CartSnapshot(
             self.cart.id,
             self.cart.user_id,
@@ -158,7 +166,7 @@ async def locked_cart(db: Database, user_id: str) -> AsyncIterator[LockedCart]:
             items = (
                 await session.execute(select(CartItem).where(col(CartItem.cart_id) == cart.id))
             ).scalars()
-            locked = LockedCart(session, cart, {i.product_id: i for i in items})
+            locked = LockedCart(session, cart, {i.variant_id: i for i in items})
             yield locked
             await session.commit()
             return

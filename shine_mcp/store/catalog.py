@@ -8,15 +8,16 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from sqlalchemy import case, delete, func
+from sqlalchemy import bindparam, case, delete, func, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from shine_mcp.store.db import Database
 from shine_mcp.store.generation import Generation
 from shine_mcp.store.records import ProductIn
-from shine_mcp.store.tables import Product, ProductRow, utcnow
+from shine_mcp.store.tables import Product, ProductRow, ProductVariant, utcnow
 
 DEMO_SOURCE = "demo"
 
@@ -78,6 +79,23 @@ async def get_products(db: Database, product_ids: Sequence[str]) -> dict[str, Pr
         return {p.id: p for p in rows.scalars()}
 
 
+async def product_ids_like(db: Database, typed: str, limit: int) -> tuple[list[str], int]:
+    """For completion: ids that start with `typed`, or of products whose brand and name contain it (case
+    aside), ids first then by name; and how many match in all."""
+    table = Product.__table__  # type: ignore[attr-defined]
+    text = typed.strip().lower()
+    by_id = table.c.id.startswith(text, autoescape=True)
+    matches = by_id | func.lower(table.c.brand + " " + table.c.name).contains(text, autoescape=True)
+    query = sa_select(table.c.id).where(matches).order_by(case((by_id, 0), else_=1), table.c.name, table.c.id)
+
+    def work(connection: Connection) -> tuple[list[str], int]:
+        ids = [row[0] for row in connection.execute(query.limit(limit))]
+        total = connection.execute(sa_select(func.count()).select_from(table).where(matches)).scalar_one()
+        return ids, int(total)
+
+    return await db.read(work)
+
+
 async def read_products(db: Database, product_ids: Sequence[str]) -> dict[str, ProductRow]:
     """Like `get_products` as plain rows, in one hop to a reader thread: for hot paths that re-check a
     few dozen products."""
@@ -88,6 +106,62 @@ async def read_products(db: Database, product_ids: Sequence[str]) -> dict[str, P
         return {row.id: ProductRow(**row._mapping) for row in connection.execute(query)}
 
     return await db.read(work)
+
+
+async def get_variants(db: Database, product_id: str) -> list[ProductVariant]:
+    """A product's variants in the shop's order."""
+    query = (
+        select(ProductVariant)
+        .where(col(ProductVariant.product_id) == product_id)
+        .order_by(col(ProductVariant.position), col(ProductVariant.id))
+    )
+    async with db.session() as session:
+        return list((await session.execute(query)).scalars())
+
+
+async def get_variants_by_id(db: Database, variant_ids: Sequence[str]) -> dict[str, ProductVariant]:
+    async with db.session() as session:
+        rows = await session.execute(
+            select(ProductVariant).where(col(ProductVariant.id).in_(list(variant_ids)))
+        )
+        return {v.id: v for v in rows.scalars()}
+
+
+def _refresh_statement() -> Any:
+    """Bring a product's price range and stock in line with its variants (after stock moved): one UPDATE
+    with correlated subqueries, the same SQL on SQLite and PostgreSQL."""
+    variants = ProductVariant.__table__.alias("v")  # type: ignore[attr-defined]
+    mine = variants.c.product_id == col(Product.id)
+    price = variants.c.price_minor
+
+    def over(aggregate: Any, *where: Any) -> Any:
+        return sa_select(aggregate).where(mine, *where).scalar_subquery()
+
+    in_stock = variants.c.stock > 0
+    return (
+        update(Product)
+        .where(col(Product.id) == bindparam("product"))
+        .values(
+            stock=over(func.coalesce(func.sum(variants.c.stock), 0)),
+            price_minor=func.coalesce(
+                over(func.min(price), in_stock), over(func.min(price)), Product.price_minor
+            ),
+            price_max_minor=func.coalesce(
+                over(func.max(price), in_stock), over(func.max(price)), Product.price_minor
+            ),
+        )
+    )
+
+
+REFRESH_PRODUCT = _refresh_statement()
+
+
+def refresh_products(connection: Connection, product_ids: Sequence[str]) -> None:
+    """Inside a caller's transaction: recompute the products' stock and price range from their variants
+    (the catalog's change-tracking triggers then tell the search index)."""
+    unique = sorted(set(product_ids))
+    if unique:
+        connection.execute(REFRESH_PRODUCT, [{"product": p} for p in unique])
 
 
 async def count_products(db: Database) -> int:
@@ -105,6 +179,7 @@ async def upsert_products(
     `records`.
     """
     rows = [record.to_row(source) for record in records]
+    variants = [variant for record in records for variant in record.variant_rows()]
     async with db.session() as session, session.begin():
         existing: dict[str, Product] = {}
         for chunk in _chunks([r.id for r in rows]):
@@ -118,13 +193,37 @@ async def upsert_products(
             for name, value in row.model_dump(exclude={"id", "created_at"}).items():
                 setattr(current, name, value)
             current.updated_at = utcnow()
+        await session.flush()  # the products first: the variants' foreign key needs them
+        await _write_variants(session, [r.id for r in rows], variants)
         if replace:
             keep = {r.id for r in rows}
             stale = [i for i in (await session.execute(select(Product.id))).scalars() if i not in keep]
             for chunk in _chunks(stale):
+                await session.execute(delete(ProductVariant).where(col(ProductVariant.product_id).in_(chunk)))
                 await session.execute(delete(Product).where(col(Product.id).in_(chunk)))
     _catalog_writes.bump()
     return len(rows)
+
+
+async def _write_variants(
+    session: AsyncSession, product_ids: list[str], variants: list[ProductVariant]
+) -> None:
+    """Make the products' variants exactly `variants`: same ids are updated (carts pointing at them stay
+    valid), new ones added, ones no longer listed removed."""
+    existing: dict[str, ProductVariant] = {}
+    for chunk in _chunks(product_ids):
+        found = await session.execute(select(ProductVariant).where(col(ProductVariant.product_id).in_(chunk)))
+        existing.update((v.id, v) for v in found.scalars())
+    wanted = {v.id for v in variants}
+    for variant_id in [i for i in existing if i not in wanted]:
+        await session.delete(existing.pop(variant_id))
+    for variant in variants:
+        current = existing.get(variant.id)
+        if current is None:
+            session.add(variant)
+            continue
+        for name, value in variant.model_dump(exclude={"id"}).items():
+            setattr(current, name, value)
 
 
 def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
@@ -135,6 +234,8 @@ def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
 async def remove_source(db: Database, source: str) -> int:
     """Remove every product from one source (the demo catalog once a merchant imports their own)."""
     async with db.session() as session, session.begin():
+        ids = select(Product.id).where(col(Product.source) == source)
+        await session.execute(delete(ProductVariant).where(col(ProductVariant.product_id).in_(ids)))
         result = await session.execute(delete(Product).where(col(Product.source) == source))
     _catalog_writes.bump()
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

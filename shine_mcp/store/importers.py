@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from shine_mcp.store.records import ProductIn, slugify
+from shine_mcp.store.records import ProductIn, VariantIn, slugify
 from shine_mcp.vocabulary import CATEGORIES, CATEGORY_ALIASES
 
 Format = Literal["json", "csv", "shopify"]
@@ -31,7 +31,11 @@ PROGRESS_EVERY = 500
 CSV_COLUMNS = (
     "handle", "brand", "name", "category", "description", "price", "currency", "size", "url", "image_url",
     "rating", "review_count", "stock", "ingredients", "skin_types", "concerns", "tags",
+    "options", "sku", "barcode",
 )  # fmt: skip
+# A row with `options` ("Shade: Light; Size: 30 ml") is a variant: rows of one handle are one product, its
+# fields from the first row, each row's price, stock, size, sku, barcode and image_url its variant's.
+VARIANT_CSV_FIELDS = ("options", "price", "stock", "size", "sku", "barcode", "image_url")
 REQUIRED_CSV_COLUMNS = ("brand", "name", "category", "price")
 LIST_FIELDS = ("skin_types", "concerns", "tags")
 _LIST_SEPARATORS = re.compile(r"[;|,]")
@@ -190,16 +194,30 @@ def to_record(
     try:
         return ProductIn.model_validate(fields)
     except ValidationError as exc:
-        errors: list[RowError] = []
-        for err in exc.errors():
-            name = str(err["loc"][0]) if err["loc"] else ""
-            if name in ignore:
-                continue
-            row, column = locate(name)
-            error = RowError(file, row, column, _human(err))
-            if error not in errors:
-                errors.append(error)
-        return errors
+        return _row_errors(exc, file, locate, ignore)
+
+
+def to_variant(fields: dict[str, Any], file: str, locate: Locate) -> VariantIn | list[RowError]:
+    """Validate one variant (a size or shade) on its own row, like `to_record`."""
+    try:
+        return VariantIn.model_validate(fields)
+    except ValidationError as exc:
+        return _row_errors(exc, file, locate, frozenset())
+
+
+def _row_errors(exc: ValidationError, file: str, locate: Locate, ignore: frozenset[str]) -> list[RowError]:
+    errors: list[RowError] = []
+    for err in exc.errors():
+        name = str(err["loc"][0]) if err["loc"] else ""
+        if name in ignore:
+            continue
+        row, column = locate(name)
+        if name == "variants" and len(err["loc"]) >= 3:  # which variant, which of its fields
+            column = f"variants[{int(err['loc'][1]) + 1}].{err['loc'][2]}"
+        error = RowError(file, row, column, _human(err))
+        if error not in errors:
+            errors.append(error)
+    return errors
 
 
 def _human(err: ErrorDetails) -> str:
@@ -306,6 +324,7 @@ def _read_csv(file: str, text: str, currency: str, progress: Progress | None) ->
     if unknown := [cell.strip() for cell in header if cell.strip() and term(cell) not in CSV_COLUMNS]:
         out.skipped.append(f"column(s) {', '.join(unknown)} not recognised and ignored")
     seen: dict[str, int] = {}
+    grouped: dict[str, list[tuple[int, dict[str, Any]]]] = {}  # handle -> its variant rows
     done = 0
     for done, (row, cells) in enumerate(rows, 1):
         tick(progress, done)
@@ -318,14 +337,60 @@ def _read_csv(file: str, text: str, currency: str, progress: Progress | None) ->
             out.errors.append(RowError(file, row, "", message))
             continue
         fields = _csv_fields(cells, index, currency)
+        if "options" in fields:
+            if not fields.get("handle"):
+                message = "is needed on a row with options: the rows of one product share its handle"
+                out.errors.append(RowError(file, row, shown.get("handle", "handle"), message))
+            else:
+                grouped.setdefault(str(fields["handle"]).lower(), []).append((row, fields))
+            continue
+        if own := {k: fields.pop(k) for k in ("sku", "barcode") if k in fields}:
+            # A product without options: its SKU and barcode are its one variant's.
+            kept = {k: fields[k] for k in ("stock", "size") if k in fields}
+            fields["variants"] = [{**own, **kept}]
         ignore = _fill_handle(fields)
         result = to_record(fields, file, _at(row, shown), ignore=ignore)
         keep(out, seen, result, RowError(file, row, shown.get("handle", "handle"), ""))
+    for group in grouped.values():
+        _csv_product_with_variants(out, seen, file, group, shown)
     if done == 0:
         raise CatalogFileError(f"{file}: has a header but no product rows")
     if progress is not None:
         progress(done)
     return out
+
+
+def _csv_product_with_variants(
+    out: ParsedCatalog,
+    seen: dict[str, int],
+    file: str,
+    group: list[tuple[int, dict[str, Any]]],
+    shown: dict[str, str],
+) -> None:
+    """One product from the rows sharing a handle, a variant per row (a bad row loses only its variant)."""
+    first_row, first = group[0]
+    variants: list[dict[str, Any]] = []
+    for row, fields in group:
+        own = {name: fields[name] for name in VARIANT_CSV_FIELDS if name in fields}
+        options = [part.partition(":") for part in _OPTION_SEPARATORS.split(own["options"]) if part.strip()]
+        own["options"] = {
+            (name.strip() if value else f"Option {i}"): (value or name).strip()
+            for i, (name, _, value) in enumerate(options, 1)
+        }
+        checked = to_variant(own, file, _at(row, shown))
+        if isinstance(checked, list):
+            out.errors.extend(checked)
+        else:
+            variants.append(checked.model_dump())
+    if not variants:
+        return
+    product = {k: v for k, v in first.items() if k not in VARIANT_CSV_FIELDS or k == "image_url"}
+    product["variants"] = variants
+    result = to_record(product, file, _at(first_row, shown))
+    keep(out, seen, result, RowError(file, first_row, shown.get("handle", "handle"), ""))
+
+
+_OPTION_SEPARATORS = re.compile(r"[;|]")
 
 
 def _csv_fields(cells: list[str], index: dict[str, int], currency: str) -> dict[str, Any]:

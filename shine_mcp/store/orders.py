@@ -48,6 +48,7 @@ class Order(SQLModel, table=True):
         Index("ix_orders_payment_intent_id", "payment_intent_id"),
         Index("ix_orders_paid_at", "paid_at"),
         Index("ix_orders_status", "status"),
+        Index("ix_orders_hold_reason", "hold_reason"),
     )
 
     id: str = Field(primary_key=True, max_length=40)  # "ord_…"
@@ -71,6 +72,8 @@ class Order(SQLModel, table=True):
     carrier: str | None = Field(default=None, max_length=100)
     refund_reason: str | None = Field(default=None, max_length=500)
     attention: str | None = Field(default=None, max_length=500)  # what the merchant should look at
+    # Why a paid order was kept from fulfilment (`shine_mcp.orders.machine.Hold`): None ships as usual.
+    hold_reason: str | None = Field(default=None, max_length=20)
     lock_version: int = 0  # bumped by every change; the bump is also the row lock
     created_at: datetime = _now_column()
     updated_at: datetime = _now_column()
@@ -85,7 +88,8 @@ class Order(SQLModel, table=True):
 
 
 class OrderLine(SQLModel, table=True):
-    """A product as it was bought: name and unit price copied from the catalog at checkout."""
+    """A product variant as it was bought: name (with the variant's title) and unit price copied from the
+    catalog at checkout. `variant_id` is None only on lines whose product was gone before variants existed."""
 
     __tablename__ = "order_lines"
     __table_args__ = (ForeignKeyConstraint(["order_id"], ["orders.id"], name="fk_order_lines_order_id"),)
@@ -93,6 +97,7 @@ class OrderLine(SQLModel, table=True):
     order_id: str = Field(primary_key=True, max_length=40)
     position: int = Field(primary_key=True)
     product_id: str = Field(max_length=40)
+    variant_id: str | None = Field(default=None, max_length=40)
     brand: str = Field(max_length=200)
     name: str = Field(max_length=300)
     unit_price_minor: int
@@ -291,6 +296,23 @@ async def list_orders(
     if refund_requested:
         query = query.where(col(Order.refund_requested_at).is_not(None))
     query = query.order_by(col(Order.created_at).desc(), col(Order.id).desc()).limit(limit)
+    async with db.session() as session:
+        return [with_zones(o) for o in (await session.execute(query)).scalars()]
+
+
+async def held_orders(db: Database, limit: int = 1000) -> list[Order]:
+    """Paid orders kept from fulfilment for the merchant (`hold_reason`), not shipped, refunded or disputed
+    yet: oldest first, the order they were paid in."""
+    query = (
+        select(Order)
+        .where(
+            col(Order.hold_reason).is_not(None),
+            col(Order.shipped_at).is_(None),
+            col(Order.status).not_in(["refunded", "disputed"]),
+        )
+        .order_by(col(Order.paid_at), col(Order.id))
+        .limit(limit)
+    )
     async with db.session() as session:
         return [with_zones(o) for o in (await session.execute(query)).scalars()]
 

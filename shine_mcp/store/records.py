@@ -5,16 +5,17 @@ from __future__ import annotations
 import hashlib
 import re
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from shine_mcp.knowledge import parse_inci
 from shine_mcp.money import MoneyError, to_minor
-from shine_mcp.store.tables import Product, pipe_join, utcnow
+from shine_mcp.store.tables import Product, ProductVariant, default_variant_id, pipe_join, utcnow
 from shine_mcp.vocabulary import Category, Concern, SkinType, Tag
 
 _HANDLE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+SIZE_OPTIONS = ("size", "volume", "amount")  # option names whose value is a pack size
 
 
 def product_id_for(handle: str) -> str:
@@ -24,6 +25,46 @@ def product_id_for(handle: str) -> str:
 
 def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:300]
+
+
+def variant_id_for(product_id: str, option_values: list[str]) -> str:
+    """A variant's id derives from its product and option values ("Green", "S"), so a re-import updates it;
+    a variant without options is the product's default one."""
+    if not option_values:
+        return default_variant_id(product_id)
+    key = product_id + "\x1f" + "\x1f".join(v.strip().lower() for v in option_values)
+    return "var_" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def _http_url(value: str | None) -> str | None:
+    if value and not value.startswith(("https://", "http://")):
+        raise ValueError("must be an http(s) URL")
+    return value or None
+
+
+class VariantIn(BaseModel):
+    """One variant of a product from an import file: a size or shade with its own SKU, price and stock.
+    A missing price is the product's."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    options: dict[str, Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=dict)
+    title: Annotated[str | None, Field(max_length=300)] = None
+    sku: Annotated[str | None, Field(max_length=100)] = None
+    barcode: Annotated[str | None, Field(max_length=60)] = None
+    price: Annotated[Decimal | None, Field(gt=0, le=Decimal("1000000"))] = None
+    stock: Annotated[int, Field(ge=0)] = 0
+    size: Annotated[str | None, Field(max_length=60)] = None
+    image_url: str | None = None
+
+    @field_validator("image_url")
+    @classmethod
+    def _http_only(cls, value: str | None) -> str | None:
+        return _http_url(value)
+
+    @property
+    def label(self) -> str:
+        return self.title or " / ".join(self.options.values())
 
 
 class ProductIn(BaseModel):
@@ -37,7 +78,7 @@ class ProductIn(BaseModel):
     category: Category
     description: str = ""
     currency: Annotated[str, Field(pattern=r"^[A-Za-z]{3}$")] = "USD"
-    price: Annotated[Decimal, Field(gt=0, le=Decimal("1000000"))]
+    price: Annotated[Decimal, Field(gt=0, le=Decimal("1000000"))]  # with variants: the cheapest one's
     size: Annotated[str | None, Field(max_length=60)] = None
     url: str | None = None
     image_url: str | None = None
@@ -48,6 +89,41 @@ class ProductIn(BaseModel):
     skin_types: list[SkinType] = Field(default_factory=list)
     concerns: list[Concern] = Field(default_factory=list)
     tags: list[Tag] = Field(default_factory=list)
+    # Sizes or shades sold separately; none: the product is its own one variant. With variants, the
+    # product's price, stock and size come from them.
+    variants: Annotated[list[VariantIn], Field(max_length=250)] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _price_from_variants(cls, data: Any) -> Any:
+        """A product with variants may leave its own price out: the cheapest variant's is used."""
+        if not isinstance(data, dict) or data.get("price") not in (None, "") or not data.get("variants"):
+            return data
+        prices: list[Decimal] = []
+        for variant in data["variants"]:
+            raw = variant.get("price") if isinstance(variant, dict) else getattr(variant, "price", None)
+            try:
+                prices.append(Decimal(str(raw)))
+            except ArithmeticError:
+                continue  # the variant's own validation names it
+        return {**data, "price": min(prices)} if prices else data
+
+    @model_validator(mode="after")
+    def _variants_fit(self) -> ProductIn:
+        seen: set[str] = set()
+        for number, variant in enumerate(self.variants, 1):
+            if variant.price is not None:
+                try:
+                    to_minor(variant.price, self.currency)
+                except MoneyError as exc:
+                    raise ValueError(f"variant {number}: {exc}") from exc
+            key = "/".join(v.lower() for v in variant.options.values())
+            if key in seen:
+                raise ValueError(
+                    f"variant {number} repeats the options {variant.label!r}; each variant needs its own"
+                )
+            seen.add(key)
+        return self
 
     @field_validator("handle")
     @classmethod
@@ -76,15 +152,48 @@ class ProductIn(BaseModel):
     @field_validator("url", "image_url")
     @classmethod
     def _http_only(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("https://", "http://")):
-            raise ValueError("must be an http(s) URL")
-        return value or None
+        return _http_url(value)
 
     def ingredients_as_text(self) -> str:
         return ", ".join(self.ingredients) if isinstance(self.ingredients, list) else self.ingredients
 
+    def variant_rows(self) -> list[ProductVariant]:
+        """The product's variants as rows: its listed ones, or one default variant of its own fields."""
+        product_id = product_id_for(self.handle)
+        if not self.variants:
+            return [
+                ProductVariant(
+                    id=default_variant_id(product_id),
+                    product_id=product_id,
+                    position=0,
+                    price_minor=to_minor(self.price, self.currency),
+                    currency=self.currency,
+                    stock=self.stock,
+                    size=self.size,
+                )
+            ]
+        return [
+            ProductVariant(
+                id=variant_id_for(product_id, list(variant.options.values())),
+                product_id=product_id,
+                position=position,
+                title=variant.label,
+                options=dict(variant.options),
+                sku=variant.sku,
+                barcode=variant.barcode,
+                price_minor=to_minor(variant.price or self.price, self.currency),
+                currency=self.currency,
+                stock=variant.stock,
+                size=variant.size or _size_option(variant.options) or self.size,
+                image_url=variant.image_url,
+            )
+            for position, variant in enumerate(self.variants)
+        ]
+
     def to_row(self, source: str) -> Product:
-        price_minor = to_minor(self.price, self.currency)
+        variants = self.variant_rows()
+        price_minor, price_max_minor = price_range(variants)
+        sizes = {v.size for v in variants}
         text = self.ingredients_as_text()
         parsed = [p for p in parse_inci(text) if not p.may_contain]
         names = [p.name for p in parsed]
@@ -99,13 +208,14 @@ class ProductIn(BaseModel):
             category=self.category,
             description=self.description,
             price_minor=price_minor,
+            price_max_minor=price_max_minor,
             currency=self.currency,
-            size=self.size,
+            size=sizes.pop() if len(sizes) == 1 else None,
             url=self.url,
-            image_url=self.image_url,
+            image_url=self.image_url or next((v.image_url for v in variants if v.image_url), None),
             rating=self.rating,
             review_count=self.review_count,
-            stock=self.stock,
+            stock=sum(v.stock for v in variants),
             ingredients_text=text,
             ingredients=names,
             ingredient_keys=pipe_join(keys),
@@ -115,3 +225,13 @@ class ProductIn(BaseModel):
             created_at=now,
             updated_at=now,
         )
+
+
+def _size_option(options: dict[str, str]) -> str | None:
+    return next((v for k, v in options.items() if k.strip().lower().startswith(SIZE_OPTIONS)), None)
+
+
+def price_range(variants: list[ProductVariant]) -> tuple[int, int]:
+    """A product's (price, top of range): over its in-stock variants, or all of them when none is."""
+    priced = [v.price_minor for v in variants if v.stock > 0] or [v.price_minor for v in variants]
+    return min(priced), max(priced)

@@ -1,4 +1,5 @@
-"""Shopify's product CSV export read as Shine records: one record per variant, rows grouped by Handle.
+"""Shopify's product CSV export read as Shine records: rows grouped by Handle, one record per product with
+its variants (sizes, shades) from the rows that have variant fields.
 
 Only the export's layout lives here; validation, errors and vocabulary come from `importers.py`.
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
@@ -23,8 +24,8 @@ from shine_mcp.store.importers import (
     term,
     tick,
     to_record,
+    to_variant,
 )
-from shine_mcp.store.records import slugify
 from shine_mcp.vocabulary import CATEGORIES, CONCERNS, SKIN_TYPES, TAGS
 
 REQUIRED_COLUMNS = ("Handle", "Title", "Vendor", "Variant Price")
@@ -152,48 +153,75 @@ def _read_group(
         "concerns": tags.concerns,
         "tags": tags.claims,
     }
-    product_columns = {"brand": "Vendor", "name": "Title", "description": "Body (HTML)", "category": "Type",
+    product_columns = {"handle": "Handle", "brand": "Vendor", "name": "Title", "description": "Body (HTML)", "category": "Type",
                        "ingredients": (from_column and ingredients_column) or "Body (HTML)",
                        "skin_types": "Tags", "concerns": "Tags", "tags": "Tags"}  # fmt: skip
     image_row = next((r for r in rows if r.get("Image Src")), first)
     variants = [r for r in rows if r is first or r.has_any(VARIANT_COLUMNS)]
     ignore = frozenset({"category"}) if category is None else frozenset()  # already reported once, on Type
-    errors: list[RowError] = []
-    for variant in variants:
-        fields, variant_columns = _variant(first, variant, image_row, handle, multi=len(variants) > 1)
+    if len(variants) == 1 and not _options(first, variants[0]):
+        # Shopify's "Default Title": a product without sizes or shades, its one variant's fields its own.
+        fields, variant_columns = _variant(first, variants[0], image_row)
+        fields.update(handle=handle, name=first.get("Title"))
+    else:
+        fields, variant_columns = {"handle": handle, "name": first.get("Title")}, {}
+        if image_row.get("Image Src"):
+            fields["image_url"] = image_row.get("Image Src")
+        valid = []
+        for row in variants:
+            own, own_columns = _variant(first, row, image_row)
+            options = _options(first, row)
+            own.update(options=dict(options), sku=row.get("Variant SKU") or None)
+            own.update(barcode=row.get("Variant Barcode") or None, image_url=row.get("Variant Image") or None)
+            if "price" not in own:
+                out.errors.append(
+                    RowError(file, row.number, "Variant Price", "is missing; every variant needs a price")
+                )
+                continue
+            at = _at_columns(row.number, {**own_columns, "options": "Option1 Value", "sku": "Variant SKU",
+                                          "barcode": "Variant Barcode", "image_url": "Variant Image"})  # fmt: skip
+            checked = to_variant(own, file, at)
+            if isinstance(checked, list):
+                out.errors.extend(checked)
+            else:
+                valid.append(checked.model_dump())
+        if not valid:
+            return  # every variant's row has its error
+        fields["variants"] = valid
 
-        def locate(
-            name: str, row: int = variant.number, columns: dict[str, str] = variant_columns
-        ) -> tuple[int, str]:
-            if name in columns:
-                return row, columns[name]
-            if name == "image_url":
-                return image_row.number, "Image Src"
-            return first.number, product_columns.get(name, name)
+    def locate(name: str) -> tuple[int, str]:
+        if name in variant_columns:
+            return variants[0].number, variant_columns[name]
+        if name == "image_url":
+            return image_row.number, "Image Src"
+        return first.number, product_columns.get(name, name)
 
-        result = to_record({**product, **fields}, file, locate, ignore=ignore)
-        if isinstance(result, list):
-            errors.extend(e for e in result if e not in errors)  # product-level errors repeat per variant
-        else:
-            keep(out, seen, result, RowError(file, variant.number, "Handle", ""))
-    out.errors.extend(errors)
+    result = to_record({**product, **fields}, file, locate, ignore=ignore)
+    keep(out, seen, result, RowError(file, first.number, "Handle", ""))
 
 
-def _variant(
-    first: _Row, variant: _Row, image_row: _Row, handle: str, *, multi: bool
-) -> tuple[dict[str, Any], dict[str, str]]:
+def _at_columns(row: int, columns: dict[str, str]) -> Callable[[str], tuple[int, str]]:
+    return lambda name: (row, columns.get(name, name))
+
+
+def _options(first: _Row, variant: _Row) -> list[tuple[str, str]]:
+    """A variant's (option name, value) pairs; option names live on the product's first row only."""
+    return [
+        (first.get(f"Option{i} Name") or f"Option {i}", variant.get(f"Option{i} Value"))
+        for i in (1, 2, 3)
+        if variant.get(f"Option{i} Value") not in ("", DEFAULT_TITLE)
+    ]
+
+
+def _variant(first: _Row, variant: _Row, image_row: _Row) -> tuple[dict[str, Any], dict[str, str]]:
     """One variant's own fields, and the columns they came from (option names live on the first row only)."""
     options = [
         (first.get(f"Option{i} Name"), f"Option{i} Value", variant.get(f"Option{i} Value"))
         for i in (1, 2, 3)
         if variant.get(f"Option{i} Value") not in ("", DEFAULT_TITLE)
     ]
-    labels = [value for _, _, value in options]
     size_column = next((column for name, column, _ in options if name.lower().startswith(SIZE_OPTIONS)), None)
-    title = first.get("Title")
     fields: dict[str, Any] = {
-        "handle": f"{handle}-{slugify(' '.join(labels))}" if labels else handle,
-        "name": title and title + (f" – {' / '.join(labels)}" if multi and labels else ""),
         "stock": variant.get("Variant Inventory Qty") or 0,
         "image_url": variant.get("Variant Image") or image_row.get("Image Src") or None,
     }
@@ -201,7 +229,7 @@ def _variant(
         fields["price"] = price
     if size_column:
         fields["size"] = variant.get(size_column)
-    columns = {"handle": "Handle", "price": "Variant Price", "stock": "Variant Inventory Qty",
+    columns = {"price": "Variant Price", "stock": "Variant Inventory Qty",
                "size": size_column or "Option1 Value"}  # fmt: skip
     if variant.get("Variant Image"):
         columns["image_url"] = "Variant Image"

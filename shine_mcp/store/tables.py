@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, ForeignKeyConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -52,6 +52,7 @@ class ProductRow:
     tags: str
     created_at: datetime
     updated_at: datetime
+    price_max_minor: int | None = None
 
 
 class Product(SQLModel, table=True):
@@ -70,14 +71,16 @@ class Product(SQLModel, table=True):
     name: str = Field(max_length=300)
     category: str = Field(max_length=40)
     description: str = ""
-    price_minor: int  # integer minor units of `currency`
+    # Integer minor units of `currency`: the cheapest in-stock variant's price (the cheapest variant's when
+    # none is in stock); `price_max_minor` is the top of that range (equal to it for one price).
+    price_minor: int
     currency: str = Field(max_length=3)
     size: str | None = Field(default=None, max_length=60)
     url: str | None = None
     image_url: str | None = None
     rating: float | None = None
     review_count: int = 0
-    stock: int = 0
+    stock: int = 0  # the sum of the variants' stock, kept in step with them
     ingredients_text: str = ""  # the INCI list as printed on the pack
     ingredients: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     ingredient_keys: str = ""  # pipe_join of lower-cased canonical names and "family:<f>" keys
@@ -90,3 +93,36 @@ class Product(SQLModel, table=True):
     updated_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
+    price_max_minor: int | None = None
+
+
+def default_variant_id(product_id: str) -> str:
+    """The id of a product's only variant when it has no options: "var_" and the product's own 12 hex, so
+    the migration that gave every existing product its variant could compute it in SQL."""
+    return "var_" + product_id.removeprefix("prd_")
+
+
+class ProductVariant(SQLModel, table=True):
+    """One sellable version of a product (a size, a shade): its own SKU, price and stock. Every product has
+    at least one; carts, orders and stock work per variant, `products` keeps the sums for search."""
+
+    __tablename__ = "product_variants"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["product_id"], ["products.id"], name="fk_product_variants_product_id", ondelete="CASCADE"
+        ),
+        Index("ix_product_variants_product_id_position", "product_id", "position"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)  # "var_" + 12 hex: stable across imports
+    product_id: str = Field(max_length=40)
+    position: int = 0  # the order the shop lists them in
+    title: str = Field(default="", max_length=300)  # "Green / S"; empty for a product without options
+    options: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    sku: str | None = Field(default=None, max_length=100)
+    barcode: str | None = Field(default=None, max_length=60)
+    price_minor: int
+    currency: str = Field(max_length=3)
+    stock: int = 0
+    size: str | None = Field(default=None, max_length=60)
+    image_url: str | None = None

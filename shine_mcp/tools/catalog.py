@@ -7,7 +7,8 @@ import binascii
 import hashlib
 import json
 import time
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Generic, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -19,9 +20,10 @@ from shine_mcp.knowledge import load_knowledge
 from shine_mcp.money import to_minor_rounded
 from shine_mcp.services import Services
 from shine_mcp.store.catalog import get_product as fetch_product
-from shine_mcp.store.catalog import main_currency
+from shine_mcp.store.catalog import get_variants, main_currency
+from shine_mcp.store.db import Database
 from shine_mcp.store.profiles import record_view
-from shine_mcp.store.search import SearchFilters
+from shine_mcp.store.search import SearchFilters, catalog_brands
 from shine_mcp.store.search import search_products as run_search
 from shine_mcp.store.views import (
     DEMO_NOTICE,
@@ -32,9 +34,10 @@ from shine_mcp.store.views import (
     summary_of,
 )
 from shine_mcp.tools._advice_inputs import IngredientWords
-from shine_mcp.tools._query import interpret, why_matched
+from shine_mcp.tools._query import BrandIndex, interpret, why_matched
 from shine_mcp.vocabulary import Category, Concern, SkinType
 
+T = TypeVar("T")
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
 
@@ -70,24 +73,32 @@ def _decode_cursor(cursor: str, filters: SearchFilters) -> int:
     return offset
 
 
-class _CurrencyCache:
-    """The catalog's main currency, re-read at most once a minute (it changes only on import)."""
+class _CatalogFact(Generic[T]):
+    """A fact about the whole catalog (main currency, brands), re-read at most once a minute: it changes
+    only on import."""
 
-    def __init__(self, services: Services, ttl: float = 60.0) -> None:
-        self._services, self._ttl = services, ttl
-        self._value: str | None = None
+    def __init__(
+        self, read: Callable[[Database], Awaitable[T]], services: Services, ttl: float = 60.0
+    ) -> None:
+        self._read, self._services, self._ttl = read, services, ttl
+        self._value: T | None = None
         self._read_at = 0.0
 
-    async def get(self) -> str:
+    async def get(self) -> T:
         now = time.monotonic()
         if self._value is None or now - self._read_at > self._ttl:
-            self._value, self._read_at = await main_currency(self._services.db), now
+            self._value, self._read_at = await self._read(self._services.db), now
         return self._value
+
+
+async def _brands(db: Database) -> BrandIndex:
+    return BrandIndex.of(await catalog_brands(db))
 
 
 def register(server: MCPServer, services: Services) -> None:
     knowledge = load_knowledge()
-    currencies = _CurrencyCache(services)
+    currencies = _CatalogFact(main_currency, services)
+    brands = _CatalogFact(_brands, services)
 
     @server.tool(annotations=READ_ONLY)
     async def search_products(
@@ -128,7 +139,7 @@ def register(server: MCPServer, services: Services) -> None:
         Use it when the shopper names a product type, ingredient, brand or concern, a price limit or
         ingredients to avoid. Returns a page of products (id, price, rating, stock) each with why it
         matched, the total, and a cursor for the next page; use get_product for the full INCI list."""
-        reading = interpret(query)
+        reading = interpret(query, await brands.get() if query.strip() else None)
         excluded_words = sorted(
             {w.strip().lower() for w in (exclude_ingredients or [])} | set(reading.exclude)
         )
@@ -139,7 +150,7 @@ def register(server: MCPServer, services: Services) -> None:
             terms=tuple(reading.terms),
             category=category or reading.category,
             skin_type=skin_type or reading.skin_type,
-            concerns=tuple(concerns or ()),
+            concerns=tuple(concerns or reading.concerns),
             max_price_minor=to_minor_rounded(price, currency) if price is not None else None,
             currency=currency if price is not None else None,
             exclude_keys=frozenset(keys),
@@ -161,6 +172,7 @@ def register(server: MCPServer, services: Services) -> None:
                     excluded=excluded_words,
                     tags=list(filters.required_tags),
                 ),
+                base_url=services.settings.base_url,
             )
             for p in result.products
         ]
@@ -178,7 +190,8 @@ def register(server: MCPServer, services: Services) -> None:
         ctx: Context,
         product_id: Annotated[str, Field(min_length=1, max_length=60, description="An id such as prd_…")],
     ) -> ProductDetail:
-        """Get one product's full details: description, price, stock and the complete INCI ingredient list.
+        """Get one product's full details: description, price, stock, its sizes or shades (variants) and the
+        complete INCI ingredient list.
 
         Use it after search_products when the shopper asks what is in a product or whether it suits them.
         Opening a product counts as a view for the caller's recommendations (export_my_data lists views)."""
@@ -191,4 +204,5 @@ def register(server: MCPServer, services: Services) -> None:
             caller = None
         if caller is not None:
             await record_view(services.db, caller.user_id, product.id)  # implicit feedback for advice
-        return detail_of(product)
+        variants = await get_variants(services.db, product.id)
+        return detail_of(product, base_url=services.settings.base_url, variants=variants)

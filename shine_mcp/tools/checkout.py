@@ -19,6 +19,7 @@ from shine_mcp.identity import current_user, require_admin
 from shine_mcp.money import MoneyError, to_minor
 from shine_mcp.orders import cart as carts
 from shine_mcp.orders.cart import MAX_QUANTITY
+from shine_mcp.orders.checkout import cancel_refusal
 from shine_mcp.orders.errors import OrderError
 from shine_mcp.orders.report import MAX_DAYS
 from shine_mcp.orders.report import sales_report as build_report
@@ -33,6 +34,7 @@ from shine_mcp.orders.views import (
     RefundView,
     SalesReport,
     cart_view,
+    describe_total,
     order_summary,
     order_view,
     refund_view,
@@ -41,6 +43,7 @@ from shine_mcp.orders.views import (
 from shine_mcp.services import Services
 from shine_mcp.store import orders as store
 from shine_mcp.store.orders import Order, order_lines
+from shine_mcp.tools._confirm import Confirm, needs_confirmation
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 CART_CHANGE = ToolAnnotations(
@@ -51,6 +54,14 @@ ProductId = Annotated[
     str,
     Field(
         min_length=1, max_length=60, description="A product id such as prd_… (search_products lists them)."
+    ),
+]
+VariantId = Annotated[
+    str | None,
+    Field(
+        max_length=60,
+        description="A variant id such as var_… (a size or shade; get_product lists them). Omit for the only "
+        "variant, or the first in stock.",
     ),
 ]
 OrderId = Annotated[
@@ -89,36 +100,50 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
         ctx: Context,
         product_id: ProductId,
         quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY, description="How many to add.")] = 1,
+        variant_id: VariantId = None,
     ) -> Cart:
         """Put a product in the shopper's cart (adds to the quantity already there).
 
-        Use it when the shopper wants to buy something. Checks stock and that the cart stays in one
-        currency. Returns the whole cart with current catalog prices and the subtotal."""
+        Use it when the shopper wants to buy something; pass variant_id for a size or shade they chose.
+        Without one it takes the only variant, or the first in stock, and a notice says which. Checks stock
+        and that the cart stays in one currency. Returns the whole cart with current prices and subtotal."""
         caller = current_user(ctx, settings)
         with refusals():
-            return cart_view(await carts.add(services.db, caller.user_id, product_id, quantity))
+            added = await carts.add(services.db, caller.user_id, product_id, quantity, variant_id)
+        return cart_view(added.cart, added.chosen)
 
     @server.tool(annotations=CART_CHANGE)
     async def update_cart_item(
         ctx: Context,
         product_id: ProductId,
         quantity: Annotated[int, Field(ge=0, le=MAX_QUANTITY, description="The new quantity; 0 removes it.")],
+        variant_id: Annotated[
+            str | None, Field(max_length=60, description="Which variant, when the cart has several of it.")
+        ] = None,
     ) -> Cart:
         """Set how many of one product the cart holds (0 removes it).
 
         Use it when the shopper changes a quantity. Returns the whole cart with the new subtotal."""
         caller = current_user(ctx, settings)
         with refusals():
-            return cart_view(await carts.set_quantity(services.db, caller.user_id, product_id, quantity))
+            return cart_view(
+                await carts.set_quantity(services.db, caller.user_id, product_id, quantity, variant_id)
+            )
 
     @server.tool(annotations=CART_CHANGE)
-    async def remove_from_cart(ctx: Context, product_id: ProductId) -> Cart:
+    async def remove_from_cart(
+        ctx: Context,
+        product_id: ProductId,
+        variant_id: Annotated[
+            str | None, Field(max_length=60, description="Which variant, when the cart has several of it.")
+        ] = None,
+    ) -> Cart:
         """Take a product out of the shopper's cart.
 
         Returns the whole cart that is left, with its subtotal."""
         caller = current_user(ctx, settings)
         with refusals():
-            return cart_view(await carts.set_quantity(services.db, caller.user_id, product_id, 0))
+            return cart_view(await carts.set_quantity(services.db, caller.user_id, product_id, 0, variant_id))
 
     @server.tool(annotations=READ_ONLY)
     async def view_cart(ctx: Context) -> Cart:
@@ -200,11 +225,24 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
     @server.tool(
         annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
     )
-    async def cancel_order(ctx: Context, order_id: OrderId) -> OrderView:
+    async def cancel_order(ctx: Context, order_id: OrderId, confirm: Confirm = False) -> OrderView:
         """Cancel one of the shopper's orders that is not paid yet; its payment link stops working.
 
-        A paid order cannot be cancelled: use request_refund. Returns the cancelled order."""
+        A paid order cannot be cancelled: use request_refund. Call it without confirm first: that cancels
+        nothing and says what would happen; after the shopper says yes, call with confirm=true."""
         caller = current_user(ctx, settings)
+        if confirm is not True:
+            order = await own_order(ctx, order_id)
+            refusal = cancel_refusal(order)
+            if refusal:
+                raise ToolError(refusal)
+            lines = (await order_lines(services.db, [order.id]))[order.id]
+            items = ", ".join(f"{line.quantity} × {line.brand} {line.name}".strip() for line in lines)
+            raise needs_confirmation(
+                "cancel_order",
+                f"This cancels your unpaid order {order.id} ({items}; {describe_total(order)}): its payment "
+                "link stops working. Nothing has been charged.",
+            )
         with refusals():
             order = await shop.checkout.cancel(caller.user_id, order_id)
         return await view_of(order)

@@ -24,7 +24,7 @@ from shine_mcp.identity import identity_meta
 from shine_mcp.server import build_server
 from shine_mcp.services import Services
 from shine_mcp.store.orders import Order, get_order
-from shine_mcp.store.tables import Product
+from shine_mcp.store.tables import Product, ProductVariant, default_variant_id
 from tests.conftest import make_settings
 from tests.fakes import fulfilment_partner, stripe_api
 from tests.fakes.fulfilment_partner import FakePartner
@@ -106,11 +106,15 @@ class Shop:
             return product.stock
 
     async def set_product(self, product_id: str, **values: Any) -> None:
+        """Change a demo product (each has one variant): stock, price and currency are its variant's too."""
         async with self.services.db.session() as session:
             product = await session.get(Product, product_id)
-            assert product is not None
+            variant = await session.get(ProductVariant, default_variant_id(product_id))
+            assert product is not None and variant is not None
             for name, value in values.items():
                 setattr(product, name, value)
+                if name in ("stock", "price_minor", "currency"):
+                    setattr(variant, name, value)
             await session.commit()
 
     async def age_order(self, order_id: str, days: int) -> None:
@@ -168,8 +172,10 @@ async def in_own_task(manager: AbstractAsyncContextManager[T]) -> AsyncIterator[
 
 
 def shop_settings(data_dir: Path, **overrides: Any) -> Settings:
-    # The worker is run by hand in these tests so states can be asserted between steps.
-    return make_settings(data_dir, fulfilment_worker=False, **overrides)
+    # The worker is run by hand in these tests so states can be asserted between steps. The local user runs
+    # the shop: opted into the merchant and admin tools (refunds, sales report), as `shine mcp --toolsets`.
+    values: dict[str, Any] = {"fulfilment_worker": False, "toolsets": ["shopper", "merchant", "admin"]}
+    return make_settings(data_dir, **{**values, **overrides})
 
 
 @pytest.fixture

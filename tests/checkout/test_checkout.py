@@ -123,7 +123,7 @@ async def test_orders_are_private_to_their_buyer(shop: Shop) -> None:
 async def test_cancelling_before_payment_closes_the_link_and_keeps_the_cart(shop: Shop) -> None:
     result = await shop.buy(SERUM, 2)
     order_id = result["order"]["order_id"]
-    cancelled = await shop.call("cancel_order", {"order_id": order_id})
+    cancelled = await shop.call("cancel_order", {"order_id": order_id, "confirm": True})
     assert cancelled["status"] == "cancelled"
 
     page = await shop.http.get(result["checkout_url"].removeprefix("http://127.0.0.1:8000"))

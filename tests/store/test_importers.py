@@ -182,33 +182,37 @@ def shopify() -> dict[str, ProductIn]:
     return by_handle(parsed.records)
 
 
-def test_shopify_size_variants_become_one_product_each(shopify: dict[str, ProductIn]) -> None:
-    sizes = {h: p for h, p in shopify.items() if h.startswith("hydra-gel-cream")}
+def test_shopify_size_variants_become_one_product_with_its_variants(shopify: dict[str, ProductIn]) -> None:
+    cream = shopify["hydra-gel-cream"]
 
-    assert sorted(sizes) == ["hydra-gel-cream-100-ml", "hydra-gel-cream-30-ml", "hydra-gel-cream-50-ml"]
-    fifty = sizes["hydra-gel-cream-50-ml"]
-    assert (fifty.name, fifty.size, fifty.price, fifty.stock) == (
-        "Hydra Gel Cream – 50 ml",
+    assert [h for h in shopify if h.startswith("hydra-gel-cream")] == ["hydra-gel-cream"]
+    assert (cream.name, cream.brand, cream.category, cream.price) == (
+        "Hydra Gel Cream",
+        "Dewdrop Labs",
+        "moisturiser",
+        Decimal(18),
+    )
+    fifty = cream.variants[1]
+    assert (fifty.options, fifty.size, fifty.price, fifty.stock, fifty.sku) == (
+        {"Size": "50 ml"},
         "50 ml",
         Decimal(26),
         0,
+        "DDL-HGC-50",
     )
-    assert fifty.brand == "Dewdrop Labs"
-    assert fifty.category == "moisturiser"
 
 
 def test_shopify_image_only_row_adds_no_variant(shopify: dict[str, ProductIn]) -> None:
     # hydra-gel-cream has four rows: three sizes and one extra picture.
-    assert [h for h in shopify if h.startswith("hydra-gel-cream")] == [
-        "hydra-gel-cream-30-ml",
-        "hydra-gel-cream-50-ml",
-        "hydra-gel-cream-100-ml",
-    ]
+    assert [v.label for v in shopify["hydra-gel-cream"].variants] == ["30 ml", "50 ml", "100 ml"]
 
 
-def test_shopify_variant_image_wins_over_the_product_image(shopify: dict[str, ProductIn]) -> None:
-    assert shopify["hydra-gel-cream-100-ml"].image_url.endswith("hydra-gel-cream-100.jpg")  # type: ignore[union-attr]
-    assert shopify["hydra-gel-cream-30-ml"].image_url.endswith("hydra-gel-cream.jpg")  # type: ignore[union-attr]
+def test_shopify_variant_image_is_the_variant_s_own(shopify: dict[str, ProductIn]) -> None:
+    cream = shopify["hydra-gel-cream"]
+
+    assert cream.variants[2].image_url.endswith("hydra-gel-cream-100.jpg")  # type: ignore[union-attr]
+    assert cream.variants[0].image_url is None
+    assert cream.image_url.endswith("hydra-gel-cream.jpg")  # type: ignore[union-attr]
 
 
 def test_shopify_single_default_variant_keeps_the_handle_and_title(shopify: dict[str, ProductIn]) -> None:
@@ -231,7 +235,7 @@ def test_shopify_body_html_becomes_plain_text(shopify: dict[str, ProductIn]) -> 
 
 
 def test_shopify_ingredients_come_from_the_body_paragraph(shopify: dict[str, ProductIn]) -> None:
-    assert shopify["hydra-gel-cream-30-ml"].ingredients == (
+    assert shopify["hydra-gel-cream"].ingredients == (
         "Aqua, Glycerin, Squalane, Sodium Hyaluronate, Panthenol, Phenoxyethanol"
     )
 
@@ -250,7 +254,7 @@ def test_shopify_rich_text_metafield_gives_its_text(shopify: dict[str, ProductIn
 
 
 def test_shopify_tags_give_skin_types_concerns_and_claims(shopify: dict[str, ProductIn]) -> None:
-    cream, toner = shopify["hydra-gel-cream-30-ml"], shopify["clear-skin-bha-toner"]
+    cream, toner = shopify["hydra-gel-cream"], shopify["clear-skin-bha-toner"]
 
     assert (cream.skin_types, cream.concerns, cream.tags) == (
         ["dry"],
@@ -290,7 +294,9 @@ def test_shopify_errors_name_the_spreadsheet_row_and_shopify_column() -> None:
     ]
     assert "'twelve' is not a number" in parsed.errors[0].message
     assert "moisturiser" in parsed.errors[1].message
-    assert [r.handle for r in parsed.records] == ["calm-cleanser-400-ml"]
+    # The bad sizes' rows are errors; the good one still makes the product.
+    [cleanser] = parsed.records
+    assert (cleanser.handle, [v.label for v in cleanser.variants]) == ("calm-cleanser", ["400 ml"])
 
 
 def test_shopify_export_missing_a_required_column_is_refused(tmp_path: Path) -> None:
