@@ -169,8 +169,71 @@ def _strings(value: Any) -> list[str]:
     return out
 
 
-def product_card(obj: Any) -> dict[str, Any] | None:
-    """A product (or a recommendation wrapping one) as a card, or None when it is not one."""
+_SAME_AS_TYPE = {"dry": "dryness", "oily": "oiliness", "sensitive": "sensitivity"}
+# Reasons that only restate a filter; a checks line ("for dry skin ✓, $19.99 ≤ $25") says it shorter.
+_RESTATES = re.compile(r"^(suited to .* skin|targets [a-z _]+|free of .*|.* is within .*)$")
+
+
+def _texts(obj: dict[str, Any], product: dict[str, Any]) -> list[str]:
+    out = [str(t) for t in product.get("matched") or [] if isinstance(t, str)]
+    for reason in obj.get("reasons") or []:
+        text = reason.get("text") if isinstance(reason, dict) else reason
+        if isinstance(text, str):
+            out.append(text)
+    return out
+
+
+def asked_checks(asked: dict[str, Any], obj: dict[str, Any]) -> str | None:
+    """Each constraint of the call that asked for the product, confirmed on the product's own data:
+    "fragrance-free ✓, for dry skin ✓, $19.99 ≤ $25" (a price over the budget says so: "$27.00 > $25")."""
+    product = obj["product"] if isinstance(obj.get("product"), dict) else obj
+    texts = _texts(obj, product)
+    tags = [str(t) for t in product.get("tags") or []]
+    query = str(asked.get("query") or "").lower()
+    avoided = [
+        str(a).lower() for a in (asked.get("exclude_ingredients") or asked.get("avoid_ingredients") or [])
+    ]
+    checks: list[str] = []
+    for tag in tags:
+        words = tag.replace("_", "-")
+        wanted = words in query or tag.replace("_", " ") in query
+        if tag.endswith("_free") and tag.removesuffix("_free").replace("_", " ") in avoided:
+            wanted = True
+        if wanted:
+            checks.append(f"{words} ✓")
+    for word in avoided:
+        if f"{word.replace(' ', '_')}_free" not in tags and f"free of {word}" in texts:
+            checks.append(f"{word}-free ✓")
+    skin_type = asked.get("skin_type")
+    if isinstance(skin_type, str) and (
+        skin_type in (product.get("skin_types") or []) or f"suited to {skin_type} skin" in texts
+    ):
+        checks.append(f"for {skin_type} skin ✓")
+    for concern in asked.get("concerns") or []:
+        if concern != _SAME_AS_TYPE.get(str(skin_type)) and concern in (product.get("concerns") or []):
+            checks.append(f"for {str(concern).replace('_', ' ')} ✓")
+    limit = asked.get("max_price") if asked.get("max_price") is not None else asked.get("budget")
+    price = _money(product.get("price"))
+    if (
+        isinstance(limit, int | float)
+        and not isinstance(limit, bool)
+        and price
+        and price["amount_minor"] is not None
+    ):
+        display = str(price["display"])
+        symbol = display[: len(display) - len(display.lstrip("$€£¥₹₩AC"))]
+        budget = f"{symbol}{limit:g}"
+        checks.append(
+            f"{display} ≤ {budget}"
+            if price["amount_minor"] <= round(limit * 100)
+            else f"{display} > {budget}"
+        )
+    return ", ".join(checks) or None
+
+
+def product_card(obj: Any, asked: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """A product (or a recommendation wrapping one) as a card, or None when it is not one. `asked`: the
+    arguments of the call that found it, whose constraints the first reason confirms."""
     if not isinstance(obj, dict):
         return None
     product = obj["product"] if isinstance(obj.get("product"), dict) else obj
@@ -178,6 +241,9 @@ def product_card(obj: Any) -> dict[str, Any] | None:
     if not isinstance(pid, str) or not pid.startswith("prd_") or not product.get("name"):
         return None
     why = _strings(obj.get("reasons")) or _strings(obj.get("why")) or _strings(product.get("matched"))
+    checks = asked_checks(asked, obj) if asked else None
+    if checks:
+        why = [checks, *(w for w in why if not _RESTATES.match(w))]
     sources: dict[str, str] = {}  # the evidence behind the reasons shown: short name -> link
     for reason in obj.get("reasons") or []:
         if (
@@ -203,15 +269,18 @@ def product_card(obj: Any) -> dict[str, Any] | None:
     }
 
 
-def products_in(structured: Any) -> list[dict[str, Any]]:
+def products_in(structured: Any, asked: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The products a result lists, as cards in the tool's order except that out-of-stock ones go last:
+    a shopper's top picks (and "the first one") should be things they can buy. `asked`: the arguments of
+    the call, whose constraints each card's first reason confirms."""
     if not isinstance(structured, dict):
         return []
     for key in PRODUCT_LISTS:
         items = structured.get(key)
         if isinstance(items, list):
-            cards = [c for c in (product_card(i) for i in items) if c is not None]
+            cards = [c for c in (product_card(i, asked) for i in items) if c is not None]
             if cards:
-                return cards
+                return sorted(cards, key=lambda c: c["in_stock"] is False)
     return []
 
 
@@ -270,6 +339,7 @@ def _order(structured: dict[str, Any]) -> dict[str, Any]:
         "total": _money(structured.get("total")),
         "created_at": structured.get("created_at"),
         "tracking_number": structured.get("tracking_number"),
+        "carrier": structured.get("carrier"),
     }
 
 
@@ -378,7 +448,7 @@ def cards_for(call: ToolCall, structured: Any, policy: Policy) -> list[Card]:
     report = _report(structured)
     if report:
         return [Card("report", report)]
-    products = products_in(structured)
+    products = products_in(structured, call.input)
     if products:
         return [Card("products", {"products": products[:MAX_CARDS], "total": structured.get("total")})]
     single = product_card(structured)

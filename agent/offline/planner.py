@@ -11,8 +11,9 @@ from typing import Any, Literal
 
 from agent.model import Finish, Message, ModelEvent, TextChunk, ToolCall, ToolSpec
 from agent.offline.context import Context, Seen, read_history
+from agent.offline.naming import Resolution, resolve, tokens
 from agent.offline.reading import Reading, book, image_query, read
-from agent.offline.replies import compose
+from agent.offline.replies import DO_YOU_MEAN, REFUND_QUESTION, WHICH_ONE, WHICH_ORDER, compose, refundable
 from agent.policy import Policy, load_policy
 
 CALL_ID = "offline_t{turn}_s{step}"
@@ -82,6 +83,13 @@ def coerce(value: Any, schema: dict[str, Any]) -> Any:
     return value if not types or "string" in types else None
 
 
+# Intents whose next step needs the one product the shopper named; a search by its name finds it first.
+REFERENCE_INTENTS = frozenset({"add_to_cart", "remove_from_cart", "product_info", "safety"})
+CHANGES_CART = frozenset({"add_to_cart", "remove_from_cart"})
+_YES_WORDS = re.compile(
+    r"^\W*(?:yes|yeah|yep|sure|ok(?:ay)?|please|go ahead|do it|confirm(?:ed)?)\b[\s,.!-]*", re.I
+)
+
 PASTED_MIN_NAMES = 3  # "Aqua, Glycerin, Retinol": fewer commas are a sentence, not a list
 PASTED_MAX_NAME = 40  # average characters per name; prose between commas runs longer
 
@@ -89,8 +97,10 @@ PASTED_MAX_NAME = 40  # average characters per name; prose between commas runs l
 class Slots:
     """Values for `$name` in plans.json, from the message, the conversation and this turn's results."""
 
-    def __init__(self, reading: Reading, context: Context, policy: Policy) -> None:
-        self.reading, self.context, self.policy = reading, context, policy
+    def __init__(self, reading: Reading, context: Context, policy: Policy, intent: str = "unknown") -> None:
+        self.reading, self.context, self.policy, self.intent = reading, context, policy, intent
+        self.asked: list[dict[str, Any]] = []  # the products the shopper may mean: ask which
+        self.learned_orders: list[dict[str, Any]] | None = None  # list_orders in this turn
         self.learned_products: list[dict[str, Any]] = []
         self.learned_report: str | None = None
         self.each: Any = None  # the current value of an 'each' step
@@ -104,11 +114,65 @@ class Slots:
         if seen.name == "get_profile" and isinstance(seen.structured, dict):
             self.learned_profile = seen.structured
         if seen.name == "search_products" and not self.reading.product_ids and not self.reading.ordinals:
-            self.learned_products = products_in(seen.structured)[:1] or self.learned_products
+            found = products_in(seen.structured)
+            if self.intent not in REFERENCE_INTENTS:
+                self.learned_products = found[:1] or self.learned_products
+            else:
+                self.learn_reference(found)
+        if seen.name == "list_orders" and isinstance(seen.structured, dict):
+            orders = seen.structured.get("orders")
+            self.learned_orders = (
+                [o for o in orders if isinstance(o, dict)] if isinstance(orders, list) else []
+            )
         if isinstance(seen.structured, dict):
             rid = seen.structured.get("report_id") or seen.structured.get("id")
             if isinstance(rid, str) and rid.startswith("rep_"):
                 self.learned_report = rid
+
+    def name_words(self) -> list[str]:
+        return tokens(self.reading.name_query)
+
+    def learn_reference(self, found: list[dict[str, Any]]) -> None:
+        """The product a catalog search by the shopper's words found: the one its name matches, else (to
+        read about, never to buy) the catalog's best match; several as good a match: ask which."""
+        named = resolve(self.name_words(), found)
+        changes = self.intent in CHANGES_CART
+        if named.meant is not None and (named.covered or not changes):
+            self.learned_products = [named.meant]
+        elif named.ambiguous:
+            self.asked = named.candidates[:4]
+        elif named.meant is not None:
+            self.asked = [named.meant]  # only some of the words match: make sure before changing the cart
+        elif found and not changes:
+            self.learned_products = found[:1]
+        elif found:
+            self.asked = found[:3]
+
+    def confirmed_guess(self) -> str | None:
+        """ "Yes" to "Do you mean the …?": the one product the previous message's words came closest to."""
+        if not self.context.earlier or not self.policy.is_confirmation(self.reading.text):
+            return None
+        previous = self.context.earlier[-1]
+        if not any(DO_YOU_MEAN in said for said in previous.said):
+            return None
+        named = resolve(tokens(read(previous.request).name_query), self.context.shown_products())
+        return str(named.meant["id"]) if named.meant is not None else None
+
+    def in_cart(self) -> Resolution:
+        """The cart line the message names ("remove the sun serum"), from the cart shown last."""
+        cart = self.context.cart(self.policy.shows_cart) or {}
+        lines = [
+            {**item, "id": item.get("product_id")}
+            for item in cart.get("items", [])
+            if isinstance(item, dict) and item.get("product_id")
+        ]
+        return resolve(self.name_words(), lines)
+
+    def named_on_screen(self) -> Resolution:
+        """The products shown last that the message names by every word it uses for a name."""
+        shown = self.context.shown_products()
+        named = resolve(self.name_words(), shown)
+        return named if named.covered else Resolution()
 
     def pasted(self) -> str | None:
         """An ingredient list pasted into the message ("is this safe: Aqua, Retinol, …"), if any."""
@@ -134,6 +198,16 @@ class Slots:
         r = self.reading
         if r.product_ids:
             return r.product_ids
+        guess = self.confirmed_guess()
+        if guess:
+            return [guess]
+        if self.intent == "remove_from_cart" and self.name_words():
+            in_cart = self.in_cart()
+            if in_cart.meant is not None:
+                return [in_cart.meant["id"]]
+            if in_cart.ambiguous:
+                self.asked = in_cart.candidates[:4]
+                return []
         shown = self.context.shown_products()
         if r.ordinals and shown:
             return [shown[i]["id"] for i in r.ordinals if -len(shown) <= i < len(shown)]
@@ -143,9 +217,12 @@ class Slots:
         if len(opened) > 1 and re.search(r"\b(them|both|together)\b", r.text.lower()):
             return opened  # the products just compared
         if shown:
-            named = _named(r.text, shown)
-            if named:
-                return named
+            named = self.named_on_screen()
+            if named.meant is not None:
+                return [named.meant["id"]]
+            if named.ambiguous:
+                self.asked = named.candidates[:4]
+                return []
             if re.search(r"\b(them|all of them|all three|both)\b", r.text.lower()):
                 return [p["id"] for p in shown]
         if self.learned_products:
@@ -261,6 +338,10 @@ class Slots:
             match = re.search(r"\b(?:with|and|alongside)\s+([a-z][a-z0-9 ,-]{2,80})", without_ids)
             text = match.group(1).strip() if match and not self.reading.ordinals else None
             return text or (", ".join(r.avoid) if r.avoid else None)
+        if name == "refund_order_id":
+            return self.refund_order_id()
+        if name == "refund_reason":
+            return self.refund_reason()
         if name == "keep_photo":
             return r.keep_photo
         if name == "skin_type":
@@ -310,6 +391,8 @@ class Slots:
         if name == "no_product_but_words":
             return (
                 not self.products()
+                and not self.asked
+                and not self.policy.is_confirmation(self.reading.text)  # "yes" names nothing
                 and not self.pasted()
                 and not (self.refers_back() and self.earlier_check())
                 and bool(self.reading.name_query)
@@ -327,7 +410,64 @@ class Slots:
         if name == "has_order_id":
             plural = re.search(r"\borders\b", self.reading.text.lower())
             return self.reading.order_id is not None or (not plural and self.value("order_id") is not None)
+        if name == "refund_confirmed":
+            return self.refund_proposed() is not None and self.policy.is_confirmation(self.reading.text)
+        if name == "refund_order_known":
+            return self.value("refund_order_id") is not None
+        if name == "refund_order_learned":
+            return (
+                self.learned_orders is not None
+                and self.value("refund_order_id") is not None
+                and not any(c.name == "get_order" for c in turn)
+            )
         raise ValueError(f"plans.json uses an unknown condition {name!r}")
+
+    def refund_proposed(self) -> str | None:
+        """The order the previous answer offered to ask a refund for ("Shall I ask … for order ord_…?")."""
+        for earlier in self.context.earlier[-1:]:
+            if any(REFUND_QUESTION in said for said in earlier.said):
+                for seen in reversed(earlier.calls):
+                    if seen.ok and seen.name == "get_order" and isinstance(seen.structured, dict):
+                        oid = seen.structured.get("order_id")
+                        return oid if isinstance(oid, str) else None
+        return None
+
+    def refund_choices(self) -> list[dict[str, Any]]:
+        """The orders the previous answer listed to choose from ("Which order?")."""
+        for earlier in self.context.earlier[-1:]:
+            if any(WHICH_ORDER in said for said in earlier.said):
+                for seen in reversed(earlier.calls):
+                    if seen.ok and seen.name == "list_orders" and isinstance(seen.structured, dict):
+                        return refundable(seen.structured.get("orders"))
+        return []
+
+    def refund_order_id(self) -> str | None:
+        r = self.reading
+        if r.order_id:
+            return r.order_id
+        proposed = self.refund_proposed()
+        if proposed and self.policy.is_confirmation(r.text):
+            return proposed
+        choices = self.refund_choices()
+        if choices and r.ordinals:
+            picked = [choices[i] for i in r.ordinals if -len(choices) <= i < len(choices)]
+            return str(picked[0].get("order_id")) if picked else None
+        if self.learned_orders is not None:
+            open_ = refundable(self.learned_orders)
+            return str(open_[0].get("order_id")) if len(open_) == 1 else None
+        if re.search(r"\b(it|this|that|this order|that order)\b", r.text.lower()):
+            return self.context.order_id()  # the order just looked at
+        return None
+
+    def refund_reason(self) -> str:
+        """Why, in the shopper's words: what they add to their yes, else the message that asked."""
+        said = _YES_WORDS.sub("", self.reading.text).strip()
+        if len(said) >= 8 and not self.policy.is_confirmation(said):
+            return said[:500]
+        for earlier in reversed(self.context.earlier):
+            if read(earlier.request).intent == "refund":
+                return earlier.request.strip()[:500]
+        return self.reading.text.strip()[:500] or "the shopper asked for a refund"
 
 
 def _named(text: str, shown: list[dict[str, Any]]) -> list[str]:
@@ -360,6 +500,10 @@ class OfflinePlanner:
 
     def _intent(self, reading: Reading, context: Context) -> str:
         intent = reading.intent
+        if context.earlier:
+            follow_up = self._follow_up(reading, context)
+            if follow_up is not None:
+                return follow_up
         cart_seen = context.cart_shown_last_turn(self.policy.shows_cart, self.policy.checkout_tools)
         if intent in ("unknown", "greeting") and cart_seen and self.policy.is_confirmation(reading.text):
             return "checkout"
@@ -368,6 +512,32 @@ class OfflinePlanner:
         if intent == "unknown" and (reading.personal or reading.category or reading.budget or reading.query):
             return "find_products"
         return intent
+
+    def _follow_up(self, reading: Reading, context: Context) -> str | None:
+        """An answer to the question the previous reply asked: which product, which order, or yes."""
+        previous = context.earlier[-1]
+        asked = " ".join(previous.said)
+        slots = Slots(reading, context, self.policy)
+        answered = self.policy.is_confirmation(reading.text) or self.policy.is_refusal(reading.text)
+        if answered and reading.intent in ("unknown", "greeting", "refund") and slots.refund_proposed():
+            return "refund" if self.policy.is_confirmation(reading.text) else "unknown"
+        if (
+            WHICH_ORDER in asked
+            and (reading.ordinals or reading.order_id)
+            and reading.intent
+            in (
+                "unknown",
+                "order_status",
+                "refund",
+            )
+        ):
+            return "refund"
+        short = len(reading.text.split()) <= 8
+        which = WHICH_ONE in asked or DO_YOU_MEAN in asked
+        if which and short and reading.intent in ("unknown", "find_products", "greeting"):
+            before = Context(context.turns[:-1])
+            return self._intent(read(before.current.request), before)
+        return None
 
     def _fill(
         self, option: dict[str, Any], spec: ToolSpec, slots: Slots
@@ -402,7 +572,7 @@ class OfflinePlanner:
         reading = read(context.current.request)
         intent = self._intent(reading, context)
         specs = {t.name: t for t in tools}
-        slots = Slots(reading, context, self.policy)
+        slots = Slots(reading, context, self.policy, intent)
         turn = len(context.turns)
         plan = book().plans[intent]
         missing: list[str] = []

@@ -47,6 +47,11 @@ _ACTION_WORDS = frozenset(
         "ingredient",
         "inci",
         "details",
+        "take",
+        "i'll",
+        "order",
+        "purchase",
+        "grab",
     ]
 )
 
@@ -170,7 +175,7 @@ def read(message: str) -> Reading:
         reading.budget = float(budget.group(1) or budget.group(2))
         reading.consumed.append(budget.group(0))
 
-    reading.product_ids = re.findall(r"\bprd_[a-z0-9]+\b", lowered)
+    reading.product_ids = re.findall(r"\bprd_\w+", lowered)
     order = re.search(r"\bord_[a-z0-9]+\b", lowered)
     reading.order_id = order.group(0) if order else None
     reading.report_ids = re.findall(r"\brep_[a-z0-9]+\b", lowered)
@@ -213,7 +218,7 @@ def _query(text: str, consumed: list[str], filler: frozenset[str]) -> str:
     """The words worth searching for: without filler, and without what became a filter."""
     for phrase in sorted(consumed, key=len, reverse=True):
         text = text.replace(phrase, " ")
-    text = re.sub(r"\b(?:prd|ord|rep)_[a-z0-9]+\b", " ", text)
+    text = re.sub(r"\b(?:prd|ord|rep)_\w+", " ", text)
     kept = [w for w in _WORD.findall(text) if w not in filler and w not in _ORDINALS and not w.isdigit()]
     return " ".join(kept)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
-from agent.cards import cart_card, products_in
+from agent.cards import MAX_CARDS, cart_card, products_in
 from agent.model import ToolSpec
 from agent.offline.context import Context, Seen
+from agent.offline.naming import label
 from agent.offline.reading import Reading
 from agent.offline.texts import (
     basic_routine,
@@ -14,24 +16,23 @@ from agent.offline.texts import (
     check_text,
     comparison_text,
     detail_text,
+    for_shopper,
     money,
     order_line,
-    product_line,
     products_compared_text,
     profile_saved_text,
     report_text,
     routine_text,
     strings,
+    top_pick,
 )
 from agent.policy import Policy
 
 if TYPE_CHECKING:
     from agent.offline.planner import Slots
 
-INTRO = (
-    "I'm Shine's offline advisor: no AI model is configured in this shop, so I follow fixed steps over "
-    "its tools and understand simple requests best."
-)
+# Shopper-facing: what changes what they can do (short requests work best), never how the shop is set up.
+INTRO = "I'm Shine, this shop's skincare advisor. I understand short, simple requests best."
 EXAMPLES = "“find a fragrance-free moisturiser under $25”, “what's in the first one?”"
 CAPABILITIES: list[tuple[str, str]] = [
     ("search_products", "find products by concern, skin type, ingredient or budget"),
@@ -67,6 +68,30 @@ NEEDS = {
 }
 
 
+WHICH_ONE = "Which one do you mean"
+DO_YOU_MEAN = "Do you mean the"
+WHICH_ORDER = "Which order should I ask a refund for?"
+REFUND_QUESTION = "Shall I ask the shop for a refund"
+# Orders a refund can be asked for: paid, and not refunded in full.
+REFUNDABLE = frozenset({"paid", "fulfilling", "shipped", "partially_refunded"})
+
+
+def refundable(orders: Any) -> list[dict[str, Any]]:
+    return [o for o in orders or [] if isinstance(o, dict) and o.get("status") in REFUNDABLE]
+
+
+def which_one(candidates: list[dict[str, Any]]) -> str:
+    """Ask which of the products that match the shopper's words they mean (the cards show them)."""
+    named = []
+    for product in candidates:
+        price = money(product.get("price"))
+        named.append(label(product) + (f" ({price})" if price else ""))
+    if len(named) == 1:
+        return f"{DO_YOU_MEAN} {named[0]}? Say “yes”, or tell me the product's name."
+    listed = ", ".join(named[:-1]) + f" or {named[-1]}"
+    return f"{WHICH_ONE}: {listed}? Tell me its name, or say “the first one” for the first card."
+
+
 def _last(turn: list[Seen], *names: str) -> Seen | None:
     for seen in reversed(turn):
         if not names or seen.name in names:
@@ -98,7 +123,7 @@ def _describe(reading: Reading, products: list[dict[str, Any]] | None = None) ->
 def _products_text(seen: Seen, reading: Reading, specs: dict[str, ToolSpec]) -> str:
     if not seen.ok:
         return f"I couldn't search the catalog: {seen.text}"
-    products = products_in(seen.structured)
+    products = products_in(seen.structured, seen.input)
     structured = seen.structured if isinstance(seen.structured, dict) else {}
     if not products:
         understood = "; ".join(strings(structured.get("interpreted"))) or _describe(reading)
@@ -108,16 +133,24 @@ def _products_text(seen: Seen, reading: Reading, specs: dict[str, ToolSpec]) -> 
             + ". Try a higher budget, fewer filters or other words."
         )
     described = _describe(reading, products)
-    head = f"Here {'is' if len(products) == 1 else 'are'} {len(products)} I'd suggest" + (
-        f" ({described}):" if described else ":"
+    shown = products[:MAX_CARDS]  # the cards list them; the words only lead in (a phone shows little else)
+    head = f"Here {'is' if len(shown) == 1 else 'are'} {len(shown)} I'd suggest" + (
+        f" ({described})." if described else "."
     )
-    lines = [head, *(product_line(i + 1, p) for i, p in enumerate(products))]
+    pick = top_pick(shown[0])
+    first_reason = str((shown[0]["why"] or [""])[0])
+    checks = first_reason if CHECKED.search(first_reason) else None  # what the shopper asked, confirmed
+    lines = [
+        head,
+        ("My top pick: " if len(shown) > 1 else "It's ") + pick + (f": {checks}." if checks else "."),
+    ]
     hint = "Ask “what's in the first one?”"
     if "add_to_cart" in specs:
         hint += " or say “add the first one to my cart”."
     lines.append(hint)
-    if isinstance(structured.get("notice"), str):
-        lines.append(f"Note: {structured['notice']}")
+    notice = for_shopper(structured.get("notice"))
+    if notice:
+        lines.append(f"Note: {notice}")
     return "\n".join(lines)
 
 
@@ -128,6 +161,64 @@ def _help(specs: dict[str, ToolSpec]) -> str:
     if cannot:
         lines.append("Not available in this shop yet: " + "; ".join(cannot) + ".")
     lines.append(f"Try: {EXAMPLES}.")
+    return "\n".join(lines)
+
+
+CHECKED = re.compile(r"✓| ≤ | > ")
+CHANGES = ("add_to_cart", "remove_from_cart", "update_cart_item", "request_refund")
+
+
+def _refund(
+    reading: Reading, context: Context, specs: dict[str, ToolSpec], missing: list[str], policy: Policy
+) -> str:
+    """Asking for a refund: which order, then what it is and a yes, then the request itself."""
+    turn = context.current.calls
+    if missing:
+        return f"I can't {missing[0]} in this shop yet. The shop can help you directly."
+    if not turn:  # a no to the question asked last turn
+        return "OK, I won't ask for a refund. Tell me if you change your mind."
+    requested = _last(turn, "request_refund")
+    if requested is not None:
+        if not requested.ok:
+            return f"I couldn't ask for that refund: {requested.text}"
+        order = requested.structured if isinstance(requested.structured, dict) else {}
+        return (
+            f"Done: the shop has your refund request for order {order.get('order_id')}. They review it and "
+            "refund you (no money moves until they do); say “where is my order” to see how it stands."
+        )
+    detail = _last(turn, "get_order")
+    if detail is not None:
+        if not detail.ok:
+            return f"I couldn't find that order: {detail.text}"
+        order = detail.structured if isinstance(detail.structured, dict) else {}
+        if order.get("status") not in REFUNDABLE:
+            return order_line(order) + "\nThis order can't be refunded: only paid orders can."
+        if order.get("refund_requested"):
+            return (
+                order_line(order)
+                + "\nYou already asked for a refund of this order; the shop is reviewing it."
+            )
+        items = ", ".join(
+            f"{line.get('quantity', 1)} × {label(line)}"
+            for line in order.get("lines") or []
+            if isinstance(line, dict)
+        )
+        return (
+            f"{REFUND_QUESTION} of order {order.get('order_id')}"
+            + (f" ({items}; {money(order.get('total'))})" if items else f" ({money(order.get('total'))})")
+            + "? The shop reviews the request; no money moves until it approves. Say “yes” to send it, and "
+            "tell me why if you like."
+        )
+    listed = _last(turn, "list_orders")
+    if listed is None or not listed.ok:
+        return f"I couldn't read your orders: {listed.text}" if listed is not None else NEEDS["order_id"]
+    structured = listed.structured if isinstance(listed.structured, dict) else {}
+    choices = refundable(structured.get("orders"))
+    if not choices:
+        return "You have no paid orders to refund."
+    lines = [WHICH_ORDER]
+    lines += [f"{n}. {order_line(o, brief=True)}" for n, o in enumerate(choices[:10], 1)]
+    lines.append("Say “the first one” or give its id (ord_…).")
     return "\n".join(lines)
 
 
@@ -144,7 +235,12 @@ def compose(
     parts: list[str] = []
     if not context.said_anything():
         parts.append(INTRO)
-    body = _body(intent, reading, context, specs, missing, needs, policy)
+    if slots.asked and not missing and not _last(context.current.calls, *CHANGES):
+        body = which_one(slots.asked)
+    elif intent == "refund" or (intent == "unknown" and slots.refund_proposed()):
+        body = _refund(reading, context, specs, missing, policy)
+    else:
+        body = _body(intent, reading, context, specs, missing, needs, policy)
     parts.append(body)
     return "\n\n".join(p for p in parts if p)
 
@@ -304,7 +400,7 @@ def _body(
             structured = done.structured if isinstance(done.structured, dict) else {}
             url = structured.get("checkout_url") or structured.get("url")
             simulated = bool(structured.get("simulated")) or "simulated" in str(url)
-            note = " (a local simulated checkout: no real payment is taken)" if simulated else ""
+            note = " (a simulated checkout: no real payment is taken)" if simulated else ""
             return f"Here is your secure checkout link{note}: {url}"
         view = _last(turn, policy.cart_view_tool)
         if view is None:
@@ -333,7 +429,12 @@ def _body(
             orders = structured["orders"]
             if not orders:
                 return "You have no orders yet."
-            return "Your orders:\n" + "\n".join(order_line(o) for o in orders[:10] if isinstance(o, dict))
+            shown = [o for o in orders[:10] if isinstance(o, dict)]
+            asks_one = not re.search(r"\borders\b", reading.text.lower())
+            if asks_one and len(shown) == 1:
+                return order_line(shown[0])
+            head = "Your orders, newest first:" if len(shown) > 1 else "Your orders:"
+            return head + "\n" + "\n".join(f"- {order_line(o)}" for o in shown)
         return order_line(structured)
 
     if intent == "my_reports":

@@ -31,6 +31,14 @@ def product_line(index: int, card: dict[str, Any]) -> str:
     return line
 
 
+def top_pick(card: dict[str, Any]) -> str:
+    """A product named in a sentence, next to the cards that show the rest: brand, name and price."""
+    name = " ".join(str(p) for p in (card.get("brand"), card.get("name")) if p)
+    price = money(card.get("price"))
+    missing = " (out of stock)" if card.get("in_stock") is False else ""
+    return name + (f" ({price})" if price else "") + missing
+
+
 def strings(value: Any) -> list[str]:
     out: list[str] = []
     for item in value if isinstance(value, list) else []:
@@ -93,8 +101,9 @@ def report_text(structured: dict[str, Any]) -> str:
         lines.append(
             "- Not measured from this photo: " + ", ".join(str(w).replace("_", " ") for w in withheld)
         )
-    if isinstance(structured.get("notice"), str):
-        lines.append(structured["notice"])
+    notice = for_shopper(structured.get("notice"))
+    if notice:
+        lines.append(notice)
     return "\n".join(lines)
 
 
@@ -164,23 +173,49 @@ def comparison_text(structured: dict[str, Any]) -> str:
         else ["No measurable change between the two reports."]
     )
     out += [str(n) for n in structured.get("notes") or [] if isinstance(n, str)]
-    if isinstance(structured.get("notice"), str):
-        out.append(structured["notice"])
+    notice = for_shopper(structured.get("notice"))
+    if notice:
+        out.append(notice)
     return "\n".join(out)
 
 
-def order_line(order: dict[str, Any]) -> str:
+def order_line(order: dict[str, Any], brief: bool = False) -> str:
+    """One order in a sentence: status, total, when, the carrier and tracking number once shipped, and
+    (unless `brief`) what happens next."""
     oid = order.get("order_id") or order.get("id")
     status = order.get("status") or "unknown"
     total = money(order.get("total"))
-    tracking = order.get("tracking_number")
+    when = str(order.get("created_at") or "")[:10]
+    tracking, carrier = order.get("tracking_number"), order.get("carrier")
     next_steps = order.get("next_steps")
+    shipped = ""
+    if tracking and (brief or str(tracking) not in str(next_steps)):
+        shipped = f", tracking {tracking}" + (f" ({carrier})" if carrier else "")
+    elif carrier:
+        shipped = f", sent with {carrier}"
     return (
         f"Order {oid}: {str(status).replace('_', ' ')}"
         + (f", {total}" if total else "")
-        + (f", tracking {tracking}" if tracking else "")
-        + (f". {next_steps}" if isinstance(next_steps, str) and next_steps else "")
+        + (f", placed {when}" if brief and when else "")
+        + shipped
+        + (", refund requested" if order.get("refund_requested") else "")
+        + (f". {next_steps}" if not brief and isinstance(next_steps, str) and next_steps else "")
     )
+
+
+# A notice for the merchant, not the shopper: how the shop is set up and how to change it.
+_FOR_MERCHANT = re.compile(
+    r"merchant|admin|configur|`|demo catalog|offline advisor|no (ai )?model|SHINE_|api key|stripe key", re.I
+)
+
+
+def for_shopper(notice: Any) -> str | None:
+    """The sentences of a tool's notice a shopper should read; set-up notes stay in the merchant's logs."""
+    if not isinstance(notice, str):
+        return None
+    sentences = re.split(r"(?<=[.!?])\s+", notice.strip())
+    kept = [s for s in sentences if s and not _FOR_MERCHANT.search(s)]
+    return " ".join(kept) or None
 
 
 def detail_text(structured: Any) -> str:

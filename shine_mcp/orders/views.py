@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from shine_mcp.money import Money, format_money
 from shine_mcp.orders.cart import PricedCart
-from shine_mcp.orders.machine import Status
+from shine_mcp.orders.machine import Hold, Status
 from shine_mcp.orders.report import Report
 from shine_mcp.store.orders import Order, OrderLine, Refund
 
@@ -44,15 +44,44 @@ _NEXT_STEPS = {
     Status.PAYMENT_FAILED: "The payment failed; nothing was charged. Check out again to retry.",
 }
 
+# What a held order (`Order.hold_reason`) tells its buyer while it is paid and waits for the merchant.
+_HELD_STEPS = {
+    Hold.OVERSOLD: (
+        "Paid, but an item sold out just before your payment came through, so this order is on hold and "
+        "has not been sent. The shop will contact you to send it once it is back in stock, or refund you."
+    ),
+    Hold.AMOUNT_MISMATCH: (
+        "Paid. The shop is checking the payment before sending your order and will contact you if anything "
+        "is needed."
+    ),
+}
+HoldReason = Literal["oversold", "amount_mismatch"]
+
+
+def steps_for(order: Order) -> str:
+    status = Status(order.status)
+    if order.hold_reason and status is Status.PAID:
+        return _HELD_STEPS[Hold(order.hold_reason)]
+    if status is Status.SHIPPED and order.tracking_number:
+        return f"Shipped{' with ' + order.carrier if order.carrier else ''}: tracking number {order.tracking_number}."
+    return _NEXT_STEPS[status]
+
+
+def _hold_of(order: Order) -> HoldReason | None:
+    if order.hold_reason is None:
+        return None
+    return "oversold" if Hold(order.hold_reason) is Hold.OVERSOLD else "amount_mismatch"
+
 
 class CartLine(BaseModel):
     product_id: str
+    variant_id: str = Field(description="The size or shade in the cart (var_…).")
     brand: str
-    name: str
+    name: str = Field(description="The product's name with the variant's, e.g. 'Gel Cream – 50 ml'.")
     quantity: int
     unit_price: Money = Field(description="The catalog's current price; checkout charges this.")
     line_total: Money
-    in_stock: int = Field(description="Units the shop has now.")
+    in_stock: int = Field(description="Units of this variant the shop has now.")
     price_changed_from: Money | None = Field(
         default=None, description="The price when it was added, if the catalog price changed since."
     )
@@ -62,11 +91,15 @@ class Cart(BaseModel):
     lines: list[CartLine]
     item_count: int = Field(description="Units in the cart, all products together.")
     subtotal: Money | None = Field(description="Sum of the lines at current prices; null for an empty cart.")
-    notices: list[str] = Field(description="Problems to fix before checkout, and price changes.")
+    notices: list[str] = Field(
+        description="Problems to fix before checkout, price changes, and which variant add_to_cart chose "
+        "when none was named."
+    )
 
 
 class OrderLineView(BaseModel):
     product_id: str
+    variant_id: str | None = Field(description="The size or shade bought (var_…).")
     brand: str
     name: str
     quantity: int
@@ -89,6 +122,11 @@ class OrderView(BaseModel):
     carrier: str | None
     refund_requested: bool
     simulated: bool = Field(description="Paid (or to be paid) through the simulated checkout: no real money.")
+    hold_reason: HoldReason | None = Field(
+        default=None,
+        description="Why the shop holds this paid order instead of sending it: oversold (an item sold out "
+        "before the payment arrived) or amount_mismatch (the payment is being checked). Null otherwise.",
+    )
 
 
 class CheckoutResult(BaseModel):
@@ -113,6 +151,8 @@ class OrderSummary(BaseModel):
     total: Money
     items: int = Field(description="Units in the order.")
     next_steps: str = Field(description="What happens next, in a sentence the shopper can read.")
+    tracking_number: str | None = Field(description="The carrier's tracking number once shipped, else null.")
+    carrier: str | None = Field(description="Who delivers it once shipped (e.g. UPS), else null.")
 
 
 class OrderList(BaseModel):
@@ -143,15 +183,25 @@ class SalesTotal(BaseModel):
     net: Money
 
 
+class SalesVariant(BaseModel):
+    variant_id: str
+    product_id: str
+    name: str = Field(description="Brand, product and variant, as sold.")
+    units: int = Field(description="Units in the orders paid in the period.")
+    revenue: Money = Field(description="Their prices paid (before refunds).")
+
+
 class SalesReport(BaseModel):
     start: date
     end: date
     days: list[SalesDay] = Field(description="One row per UTC day and currency with activity.")
     totals: list[SalesTotal] = Field(description="The whole period, per currency.")
+    by_variant: list[SalesVariant] = Field(description="Each size or shade sold, highest revenue first.")
     simulated_included: bool = Field(description="True when simulated (no real money) orders are counted.")
 
 
-def cart_view(priced: PricedCart) -> Cart:
+def cart_view(priced: PricedCart, chosen: str | None = None) -> Cart:
+    """`chosen`: the sentence saying which variant add_to_cart picked, when it picked one."""
     lines: list[CartLine] = []
     notices = priced.problems()
     currency = priced.currency or "USD"
@@ -160,18 +210,21 @@ def cart_view(priced: PricedCart) -> Cart:
         lines.append(
             CartLine(
                 product_id=line.product_id,
+                variant_id=line.variant_id,
                 brand=product.brand if product else "",
-                name=product.name if product else "(no longer sold)",
+                name=line.name,
                 quantity=line.quantity,
                 unit_price=Money.of(line.unit_price_minor, currency),
                 line_total=Money.of(line.line_total_minor, currency),
-                in_stock=product.stock if product else 0,
+                in_stock=line.variant.stock if line.variant else 0,
                 price_changed_from=Money.of(line.added_price_minor, currency) if line.price_changed else None,
             )
         )
     changes = priced.price_changes()
     if changes:
         notices.append("prices changed since added: " + "; ".join(changes))
+    if chosen:
+        notices.append(chosen)
     return Cart(
         lines=lines,
         item_count=sum(line.quantity for line in priced.lines),
@@ -185,11 +238,12 @@ def order_view(order: Order, lines: list[OrderLine]) -> OrderView:
     return OrderView(
         order_id=order.id,
         status=status.value,
-        next_steps=_NEXT_STEPS[status],
+        next_steps=steps_for(order),
         created_at=order.created_at,
         lines=[
             OrderLineView(
                 product_id=line.product_id,
+                variant_id=line.variant_id,
                 brand=line.brand,
                 name=line.name,
                 quantity=line.quantity,
@@ -207,6 +261,7 @@ def order_view(order: Order, lines: list[OrderLine]) -> OrderView:
         carrier=order.carrier,
         refund_requested=order.refund_requested_at is not None,
         simulated=order.gateway == "simulated",
+        hold_reason=_hold_of(order),
     )
 
 
@@ -217,7 +272,9 @@ def order_summary(order: Order, lines: list[OrderLine]) -> OrderSummary:
         created_at=order.created_at,
         total=Money.of(order.total_minor, order.currency),
         items=sum(line.quantity for line in lines),
-        next_steps=_NEXT_STEPS[Status(order.status)],
+        next_steps=steps_for(order),
+        tracking_number=order.tracking_number,
+        carrier=order.carrier,
     )
 
 
@@ -257,6 +314,16 @@ def report_view(report: Report) -> SalesReport:
                 net=money(t.net_minor, currency),
             )
             for currency, t in report.totals.items()
+        ],
+        by_variant=[
+            SalesVariant(
+                variant_id=variant_id,
+                product_id=sold.product_id,
+                name=sold.name,
+                units=sold.units,
+                revenue=money(sold.revenue_minor, currency),
+            )
+            for (variant_id, currency), sold in report.variants.items()
         ],
         simulated_included=report.simulated_included,
     )
