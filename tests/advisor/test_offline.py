@@ -433,9 +433,10 @@ async def test_a_routine_uses_what_the_shopper_said_earlier_and_says_what_the_bu
     assert arguments["budget"] == 35
     assert seen.cards("routine")
     assert "(budget $35.00)" in seen.text
-    # The demo catalog's basics use it all. ($40 now fits a treatment too: since salicylic acid's acne
-    # grade rests on the OTC monograph alone it is moderate, so a cheaper cleanser is chosen.)
-    assert "Left out to stay within $35.00: Treat." in seen.text
+    # The cheapest complete acne routine of the demo catalog costs $36.86: at $35 one step must go, and
+    # the treatment (the point of an acne routine) ranks with sunscreen, so the cleanser goes.
+    assert "Treat:" in seen.text
+    assert "Left out to stay within $35.00: Cleanse." in seen.text
 
 
 async def test_is_it_safe_after_a_routine_checks_every_product_of_the_routine(server: MCPServer) -> None:
