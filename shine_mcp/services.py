@@ -40,7 +40,7 @@ class Services:
     async def _start(self) -> None:
         self._db = await open_database(self.settings)
         if self.settings.load_demo_catalog:
-            if True:  # TEMP-UNLOCKED
+            async with self._db.one_process_at_a_time():  # workers starting together load it once
                 loaded = await ensure_demo_catalog(self._db)
             if loaded:
                 log.info("catalog was empty: loaded %d demo products", loaded)

@@ -3,65 +3,176 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import queue
+import random
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from shine_mcp.config import Settings
+from shine_mcp.store.writes import (
+    BUSY_TIMEOUT_SECONDS,
+    RETRY_AFTER_SECONDS,
+    WRITE_PATIENCE_SECONDS,
+    DatabaseBusy,
+    WriteGate,
+    is_busy,
+)
+
+__all__ = ["RETRY_AFTER_SECONDS", "Database", "DatabaseBusy", "SqliteThreads", "is_busy", "open_database"]
+
+log = logging.getLogger("shine.store")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 T = TypeVar("T")
 READ_THREADS = 4
+MAX_WRITE_BATCH = 64  # units the writer thread runs in one turn of the write gate
+
+
+def _backoff(attempt: int) -> float:
+    """Full jitter: a random wait up to an exponentially growing cap, so writers that collided spread out."""
+    return random.uniform(0, min(1.0, 0.02 * 2**attempt))
 
 
 class SqliteThreads:
-    """A synchronous engine on the same SQLite file, used from a few threads of its own: reads on a small
-    pool, writes on one thread (SQLite has one writer at a time; queueing here beats its busy handler,
-    which sleeps milliseconds between tries).
+    """A synchronous engine on the same SQLite file, used from threads of its own: reads on a small pool,
+    writes on one thread (SQLite has one writer at a time; queueing here beats its busy handler, which
+    sleeps milliseconds between tries).
 
     Through aiosqlite every statement, fetch and cursor close is a round trip to its thread, eight or so
     per statement; a unit of work sent here (a search, a webhook's transaction) costs one. WAL mode lets
-    these connections and the async engine's share the file.
+    these connections and the async engine's share the file. The writer thread takes a turn in the
+    process's `WriteGate` and runs the units queued by then back to back, without the event loop.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, gate: WriteGate | None = None) -> None:
         self.engine = create_sync_engine(
             f"sqlite:///{path}",
-            connect_args={"check_same_thread": False, "timeout": 5},
+            connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_SECONDS},
             pool_size=READ_THREADS + 1,
             max_overflow=0,
         )
         event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.gate = gate
         self._reads = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="shine-sqlite-read")
-        self._writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shine-sqlite-write")
+        self._units: queue.SimpleQueue[_Unit[Any] | None] = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._write_loop, name="shine-sqlite-write", daemon=True)
+        self._writer.start()
 
-    def _run(self, pool: ThreadPoolExecutor, work: Callable[[Connection], T]) -> asyncio.Future[T]:
+    async def read(self, work: Callable[[Connection], T]) -> T:
         def unit() -> T:
             with self.engine.connect() as connection:  # closing without a commit rolls back
                 return work(connection)
 
-        return asyncio.get_running_loop().run_in_executor(pool, unit)
-
-    async def read(self, work: Callable[[Connection], T]) -> T:
-        return await self._run(self._reads, work)
+        return await asyncio.get_running_loop().run_in_executor(self._reads, unit)
 
     async def write(self, work: Callable[[Connection], T]) -> T:
-        return await self._run(self._writes, work)
+        loop = asyncio.get_running_loop()
+        unit: _Unit[T] = _Unit(work, loop.create_future(), loop)
+        self._units.put(unit)
+        return await unit.future
+
+    def _write_loop(self) -> None:
+        while (first := self._units.get()) is not None:
+            try:
+                if self.gate is not None:
+                    self.gate.acquire_blocking(self)
+            except DatabaseBusy as busy:
+                first.settle(error=busy)
+                continue
+            stop = False
+            try:
+                self._run(first)
+                for _ in range(MAX_WRITE_BATCH - 1):
+                    try:
+                        unit = self._units.get_nowait()
+                    except queue.Empty:
+                        break
+                    if unit is None:
+                        stop = True
+                        break
+                    self._run(unit)
+            finally:
+                if self.gate is not None:
+                    self.gate.release(self)
+            if stop:
+                return
+
+    def _run(self, unit: _Unit[Any]) -> None:
+        try:
+            with self.engine.connect() as connection:  # closing without a commit rolls back
+                result = _immediately(connection, unit.work)
+        except BaseException as error:
+            unit.settle(error=error)
+        else:
+            unit.settle(result=result)
 
     def close(self) -> None:
+        self._units.put(None)
+        self._writer.join()
         self._reads.shutdown(wait=True)
-        self._writes.shutdown(wait=True)
         self.engine.dispose()
+
+
+@dataclass(eq=False)
+class _Unit(Generic[T]):
+    """A unit of work for the writer thread and the future its caller awaits in its event loop."""
+
+    work: Callable[[Connection], T]
+    future: asyncio.Future[T]
+    loop: asyncio.AbstractEventLoop
+
+    def settle(self, *, result: Any = None, error: BaseException | None = None) -> None:
+        def deliver() -> None:
+            if self.future.done():  # the caller was cancelled; the unit ran (or failed) all the same
+                return
+            if error is not None:
+                self.future.set_exception(error)
+            else:
+                self.future.set_result(result)
+
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
+            self.loop.call_soon_threadsafe(deliver)
+
+
+def _immediately(connection: Connection, work: Callable[[Connection], T]) -> T:
+    """Run a unit of work in a `BEGIN IMMEDIATE` transaction: the write lock is taken before the unit reads
+    anything, so its reads and writes are one atomic step and it never has to upgrade a read snapshot
+    (an upgrade that loses a race fails at once, without SQLite's busy handler). Taking the lock is the
+    only step that meets other writers (other processes: this one's wait in the `WriteGate`); it is
+    retried with jitter until `WRITE_PATIENCE_SECONDS`, and a unit runs only once it holds the lock, so a
+    retry never repeats a write."""
+    deadline = time.monotonic() + WRITE_PATIENCE_SECONDS
+    attempt = 0
+    while True:
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            break
+        except sa_exc.OperationalError as error:
+            connection.rollback()
+            if not is_busy(error):
+                raise
+            if time.monotonic() >= deadline:
+                log.warning("the database stayed locked for %.0f s; a write gave up", WRITE_PATIENCE_SECONDS)
+                raise DatabaseBusy() from error
+            time.sleep(_backoff(attempt))  # on the writer thread: nothing else could write meanwhile
+            attempt += 1
+    return work(connection)
 
 
 def _sqlite_file(url: str) -> Path | None:
@@ -97,11 +208,31 @@ class Database:
             return await connection.run_sync(work)
 
     async def write(self, work: Callable[[Connection], T]) -> T:
-        """Like `read`, on the one writer thread on SQLite. `work` commits itself; anything else rolls back."""
+        """Like `read`, on the one writer thread on SQLite. `work` commits itself; anything else rolls back.
+
+        On SQLite the units queue for the thread, which runs them back to back, each in `BEGIN IMMEDIATE`
+        and retried while the database is locked (see `_immediately`). They do not take turns in the
+        async engine's `WriteGate`: a turn there costs trips through the event loop, and a busy loop
+        would then set the pace of every write (measured: 6 rate-limit hits/s instead of hundreds)."""
         if self.threads is not None:
             return await self.threads.write(work)
         async with self.engine.connect() as connection:
             return await connection.run_sync(work)
+
+    @asynccontextmanager
+    async def one_process_at_a_time(self) -> AsyncIterator[None]:
+        """Run the block while no other process sharing this PostgreSQL database runs one: start-up work
+        every worker would do (loading the demo catalog into an empty database) happens once, and the
+        others then find it done. A session advisory lock on a connection of its own; on SQLite, nothing."""
+        if self.dialect != "postgresql":
+            yield
+            return
+        async with self.engine.connect() as connection:
+            await connection.exec_driver_sql(f"SELECT pg_advisory_lock({STARTUP_LOCK_KEY})")
+            try:
+                yield
+            finally:
+                await connection.exec_driver_sql(f"SELECT pg_advisory_unlock({STARTUP_LOCK_KEY})")
 
     async def close(self) -> None:
         if self.threads is not None:
@@ -115,14 +246,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
     cursor.close()
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, gate: WriteGate | None = None) -> AsyncEngine:
+    """The async engine; on a SQLite file, `gate` (when given) queues its writers (see `WriteGate`)."""
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 5})
+        # Writers waiting in the gate hold a pooled connection: leave some room for readers beside them
+        # (each aiosqlite connection is a thread; many more would cost the event loop its GIL time).
+        pool = {"pool_size": 5, "max_overflow": 20} if _sqlite_file(url) is not None else {}
+        engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT_SECONDS}, **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        if gate is not None and _sqlite_file(url) is not None:
+            gate.install(engine)
         return engine
     return create_async_engine(url, pool_pre_ping=True)
 
@@ -145,7 +282,16 @@ def include_object(obj: object, name: str | None, type_: str, reflected: bool, c
     return not (type_ in ("column", "index") and name in ("search_vector", "ix_products_search_vector"))
 
 
+MIGRATION_LOCK_KEY = 0x5348494E45  # "SHINE": the advisory lock that lets one process at a time migrate
+STARTUP_LOCK_KEY = MIGRATION_LOCK_KEY + 1  # `Database.one_process_at_a_time`
+
+
 def _upgrade(connection: Connection, url: str) -> None:
+    if connection.dialect.name == "postgresql":
+        # Workers starting together would each create the same tables (one crashes on a duplicate key in
+        # pg_type); the lock lasts until `open_database`'s transaction ends, and whoever waited for it
+        # then finds the schema current and does nothing.
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
     config = alembic_config(url)
     config.attributes["connection"] = connection
     command.upgrade(config, "heads")  # feature branches of migrations may run side by side
@@ -157,13 +303,14 @@ async def open_database(settings: Settings, *, migrate: bool = True) -> Database
     if url.startswith("sqlite") and ":memory:" not in url:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url)
+    sqlite_file = _sqlite_file(url)
+    gate = WriteGate() if sqlite_file is not None else None
+    engine = create_engine(url, gate)
     if migrate:
         async with engine.begin() as conn:
             await conn.run_sync(_upgrade, url)
-    sqlite_file = _sqlite_file(url)
     return Database(
         engine=engine,
         sessions=async_sessionmaker(engine, expire_on_commit=False),
-        threads=SqliteThreads(sqlite_file) if sqlite_file is not None else None,
+        threads=SqliteThreads(sqlite_file, gate) if sqlite_file is not None else None,
     )

@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, bindparam, delete, func, insert, select, update
+from sqlalchemy import JSON, Column, DateTime, Index, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
 from shine_mcp.store.db import Database
@@ -168,28 +171,24 @@ async def rate(db: Database, user_id: str, product_id: str, rating: int, comment
         _feedback_writes.bump()
 
 
-_bump_view = (
-    update(_feedback)
-    .where(
-        (_feedback.c.user_id == bindparam("u"))
-        & (_feedback.c.product_id == bindparam("p"))
-        & (_feedback.c.kind == "view")
+def _count_view(dialect: str, user_id: str, product_id: str, now: datetime) -> Any:
+    """One statement that inserts the first view or adds one to the count: an update-then-insert raced
+    when the same person opened a product twice at once on PostgreSQL (a duplicate key)."""
+    dialect_insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    first = dialect_insert(_feedback).values(
+        user_id=user_id, product_id=product_id, kind="view", value=1, updated_at=now
     )
-    .values(value=_feedback.c.value + 1, updated_at=bindparam("now"))
-)
+    return first.on_conflict_do_update(
+        index_elements=[_feedback.c.user_id, _feedback.c.product_id, _feedback.c.kind],
+        set_={"value": _feedback.c.value + 1, "updated_at": first.excluded.updated_at},
+    )
 
 
 async def record_view(db: Database, user_id: str, product_id: str) -> None:
     """Implicit feedback: the person opened this product. Counted, never timestamped per view."""
 
     def work(connection: Connection) -> None:
-        now = utcnow()
-        if not connection.execute(_bump_view, {"u": user_id, "p": product_id, "now": now}).rowcount:
-            connection.execute(
-                insert(_feedback).values(
-                    user_id=user_id, product_id=product_id, kind="view", value=1, updated_at=now
-                )
-            )
+        connection.execute(_count_view(connection.dialect.name, user_id, product_id, utcnow()))
         connection.commit()
 
     await db.write(work)
@@ -243,6 +242,84 @@ async def delete_user_profile_data(db: Database, user_id: str) -> dict[str, int]
         return await db.write(work)
     finally:
         _feedback_writes.bump()
+
+
+LIST_FIELDS = ("concerns", "sensitivities", "avoid_ingredients", "preferences")
+
+
+def merged_profile(account: Profile, guest: Profile) -> dict[str, Any]:
+    """The account's profile with what the person told Shine as a guest folded in. Lists are united (an
+    avoided ingredient or a sensitivity is a limit that must keep holding); a single answer stays the
+    account's unless it has none; pregnancy holds if either said so."""
+    changes: dict[str, Any] = {}
+    for name in LIST_FIELDS:
+        united: dict[str, str] = {}
+        for word in [*getattr(account, name), *getattr(guest, name)]:
+            united.setdefault(word.casefold(), word)  # "Lanolin" and "lanolin" are one limit
+        changes[name] = list(united.values())
+    if account.skin_type is None:
+        changes["skin_type"] = guest.skin_type
+    if account.budget_minor is None:
+        changes["budget_minor"], changes["currency"] = guest.budget_minor, guest.currency
+    if account.country is None and account.hemisphere is None:
+        changes["country"], changes["hemisphere"] = guest.country, guest.hemisphere
+    changes["pregnant_or_nursing"] = account.pregnant_or_nursing or guest.pregnant_or_nursing
+    return changes
+
+
+async def merge_profile_data(session: AsyncSession, from_id: str, to_id: str) -> dict[str, int]:
+    """Inside the caller's transaction: make `from_id`'s profile and feedback `to_id`'s (a guest signing
+    in). Where both have a row, they are combined: the profile by `merged_profile`, view counts added,
+    the newer rating kept. Nothing stays under `from_id`. Returns the rows taken over, by table."""
+    moved = {"profiles": 0, "product_feedback": 0}
+    rows = await session.execute(select(_profiles).where(_profiles.c.user_id.in_([from_id, to_id])))
+    found = {row.user_id: _profile_of(row) for row in rows}
+    guest, account = found.get(from_id), found.get(to_id)
+    if guest is not None:
+        if account is None:
+            await session.execute(
+                update(_profiles).where(_profiles.c.user_id == from_id).values(user_id=to_id)
+            )
+        else:
+            changes = merged_profile(account, guest)
+            await session.execute(
+                update(_profiles).where(_profiles.c.user_id == to_id).values(**changes, updated_at=utcnow())
+            )
+            await session.execute(delete(_profiles).where(_profiles.c.user_id == from_id))
+        moved["profiles"] = 1
+    theirs = list(await session.execute(select(_feedback).where(_feedback.c.user_id == from_id)))
+    for row in theirs:
+        key = (
+            (_feedback.c.user_id == to_id)
+            & (_feedback.c.product_id == row.product_id)
+            & (_feedback.c.kind == row.kind)
+        )
+        mine = (await session.execute(select(_feedback).where(key))).first()
+        if mine is None:
+            await session.execute(
+                update(_feedback)
+                .where(
+                    (_feedback.c.user_id == from_id)
+                    & (_feedback.c.product_id == row.product_id)
+                    & (_feedback.c.kind == row.kind)
+                )
+                .values(user_id=to_id)
+            )
+        elif row.kind == "view":
+            latest = max(aware(row.updated_at), aware(mine.updated_at))
+            await session.execute(
+                update(_feedback).where(key).values(value=mine.value + row.value, updated_at=latest)
+            )
+        elif aware(row.updated_at) > aware(mine.updated_at):
+            await session.execute(
+                update(_feedback)
+                .where(key)
+                .values(value=row.value, comment=row.comment, updated_at=row.updated_at)
+            )
+        moved["product_feedback"] += 1
+    await session.execute(delete(_feedback).where(_feedback.c.user_id == from_id))
+    _feedback_writes.bump()
+    return {name: count for name, count in moved.items() if count}
 
 
 async def count_feedback(db: Database) -> int:
