@@ -16,7 +16,7 @@ import html
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,7 +28,7 @@ from starlette.routing import BaseRoute, Route
 from shine_mcp.auth.keys import Keys
 from shine_mcp.integrations import fulfilment as partner_http
 from shine_mcp.integrations.payments import SignatureError, SimulatedGateway
-from shine_mcp.money import format_money
+from shine_mcp.money import format_money, from_stripe_amount
 from shine_mcp.orders import machine
 from shine_mcp.orders.fulfilment import FulfilmentWorker, partner_secrets
 from shine_mcp.orders.return_links import TOKEN_PARAM, return_link_ok
@@ -99,8 +99,16 @@ _HEADLINES = {
 
 
 class PaymentsWeb:
-    def __init__(self, services: Services, *, commerce: Commerce | None = None) -> None:
+    def __init__(
+        self,
+        services: Services,
+        *,
+        commerce: Commerce | None = None,
+        webhook_outcome: Callable[[str], None] | None = None,
+    ) -> None:
         self.services, self.settings = services, services.settings
+        # Told each webhook's outcome (applied, duplicate, ignored, unknown_order, rejected, failed): metrics.
+        self.webhook_outcome = webhook_outcome or (lambda _outcome: None)
         self.commerce = commerce or Commerce(services)
         self.worker = FulfilmentWorker(
             lambda: services.db, self.commerce.ledger, self.settings, housekeeping=self.commerce.housekeeping
@@ -137,6 +145,7 @@ class PaymentsWeb:
     async def webhook(self, request: Request) -> Response:
         if uses_stripe(self.settings) and not self.settings.stripe_webhook_secret:
             log.error("a Stripe webhook arrived but STRIPE_WEBHOOK_SECRET is not set: it cannot be verified")
+            self.webhook_outcome("unverifiable")
             return JSONResponse({"error": "webhook secret not configured"}, status_code=503)
         try:
             body = await read_body(request, MAX_EVENT_BYTES, self.settings)
@@ -146,10 +155,13 @@ class PaymentsWeb:
             result = await self.commerce.webhooks.handle(body, request.headers.get("stripe-signature"))
         except SignatureError as exc:
             log.warning("rejected a webhook: %s", exc)
+            self.webhook_outcome("rejected")
             return JSONResponse({"error": "invalid signature"}, status_code=400)
         except Exception:  # not stored: a 5xx makes Stripe deliver it again later
             log.exception("could not process a webhook")
+            self.webhook_outcome("failed")
             return JSONResponse({"error": "not processed; deliver again"}, status_code=500)
+        self.webhook_outcome(result.outcome)
         return JSONResponse(
             {
                 "received": True,
@@ -283,11 +295,12 @@ class PaymentsWeb:
             (
                 str(item["description"]),
                 int(item["quantity"]),
-                format_money(int(item["amount_total"]), currency),
+                format_money(from_stripe_amount(int(item["amount_total"]), currency), currency),
             )
             for item in data["line_items"]["data"]
         ]
-        table = _lines_table(rows, format_money(int(data["amount_total"]), currency))
+        total = from_stripe_amount(int(data["amount_total"]), currency)  # the session keeps Stripe's units
+        table = _lines_table(rows, format_money(total, currency))
         banner = (
             '<div class="banner"><strong>SIMULATED CHECKOUT: no real payment.</strong> This is a practice '
             "checkout: pressing <em>Pay (simulated)</em> marks the order paid without asking for a card or "

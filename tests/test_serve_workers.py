@@ -1,0 +1,76 @@
+"""`shine serve --workers 2` on a fresh PostgreSQL database: both workers migrate, load the catalog and
+start without tripping over each other, and the port answers from them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.store.test_migration_lock import fresh_database
+from tests.support.postgres import free_port
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+SHINE = str(Path(sys.executable).parent / "shine")
+STARTED = "Application startup complete"
+
+
+def lines_of(process: subprocess.Popen[str]) -> queue.Queue[str | None]:
+    """`process`'s stderr, line by line, from a reader thread (None at the end)."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def wait_for_started_workers(lines: queue.Queue[str | None], workers: int, seen: list[str]) -> None:
+    deadline = time.monotonic() + 120
+    while sum(STARTED in line for line in seen) < workers:
+        line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        if line is None:
+            raise AssertionError("shine serve exited:\n" + "".join(seen))
+        seen.append(line)
+
+
+def test_two_workers_start_together_on_a_fresh_postgresql_and_answer(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    url = asyncio.run(fresh_database(postgres_url, "shine_workers"))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHINE_", "DATABASE_URL"))}
+    env.update(SHINE_DATA_DIR=str(tmp_path), DATABASE_URL=url, SHINE_SECRET_KEY="workers-test-" + "k" * 32)
+    process = subprocess.Popen(
+        [SHINE, "serve", "--workers", "2", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen: list[str] = []
+    try:
+        wait_for_started_workers(lines_of(process), 2, seen)
+        answers = [httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10) for _ in range(6)]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    log = "".join(seen)
+    assert "Traceback" not in log and "ERROR" not in log, log
+    assert {a.status_code for a in answers} == {200}
+    health = answers[0].json()
+    assert health["integrations"]["database"] == "postgresql"
+    assert health["catalog_products"] >= 200  # the demo catalog, loaded once between the two
