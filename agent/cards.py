@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from agent.events import Card
 from agent.model import ToolCall
@@ -231,6 +232,21 @@ def asked_checks(asked: dict[str, Any], obj: dict[str, Any]) -> str | None:
     return ", ".join(checks) or None
 
 
+def where_to_buy(value: Any) -> dict[str, str] | None:
+    """A product's "Buy at <merchant>" link for the widget: Shine's own click-out route (never a merchant URL
+    straight from a result), marked as followed from the widget, with its disclosure line."""
+    if not isinstance(value, dict) or not all(
+        isinstance(value.get(key), str) and value.get(key) for key in ("url", "merchant", "disclosure")
+    ):
+        return None
+    parts = urlsplit(value["url"])
+    if parts.scheme not in ("http", "https") or not parts.path.startswith("/out/"):
+        return None
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "src"] + [("src", "widget")]
+    url = urlunsplit(parts._replace(query=urlencode(query)))
+    return {"url": url, "merchant": value["merchant"], "disclosure": value["disclosure"]}
+
+
 def product_card(obj: Any, asked: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """A product (or a recommendation wrapping one) as a card, or None when it is not one. `asked`: the
     arguments of the call that found it, whose constraints the first reason confirms."""
@@ -264,6 +280,7 @@ def product_card(obj: Any, asked: dict[str, Any] | None = None) -> dict[str, Any
         "url": product.get("url"),
         "rating": product.get("rating"),
         "in_stock": product.get("in_stock", True),
+        "where_to_buy": where_to_buy(product.get("where_to_buy")),
         "why": why[:4],
         "sources": [{"name": name, "url": url} for name, url in list(sources.items())[:3]],
     }

@@ -18,9 +18,10 @@ from starlette.routing import BaseRoute, Route
 from shine_mcp.services import Services
 from shine_mcp.store import packshots
 from shine_mcp.store.catalog import get_product
+from shine_mcp.store.clicks import AffiliateLinks
 from shine_mcp.store.search import SearchFilters, search_products
 from shine_mcp.store.tables import Product, ProductRow
-from shine_mcp.store.views import summary_of
+from shine_mcp.store.views import summary_of, where_to_buy
 
 STATIC = Path(__file__).parent / "static"
 DEMO_HEADERS = {
@@ -55,7 +56,7 @@ def _static(name: str) -> tuple[str, str]:
     return text, hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _tile(product: Product | ProductRow) -> str:
+def _tile(product: Product | ProductRow, links: AffiliateLinks) -> str:
     p = summary_of(product)
     picture = p.image
     attributes = [f'src="{html.escape(picture.url)}"', 'alt=""']
@@ -66,7 +67,19 @@ def _tile(product: Product | ProductRow) -> str:
     image = f'<img {" ".join(attributes)} loading="lazy" decoding="async">'
     return (
         f'<li class="tile">{image}<p class="brand">{html.escape(p.brand)}</p>'
-        f'<h3>{html.escape(p.name)}</h3><p class="price">{html.escape(p.price.display)}</p></li>'
+        f'<h3>{html.escape(p.name)}</h3><p class="price">{html.escape(p.price.display)}</p>{_buy_at(product, links)}</li>'
+    )
+
+
+def _buy_at(product: Product | ProductRow, links: AffiliateLinks) -> str:
+    """A product sold at another merchant: the click-out link (source "shop") and its disclosure line."""
+    where = where_to_buy(product, links, source="shop") if links else None
+    if where is None:
+        return ""
+    return (
+        f'<p><a class="buy" href="{html.escape(where.url)}" rel="noopener noreferrer">'
+        f"Buy at {html.escape(where.merchant)}</a></p>"
+        f'<p class="disclosure">{html.escape(where.disclosure)}</p>'
     )
 
 
@@ -74,7 +87,8 @@ def routes(services: Services) -> list[BaseRoute]:
     async def demo_page(_request: Request) -> Response:
         page, _ = _static("demo.html")
         result = await search_products(services.db, SearchFilters(), limit=SHOWCASE)
-        tiles = "\n".join(_tile(p) for p in result.products) or "<li>The catalog is empty.</li>"
+        links = services.settings.affiliate_links
+        tiles = "\n".join(_tile(p, links) for p in result.products) or "<li>The catalog is empty.</li>"
         return HTMLResponse(page.replace("<!--PRODUCTS-->", tiles), headers=DEMO_HEADERS)
 
     async def widget(request: Request) -> Response:

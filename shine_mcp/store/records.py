@@ -42,6 +42,13 @@ def _http_url(value: str | None) -> str | None:
     return value or None
 
 
+def _https_url(value: str | None) -> str | None:
+    """A merchant page a shopper is sent to: https only, and no spaces or control characters in it."""
+    if value and (not value.startswith("https://") or any(c.isspace() or ord(c) < 32 for c in value)):
+        raise ValueError("must be an https:// link to the product's page at the merchant")
+    return value or None
+
+
 class VariantIn(BaseModel):
     """One variant of a product from an import file: a size or shade with its own SKU, price and stock.
     A missing price is the product's."""
@@ -56,11 +63,17 @@ class VariantIn(BaseModel):
     stock: Annotated[int, Field(ge=0)] = 0
     size: Annotated[str | None, Field(max_length=60)] = None
     image_url: str | None = None
+    buy_url: Annotated[str | None, Field(max_length=2000)] = None
 
     @field_validator("image_url")
     @classmethod
     def _http_only(cls, value: str | None) -> str | None:
         return _http_url(value)
+
+    @field_validator("buy_url")
+    @classmethod
+    def _https_only(cls, value: str | None) -> str | None:
+        return _https_url(value)
 
     @property
     def label(self) -> str:
@@ -82,6 +95,9 @@ class ProductIn(BaseModel):
     size: Annotated[str | None, Field(max_length=60)] = None
     url: str | None = None
     image_url: str | None = None
+    # The product's page at another merchant (affiliate mode): shown as "Buy at <merchant>" when its site
+    # is configured in SHINE_AFFILIATE_LINKS.
+    buy_url: Annotated[str | None, Field(max_length=2000)] = None
     rating: Annotated[float | None, Field(ge=0, le=5)] = None
     review_count: Annotated[int, Field(ge=0)] = 0
     stock: Annotated[int, Field(ge=0)] = 0
@@ -154,6 +170,11 @@ class ProductIn(BaseModel):
     def _http_only(cls, value: str | None) -> str | None:
         return _http_url(value)
 
+    @field_validator("buy_url")
+    @classmethod
+    def _https_only(cls, value: str | None) -> str | None:
+        return _https_url(value)
+
     def ingredients_as_text(self) -> str:
         return ", ".join(self.ingredients) if isinstance(self.ingredients, list) else self.ingredients
 
@@ -186,6 +207,7 @@ class ProductIn(BaseModel):
                 stock=variant.stock,
                 size=variant.size or _size_option(variant.options) or self.size,
                 image_url=variant.image_url,
+                buy_url=variant.buy_url,
             )
             for position, variant in enumerate(self.variants)
         ]
@@ -213,6 +235,7 @@ class ProductIn(BaseModel):
             size=sizes.pop() if len(sizes) == 1 else None,
             url=self.url,
             image_url=self.image_url or next((v.image_url for v in variants if v.image_url), None),
+            buy_url=self.buy_url or next((v.buy_url for v in variants if v.buy_url), None),
             rating=self.rating,
             review_count=self.review_count,
             stock=sum(v.stock for v in variants),

@@ -53,6 +53,7 @@ class ProductRow:
     created_at: datetime
     updated_at: datetime
     price_max_minor: int | None = None
+    buy_url: str | None = None
 
 
 class Product(SQLModel, table=True):
@@ -94,6 +95,9 @@ class Product(SQLModel, table=True):
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
     price_max_minor: int | None = None
+    # The merchant page selling this exact product elsewhere (affiliate mode); its own, or its first
+    # variant's. Shown only when its site is in SHINE_AFFILIATE_LINKS (`store/clicks.py`).
+    buy_url: str | None = None
 
 
 def default_variant_id(product_id: str) -> str:
@@ -126,3 +130,26 @@ class ProductVariant(SQLModel, table=True):
     stock: int = 0
     size: str | None = Field(default=None, max_length=60)
     image_url: str | None = None
+    buy_url: str | None = None  # this variant's page at the merchant, when it differs from the product's
+
+
+class Click(SQLModel, table=True):
+    """A shopper followed a "Buy at <merchant>" link. No IP address or browser details; a user id only when
+    the shopper was signed in (a guest's click is anonymous)."""
+
+    __tablename__ = "clicks"
+    __table_args__ = (
+        Index("ix_clicks_created_at", "created_at"),
+        Index("ix_clicks_user_id", "user_id"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)  # "clk_" + 20 hex
+    product_id: str = Field(max_length=40)
+    variant_id: str | None = Field(default=None, max_length=40)
+    merchant: str = Field(max_length=253)  # the configured site it went to, e.g. "amazon.com"
+    source: str = Field(max_length=10)  # "widget", "mcp", "shop" or "link" (none given)
+    conversation_id: str | None = Field(default=None, max_length=64)
+    user_id: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )

@@ -173,6 +173,7 @@ def register(server: MCPServer, services: Services) -> None:
                     tags=list(filters.required_tags),
                 ),
                 base_url=services.settings.base_url,
+                links=services.settings.affiliate_links,
             )
             for p in result.products
         ]
@@ -205,4 +206,9 @@ def register(server: MCPServer, services: Services) -> None:
         if caller is not None:
             await record_view(services.db, caller.user_id, product.id)  # implicit feedback for advice
         variants = await get_variants(services.db, product.id)
-        return detail_of(product, base_url=services.settings.base_url, variants=variants)
+        return detail_of(
+            product,
+            base_url=services.settings.base_url,
+            variants=variants,
+            links=services.settings.affiliate_links,
+        )

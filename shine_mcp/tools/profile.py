@@ -29,6 +29,7 @@ from shine_mcp.services import Services
 from shine_mcp.store import profiles as store
 from shine_mcp.store.catalog import get_product, main_currency
 from shine_mcp.store.chat import delete_user_chats, export_user_chats
+from shine_mcp.store.clicks import forget_user_clicks
 from shine_mcp.store.photos import PhotoStore
 from shine_mcp.store.skin_reports import delete_user_reports, list_reports
 from shine_mcp.store.users import aware
@@ -377,6 +378,7 @@ def register(server: MCPServer, services: Services) -> None:
             found = await store.delete_user_profile_data(db, who)
             found["skin_reports"] = await delete_user_reports(db, photos, who)
             found |= await delete_user_chats(db, who)
+            found["clicks_unlinked"] = await forget_user_clicks(db, who)
             commerce = await erase_user_commerce(db, who)
             found["carts"] = commerce["carts_deleted"]
             found["orders_unlinked"] = commerce["orders_anonymised"]

@@ -56,6 +56,7 @@
     ".card .price{font-weight:700;}",
     ".card ul{margin:0;padding-left:16px;font-size:12px;color:#4d4449;}",
     ".card .oos{font-size:12px;color:#a33;}",
+    ".card .disclosure{font-size:11px;color:#6b5f66;} .card a.buy:not(.btn){color:#7a3e65;font-weight:600;font-size:13px;}",
     ".card .sources{font-size:11px;color:#6b5f66;} .card .sources a{color:#7a3e65;}",
     ".btn{all:unset;box-sizing:border-box;cursor:pointer;text-align:center;padding:8px 12px;border-radius:10px;background:#7a3e65;color:#fff;font-weight:600;}",
     ".btn:hover{background:#652f53;}",
@@ -281,7 +282,10 @@
       el("span", { class: "name", text: p.name || p.id }),
       el("span", { class: "price", text: price(p.price) })
     ];
-    if (p.in_stock === false) children.push(el("span", { class: "oos", text: "Out of stock" }));
+    // Sold by another merchant (affiliate mode): only there when the shop has none of its own.
+    var where = p.where_to_buy && safeUrl(p.where_to_buy.url) ? p.where_to_buy : null;
+    var elsewhereOnly = where && p.in_stock === false;
+    if (p.in_stock === false && !elsewhereOnly) children.push(el("span", { class: "oos", text: "Out of stock" }));
     if (p.why && p.why.length) {
       children.push(el("span", { class: "sr", text: "Why it was chosen:" }));
       children.push(el("ul", null, p.why.slice(0, 3).map(function (w) { return el("li", { text: w }); })));
@@ -301,6 +305,12 @@
         class: "btn", type: "button",
         onclick: function () { ask("Add " + [p.brand, p.name].filter(Boolean).join(" ") + " (" + p.id + ") to my cart"); }
       }, ["Add to cart", el("span", { class: "sr", text: " — " + (p.name || p.id) })]));
+    }
+    if (where) {
+      children.push(el("a", {
+        class: elsewhereOnly ? "btn buy" : "buy", href: safeUrl(where.url), target: "_blank", rel: "noopener noreferrer"
+      }, ["Buy at " + where.merchant, el("span", { class: "sr", text: " — " + (p.name || p.id) + " (opens the merchant's site)" })]));
+      children.push(el("span", { class: "disclosure", text: where.disclosure }));
     }
     return el(tag || "article", { class: "card", "aria-label": [p.brand, p.name].filter(Boolean).join(" ") }, children);
   }
