@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import anyio
+import httpx2
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.types import CONNECTION_CLOSED, REQUEST_TIMEOUT, CallToolResult, TextContent
 
@@ -49,6 +49,10 @@ NOT_CONFIGURED = (
     "Firecrawl) or FIRECRAWL_MCP_URL (a remote Firecrawl MCP server) and restart Shine"
 )
 CONNECT_TIMEOUT = 60.0  # `npx -y` may download the package on first use
+HTTP_TIMEOUT, HTTP_READ_TIMEOUT = (
+    30.0,
+    300.0,
+)  # a remote Firecrawl MCP server's requests; its held-open streams
 BACKOFF_BASE = 0.25
 BACKOFF_CAP = 4.0
 _STATUS = re.compile(r"(?:status code|failed \(|HTTP )\s*(\d{3})")
@@ -243,7 +247,11 @@ class FirecrawlMCPBrowser:
     # --- the session -------------------------------------------------------------------------------
     def _transport(self) -> contextlib.AbstractAsyncContextManager[Any]:
         if self.config.url:
-            client = create_mcp_http_client(headers=self.config.headers)
+            # The MCP SDK's transport timeouts (30 s, and 5 min to read a stream the server holds open),
+            # set through httpx2's public API rather than the SDK's private `mcp.shared._httpx_utils`.
+            client = httpx2.AsyncClient(
+                headers=self.config.headers, timeout=httpx2.Timeout(HTTP_TIMEOUT, read=HTTP_READ_TIMEOUT)
+            )
             return _http_transport(self.config.url, client)
         program, *args = self.config.command
         params = StdioServerParameters(command=program, args=args, env=self.config.env)
@@ -402,7 +410,7 @@ def _text_of(result: CallToolResult) -> str:
 
 
 @contextlib.asynccontextmanager
-async def _http_transport(url: str, client: Any) -> AsyncIterator[Any]:
+async def _http_transport(url: str, client: httpx2.AsyncClient) -> AsyncIterator[Any]:
     async with client, streamable_http_client(url, http_client=client) as streams:
         yield streams[0], streams[1]
 

@@ -116,6 +116,7 @@ class Refunds:
             result = await self._gateway().refund(
                 payment_intent=order.payment_intent_id,
                 amount=row.amount_minor,
+                currency=order.currency,
                 idempotency_key=f"shine-refund-{row.id}",
                 metadata={"order_id": order.id, "refund_id": row.id},
             )
