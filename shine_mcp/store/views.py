@@ -12,6 +12,7 @@ from pydantic_core import CoreSchema
 
 from shine_mcp.money import Money
 from shine_mcp.store import packshots
+from shine_mcp.store.clicks import AffiliateLinks, Source, click_out_path, product_link
 from shine_mcp.store.tables import Product, ProductRow, ProductVariant, pipe_split
 
 DEMO_NOTICE = (
@@ -21,10 +22,11 @@ DEMO_NOTICE = (
 
 
 class CompactSchema(BaseModel):
-    """An output shape whose JSON schema has nested shapes written in place and nullable fields as
-    `type: [T, null]` instead of `$ref`s and `anyOf`s. The contract is the same; the schema the model reads
-    is shorter, and a client that re-validates each result (the MCP SDK's does, with `jsonschema`) does
-    about a third less work for a page of products."""
+    """An output shape whose JSON schema has nested shapes written in place instead of `$ref`s: the contract
+    is the same, and a client that re-validates each result (the MCP SDK's does, with `jsonschema`) resolves
+    no references for a page of products. Nullable fields keep pydantic's `anyOf: [{type: T}, {type: null}]`:
+    a `type: [T, null]` array is legal JSON Schema, but clients that map schemas onto a single-`type`
+    dialect (Gemini's function declarations) reject it, and the Inspector's `--strict` flags it."""
 
     @classmethod
     def __get_pydantic_json_schema__(
@@ -32,21 +34,10 @@ class CompactSchema(BaseModel):
     ) -> JsonSchemaValue:
         schema = handler.resolve_ref_schema(handler(core_schema))
         for field_schema in schema.get("properties", {}).values():
-            _compact_nullable(field_schema)
             _inline(field_schema, handler)
             if isinstance(field_schema.get("items"), dict):
                 _inline(field_schema["items"], handler)
         return schema
-
-
-def _compact_nullable(field_schema: dict[str, Any]) -> None:
-    options = field_schema.get("anyOf")
-    if not options or len(options) != 2 or {"type": "null"} not in options:
-        return
-    other = next(option for option in options if option != {"type": "null"})
-    if set(other) == {"type"} and isinstance(other["type"], str):
-        del field_schema["anyOf"]
-        field_schema["type"] = [other["type"], "null"]
 
 
 def _inline(field_schema: dict[str, Any], handler: GetJsonSchemaHandler) -> None:
@@ -95,6 +86,36 @@ def image_of(product: Product | ProductRow, base_url: str = "") -> ProductImage:
     )
 
 
+class WhereToBuy(CompactSchema):
+    """A merchant that sells this product (affiliate mode): show the link with its disclosure beside it."""
+
+    url: str = Field(
+        description="Shine's click-out link (/out/…): it records the click and opens the merchant."
+    )
+    merchant: str = Field(
+        description="The merchant's site, e.g. amazon.com: label the link 'Buy at <merchant>'."
+    )
+    disclosure: str = Field(
+        description="Show this line with the link, always: it says who sells and who earns."
+    )
+
+
+def where_to_buy(
+    product: Product | ProductRow,
+    links: AffiliateLinks,
+    *,
+    base_url: str = "",
+    variant: ProductVariant | None = None,
+    source: Source = "mcp",
+) -> WhereToBuy | None:
+    """The product's "Buy at" link, when it has a merchant page on a configured site; else None."""
+    link = product_link(product, links, variant)
+    if link is None:
+        return None
+    path = click_out_path(product.id, source, variant.id if variant is not None and variant.buy_url else None)
+    return WhereToBuy(url=base_url.rstrip("/") + path, merchant=link.merchant, disclosure=link.disclosure)
+
+
 class ProductSummary(CompactSchema):
     id: str = Field(description="Product id (prd_…); pass it to get_product.")
     brand: str
@@ -114,6 +135,11 @@ class ProductSummary(CompactSchema):
     concerns: list[str]
     tags: list[str] = Field(description="Claims such as fragrance_free, vegan, cruelty_free.")
     matched: list[str] = Field(default_factory=list, description="Why this product matched the search.")
+    where_to_buy: WhereToBuy | None = Field(
+        default=None,
+        description="A merchant selling it elsewhere; when in_stock is false this is the way to buy it "
+        "(add_to_cart refuses it).",
+    )
 
 
 class ProductCard(BaseModel):
@@ -149,9 +175,12 @@ class VariantView(CompactSchema):
     sku: str | None
     barcode: str | None
     image_url: str | None = Field(description="This variant's own picture, when the shop has one.")
+    where_to_buy: WhereToBuy | None = Field(
+        default=None, description="This size or shade at a merchant, when it has its own merchant page."
+    )
 
 
-def variant_view(variant: ProductVariant) -> VariantView:
+def variant_view(variant: ProductVariant, where: WhereToBuy | None = None) -> VariantView:
     return VariantView(
         id=variant.id,
         title=variant.title,
@@ -163,6 +192,7 @@ def variant_view(variant: ProductVariant) -> VariantView:
         sku=variant.sku,
         barcode=variant.barcode,
         image_url=variant.image_url,
+        where_to_buy=where,
     )
 
 
@@ -178,9 +208,14 @@ class ProductDetail(ProductSummary):
 
 
 def summary_of(
-    product: Product | ProductRow, matched: list[str] | None = None, *, base_url: str = ""
+    product: Product | ProductRow,
+    matched: list[str] | None = None,
+    *,
+    base_url: str = "",
+    links: AffiliateLinks | None = None,
 ) -> ProductSummary:
-    """`base_url` makes the image URL absolute (tool results); pages of Shine's own may leave it out."""
+    """`base_url` makes the image URL absolute (tool results); pages of Shine's own may leave it out.
+    `links`: SHINE_AFFILIATE_LINKS, for the product's where_to_buy."""
     image = image_of(product, base_url)
     return ProductSummary(
         id=product.id,
@@ -201,6 +236,7 @@ def summary_of(
         concerns=pipe_split(product.concerns),
         tags=pipe_split(product.tags),
         matched=matched or [],
+        where_to_buy=where_to_buy(product, links, base_url=base_url) if links else None,
     )
 
 
@@ -222,12 +258,21 @@ def card_of(product: Product | ProductRow, *, base_url: str = "") -> ProductCard
 
 
 def detail_of(
-    product: Product, *, base_url: str = "", variants: Sequence[ProductVariant] = ()
+    product: Product,
+    *,
+    base_url: str = "",
+    variants: Sequence[ProductVariant] = (),
+    links: AffiliateLinks | None = None,
 ) -> ProductDetail:
     return ProductDetail(
-        **summary_of(product, base_url=base_url).model_dump(),
+        **summary_of(product, base_url=base_url, links=links).model_dump(),
         description=product.description,
-        variants=[variant_view(v) for v in variants],
+        variants=[
+            variant_view(
+                v, where_to_buy(product, links, base_url=base_url, variant=v) if links and v.buy_url else None
+            )
+            for v in variants
+        ],
         ingredients=list(product.ingredients),
         ingredients_text=product.ingredients_text,
         source=product.source,
