@@ -21,6 +21,7 @@ from agent.offline.texts import (
     order_line,
     products_compared_text,
     profile_saved_text,
+    profile_text,
     report_text,
     routine_text,
     strings,
@@ -42,7 +43,10 @@ CAPABILITIES: list[tuple[str, str]] = [
     ("recommend_products", "recommend products for your skin"),
     ("build_routine", "build a morning and evening routine"),
     ("check_ingredients", "check products for clashing ingredients"),
-    ("update_profile", "remember your skin type, concerns and allergies (say “save it”)"),
+    (
+        "update_profile",
+        "remember your skin type, concerns and allergies (say “save it”; “show my profile” shows them)",
+    ),
     ("browse_web_images", "find images on the web"),
     ("add_to_cart", "add products to your cart"),
     ("checkout", "check out securely"),
@@ -320,6 +324,14 @@ def _body(
         if not saved.ok:
             return f"I couldn't save that: {saved.text}"
         return profile_saved_text(saved.structured)
+
+    if intent == "my_profile":
+        held = _last(turn, "get_profile")
+        if held is None:
+            return profile_text(None)
+        if not held.ok:
+            return f"I couldn't read your profile: {held.text}"
+        return profile_text(held.structured)
 
     if intent == "compare_products":
         details = [

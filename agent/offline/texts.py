@@ -292,6 +292,55 @@ def profile_saved_text(structured: Any) -> str:
     )
 
 
+PROFILE_EMPTY = (
+    "Nothing is saved in your profile yet. Tell me your skin type, concerns or allergies (e.g. “oily skin, "
+    "acne, allergic to lanolin”), then say “save it” and I'll keep them for every chat."
+)
+PROFILE_CHANGE = (
+    "To change it, tell me what changed (e.g. “my skin is dry now” or “I'm allergic to lanolin”) and say "
+    "“save it”. The “Your data” button lets you download or delete it."
+)
+
+
+def _words(values: Any) -> str:
+    return ", ".join(str(v).replace("_", " ") for v in values if str(v).strip())
+
+
+def profile_text(structured: Any) -> str:
+    """The saved profile in a shopper's words, one thing a line, and how to change it."""
+    profile = structured if isinstance(structured, dict) else {}
+    lines: list[str] = []
+    if profile.get("skin_type"):
+        lines.append(f"- Skin type: {str(profile['skin_type']).replace('_', ' ')}")
+    for key, title in (
+        ("concerns", "Concerns"),
+        ("avoid_ingredients", "Allergies and ingredients you avoid"),
+        ("sensitivities", "What irritates your skin"),
+        ("preferences", "Preferences"),
+    ):
+        listed = profile.get(key)
+        if isinstance(listed, list) and _words(listed):
+            lines.append(f"- {title}: {_words(listed)}")
+    if profile.get("pregnant_or_nursing") is True:
+        lines.append("- Pregnant or breastfeeding: yes (I leave out retinoids and other actives not advised)")
+    budget = money(profile.get("budget"))
+    if budget:
+        lines.append(f"- Budget for a routine: {budget}")
+    if profile.get("country"):
+        lines.append(f"- Country: {profile['country']}")
+    elif profile.get("hemisphere"):
+        lines.append(f"- Where you live: {profile['hemisphere']}ern hemisphere")
+    if not lines:
+        return PROFILE_EMPTY
+    return "\n".join(
+        [
+            "Here's what I keep in your profile (recommendations, routines and ingredient checks use it):",
+            *lines,
+            PROFILE_CHANGE,
+        ]
+    )
+
+
 def check_text(seen: Seen) -> str:
     structured = seen.structured if isinstance(seen.structured, dict) else {}
     findings: list[str] = []

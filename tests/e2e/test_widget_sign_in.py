@@ -47,10 +47,12 @@ expect = playwright_api.expect
 NO_THIRD_PARTY_COOKIES = "--test-third-party-cookie-phaseout"
 BLOCK_POPUPS = "window.__open = window.open; window.open = function () { return null; };"
 SERUM = "prd_b559697ee63c"  # in the demo catalog
+ANAS_PROFILE = {"skin_type": "combination", "concerns": ["dark_spots"], "avoid_ingredients": ["lanolin"]}
 
 
 def an_order_for_ana(data_dir: Path) -> str:
-    """Ana already has an account with an order (placed on another device): its id."""
+    """Ana already has an account with a saved skin profile and an order (both from another device): the
+    order's id."""
 
     async def place() -> str:
         settings = make_settings(data_dir)
@@ -61,6 +63,7 @@ def an_order_for_ana(data_dir: Path) -> str:
             )
             meta = identity_meta(ana.id, settings, roles=("user",))
             async with Client(build_server(settings, services)) as client:
+                await client.call_tool("update_profile", ANAS_PROFILE, meta=meta)  # type: ignore[arg-type]
                 await client.call_tool("add_to_cart", {"product_id": SERUM, "quantity": 1}, meta=meta)  # type: ignore[arg-type]
                 checkout = await client.call_tool("checkout", {}, meta=meta)  # type: ignore[arg-type]
         assert checkout.structured_content is not None, checkout
@@ -169,6 +172,10 @@ def test_a_shopper_signs_in_from_the_shops_own_site_through_a_popup(
     expect(log).to_contain_text("hello, I have dry skin")  # the guest's chat came along
     ask(page, "show my orders")  # answered as the account, with the order placed elsewhere
     expect(log).to_contain_text(order_id)
+    ask(page, "show my profile")  # the profile saved for the account, in the shopper's words
+    expect(log).to_contain_text("Skin type: combination")
+    expect(log).to_contain_text("Concerns: dark spots")
+    expect(log).to_contain_text("lanolin")
     expect(your_data(page)).to_contain_text("Signed in as ana@example.com")
     shot(page, "widget-sign-in-signed-in")
     assert unreadable_controls(page) == [] and axe_violations(page) == []
