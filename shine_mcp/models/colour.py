@@ -35,12 +35,26 @@ def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
 
 def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """sRGB in [0, 1], shape (..., 3) -> CIELAB (..., 3) relative to D65."""
-    xyz = srgb_to_linear(rgb) @ SRGB_TO_XYZ.T / D65_WHITE
+    return linear_to_lab(srgb_to_linear(rgb))
+
+
+def linear_to_lab(linear: np.ndarray) -> np.ndarray:
+    """Linear sRGB light, shape (..., 3) -> CIELAB (..., 3) relative to D65."""
+    xyz = np.asarray(linear, dtype=np.float64) @ SRGB_TO_XYZ.T / D65_WHITE
     f = np.where(xyz > LAB_EPSILON, np.cbrt(xyz), xyz * LAB_SLOPE + LAB_OFFSET)
     lightness = 116.0 * f[..., 1] - 16.0
     a = 500.0 * (f[..., 0] - f[..., 1])
     b = 200.0 * (f[..., 1] - f[..., 2])
     return np.stack([lightness, a, b], axis=-1)
+
+
+def lab_to_linear(lab: np.ndarray) -> np.ndarray:
+    """CIELAB (D65), shape (..., 3) -> linear sRGB light (..., 3): the inverse of `linear_to_lab`."""
+    lab = np.asarray(lab, dtype=np.float64)
+    fy = (lab[..., 0] + 16.0) / 116.0
+    f = np.stack([fy + lab[..., 1] / 500.0, fy, fy - lab[..., 2] / 200.0], axis=-1)
+    xyz = np.where(f > 6.0 / 29.0, f**3, (f - LAB_OFFSET) / LAB_SLOPE) * D65_WHITE
+    return np.asarray(xyz @ np.linalg.inv(SRGB_TO_XYZ).T)
 
 
 def hue_angle(a: float, b: float) -> float:
@@ -77,6 +91,23 @@ class ItaClass:
     category: str
     nearest_boundary_deg: float
     distance_to_boundary_deg: float
+
+
+def ita_under_lighting(
+    lab: tuple[float, float, float], exposure: tuple[float, float], white_balance: float
+) -> tuple[float, float]:
+    """(lowest, highest) ITA the same skin would show had the photo's exposure been off by a factor in
+    `exposure` and its white balance off by up to `white_balance` (a red/blue gain, 0.1 = 10 %).
+
+    Without a colour reference in the frame a photo cannot tell the skin's colour from the light's,
+    so ITA is reported as this range rather than as one certain angle."""
+    linear = lab_to_linear(np.array(lab))
+    angles = []
+    for gain in (exposure[0], 1.0, exposure[1]):
+        for shift in (-white_balance, 0.0, white_balance):
+            moved = linear_to_lab(linear * gain * np.array([1.0 + shift, 1.0, 1.0 - shift]))
+            angles.append(ita(float(moved[0]), float(moved[2])))
+    return min(angles), max(angles)
 
 
 def classify_ita(angle: float) -> ItaClass:

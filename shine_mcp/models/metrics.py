@@ -7,7 +7,7 @@ import math
 from functools import cache
 from pathlib import Path
 
-from .colour import classify_ita, hue_angle, ita
+from .colour import classify_ita, hue_angle, ita, ita_under_lighting
 from .measure import Measurements, RegionStats
 from .quality import margin
 from .report import Gate, Metric, MetricName, RegionName
@@ -18,6 +18,14 @@ T_ZONE: tuple[RegionName, ...] = ("forehead", "nose")
 MIN_COLOUR_PIXELS = 300  # ~5 % of the crop's skin; fewer and a few stray pixels decide the mean
 MIN_FINE_PIXELS = 300
 MIN_REFERENCE_PIXELS = 120
+# Colour from a photo without a colour reference (grey card, white paper) in the frame: the camera's
+# exposure and white balance are unknown, so apparent colour is never reported as certain.
+NO_REFERENCE_CONFIDENCE = 0.5
+# How far a phone's automatic exposure and white balance are commonly off on faces: +-25 % exposure,
+# +-15 % red/blue gain (about +-1000 K near daylight: 7500 K vs 6500 K is +25 % blue, -5 % red). ITA is reported as the range this allows.
+EXPOSURE_UNCERTAINTY = (0.8, 1.25)
+WHITE_BALANCE_UNCERTAINTY = 0.15
+COLOUR_METRICS: tuple[MetricName, ...] = ("lab_l", "lab_a", "lab_b", "hue_angle", "ita")
 SHINY_PERCENT = 2.0  # a region counts as shiny above this specular share (calibrated, docs/analysis.md)
 # how far past a threshold a gate must be before it stops lowering confidence, in the gate's unit
 SOFT_BANDS = {
@@ -30,6 +38,8 @@ SOFT_BANDS = {
     "uneven_lighting": 5.0,
     "head_roll": 10.0,
     "head_yaw": 10.0,
+    "skin_colour": 10.0,
+    "occlusion": 0.0,  # a count: a covered region withholds; none covered lowers nothing
 }
 
 
@@ -55,6 +65,8 @@ def _metric(
     blocking = [g for g in gates if name in g.blocks]
     limited = [g.name for g in blocking if not g.passed]
     confidence = base_confidence
+    if name in COLOUR_METRICS:
+        confidence = min(confidence, NO_REFERENCE_CONFIDENCE)
     for gate in blocking:
         confidence *= 0.6 + 0.4 * margin(gate, SOFT_BANDS[gate.name]) if gate.passed else 0.0
     withheld = bool(limited) or value is None
@@ -93,15 +105,21 @@ def colour_metrics(m: Measurements, gates: list[Gate]) -> list[Metric]:
             _metric("ita", None, gates, used, 0.0),
         ]
     angle = ita(lab[0], lab[2])
+    low, high = ita_under_lighting((lab[0], lab[1], lab[2]), EXPOSURE_UNCERTAINTY, WHITE_BALANCE_UNCERTAINTY)
     cls = classify_ita(angle)
-    # within 2 degrees of a boundary, a small change of light could flip the category
-    category_confidence = min(1.0, cls.distance_to_boundary_deg / 2.0) * base
+    lighter, darker = classify_ita(high).category, classify_ita(low).category
     details: dict[str, float | int | str] = {
-        "category": cls.category,
+        "ita_low": round(low, 2),
+        "ita_high": round(high, 2),
+        "colour_reference": "none",
+        "lighting_uncertainty": "exposure -20 % to +25 %, white balance +-15 % red/blue, about +-1000 K (no colour reference in the photo)",
         "nearest_boundary_deg": cls.nearest_boundary_deg,
         "distance_to_boundary_deg": round(cls.distance_to_boundary_deg, 2),
-        "category_confidence": round(category_confidence, 2),
     }
+    if lighter == darker:
+        details["category"] = cls.category
+    else:
+        details["category_range"] = f"{lighter} to {darker}"
     return [
         *metrics,
         _metric("hue_angle", hue_angle(lab[1], lab[2]), gates, used, base),

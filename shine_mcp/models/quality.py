@@ -9,10 +9,12 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from .colour import srgb_to_lab
 from .face import Face
 from .measure import Measurements
-from .regions import EYE_CENTRE, EYE_DISTANCE, FaceCrop
+from .regions import EYE_CENTRE, EYE_DISTANCE, REGIONS, FaceCrop
 from .report import Gate
 
 SKIN_REGIONS = ("forehead", "right_cheek", "left_cheek", "chin")
@@ -21,6 +23,15 @@ SKIN_REGIONS = ("forehead", "right_cheek", "left_cheek", "chin")
 # in front of the eyes over the interpupillary distance (~2.5 cm / ~6.3 cm).
 EAR_WIDTH_OVER_DEPTH = 0.65
 NOSE_DEPTH_OVER_EYES = 0.4
+FRAME_SAMPLE_SIDE = 160  # px: the exposure of the frame needs no detail
+# CIELAB hue of skin under daylight is ~40-70 degrees for every tone (Xiao 2017; Del Bino 2006); a
+# residual white-balance error of a camera moves it by up to ~15: outside this the light decides.
+SKIN_HUE_RANGE = (25.0, 90.0)
+MIN_REGION_PIXELS = 60
+FLAT_SPREAD_L = 1.0  # L* between the 10th and 90th percentile: real skin always shades more than this
+CLIPPED_L = 98.0  # blown-out pixels are flat too; the clipping gate speaks for them
+OUTLIER_DELTA_E = 22.0  # a region this far from the nearest other region is covered, not skin
+OUTLIER_WEIGHTS = np.array([0.5, 1.0, 1.0])  # lightness varies with the face's relief; colour less so
 
 
 @dataclass(frozen=True)
@@ -72,9 +83,54 @@ def sharpness(m: Measurements) -> float:
     return max(0.0, s["sum_lap2"] / s["fine"] - mean * mean)
 
 
-def median_lightness(m: Measurements, masks: np.ndarray) -> float:
-    union = masks.sum(axis=0) > 0
-    return float(np.median(m.lab[..., 0][union])) if union.any() else 0.0
+def frame_bright_end(image: Image.Image) -> float:
+    """L* of the brightest 5 % of the whole photo, on a small copy (it only needs the exposure)."""
+    factor = max(1, max(image.size) // FRAME_SAMPLE_SIDE)
+    small = image.reduce(factor) if factor > 1 else image
+    rgb = np.asarray(small if small.mode == "RGB" else small.convert("RGB"), dtype=np.float64) / 255.0
+    return float(np.percentile(srgb_to_lab(rgb)[..., 0], 95))
+
+
+def exposure(frame_bright: float, crop: FaceCrop, m: Measurements) -> float:
+    """How exposed the photo is, judged from the frame and the face's brightest parts (the whites of the
+    eyes, teeth, highlights), never from the skin's own lightness: dark skin in good light passes."""
+    inside = m.lab[..., 0][crop.inside]
+    face_bright = float(np.percentile(inside, 98)) if inside.size else 0.0
+    return max(frame_bright, face_bright)
+
+
+def skin_hue_inside(m: Measurements) -> float:
+    """Degrees by which the cheeks' hue sits inside the range of skin under plausible light (negative:
+    outside it). Greyscale cheeks have no hue to judge: the colour gate withholds them instead."""
+    _, a, b, chroma = m.reference
+    if chroma < gate_specs()["colour"].threshold:
+        return SKIN_HUE_RANGE[1] - SKIN_HUE_RANGE[0]
+    hue = math.degrees(math.atan2(b, a))
+    return min(hue - SKIN_HUE_RANGE[0], SKIN_HUE_RANGE[1] - hue)
+
+
+def covered_regions(m: Measurements, masks: np.ndarray) -> list[str]:
+    """Skin regions that measure a cover rather than skin: a flat uniform patch (paper, a plaster, a
+    sticker: skin always has shading and texture) or a colour far from every other region's."""
+    lab = m.lab
+    index = {name: i for i, name in enumerate(REGIONS)}
+    stats: dict[str, tuple[np.ndarray, float]] = {}
+    for name in SKIN_REGIONS:
+        pixels = lab[masks[index[name]] > 0.5]
+        pixels = pixels[pixels[:, 0] < CLIPPED_L]
+        if len(pixels) < MIN_REGION_PIXELS:
+            continue
+        spread = float(np.percentile(pixels[:, 0], 90) - np.percentile(pixels[:, 0], 10))
+        stats[name] = (np.median(pixels, axis=0), spread)
+    covered = [name for name, (_, spread) in stats.items() if spread < FLAT_SPREAD_L]
+    for name, (colour, _) in stats.items():
+        others = [c for other, (c, _) in stats.items() if other != name and other not in covered]
+        if len(others) < 2:
+            continue
+        distances = sorted(float(np.linalg.norm((colour - c) * OUTLIER_WEIGHTS)) for c in others)
+        if distances[0] > OUTLIER_DELTA_E and name not in covered:
+            covered.append(name)
+    return covered
 
 
 def cheek_difference(m: Measurements) -> float:
@@ -85,7 +141,12 @@ def cheek_difference(m: Measurements) -> float:
 
 
 def evaluate_gates(
-    original_size: tuple[int, int], face: Face, crop: FaceCrop, m: Measurements, masks: np.ndarray
+    original_size: tuple[int, int],
+    face: Face,
+    crop: FaceCrop,
+    m: Measurements,
+    masks: np.ndarray,
+    frame_bright: float,
 ) -> list[Gate]:
     """Every gate, passed or not, with its measured value: the report shows all of them."""
     roll, yaw = head_pose(crop)
@@ -95,11 +156,13 @@ def evaluate_gates(
         "face_size": face.box[2],
         "sharpness": sharpness(m),
         "clipping": 100.0 * skin.fraction("clipped"),
-        "brightness": median_lightness(m, masks),
+        "brightness": exposure(frame_bright, crop, m),
         "colour": m.reference[3],
         "uneven_lighting": cheek_difference(m),
         "head_roll": abs(roll),
         "head_yaw": abs(yaw),
+        "skin_colour": skin_hue_inside(m),
+        "occlusion": float(len(covered_regions(m, masks))),
     }
     gates = []
     for name, spec in gate_specs().items():
@@ -126,5 +189,7 @@ def margin(gate: Gate, soft_band: float) -> float:
     """0-1: how comfortably a passed gate passed; used to lower confidence near a threshold."""
     if not gate.passed:
         return 0.0
+    if soft_band <= 0.0:
+        return 1.0
     distance = gate.measured - gate.threshold if gate.comparison == ">=" else gate.threshold - gate.measured
     return min(1.0, max(0.0, distance / soft_band))

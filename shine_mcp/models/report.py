@@ -30,6 +30,8 @@ GateName = Literal[
     "uneven_lighting",
     "head_roll",
     "head_yaw",
+    "skin_colour",
+    "occlusion",
 ]
 RegionName = Literal["forehead", "right_cheek", "left_cheek", "nose", "chin"]
 

@@ -48,11 +48,16 @@ def repeatability() -> dict[str, Any]:
 
 
 def uncertainty(metric: Metric) -> float:
-    """The standard uncertainty of one reported value, in the metric's unit."""
+    """The standard uncertainty of one reported value, in the metric's unit: the larger of the retake
+    noise measured on the calibration portrait and on the outside faces, scaled by confidence."""
     data = repeatability()
     spec = data["metrics"][metric.name]
     confidence = max(metric.confidence, data["min_confidence"])
-    return max(spec["rms"] * spec["calibration_confidence"] / confidence, spec.get("floor", 0.0))
+    at_full_confidence = max(
+        spec["rms"] * spec["calibration_confidence"],
+        spec.get("real_faces_rms", 0.0) * spec.get("real_faces_confidence", 0.0),
+    )
+    return max(at_full_confidence / confidence, spec.get("floor", 0.0))
 
 
 def _withheld_why(metric: Metric, which: str) -> str:
@@ -108,10 +113,10 @@ def differences(before: Analysis, after: Analysis) -> list[str]:
             notes.append(
                 f"the {b.name} check failed in the {failed_in} photo only, so {blocks} cannot be compared"
             )
-    light_b, light_a = before.gate("brightness").measured, after.gate("brightness").measured
-    if abs(light_a - light_b) > limits["brightness_l_star"]:
+    light_b, light_a = before.metric("lab_l").value, after.metric("lab_l").value
+    if light_b is not None and light_a is not None and abs(light_a - light_b) > limits["brightness_l_star"]:
         notes.append(
-            f"the light differs: the face's median lightness is L* {light_b:.0f} before and {light_a:.0f} "
+            f"the light differs: the face's lightness is L* {light_b:.0f} before and {light_a:.0f} "
             "after; apparent colour and shine follow the light, so take both photos in the same place and light"
         )
     side_b, side_a = before.gate("uneven_lighting").measured, after.gate("uneven_lighting").measured

@@ -1,0 +1,67 @@
+"""What finding the one face costs: how the second-face pass tiles a photo (four detector runs for a
+phone photo), and a face decoded twice is detected once."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from shine_mcp.models import analyze, pipeline
+from shine_mcp.models.face import Face, detect_faces
+from shine_mcp.models.pipeline import SECOND_PASS_OVERLAP, SECOND_PASS_TILE, second_pass_tiles
+
+from .conftest import encode
+
+# 4:3 and 3:4 sizes a photo takes after intake's reduction, including ones where the tile side rounds
+# down by a pixel (232x309: a 185 px tile, 124 px to cover with a 123.2 px step).
+FOUR_THREE = [(232, 309), (309, 232), (261, 347), (333, 444), (750, 1000), (756, 1008), (3024, 4032)]
+
+
+@pytest.mark.parametrize("size", FOUR_THREE)
+def test_a_four_by_three_photo_is_searched_in_two_by_two_tiles_at_any_pixel_size(
+    size: tuple[int, int],
+) -> None:
+    assert len(second_pass_tiles(*size)) == 4
+
+
+@pytest.mark.parametrize("size", [*FOUR_THREE, (512, 512), (1080, 1920), (4000, 1000), (300, 300)])
+def test_the_tiles_cover_the_photo_and_neighbours_overlap_by_a_fifth_of_the_long_side(
+    size: tuple[int, int],
+) -> None:
+    width, height = size
+    long_side = max(size)
+    tiles = second_pass_tiles(width, height)
+    for left, top, right, bottom in tiles:
+        assert 0 <= left < right <= width and 0 <= top < bottom <= height
+        assert max(right - left, bottom - top) == min(round(SECOND_PASS_TILE * long_side), long_side)
+    lefts = sorted({t[0] for t in tiles})
+    tops = sorted({t[1] for t in tiles})
+    side = round(SECOND_PASS_TILE * long_side)
+    for starts, length in ((lefts, width), (tops, height)):
+        assert starts[0] == 0 and min(starts[-1] + side, length) == length
+        for a, b in zip(starts, starts[1:], strict=False):
+            # whole pixels may shorten the overlap by a fraction of a pixel per step, never by more
+            assert a + side - b >= SECOND_PASS_OVERLAP * long_side - 2, (size, starts)
+
+
+def test_a_small_face_decoded_again_larger_is_found_on_the_first_decode_only(
+    hopper: Image.Image, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The detector sees every decode shrunk to 128 px: the larger decode reuses the first detection
+    instead of paying a detector run and a resize of megapixels to find the same face again."""
+    # a face ~24 % of the width: ~175 px in the first, half-scale decode, under the 190 px the crop wants
+    frame = Image.new("RGB", (1440, 1440), (120, 112, 104))
+    frame.paste(hopper.resize((900, 1055)), (270, 200))
+    seen: list[tuple[int, int]] = []
+
+    def counting(image: Image.Image, *args: float) -> list[Face]:
+        seen.append(image.size)
+        return detect_faces(image, *args)
+
+    monkeypatch.setattr(pipeline, "detect_faces", counting)
+    result = analyze(encode(frame, quality=92))
+    assert result.image.analysed_scale == 1.0  # decoded a second time, whole
+    first_decode = (720, 720)  # half scale: the smallest JPEG draft with a 720 px short side
+    assert seen and all(w <= first_decode[0] and h <= first_decode[1] for w, h in seen), seen
+    box = result.face.box
+    assert 270 < box.x < box.x + box.width < 270 + 900  # the face where it was pasted, in full pixels

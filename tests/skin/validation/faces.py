@@ -1,0 +1,243 @@
+"""The outside validation faces (manifest.json) and the controlled variants made from them.
+
+Used by tests/skin/test_validation.py and scripts/validate_analysis.py. The photos themselves come from
+the cache `scripts/fetch_validation_faces.py` fills (fetched on first use when it is missing).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from scripts import fetch_validation_faces as fetcher
+from shine_mcp.models.colour import D65_WHITE, LAB_EPSILON, LAB_OFFSET, LAB_SLOPE, SRGB_TO_XYZ, srgb_to_lab
+
+Box = tuple[float, float, float, float]
+# Monk Skin Tone scale, lightest to darkest (Monk E., Google 2022, skintone.google, CC BY 4.0).
+MONK = ("f6ede4", "f3e7db", "f7ead0", "eadaba", "d7bd96", "a07e56", "825c43", "604134", "3a312a", "292420")
+
+
+@dataclass(frozen=True)
+class Photo:
+    id: str
+    image: Image.Image
+    faces: tuple[Box, ...]
+    light: str
+
+
+@dataclass(frozen=True)
+class OneFace:
+    """One face cut out of a validation photo (other faces blanked), with its box in the cut-out."""
+
+    id: str
+    photo: str
+    image: Image.Image
+    box: Box
+
+
+@cache
+def photos() -> tuple[Photo, ...]:
+    cache_dir = fetcher.fetch()
+    out = []
+    for p in fetcher.manifest()["photos"]:
+        image = Image.open(fetcher.photo_path(p, cache_dir)).convert("RGB")
+        out.append(Photo(p["id"], image, tuple(tuple(map(float, f)) for f in p["faces"]), p["light"]))  # type: ignore[misc]
+    return tuple(out)
+
+
+def blank(image: Image.Image, box: Box, grow: float = 1.5) -> Image.Image:
+    """Blur a face beyond recognition, so a one-face cut-out holds one face only."""
+    x, y, w, h = box
+    cx, cy = x + w / 2, y + h / 2
+    area = (int(cx - grow * w / 2), int(cy - grow * h / 2), int(cx + grow * w / 2), int(cy + grow * h / 2))
+    out = image.copy()
+    patch = image.crop(area).filter(ImageFilter.GaussianBlur(w / 3))
+    out.paste(patch, area[:2])
+    return out
+
+
+@cache
+def one_faces() -> tuple[OneFace, ...]:
+    """Every face of every photo as a one-face photo: a square 3.2 face widths wide around it."""
+    out = []
+    for photo in photos():
+        for i, (x, y, w, h) in enumerate(photo.faces):
+            image = photo.image
+            for j, other in enumerate(photo.faces):
+                if j != i:
+                    image = blank(image, other)
+            side = min(3.2 * w, image.width, image.height)
+            cx, cy = x + w / 2, y + h / 2 + 0.25 * h
+            left = min(max(0.0, cx - side / 2), image.width - side)
+            top = min(max(0.0, cy - side / 2), image.height - side)
+            crop = image.crop((round(left), round(top), round(left + side), round(top + side)))
+            out.append(OneFace(f"{photo.id}#{i + 1}", photo.id, crop, (x - left, y - top, w, h)))
+    return tuple(out)
+
+
+def encode(image: Image.Image, quality: int = 92) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=quality)
+    return out.getvalue()
+
+
+def to_linear(image: Image.Image) -> np.ndarray:
+    srgb = np.asarray(image, dtype=np.float64) / 255.0
+    return np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+
+
+def from_linear(linear: np.ndarray) -> Image.Image:
+    linear = np.clip(linear, 0.0, 1.0)
+    out = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
+    return Image.fromarray((out * 255.0).round().astype(np.uint8))
+
+
+def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
+    """CIELAB (D65) -> sRGB in [0, 1], unclipped: the inverse of `colour.srgb_to_lab`."""
+    fy = (lab[..., 0] + 16.0) / 116.0
+    f = np.stack([fy + lab[..., 1] / 500.0, fy, fy - lab[..., 2] / 200.0], axis=-1)
+    xyz = np.where(f**3 > LAB_EPSILON, f**3, (f - LAB_OFFSET) / LAB_SLOPE) * D65_WHITE
+    linear = xyz @ np.linalg.inv(SRGB_TO_XYZ).T
+    linear = np.clip(linear, 0.0, 1.0)
+    return np.asarray(np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055))
+
+
+def monk_lab(tone: int) -> np.ndarray:
+    """CIELAB of Monk tone 1-10."""
+    code = MONK[tone - 1]
+    rgb = np.array([int(code[i : i + 2], 16) for i in (0, 2, 4)]) / 255.0
+    return np.asarray(srgb_to_lab(rgb))
+
+
+def skin_mask(image: Image.Image, box: Box) -> np.ndarray:
+    """Soft mask of the face's skin: near the cheeks' median colour, inside an ellipse of the face box."""
+    x, y, w, h = box
+    lab = srgb_to_lab(np.asarray(image, dtype=np.float64) / 255.0)
+    yy, xx = np.mgrid[0 : image.height, 0 : image.width].astype(np.float64)
+    ellipse = ((xx - (x + w / 2)) / (0.55 * w)) ** 2 + ((yy - (y + 0.55 * h)) / (0.7 * h)) ** 2
+    cheeks = lab[int(y + 0.55 * h) : int(y + 0.75 * h), int(x + 0.2 * w) : int(x + 0.8 * w)].reshape(-1, 3)
+    median = np.median(cheeks, axis=0)
+    distance = np.linalg.norm((lab - median) * np.array([0.5, 1.0, 1.0]), axis=-1)
+    near = np.clip((30.0 - distance) / 10.0, 0.0, 1.0)
+    return np.asarray(near * np.clip((1.15 - ellipse) / 0.3, 0.0, 1.0))
+
+
+def skin_median(image: Image.Image, box: Box) -> np.ndarray:
+    """The median CIELAB of the face's core skin (where `skin_mask` is nearly 1)."""
+    lab = srgb_to_lab(np.asarray(image, dtype=np.float64) / 255.0)
+    return np.asarray(np.median(lab[skin_mask(image, box) > 0.9], axis=0))
+
+
+def recolour(image: Image.Image, box: Box, target_lab: np.ndarray) -> Image.Image:
+    """Shift the face's skin so its median colour becomes `target_lab`, keeping its texture and shading."""
+    mask = skin_mask(image, box)
+    lab = srgb_to_lab(np.asarray(image, dtype=np.float64) / 255.0)
+    shift = np.asarray(target_lab) - skin_median(image, box)
+    moved = lab + shift * mask[..., None]
+    rgb = lab_to_srgb(moved)
+    return Image.fromarray((rgb * 255.0).round().astype(np.uint8))
+
+
+def kelvin_rgb(kelvin: float) -> np.ndarray:
+    """Linear sRGB of a blackbody's light, normalised to green (Tanner Helland's fit of Planck's law)."""
+    t = kelvin / 100.0
+    red = 255.0 if t <= 66 else 329.698727446 * (t - 60) ** -0.1332047592
+    green = (
+        99.4708025861 * math.log(t) - 161.1195681661
+        if t <= 66
+        else 288.1221695283 * (t - 60) ** -0.0755148492
+    )
+    blue = 255.0 if t >= 66 else (0.0 if t <= 19 else 138.5177312231 * math.log(t - 10) - 305.0447927307)
+    srgb = np.clip(np.array([red, green, blue]) / 255.0, 1e-3, 1.0)
+    linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+    return np.asarray(linear / linear[1])
+
+
+def white_balance(image: Image.Image, kelvin: float) -> Image.Image:
+    """The scene lit by a `kelvin` light while the camera kept its 6500 K white balance."""
+    gains = kelvin_rgb(kelvin) / kelvin_rgb(6500.0)
+    return from_linear(to_linear(image) * gains)
+
+
+def exposure(image: Image.Image, factor: float) -> Image.Image:
+    return from_linear(to_linear(image) * factor)
+
+
+def tinted(image: Image.Image, rgb_gain: tuple[float, float, float]) -> Image.Image:
+    """A coloured light (e.g. a blue screen glow) in linear light."""
+    return from_linear(to_linear(image) * np.array(rgb_gain))
+
+
+def greyscale(image: Image.Image) -> Image.Image:
+    return image.convert("L").convert("RGB")
+
+
+def jpeg(image: Image.Image, quality: int) -> Image.Image:
+    return Image.open(io.BytesIO(encode(image, quality))).convert("RGB")
+
+
+def recrop(
+    image: Image.Image, box: Box, margin: float, shift: tuple[float, float] = (0.0, 0.0)
+) -> Image.Image:
+    """A square crop `margin` face widths wide around the face, moved by `shift` face widths."""
+    x, y, w, h = box
+    side = min(margin * w, image.width, image.height)
+    cx, cy = x + w / 2 + shift[0] * w, y + h / 2 + 0.25 * h + shift[1] * w
+    left = min(max(0.0, cx - side / 2), image.width - side)
+    top = min(max(0.0, cy - side / 2), image.height - side)
+    return image.crop((round(left), round(top), round(left + side), round(top + side)))
+
+
+def mirror(image: Image.Image) -> Image.Image:
+    return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+
+
+def rotate(image: Image.Image, degrees: float) -> Image.Image:
+    return image.rotate(degrees, resample=Image.Resampling.BICUBIC, fillcolor=(128, 128, 128))
+
+
+def white_card(image: Image.Image, box: Box) -> Image.Image:
+    """A sheet of white paper held over the face's left half (the image's right half of the face)."""
+    x, y, w, h = box
+    out = image.copy()
+    ImageDraw.Draw(out).rectangle((x + 0.5 * w, y - 0.3 * h, x + 1.3 * w, y + 1.3 * h), fill=(244, 244, 240))
+    return out
+
+
+def skin_patch(image: Image.Image, box: Box) -> Image.Image:
+    """A flat patch of the face's own median skin colour over one cheek (a plaster, concealer, a sticker)."""
+    x, y, w, h = box
+    rgb = np.asarray(image, dtype=np.float64)
+    cheek = rgb[int(y + 0.55 * h) : int(y + 0.75 * h), int(x + 0.25 * w) : int(x + 0.75 * w)].reshape(-1, 3)
+    colour = tuple(int(v) for v in np.median(cheek, axis=0))
+    out = image.copy()
+    ImageDraw.Draw(out).rectangle((x + 0.52 * w, y + 0.45 * h, x + 0.95 * w, y + 0.85 * h), fill=colour)
+    return out
+
+
+def eye_band(image: Image.Image, box: Box) -> Image.Image:
+    """A dark band over the eyes (sunglasses, a censor bar)."""
+    x, y, w, h = box
+    out = image.copy()
+    ImageDraw.Draw(out).rectangle((x - 0.05 * w, y + 0.25 * h, x + 1.05 * w, y + 0.45 * h), fill=(20, 20, 24))
+    return out
+
+
+def second_face(
+    image: Image.Image, other: OneFace, width_fraction: float, corner: str = "right"
+) -> Image.Image:
+    """Paste `other`'s face so it is `width_fraction` of the frame's width, at the top corner."""
+    x, y, w, h = other.box
+    pad = 0.6 * w
+    face = other.image.crop((int(x - pad), int(y - pad), int(x + w + pad), int(y + h + pad)))
+    scale = width_fraction * image.width / w
+    face = face.resize((max(1, round(face.width * scale)), max(1, round(face.height * scale))))
+    out = image.copy()
+    left = image.width - face.width if corner == "right" else 0
+    out.paste(face, (left, 0))
+    return out
