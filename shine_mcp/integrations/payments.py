@@ -15,14 +15,18 @@ import hashlib
 import hmac
 import json
 import secrets
+import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 import anyio
+import httpx
 import stripe
+
+from shine_mcp.money import MoneyError, from_stripe_amount, stripe_amount
 
 SIMULATED_PREFIX = "cs_sim_"
 EVENT_API_VERSION = "2026-10-28.endive"
@@ -46,7 +50,7 @@ class SignatureError(Exception):
 class LineItem:
     product_id: str
     name: str
-    unit_amount: int  # minor units
+    unit_amount: int  # ISO 4217 minor units (Shine's); `params()` turns them into Stripe's
     quantity: int
 
 
@@ -67,15 +71,20 @@ class SessionRequest:
     def amount_total(self) -> int:
         return sum(line.unit_amount * line.quantity for line in self.lines)
 
+    @property
+    def stripe_amount_total(self) -> int:
+        return sum(stripe_amount(line.unit_amount, self.currency) * line.quantity for line in self.lines)
+
     def params(self) -> dict[str, Any]:
-        """The `POST /v1/checkout/sessions` parameters."""
+        """The `POST /v1/checkout/sessions` parameters, amounts in Stripe's units (raises MoneyError for a
+        price Stripe cannot charge exactly)."""
         params: dict[str, Any] = {
             "mode": "payment",
             "line_items": [
                 {
                     "price_data": {
                         "currency": self.currency.lower(),
-                        "unit_amount": line.unit_amount,
+                        "unit_amount": stripe_amount(line.unit_amount, self.currency),
                         "product_data": {"name": line.name, "metadata": {"product_id": line.product_id}},
                     },
                     "quantity": line.quantity,
@@ -133,13 +142,15 @@ class CheckoutSession:
         if isinstance(intent, Mapping):  # expanded
             intent = intent.get("id")
         metadata = data.get("metadata") or {}
+        currency = (data.get("currency") or "").upper() or None
+        total = data.get("amount_total")
         return cls(
             id=str(data["id"]),
             url=data.get("url"),
             status=str(data.get("status") or "open"),
             payment_status=str(data.get("payment_status") or "unpaid"),
-            amount_total=data.get("amount_total"),
-            currency=(data.get("currency") or "").upper() or None,
+            amount_total=None if total is None else from_stripe_amount(int(total), currency or ""),
+            currency=currency,
             client_reference_id=data.get("client_reference_id") or metadata.get("order_id"),
             payment_intent=intent,
             customer_email=details.get("email") or data.get("customer_email"),
@@ -157,10 +168,11 @@ class RefundResult:
 
     @classmethod
     def of(cls, data: Mapping[str, Any]) -> RefundResult:
+        currency = str(data.get("currency") or "").upper()
         return cls(
             id=str(data["id"]),
-            amount=int(data["amount"]),
-            currency=str(data.get("currency") or "").upper(),
+            amount=from_stripe_amount(int(data["amount"]), currency),
+            currency=currency,
             status=str(data.get("status") or "pending"),
         )
 
@@ -178,7 +190,13 @@ class PaymentGateway(Protocol):
         ...
 
     async def refund(
-        self, *, payment_intent: str, amount: int, idempotency_key: str, metadata: Mapping[str, str]
+        self,
+        *,
+        payment_intent: str,
+        amount: int,
+        currency: str,
+        idempotency_key: str,
+        metadata: Mapping[str, str],
     ) -> RefundResult: ...
 
     def verify_event(self, payload: bytes, signature: str | None) -> dict[str, Any]:
@@ -192,29 +210,63 @@ class PaymentGateway(Protocol):
 Sleep = Callable[[float], Awaitable[None]]
 
 
-class _HTTPXClient(stripe.HTTPXClient):
-    """The SDK's async httpx client with its retry back-off sleep made injectable."""
+class _HTTPXClient(stripe.HTTPClient):
+    """The stripe SDK's transport on Shine's own httpx client, through `stripe.HTTPClient`, the base the SDK
+    offers custom clients (its own `HTTPXClient` is reached only through private methods). Async only; the
+    retry back-off sleep is injectable. The SDK keeps retries, idempotency and error parsing."""
 
-    def __init__(self, sleep: Sleep, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    name = "shine-httpx"
+
+    def __init__(self, sleep: Sleep, *, timeout: float) -> None:
+        super().__init__()
         self._sleep = sleep
+        self._http = httpx.AsyncClient(
+            timeout=timeout, verify=ssl.create_default_context(cafile=stripe.ca_bundle_path)
+        )
+
+    async def _send(
+        self, method: str, url: str, headers: Mapping[str, str], post_data: Any
+    ) -> httpx.Response:
+        # The SDK hands over the body already form-encoded: it goes as raw `content`.
+        request = self._http.build_request(method, url, headers=dict(headers), content=post_data or None)
+        try:
+            return await self._http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise stripe.APIConnectionError(
+                f"could not reach Stripe ({type(exc).__name__})", should_retry=True
+            ) from exc
+
+    async def request_async(
+        self, method: str, url: str, headers: Mapping[str, str], post_data: Any = None
+    ) -> tuple[bytes, int, Mapping[str, str]]:
+        response = await self._send(method, url, headers, post_data)
+        try:
+            content = await response.aread()
+        except httpx.HTTPError as exc:
+            raise stripe.APIConnectionError(
+                f"Stripe's answer was cut off ({type(exc).__name__})", should_retry=True
+            ) from exc
+        finally:
+            await response.aclose()
+        return content, response.status_code, response.headers
+
+    async def request_stream_async(
+        self, method: str, url: str, headers: Mapping[str, str], post_data: Any = None
+    ) -> tuple[AsyncIterable[bytes], int, Mapping[str, str]]:
+        response = await self._send(method, url, headers, post_data)
+        return response.aiter_bytes(), response.status_code, response.headers
 
     def sleep_async(self, secs: float) -> Awaitable[None]:
         return self._sleep(secs)
 
-    def _get_request_args_kwargs(
-        self, method: str, url: str, headers: Mapping[str, str], post_data: Any
-    ) -> list[Any]:
-        # The SDK passes the encoded form as `data=`, which httpx deprecates for raw bodies.
-        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
-        kwargs["content"] = kwargs.pop("data") or None
-        return [args, kwargs]
-
     async def close_async(self) -> None:
-        await self._client_async.aclose()
+        await self._http.aclose()
+
+    def close(self) -> None:
+        """Nothing to close on the synchronous side: Shine makes only async calls."""
 
 
-def _payment_error(exc: stripe.StripeError) -> PaymentError:
+def payment_error(exc: stripe.StripeError) -> PaymentError:
     status = exc.http_status
     if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
         return PaymentError(
@@ -254,21 +306,30 @@ class StripeGateway:
         )
         self._webhook_secret = webhook_secret
 
+    @property
+    def client(self) -> stripe.StripeClient:
+        """The SDK client, for the recurring payments (`shine_mcp.integrations.billing`)."""
+        return self._client
+
     async def create_session(self, request: SessionRequest, *, idempotency_key: str) -> CheckoutSession:
         try:
+            params = request.params()
+        except MoneyError as exc:
+            raise PaymentError(str(exc), retryable=False) from exc
+        try:
             session = await self._client.v1.checkout.sessions.create_async(
-                request.params(),  # type: ignore[arg-type]
+                params,  # type: ignore[arg-type]
                 options={"idempotency_key": idempotency_key},
             )
         except stripe.StripeError as exc:
-            raise _payment_error(exc) from exc
+            raise payment_error(exc) from exc
         return CheckoutSession.of(session.to_dict())
 
     async def retrieve_session(self, session_id: str) -> CheckoutSession:
         try:
             session = await self._client.v1.checkout.sessions.retrieve_async(session_id)
         except stripe.StripeError as exc:
-            raise _payment_error(exc) from exc
+            raise payment_error(exc) from exc
         return CheckoutSession.of(session.to_dict())
 
     async def expire_session(self, session_id: str) -> CheckoutSession:
@@ -278,19 +339,29 @@ class StripeGateway:
             # Only open sessions can be expired: report what the session is instead.
             return await self.retrieve_session(session_id)
         except stripe.StripeError as exc:
-            raise _payment_error(exc) from exc
+            raise payment_error(exc) from exc
         return CheckoutSession.of(session.to_dict())
 
     async def refund(
-        self, *, payment_intent: str, amount: int, idempotency_key: str, metadata: Mapping[str, str]
+        self,
+        *,
+        payment_intent: str,
+        amount: int,
+        currency: str,
+        idempotency_key: str,
+        metadata: Mapping[str, str],
     ) -> RefundResult:
         try:
+            sent = stripe_amount(amount, currency)
+        except MoneyError as exc:
+            raise PaymentError(str(exc), retryable=False) from exc
+        try:
             refund = await self._client.v1.refunds.create_async(
-                {"payment_intent": payment_intent, "amount": amount, "metadata": dict(metadata)},
+                {"payment_intent": payment_intent, "amount": sent, "metadata": dict(metadata)},
                 options={"idempotency_key": idempotency_key},
             )
         except stripe.StripeError as exc:
-            raise _payment_error(exc) from exc
+            raise payment_error(exc) from exc
         return RefundResult.of(refund.to_dict())
 
     def verify_event(self, payload: bytes, signature: str | None) -> dict[str, Any]:
@@ -369,11 +440,16 @@ class SimulatedGateway:
     session_ttl: timedelta = timedelta(hours=24)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     kind: Literal["stripe", "simulated"] = "simulated"
+    # Told of a paid `mode=subscription` session: the simulated billing starts the subscription.
+    on_subscription: Callable[[dict[str, Any]], Awaitable[None]] | None = None
 
     async def create_session(self, request: SessionRequest, *, idempotency_key: str) -> CheckoutSession:
         now = self.clock()
         session_id = _token(SIMULATED_PREFIX)
-        params = request.params()
+        try:  # amounts in Stripe's units, as Stripe keeps them
+            params, total = request.params(), request.stripe_amount_total
+        except MoneyError as exc:
+            raise PaymentError(str(exc), retryable=False) from exc
         expires = now + self.session_ttl
         data = {
             "id": session_id,
@@ -382,8 +458,8 @@ class SimulatedGateway:
             "mode": "payment",
             "status": "open",
             "payment_status": "unpaid",
-            "amount_subtotal": request.amount_total,
-            "amount_total": request.amount_total,
+            "amount_subtotal": total,
+            "amount_total": total,
             "currency": request.currency.lower(),
             "client_reference_id": request.order_id,
             "metadata": params["metadata"],
@@ -401,12 +477,15 @@ class SimulatedGateway:
                 "object": "list",
                 "data": [
                     {
-                        "description": line.name,
-                        "quantity": line.quantity,
-                        "amount_total": line.unit_amount * line.quantity,
-                        "price": {"unit_amount": line.unit_amount, "currency": request.currency.lower()},
+                        "description": item["price_data"]["product_data"]["name"],
+                        "quantity": item["quantity"],
+                        "amount_total": item["price_data"]["unit_amount"] * item["quantity"],
+                        "price": {
+                            "unit_amount": item["price_data"]["unit_amount"],
+                            "currency": request.currency.lower(),
+                        },
                     }
-                    for line in request.lines
+                    for item in params["line_items"]
                 ],
             },
             "amount_refunded": 0,
@@ -415,10 +494,7 @@ class SimulatedGateway:
         stored = await self.ledger.add(
             data, idempotency_key=idempotency_key, user_id=request.user_id, expires_at=expires
         )
-        if (
-            stored["client_reference_id"] != request.order_id
-            or stored["amount_total"] != request.amount_total
-        ):
+        if stored["client_reference_id"] != request.order_id or stored["amount_total"] != total:
             # What Stripe answers when a key is reused with other parameters.
             raise PaymentError(
                 "the idempotency key was already used with different parameters", retryable=False, status=400
@@ -482,14 +558,26 @@ class SimulatedGateway:
                 return await self.retrieve_session(session_id)  # expired or paid meanwhile
         if data["status"] == "complete":
             await self._send("checkout.session.completed", _public(data), f"evt_sim_done_{session_id}")
+            if data.get("mode") == "subscription" and self.on_subscription is not None:
+                await self.on_subscription(data)
         return CheckoutSession.of(data)
 
     async def refund(
-        self, *, payment_intent: str, amount: int, idempotency_key: str, metadata: Mapping[str, str]
+        self,
+        *,
+        payment_intent: str,
+        amount: int,
+        currency: str,
+        idempotency_key: str,
+        metadata: Mapping[str, str],
     ) -> RefundResult:
         data = await self.ledger.by_payment_intent(payment_intent)
         if data is None:
             raise PaymentError(f"no such payment: {payment_intent!r}", retryable=False, status=404)
+        try:
+            amount = stripe_amount(amount, currency)
+        except MoneyError as exc:
+            raise PaymentError(str(exc), retryable=False) from exc
         for made in data["refunds"]:
             if made["idempotency_key"] == idempotency_key:
                 if made["amount"] != amount:

@@ -1,6 +1,7 @@
 """A shopper's commerce data: what `export_my_data` shows and what `delete_my_data` erases.
 
-Carts go entirely. Orders are bookkeeping records the merchant must keep (tax and accounting law), so
+Carts go entirely. Refill subscriptions are ended at the provider first, then kept like orders without
+what names the person. Orders are bookkeeping records the merchant must keep (tax and accounting law), so
 they stay with their amounts, lines and dates, but lose everything that names the buyer: the link to the
 account, the email, the reason typed for a refund. The shipping address goes too, except on an order that
 is paid but not yet shipped: the merchant still needs it to deliver what was bought, so it is kept until the
@@ -19,6 +20,7 @@ from shine_mcp.orders.machine import DO_NOT_SHIP, Facts, Status, status_of
 from shine_mcp.store.carts import Cart, CartItem
 from shine_mcp.store.db import Database
 from shine_mcp.store.orders import FulfilmentJob, Order, OrderLine, Refund, SimulatedSession
+from shine_mcp.store.subscriptions import Subscription
 from shine_mcp.store.tables import utcnow
 
 ERASED_PREFIX = "erased_"
@@ -63,7 +65,7 @@ def _plain(row: Any, *, drop: tuple[str, ...] = ()) -> dict[str, Any]:
 
 
 async def export_user_commerce(db: Database, user_id: str) -> dict[str, Any]:
-    """The caller's cart and orders (with lines and refunds), as JSON-ready dicts."""
+    """The caller's cart, orders (with lines and refunds) and refill subscriptions, as JSON-ready dicts."""
     async with db.session() as session:
         cart = (await session.execute(select(Cart).where(col(Cart.user_id) == user_id))).scalar_one_or_none()
         items = []
@@ -85,7 +87,17 @@ async def export_user_commerce(db: Database, user_id: str) -> dict[str, Any]:
         refunds = list(
             (await session.execute(select(Refund).where(col(Refund.order_id).in_(order_ids)))).scalars()
         )
+        subscriptions = list(
+            (
+                await session.execute(
+                    select(Subscription)
+                    .where(col(Subscription.user_id) == user_id)
+                    .order_by(col(Subscription.created_at))
+                )
+            ).scalars()
+        )
     return {
+        "subscriptions": [_plain(sub, drop=("lock_version",)) for sub in subscriptions],
         "cart": None
         if cart is None
         else {**_plain(cart), "items": [_plain(i, drop=("cart_id",)) for i in items]},
@@ -151,6 +163,17 @@ async def erase_user_commerce(db: Database, user_id: str) -> dict[str, int]:
             if job.status != "pending":
                 job.payload["ship_to"] = None
             session.add(job)
+        # Subscriptions were ended at the provider first (`Subscriptions.end_all`): the rows stay for the
+        # books, like orders, without what names the person.
+        subscriptions = (
+            await session.execute(select(Subscription).where(col(Subscription.user_id) == user_id))
+        ).scalars()
+        for sub in subscriptions:
+            sub.user_id, sub.email, sub.shipping = pseudonym, None, None
+            sub.lock_version += 1
+            sub.updated_at = now
+            session.add(sub)
+            counts["subscriptions_anonymised"] = counts.get("subscriptions_anonymised", 0) + 1
         for simulated in (
             await session.execute(select(SimulatedSession).where(col(SimulatedSession.user_id) == user_id))
         ).scalars():

@@ -14,14 +14,18 @@ from datetime import datetime
 
 from shine_mcp.auth.keys import derive, master_key
 from shine_mcp.config import Settings
+from shine_mcp.integrations.billing import Billing, SimulatedBilling, SimulatedClock, StripeBilling
 from shine_mcp.integrations.payments import EventSink, PaymentGateway, SimulatedGateway, StripeGateway
 from shine_mcp.orders.checkout import Checkout
 from shine_mcp.orders.ledger import Ledger
 from shine_mcp.orders.refunds import Refunds
+from shine_mcp.orders.subscribing import Subscriptions
+from shine_mcp.orders.subscriptions import SubscriptionEvents
 from shine_mcp.orders.webhooks import Webhooks
 from shine_mcp.services import Services
 from shine_mcp.store.db import Database
 from shine_mcp.store.orders import SimulatedSessions
+from shine_mcp.store.subscriptions import SimulatedSubscriptions
 from shine_mcp.store.tables import utcnow
 
 
@@ -66,7 +70,14 @@ class Commerce:
         )
         self.checkout = Checkout(db, self.gateway, self.ledger, self.settings, clock)
         self.refunds = Refunds(db, self.gateway, self.ledger, self.settings, clock)
-        self.webhooks = Webhooks(db, self.gateway, self.ledger)
+        self._billing: Billing | None = None
+        self.subscription_events = SubscriptionEvents(
+            db, self.ledger, base_url=lambda: self.settings.base_url, gateway_kind=lambda: self.gateway().kind
+        )
+        self.webhooks = Webhooks(db, self.gateway, self.ledger, self.subscription_events)
+        self.subscriptions = Subscriptions(
+            db, self.billing, self.subscription_events, self.settings, lambda: self.gateway().kind, clock
+        )
 
     def db(self) -> Database:
         return self.services.db
@@ -75,9 +86,30 @@ class Commerce:
         if self._gateway is None:
             self._gateway = build_gateway(self.settings, self.services.db, self.deliver_event)
             self.services.on_stop(self._forget_gateway)
+        if self._billing is None:
+            self._billing = self._build_billing(self._gateway)
         return self._gateway
 
+    def _build_billing(self, gateway: PaymentGateway) -> Billing:
+        if isinstance(gateway, StripeGateway):
+            return StripeBilling(gateway.client)
+        assert isinstance(gateway, SimulatedGateway)
+        billing = SimulatedBilling(gateway, SimulatedSubscriptions(self.services.db), self.simulated_clock())
+        gateway.on_subscription = billing.started  # Pay on a subscription session starts it
+        return billing
+
+    def simulated_clock(self) -> SimulatedClock:
+        """The simulated subscriptions' time: `shine subscriptions advance` moves it on."""
+        return SimulatedClock(self.settings.data_dir / "simulated_clock.json")
+
+    def billing(self) -> Billing:
+        """Recurring payments on the same provider as `gateway()`."""
+        self.gateway()
+        assert self._billing is not None
+        return self._billing
+
     async def _forget_gateway(self) -> None:
+        self._billing = None
         gateway, self._gateway = self._gateway, self._given
         if gateway is not None and gateway is not self._given:
             await gateway.close()

@@ -14,9 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shine_mcp.integrations.payments import CheckoutSession, PaymentGateway
+from shine_mcp.money import from_stripe_amount
 from shine_mcp.orders import machine
 from shine_mcp.orders.checkout import session_event
 from shine_mcp.orders.ledger import Ledger
+from shine_mcp.orders.subscriptions import EVENTS as SUBSCRIPTION_EVENTS
+from shine_mcp.orders.subscriptions import SubscriptionEvents
 from shine_mcp.store.db import Database
 from shine_mcp.store.orders import Order, find_order, get_order
 
@@ -55,9 +58,14 @@ def _intent_id(value: Any) -> str | None:
 
 class Webhooks:
     def __init__(
-        self, db: Callable[[], Database], gateway: Callable[[], PaymentGateway], ledger: Ledger
+        self,
+        db: Callable[[], Database],
+        gateway: Callable[[], PaymentGateway],
+        ledger: Ledger,
+        subscriptions: SubscriptionEvents | None = None,
     ) -> None:
         self._db, self._gateway, self._ledger = db, gateway, ledger
+        self._subscriptions = subscriptions
 
     async def handle(self, payload: bytes, signature: str | None) -> WebhookResult:
         """Raises `SignatureError` for an event that is not the provider's; anything else it could not
@@ -66,6 +74,16 @@ class Webhooks:
         event_id, type_ = str(event.get("id") or ""), str(event.get("type") or "")
         at = datetime.fromtimestamp(int(event.get("created") or 0), UTC)
         obj = _object(event)
+        if self._subscriptions is not None and (
+            type_ in SUBSCRIPTION_EVENTS
+            or (type_.startswith("checkout.session.") and obj.get("mode") == "subscription")
+        ):
+            if type_ != "checkout.session.completed" and type_ not in SUBSCRIPTION_EVENTS:
+                # An unpaid subscription session expired or failed: no subscription started, nothing to do.
+                return WebhookResult(event_id, type_, "ignored")
+            done = await self._subscriptions.handle(event_id, type_, obj, at)
+            outcome = "unknown_order" if done.outcome == "unknown_subscription" else done.outcome
+            return WebhookResult(event_id, type_, outcome, done.order_id, done.status)
         if type_ not in HANDLED:
             return WebhookResult(event_id, type_, "ignored")
         order = await self._order(type_, obj)
@@ -117,7 +135,9 @@ class Webhooks:
         if type_ == "checkout.session.expired":
             return machine.Expired(at=at)
         if type_ == "charge.refunded":
-            return machine.Refunded(at=at, total_refunded=int(obj.get("amount_refunded") or 0))
+            refunded = int(obj.get("amount_refunded") or 0)
+            total = from_stripe_amount(refunded, str(obj.get("currency") or ""))
+            return machine.Refunded(at=at, total_refunded=total)
         if type_ == "charge.dispute.created":
             return machine.Disputed(at=at, reason=obj.get("reason"))
         raise AssertionError(f"unhandled {type_}")

@@ -31,11 +31,11 @@ PROGRESS_EVERY = 500
 CSV_COLUMNS = (
     "handle", "brand", "name", "category", "description", "price", "currency", "size", "url", "image_url",
     "rating", "review_count", "stock", "ingredients", "skin_types", "concerns", "tags",
-    "options", "sku", "barcode",
+    "options", "sku", "barcode", "buy_url",
 )  # fmt: skip
 # A row with `options` ("Shade: Light; Size: 30 ml") is a variant: rows of one handle are one product, its
-# fields from the first row, each row's price, stock, size, sku, barcode and image_url its variant's.
-VARIANT_CSV_FIELDS = ("options", "price", "stock", "size", "sku", "barcode", "image_url")
+# fields from the first row, each row's price, stock, size, sku, barcode, image_url and buy_url its variant's.
+VARIANT_CSV_FIELDS = ("options", "price", "stock", "size", "sku", "barcode", "image_url", "buy_url")
 REQUIRED_CSV_COLUMNS = ("brand", "name", "category", "price")
 LIST_FIELDS = ("skin_types", "concerns", "tags")
 _LIST_SEPARATORS = re.compile(r"[;|,]")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated
 
@@ -15,6 +15,7 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from shine_mcp.auth.policy import ADMIN, TOOL_SCOPE_META
+from shine_mcp.auth.toolsets import TOOLSET_META
 from shine_mcp.identity import current_user, require_admin
 from shine_mcp.money import MoneyError, to_minor
 from shine_mcp.orders import cart as carts
@@ -42,7 +43,10 @@ from shine_mcp.orders.views import (
 )
 from shine_mcp.services import Services
 from shine_mcp.store import orders as store
+from shine_mcp.store.catalog import get_product as fetch_product
+from shine_mcp.store.clicks import ClicksReport, clicks_report, clicks_report_view, sold_elsewhere_only
 from shine_mcp.store.orders import Order, order_lines
+from shine_mcp.store.views import where_to_buy
 from shine_mcp.tools._confirm import Confirm, needs_confirmation
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
@@ -108,9 +112,26 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
         Without one it takes the only variant, or the first in stock, and a notice says which. Checks stock
         and that the cart stays in one currency. Returns the whole cart with current prices and subtotal."""
         caller = current_user(ctx, settings)
-        with refusals():
+        try:
             added = await carts.add(services.db, caller.user_id, product_id, quantity, variant_id)
+        except OrderError as exc:
+            await refuse_if_sold_elsewhere(product_id)  # out of stock here: say where it is sold instead
+            raise ToolError(exc.message) from exc
         return cart_view(added.cart, added.chosen)
+
+    async def refuse_if_sold_elsewhere(product_id: str) -> None:
+        """An affiliate-only product (no stock of the shop's own, a merchant link): point to the link."""
+        if not settings.affiliate_links:
+            return
+        product = await fetch_product(services.db, product_id.strip())
+        if product is None or not sold_elsewhere_only(product, settings.affiliate_links):
+            return
+        where = where_to_buy(product, settings.affiliate_links, base_url=settings.base_url)
+        if where is not None:
+            raise ToolError(
+                f"{product.name} is sold by {where.merchant}, not through this shop's cart; "
+                f"buy it there: {where.url}"
+            )
 
     @server.tool(annotations=CART_CHANGE)
     async def update_cart_item(
@@ -317,3 +338,22 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
             raise ToolError(f"at most {MAX_DAYS} days per report; split the period")
         simulated = not uses_stripe(settings) if include_simulated is None else include_simulated
         return report_view(await build_report(services.db, start, end, include_simulated=simulated))
+
+    @server.tool(annotations=READ_ONLY, meta={TOOL_SCOPE_META: ADMIN, TOOLSET_META: "merchant"})
+    async def admin_clicks_report(
+        ctx: Context,
+        start: Annotated[date, Field(description="First day (UTC), e.g. 2026-11-01.")],
+        end: Annotated[date, Field(description="Last day (UTC), included.")],
+    ) -> ClicksReport:
+        """For the shop's admins: "Buy at <merchant>" clicks per product and source (widget, mcp, shop).
+
+        Affiliate mode's sales report: which products send shoppers to which merchant, and from where.
+        Clicks carry no personal data. Refused for non-admins."""
+        require_admin(current_user(ctx, settings))
+        if end < start:
+            raise ToolError("end is before start; give the first day, then the last")
+        if (end - start).days >= MAX_DAYS:
+            raise ToolError(f"at most {MAX_DAYS} days per report; split the period")
+        since = datetime.combine(start, time.min, UTC)
+        until = datetime.combine(end + timedelta(days=1), time.min, UTC)
+        return clicks_report_view(start, end, await clicks_report(services.db, since, until))

@@ -24,7 +24,9 @@ from shine_mcp.auth.accounts import close_account, forget_merged_ids, get_user, 
 from shine_mcp.identity import current_user
 from shine_mcp.knowledge import load_knowledge
 from shine_mcp.money import Money, MoneyError, to_minor_rounded
+from shine_mcp.orders.errors import OrderError
 from shine_mcp.orders.privacy import erase_user_commerce, export_user_commerce
+from shine_mcp.orders.service import Commerce
 from shine_mcp.services import Services
 from shine_mcp.store import profiles as store
 from shine_mcp.store.catalog import get_product, main_currency
@@ -158,6 +160,7 @@ def _loosened(current: store.Profile | None, changes: dict[str, Any]) -> str | N
 
 
 def register(server: MCPServer, services: Services) -> None:
+    shop = Commerce(services)  # ends refill subscriptions when a person erases their data
     photos = PhotoStore(services.settings.data_dir)
 
     async def view(user_id: str, profile: store.Profile | None) -> ProfileOut:
@@ -374,6 +377,15 @@ def register(server: MCPServer, services: Services) -> None:
         aliases = await merged_ids(db, user_id)
         deleted: dict[str, int] = {}
         addresses_kept = 0
+        # Refill subscriptions stop at the payment provider first: if it cannot be reached, nothing is
+        # deleted yet and the person can try again (otherwise they would go on being charged).
+        subscriptions_ended = 0
+        try:
+            for who in (user_id, *aliases):
+                subscriptions_ended += await shop.subscriptions.end_all(who)
+        except OrderError as exc:
+            raise ToolError(exc.message) from exc
+        deleted["subscriptions_ended"] = subscriptions_ended
         for who in (user_id, *aliases):
             found = await store.delete_user_profile_data(db, who)
             found["skin_reports"] = await delete_user_reports(db, photos, who)

@@ -47,6 +47,7 @@ PERSONAL_WORDS = (
     "photo",
     "feedback",
     "my_data",
+    "subscri",
 )
 
 
@@ -182,6 +183,34 @@ async def _paid_order(owner: Person, services: Services) -> Created:
     return {"order_id": order["order_id"], "reason": "it made my skin sting"}, [str(order["created_at"])[:19]]
 
 
+async def _subscription(owner: Person, services: Services | None = None) -> str:
+    """A refill subscription of the owner's, paid on the simulated page when `services` is given."""
+    from shine_mcp.orders.service import Commerce
+
+    started = await _ok(owner, "subscribe", {"product_id": SERUM, "interval_weeks": 5, "confirm": True})
+    if services is not None:
+        assert (await Commerce(services).gateway().pay(str(started["checkout_url"]).rsplit("/", 1)[1])).paid
+    return str(started["subscription"]["subscription_id"])
+
+
+async def _subscribing_again(owner: Person) -> Created:
+    # The same request again answers with the owner's unpaid subscription: its id is theirs alone.
+    sub_id = await _subscription(owner)
+    return {"product_id": SERUM, "interval_weeks": 5, "confirm": True}, [sub_id]
+
+
+async def _own_subscriptions(owner: Person) -> Created:
+    return {}, [await _subscription(owner)]
+
+
+def _paid_subscription(extra: dict[str, Any]) -> Callable[[Person, Services], Awaitable[Created]]:
+    async def create(owner: Person, services: Services) -> Created:
+        sub_id = await _subscription(owner, services)
+        return {"subscription_id": sub_id, **extra}, [sub_id]
+
+    return create
+
+
 async def _profile(owner: Person) -> Created:
     """A profile only the owner has: an avoided ingredient named by a random word."""
     marker = f"allergen{secrets.token_hex(4)}"
@@ -228,6 +257,15 @@ MATRIX: dict[str, Case] = {
     "list_skin_reports": Case(create=_own_reports, kind="own"),
     "compare_skin_reports": Case(create=_two_reports, kind="by_id"),
     "delete_skin_report": Case(create=_confirmed(_one_report), kind="by_id"),
+    "subscribe": Case(create=_subscribing_again, kind="own"),
+    "list_subscriptions": Case(create=_own_subscriptions, kind="own"),
+    "update_subscription": Case(
+        create=_paid_subscription({"quantity": 3}), kind="by_id", needs_services=True
+    ),
+    "pause_subscription": Case(create=_paid_subscription({}), kind="by_id", needs_services=True),
+    "cancel_subscription": Case(
+        create=_paid_subscription({"confirm": True}), kind="by_id", needs_services=True
+    ),
 }
 
 

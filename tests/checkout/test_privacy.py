@@ -43,7 +43,11 @@ async def test_export_holds_the_caller_s_cart_and_orders_only(
     assert order["email"] == "ana@example.com" and order["lines"][0]["quantity"] == 2
     assert "lock_version" not in order and "attention" not in order
     assert [(i["product_id"], i["quantity"]) for i in exported["cart"]["items"]] == [(CLEANSER, 3)]
-    assert (await export_user_commerce(stripe_shop.services.db, "nobody")) == {"cart": None, "orders": []}
+    assert (await export_user_commerce(stripe_shop.services.db, "nobody")) == {
+        "cart": None,
+        "orders": [],
+        "subscriptions": [],
+    }
 
 
 async def test_erasure_deletes_the_cart_and_strips_the_buyer_from_orders(
@@ -70,7 +74,7 @@ async def test_erasure_deletes_the_cart_and_strips_the_buyer_from_orders(
     # Still to be shipped: the address stays so the merchant can deliver, flagged for deletion.
     assert kept.shipping is not None and kept.attention is not None and IN_FLIGHT_NOTE in kept.attention
     assert (await stripe_shop.order(bens)).user_id == BEN
-    assert (await export_user_commerce(db, ANA)) == {"cart": None, "orders": []}
+    assert (await export_user_commerce(db, ANA)) == {"cart": None, "orders": [], "subscriptions": []}
 
 
 async def test_shipping_an_erased_buyer_s_order_drops_the_address(

@@ -1,7 +1,9 @@
 """A local stand-in for the parts of Stripe's API Shine uses, speaking its wire format.
 
-Endpoints: `POST /v1/checkout/sessions` (create), `GET /v1/checkout/sessions/{id}` (retrieve),
-`POST /v1/checkout/sessions/{id}/expire`, `POST /v1/refunds`. Requests are form-encoded with Stripe's
+Endpoints: `POST /v1/checkout/sessions` (create, `mode=payment` or `mode=subscription` with prices recurring
+by `price_data[recurring]`), `GET /v1/checkout/sessions/{id}` (retrieve), `POST /v1/checkout/sessions/{id}/expire`,
+`POST /v1/refunds`, and Stripe Billing's `GET /v1/subscriptions/{id}`, `POST /v1/subscriptions/{id}` (update:
+`cancel_at_period_end`, `pause_collection`, `items[n][id|quantity|price_data]`) and `DELETE /v1/subscriptions/{id}`. Requests are form-encoded with Stripe's
 bracket notation (`line_items[0][price_data][currency]=usd`), authenticated with a bearer secret key, and
 answered with Stripe's JSON objects and error envelopes.
 
@@ -12,7 +14,8 @@ the same key (with `Idempotent-Replayed: true`); the same key with other paramet
 Tests steer it through `FakeStripe`: `fail_next` (a 500 before anything happens, as in an outage),
 `lose_next_response` (the request is carried out, then the answer is lost: what a crash or a dropped
 connection looks like to the caller), `complete` / `expire_by_stripe` (what the shopper or Stripe does),
-and `events`, the webhook events Stripe would send, which `signed` turns into a body and a
+and `complete_subscription` / `renew` / `retry` (a subscription's checkout, renewals and failed-charge retries, as
+Stripe Billing's clock would make them), and `events`, the webhook events Stripe would send, which `signed` turns into a body and a
 `Stripe-Signature` header computed with Stripe's scheme (independently of Shine's code).
 """
 
@@ -81,11 +84,18 @@ class FakeStripe:
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     charges: dict[str, dict[str, Any]] = field(default_factory=dict)  # by payment intent id
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)  # what Stripe would deliver, oldest first
     failures: list[tuple[str, int, bool]] = field(default_factory=list)  # (path prefix, status, should_retry)
     lost: list[str] = field(default_factory=list)  # path prefixes whose next answer is lost
     _saved: dict[str, tuple[str, int, dict[str, Any]]] = field(default_factory=dict)
+    clock: int = 0  # a test clock: `renew` moves it to the period's end; it never goes back
+
+    def now(self) -> int:
+        self.clock = max(self.clock, int(time.time()))
+        return self.clock
 
     # --- steering ----------------------------------------------------------------------------------------
     def fail_next(self, path: str, status: int = 500, *, should_retry: bool = False) -> None:
@@ -169,13 +179,154 @@ class FakeStripe:
         assert status == 200, body
         return self.last_event("charge.refunded")
 
-    def emit(self, type_: str, obj: dict[str, Any]) -> dict[str, Any]:
-        public = {k: v for k, v in obj.items() if k != "payment_intent_data"}
+    def complete_subscription(
+        self, session_id: str, *, email: str = "ana@example.com"
+    ) -> list[dict[str, Any]]:
+        """The shopper pays a `mode=subscription` session: Stripe starts the subscription and pays its first
+        invoice. Returns the events it sends: `checkout.session.completed`, `customer.subscription.created`,
+        `invoice.paid`."""
+        session = self.sessions[session_id]
+        now = int(time.time())
+        sub_id, customer = "sub_" + secrets.token_hex(12), "cus_" + secrets.token_hex(7)
+        metadata = dict((session.get("subscription_data") or {}).get("metadata") or {})
+        items = []
+        for i, line in enumerate(session["line_items_params"]):
+            price = line["price_data"]
+            recurring = {
+                "interval": price["recurring"]["interval"],
+                "interval_count": int(price["recurring"].get("interval_count", 1)),
+            }
+            items.append(
+                {
+                    "id": f"si_{secrets.token_hex(7)}{i}",
+                    "object": "subscription_item",
+                    "quantity": int(line["quantity"]),
+                    "metadata": {},
+                    "price": {
+                        "id": "price_" + secrets.token_hex(12),
+                        "object": "price",
+                        "currency": price["currency"],
+                        "unit_amount": int(price["unit_amount"]),
+                        "product": "prod_" + secrets.token_hex(7),
+                        "recurring": recurring,
+                        "type": "recurring",
+                    },
+                    "current_period_start": now,
+                    "current_period_end": now + self._period(recurring),
+                }
+            )
+        subscription = {
+            "id": sub_id,
+            "object": "subscription",
+            "status": "active",
+            "customer": customer,
+            "metadata": metadata,
+            "cancel_at_period_end": False,
+            "pause_collection": None,
+            "created": now,
+            "start_date": now,
+            "ended_at": None,
+            "currency": session["currency"],
+            "items": {"object": "list", "data": items},
+        }
+        self.subscriptions[sub_id] = subscription
+        session.update(
+            status="complete",
+            payment_status="paid",
+            subscription=sub_id,
+            customer=customer,
+            customer_details={"email": email, "name": "Ana Example", "address": None},
+        )
+        completed = self.emit("checkout.session.completed", session)
+        created = self.emit("customer.subscription.created", subscription)
+        invoice = self._invoice(subscription, "subscription_create", paid=True)
+        return [completed, created, self.emit("invoice.paid", invoice)]
+
+    @staticmethod
+    def _period(recurring: dict[str, Any]) -> int:
+        days = {"day": 1, "week": 7, "month": 30, "year": 365}[recurring["interval"]]
+        return days * int(recurring["interval_count"]) * 24 * 3600
+
+    def _invoice(
+        self, subscription: dict[str, Any], reason: str, *, paid: bool, at: int | None = None
+    ) -> dict[str, Any]:
+        items = subscription["items"]["data"]
+        amount = sum(i["price"]["unit_amount"] * i["quantity"] for i in items)
+        now = int(time.time()) if at is None else at
+        invoice = {
+            "id": "in_" + secrets.token_hex(12),
+            "object": "invoice",
+            "status": "paid" if paid else "open",
+            "customer": subscription["customer"],
+            "currency": subscription["currency"],
+            "amount_due": amount,
+            "amount_paid": amount if paid else 0,
+            "attempt_count": 1,
+            "billing_reason": reason,
+            "created": now,
+            "status_transitions": {"paid_at": now if paid else None},
+            "parent": {
+                "type": "subscription_details",
+                "subscription_details": {
+                    "subscription": subscription["id"],
+                    "metadata": dict(subscription["metadata"]),
+                },
+            },
+            "lines": {
+                "object": "list",
+                "data": [
+                    {
+                        "id": "il_" + secrets.token_hex(8),
+                        "object": "line_item",
+                        "amount": i["price"]["unit_amount"] * i["quantity"],
+                        "quantity": i["quantity"],
+                        "period": {"start": i["current_period_start"], "end": i["current_period_end"]},
+                    }
+                    for i in items
+                ],
+            },
+        }
+        self.invoices[invoice["id"]] = invoice
+        return invoice
+
+    def renew(self, sub_id: str, *, fail: bool = False) -> dict[str, Any]:
+        """Stripe's clock (a test clock) reaches the end of the period: the next period's invoice is paid
+        (or its charge fails and the subscription is past due), with the events dated then. Returns
+        `invoice.paid` or `invoice.payment_failed`."""
+        subscription = self.subscriptions[sub_id]
+        start = 0
+        for item in subscription["items"]["data"]:
+            start = item["current_period_end"]
+            item["current_period_start"] = start
+            item["current_period_end"] = start + self._period(item["price"]["recurring"])
+        self.clock = max(self.clock, start)
+        invoice = self._invoice(subscription, "subscription_cycle", paid=not fail, at=start)
+        subscription["status"] = "past_due" if fail else "active"
+        event = self.emit("invoice.payment_failed" if fail else "invoice.paid", invoice, at=start)
+        self.emit("customer.subscription.updated", subscription, at=start)
+        return event
+
+    def retry(self, sub_id: str, invoice_id: str) -> dict[str, Any]:
+        """Stripe's retry of a failed charge succeeds: `invoice.paid` for the same invoice."""
+        invoice = self.invoices[invoice_id]
+        now = int(invoice["created"]) + 3 * 24 * 3600  # Stripe's smart retries try again days later
+        self.clock = max(self.clock, now)
+        invoice.update(
+            status="paid", amount_paid=invoice["amount_due"], attempt_count=invoice["attempt_count"] + 1
+        )
+        invoice["status_transitions"] = {"paid_at": now}
+        self.subscriptions[sub_id]["status"] = "active"
+        event = self.emit("invoice.paid", invoice, at=now)
+        self.emit("customer.subscription.updated", self.subscriptions[sub_id], at=now)
+        return event
+
+    def emit(self, type_: str, obj: dict[str, Any], *, at: int | None = None) -> dict[str, Any]:
+        public = {k: v for k, v in obj.items() if k not in self._PRIVATE}
         event = {
             "id": "evt_" + secrets.token_hex(12),
             "object": "event",
             "api_version": "2026-10-28.endive",
-            "created": int(time.time()),
+            "created": self.now() if at is None else at,
             "type": type_,
             "livemode": False,
             "pending_webhooks": 1,
@@ -190,8 +341,13 @@ class FakeStripe:
 
     # --- the API -----------------------------------------------------------------------------------------
     def _create_session(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        if params.get("mode") != "payment":
-            return 400, {"type": "invalid_request_error", "message": "mode must be payment", "param": "mode"}
+        mode = params.get("mode")
+        if mode not in ("payment", "subscription"):
+            return 400, {
+                "type": "invalid_request_error",
+                "message": "mode must be payment or subscription",
+                "param": "mode",
+            }
         if not params.get("success_url"):
             return 400, {
                 "type": "invalid_request_error",
@@ -224,6 +380,19 @@ class FakeStripe:
                     "message": "bad amount or quantity",
                     "param": f"line_items[{i}]",
                 }
+            recurring = price.get("recurring")
+            if (mode == "subscription") != bool(recurring):
+                return 400, {
+                    "type": "invalid_request_error",
+                    "message": "You must specify `price_data[recurring]` in `subscription` mode (and only there).",
+                    "param": f"line_items[{i}][price_data][recurring]",
+                }
+            if recurring and recurring.get("interval") not in ("day", "week", "month", "year"):
+                return 400, {
+                    "type": "invalid_request_error",
+                    "message": "Invalid recurring interval",
+                    "param": f"line_items[{i}][price_data][recurring][interval]",
+                }
             total += amount * quantity
         if len(currencies) != 1:
             return 400, {"type": "invalid_request_error", "message": "line items must share one currency"}
@@ -232,7 +401,7 @@ class FakeStripe:
             "id": session_id,
             "object": "checkout.session",
             "url": f"https://checkout.stripe.com/c/pay/{session_id}",
-            "mode": "payment",
+            "mode": mode,
             "status": "open",
             "payment_status": "unpaid",
             "amount_subtotal": total,
@@ -250,13 +419,19 @@ class FakeStripe:
             "livemode": False,
             "shipping_address_collection": params.get("shipping_address_collection"),
             "payment_intent_data": params.get("payment_intent_data") or {},
+            "subscription_data": params.get("subscription_data") or {},
+            "line_items_params": items,
+            "subscription": None,
+            "customer": None,
         }
         self.sessions[session_id] = session
         return 200, self._public(session)
 
-    @staticmethod
-    def _public(session: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in session.items() if k != "payment_intent_data"}
+    _PRIVATE = ("payment_intent_data", "subscription_data", "line_items_params")
+
+    @classmethod
+    def _public(cls, session: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in session.items() if k not in cls._PRIVATE}
 
     def _refund(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         charge = self.charges.get(params.get("payment_intent", ""))
@@ -333,7 +508,81 @@ class FakeStripe:
                 return response
         return JSONResponse(body, status_code=status)
 
+    def _subscription(self, method: str, sub_id: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        subscription = self.subscriptions.get(sub_id)
+        if subscription is None:
+            return 404, {
+                "type": "invalid_request_error",
+                "message": f"No such subscription: '{sub_id}'",
+                "code": "resource_missing",
+            }
+        if method == "GET":
+            return 200, subscription
+        if subscription["status"] == "canceled":
+            return 400, {
+                "type": "invalid_request_error",
+                "message": "A canceled subscription can only update its cancellation_details and metadata.",
+            }
+        if method == "DELETE":
+            subscription.update(status="canceled", ended_at=int(time.time()))
+            self.emit("customer.subscription.deleted", subscription)
+            return 200, subscription
+        if "cancel_at_period_end" in params:
+            subscription["cancel_at_period_end"] = params["cancel_at_period_end"] == "true"
+        if "pause_collection" in params:
+            pause = params["pause_collection"]
+            if pause == "":
+                subscription["pause_collection"] = None
+            elif pause.get("behavior") not in ("keep_as_draft", "mark_uncollectible", "void"):
+                return 400, {
+                    "type": "invalid_request_error",
+                    "message": "Invalid pause_collection[behavior]",
+                    "param": "pause_collection[behavior]",
+                }
+            else:
+                resumes = pause.get("resumes_at")
+                subscription["pause_collection"] = {
+                    "behavior": pause["behavior"],
+                    "resumes_at": int(resumes) if resumes else None,
+                }
+        by_id = {item["id"]: item for item in subscription["items"]["data"]}
+        for change in params.get("items") or []:
+            item = by_id.get(change.get("id"))
+            if item is None:
+                return 400, {
+                    "type": "invalid_request_error",
+                    "message": f"No such subscription item: '{change.get('id')}'",
+                    "param": "items",
+                }
+            if "quantity" in change:
+                item["quantity"] = int(change["quantity"])
+            if "price_data" in change:
+                price = change["price_data"]
+                if not price.get("product") or not price.get("recurring"):
+                    return 400, {
+                        "type": "invalid_request_error",
+                        "message": "price_data needs product and recurring",
+                        "param": "items",
+                    }
+                item["price"] = {
+                    "id": "price_" + secrets.token_hex(12),
+                    "object": "price",
+                    "currency": price["currency"],
+                    "unit_amount": int(price["unit_amount"]),
+                    "product": price["product"],
+                    "recurring": {
+                        "interval": price["recurring"]["interval"],
+                        "interval_count": int(price["recurring"].get("interval_count", 1)),
+                    },
+                    "type": "recurring",
+                }
+        self.emit("customer.subscription.updated", subscription)
+        return 200, subscription
+
     def _route(self, method: str, path: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        sub_match = re.fullmatch(r"/v1/subscriptions/([^/]+)", path)
+        if sub_match:
+            return self._subscription(method, sub_match.group(1), params)
         if method == "POST" and path == "/v1/checkout/sessions":
             return self._create_session(params)
         if method == "POST" and path == "/v1/refunds":
@@ -376,7 +625,7 @@ def signed(
 
 def create_app(fake: FakeStripe) -> Starlette:
     return Starlette(
-        routes=[Route("/v1/{path:path}", fake.handle, methods=["GET", "POST"])],
+        routes=[Route("/v1/{path:path}", fake.handle, methods=["GET", "POST", "DELETE"])],
     )
 
 

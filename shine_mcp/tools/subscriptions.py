@@ -1,0 +1,251 @@
+"""Refill subscription tools ("subscribe and save"): a product delivered and charged every few weeks, with the
+interval suggested from its size and daily use. The caller only ever sees and changes their own
+subscriptions; starting and cancelling one need the shopper's yes (`confirm`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, Field
+
+from shine_mcp.auth.policy import READ, SHOP, TOOL_SCOPE_META
+from shine_mcp.identity import current_user
+from shine_mcp.money import Money, format_money
+from shine_mcp.orders.cart import MAX_QUANTITY
+from shine_mcp.orders.errors import OrderError
+from shine_mcp.orders.service import Commerce
+from shine_mcp.orders.subscribing import MAX_WEEKS, MIN_WEEKS, Plan
+from shine_mcp.orders.views import SIMULATION_NOTICE
+from shine_mcp.services import Services
+from shine_mcp.store.subscriptions import Subscription
+from shine_mcp.tools._confirm import Confirm, needs_confirmation
+from shine_mcp.tools.checkout import ProductId, VariantId, refusals
+
+SubscriptionId = Annotated[
+    str,
+    Field(
+        pattern=r"^sub_[0-9a-f]{20}$",
+        description="A subscription id such as sub_… (list_subscriptions lists yours).",
+    ),
+]
+Weeks = Annotated[
+    int | None,
+    Field(ge=MIN_WEEKS, le=MAX_WEEKS, description="Deliver every this many weeks."),
+]
+SHOP_META = {TOOL_SCOPE_META: SHOP}
+CHANGE = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
+
+_NOTICES = {
+    "incomplete": "Not started yet: it starts when the first delivery is paid on its payment page.",
+    "past_due": "The last payment did not go through. The payment provider tries again over the next days; "
+    "check the card on file so the next refill can be sent.",
+    "paused": "Paused: nothing is charged or sent until it is resumed (pause_subscription with resume=true).",
+    "canceled": "This subscription has ended; nothing more is charged or sent.",
+}
+
+
+class SubscriptionItem(BaseModel):
+    product_id: str
+    variant_id: str | None
+    name: str
+    quantity: int
+    unit_price: Money = Field(description="Per delivery, after the subscription discount.")
+
+
+class SubscriptionView(BaseModel):
+    subscription_id: str
+    status: Literal["incomplete", "active", "paused", "past_due", "canceled"]
+    items: list[SubscriptionItem]
+    interval_weeks: int
+    discount_percent: int
+    amount_per_delivery: Money
+    next_delivery: datetime | None = Field(
+        description="When the next refill is charged and sent; none when ended or paused."
+    )
+    paid_through: datetime | None = Field(description="The end of the period already paid for.")
+    cancels_at_period_end: bool
+    checkout_url: str | None = Field(description="The payment page, while the first delivery is unpaid.")
+    simulated: bool
+    notice: str | None = None
+
+
+class SubscriptionList(BaseModel):
+    subscriptions: list[SubscriptionView]
+
+
+class SubscribeResult(BaseModel):
+    subscription: SubscriptionView
+    checkout_url: str | None = Field(
+        description="Give this to the shopper: the first delivery is paid there."
+    )
+    interval_basis: str = Field(description="How the suggested interval was worked out.")
+    reused: bool = Field(description="The same subscription was asked for before: same one, same link.")
+    notice: str | None = None
+
+
+def subscription_view(sub: Subscription) -> SubscriptionView:
+    amount = sum(int(i["unit_price_minor"]) * int(i["quantity"]) for i in sub.items)
+    notice = _NOTICES.get(sub.status)
+    if sub.status == "active" and sub.cancel_at_period_end:
+        notice = "Cancelled: no more refills after the period already paid for."
+    if sub.gateway == "simulated":
+        notice = f"{notice} {SIMULATION_NOTICE}" if notice else SIMULATION_NOTICE
+    return SubscriptionView(
+        subscription_id=sub.id,
+        status=sub.status,  # type: ignore[arg-type]
+        items=[
+            SubscriptionItem(
+                product_id=i["product_id"],
+                variant_id=i.get("variant_id"),
+                name=f"{i.get('brand') or ''} {i.get('name') or ''}".strip(),
+                quantity=int(i["quantity"]),
+                unit_price=Money.of(int(i["unit_price_minor"]), sub.currency),
+            )
+            for i in sub.items
+        ],
+        interval_weeks=sub.interval_weeks,
+        discount_percent=sub.discount_percent,
+        amount_per_delivery=Money.of(amount, sub.currency),
+        next_delivery=sub.next_delivery,
+        paid_through=sub.current_period_end,
+        cancels_at_period_end=sub.cancel_at_period_end,
+        checkout_url=sub.checkout_url if sub.status == "incomplete" else None,
+        simulated=sub.gateway == "simulated",
+        notice=notice,
+    )
+
+
+def _describe(plan: Plan) -> str:
+    price = format_money(plan.amount_minor, plan.variant.currency)
+    saving = f", {plan.discount_percent} % off the catalog price" if plan.discount_percent else ""
+    suggested = (
+        f" (suggested: {plan.suggestion.basis})"
+        if plan.interval_weeks == plan.suggestion.weeks
+        else f" (the suggestion was every {plan.suggestion.weeks} weeks: {plan.suggestion.basis})"
+    )
+    return (
+        f"This starts a refill subscription: {plan.quantity} × {plan.product.brand} {plan.name}, delivered "
+        f"every {plan.interval_weeks} weeks{suggested}, for {price} each delivery{saving}, charged to the "
+        "same card each time until it is cancelled. It can be skipped, paused or cancelled at any time."
+    )
+
+
+def register(server: MCPServer, services: Services, *, commerce: Commerce | None = None) -> None:
+    shop = commerce or Commerce(services)
+    settings = services.settings
+
+    @server.tool(annotations=CHANGE, meta=SHOP_META)
+    async def subscribe(
+        ctx: Context,
+        product_id: ProductId,
+        quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY, description="How many each delivery.")] = 1,
+        variant_id: VariantId = None,
+        interval_weeks: Weeks = None,
+        confirm: Confirm = False,
+    ) -> SubscribeResult:
+        """Start a "subscribe and save" refill: the product delivered and charged every few weeks.
+
+        Without interval_weeks, the interval is suggested from the product's size and daily use (the answer
+        says how). Call it without confirm first: that starts nothing and says the product, interval and
+        price; after the shopper says yes, call again with the same arguments and confirm=true, then give
+        them `checkout_url`, where the first delivery is paid."""
+        caller = current_user(ctx, settings)
+        with refusals():
+            plan = await shop.subscriptions.plan(product_id, quantity, variant_id, interval_weeks)
+            if confirm is not True:
+                raise needs_confirmation("subscribe", _describe(plan))
+            started = await shop.subscriptions.start(caller.user_id, plan)
+        view = subscription_view(started.subscription)
+        return SubscribeResult(
+            subscription=view,
+            checkout_url=started.subscription.checkout_url,
+            interval_basis=plan.suggestion.basis,
+            reused=started.reused,
+            notice=plan.chosen,
+        )
+
+    @server.tool(
+        annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False), meta={TOOL_SCOPE_META: READ}
+    )
+    async def list_subscriptions(ctx: Context) -> SubscriptionList:
+        """The shopper's own refill subscriptions, newest first: status, products, interval, price per
+        delivery and the next delivery date."""
+        caller = current_user(ctx, settings)
+        return SubscriptionList(
+            subscriptions=[subscription_view(s) for s in await shop.subscriptions.mine(caller.user_id)]
+        )
+
+    @server.tool(annotations=CHANGE, meta=SHOP_META)
+    async def update_subscription(
+        ctx: Context,
+        subscription_id: SubscriptionId,
+        interval_weeks: Weeks = None,
+        quantity: Annotated[
+            int | None, Field(ge=1, le=MAX_QUANTITY, description="How many each delivery from now on.")
+        ] = None,
+        skip_next_delivery: Annotated[
+            bool,
+            Field(description="Skip the next delivery (and its charge) only; the one after comes as usual."),
+        ] = False,
+    ) -> SubscriptionView:
+        """Change one of the shopper's subscriptions: the interval, the quantity, or skip the next delivery.
+
+        Changes apply from the next delivery on; nothing already paid is charged again."""
+        caller = current_user(ctx, settings)
+        with refusals():
+            sub = await shop.subscriptions.update(
+                caller.user_id,
+                subscription_id,
+                interval_weeks=interval_weeks,
+                quantity=quantity,
+                skip_next=skip_next_delivery,
+            )
+        return subscription_view(sub)
+
+    @server.tool(annotations=CHANGE, meta=SHOP_META)
+    async def pause_subscription(
+        ctx: Context,
+        subscription_id: SubscriptionId,
+        resume: Annotated[bool, Field(description="true resumes a paused subscription.")] = False,
+    ) -> SubscriptionView:
+        """Pause one of the shopper's subscriptions (nothing is charged or sent) until it is resumed, or
+        resume it with resume=true."""
+        caller = current_user(ctx, settings)
+        with refusals():
+            sub = await shop.subscriptions.pause(caller.user_id, subscription_id, resume=resume)
+        return subscription_view(sub)
+
+    @server.tool(
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=True),
+        meta=SHOP_META,
+    )
+    async def cancel_subscription(
+        ctx: Context, subscription_id: SubscriptionId, confirm: Confirm = False
+    ) -> SubscriptionView:
+        """Cancel one of the shopper's subscriptions at the end of the period already paid for: that
+        delivery still comes, nothing more is charged. Call it without confirm first: that cancels nothing
+        and says what would happen; after the shopper says yes, call with confirm=true."""
+        caller = current_user(ctx, settings)
+        with refusals():
+            if confirm is not True:
+                sub = await shop.subscriptions.own(caller.user_id, subscription_id)
+                if sub.status == "canceled":
+                    raise OrderError(f"subscription {sub.id} has already ended")
+                view = subscription_view(sub)
+                until = f" on {sub.current_period_end:%d %B %Y}" if sub.current_period_end else ""
+                items = ", ".join(f"{i.quantity} × {i.name}" for i in view.items)
+                raise needs_confirmation(
+                    "cancel_subscription",
+                    f"This cancels your refill subscription {sub.id} ({items}, every {sub.interval_weeks} "
+                    f"weeks): it ends{until}, at the end of the period already paid for, and nothing more is "
+                    "charged.",
+                )
+            sub = await shop.subscriptions.cancel(caller.user_id, subscription_id)
+        return subscription_view(sub)
+
+
+__all__ = ["register", "subscription_view", "ToolError"]
