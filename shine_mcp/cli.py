@@ -20,6 +20,7 @@ from rich.text import Text
 
 from shine_mcp.cli_chat import chat
 from shine_mcp.cli_orders import orders_app
+from shine_mcp.cli_subscriptions import subscriptions_app
 from shine_mcp.config import Settings
 from shine_mcp.logs import configure_logging
 
@@ -30,6 +31,7 @@ app = typer.Typer(help="Shine: an MCP-native skincare advisor.", no_args_is_help
 catalog_app = typer.Typer(help="Import and inspect the product catalog.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(orders_app, name="orders")
+app.add_typer(subscriptions_app, name="subscriptions")
 
 err = Console(stderr=True)
 out = Console()
@@ -106,15 +108,16 @@ def mcp(
         ),
     ] = None,
 ) -> None:
-    """Serve Shine over stdio for Claude Desktop and other local MCP clients."""
-    from shine_mcp.server import build_server
+    """Serve Shine over stdio for Claude Desktop and other local MCP clients. The web pages its links open
+    (payment, orders) are served beside it on a free loopback port, unless SHINE_PUBLIC_URL is set."""
+    from web_shell.beside_stdio import serve_stdio
 
     settings = Settings()
     chosen = _toolsets(toolsets)
     if chosen is not None:
         settings = settings.model_copy(update={"toolsets": chosen})
     _logging(settings)
-    build_server(settings).run("stdio")
+    anyio.run(serve_stdio, settings)
 
 
 @app.command()

@@ -20,6 +20,7 @@ from mcp.types import (
     GetPromptResult,
     InputRequiredResult,
     SetLevelRequestParams,
+    Tool,
 )
 from pydantic import AnyUrl, ValidationError
 
@@ -28,9 +29,10 @@ from shine_mcp.auth.tool_guard import ToolCatalog, ToolGuard
 from shine_mcp.auth.toolsets import Toolsets
 from shine_mcp.config import Settings
 from shine_mcp.protocol import LongToolLog, resource_not_found, set_level
+from shine_mcp.resources import apps, completions, prompts
 from shine_mcp.resources import catalog as catalog_resources
-from shine_mcp.resources import completions, prompts
 from shine_mcp.services import Services
+from shine_mcp.tool_listing import listed
 from shine_mcp.tools import account as account_tools
 from shine_mcp.tools import advice as advice_tools
 from shine_mcp.tools import browse as browse_tools
@@ -39,6 +41,7 @@ from shine_mcp.tools import checkout as checkout_tools
 from shine_mcp.tools import ingredients as ingredient_tools
 from shine_mcp.tools import profile as profile_tools
 from shine_mcp.tools import skin as skin_tools
+from shine_mcp.tools import subscriptions as subscription_tools
 from shine_mcp.vocabulary import meaning_among
 
 if TYPE_CHECKING:
@@ -76,8 +79,19 @@ class ShineServer(MCPServer):
         # Told (tool, outcome, seconds) after every call: the web shell's metrics. Outcome is "ok",
         # "tool_error" (the caller can fix it) or "error" (a crash); unknown tool names count as "unknown".
         self.tool_observers: list[Callable[[str, str, float], None]] = []
+        self._listed: dict[str, tuple[Tool, Tool]] = {}  # name: (the SDK's listing, as clients see it)
         # Removed in 2026-07-28 (log levels ride each request's `_meta`); served for 2025-11-25 clients.
         self._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, set_level)
+
+    async def list_tools(self) -> list[Tool]:
+        shown = []
+        for tool in await super().list_tools():
+            source, as_listed = self._listed.get(tool.name, (None, tool))
+            if source != tool:  # reshaping every schema costs ~20 ms a list: done once per tool
+                as_listed = listed(tool)
+                self._listed[tool.name] = (tool, as_listed)
+            shown.append(as_listed)
+        return shown
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
@@ -184,6 +198,7 @@ def build_server(
         auth_server_provider=authority.provider if protected and authority else None,
         auth=authority.auth_settings() if protected and authority else None,
         middleware=[toolsets, ToolGuard(settings, services, catalog), LongToolLog(LONG_TOOLS)],
+        extensions=[apps.extension(settings)],
     )
     catalog.attach(server)
     toolsets.attach(server)
@@ -194,6 +209,7 @@ def build_server(
     profile_tools.register(server, services)
     advice_tools.register(server, services)
     checkout_tools.register(server, services)
+    subscription_tools.register(server, services)
     browse_tools.register(server, services)
     catalog_resources.register(server, services)
     prompts.register(server, services)

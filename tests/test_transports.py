@@ -168,6 +168,22 @@ def test_inspector_cli_lists_the_tools(data_dir: Path) -> None:
     assert not names & SHOP_TOOLS
 
 
+def test_inspector_strict_finds_no_schema_portability_problems(data_dir: Path) -> None:
+    listed = _inspector(data_dir, "--method", "tools/list", "--strict")
+    assert listed.returncode == 0, listed.stderr
+    assert "Warning: tool" not in listed.stderr and "Schema portability" not in listed.stderr, listed.stderr
+    tools = json.loads(listed.stdout)["tools"]
+    assert [tool["name"] for tool in tools if not tool.get("title")] == []
+
+
+def test_inspector_finds_the_product_card_of_search_products(data_dir: Path) -> None:
+    probed = _inspector(data_dir, "--method", "tools/call", "--tool-name", "search_products", "--app-info")
+    assert probed.returncode == 0, probed.stderr
+    app = json.loads(probed.stdout)
+    assert app["hasApp"] is True and app["resourceUri"] == "ui://shine/products.html"
+    assert app["resourceMimeType"] == "text/html;profile=mcp-app"
+
+
 def test_inspector_cli_lists_the_prompts(data_dir: Path) -> None:
     listed = _inspector(data_dir, "--method", "prompts/list")
     assert listed.returncode == 0, listed.stderr

@@ -1,6 +1,6 @@
 """Deleting what has expired, on a schedule: chat uploads past their time, idle chats, web cache entries,
-OAuth requests, codes and tokens, web sessions, widget sign-in codes and tokens and rate-limit buckets
-nobody uses any more.
+OAuth requests, codes and tokens, web sessions, widget sign-in codes and tokens, rate-limit buckets
+nobody uses any more and MCP stream events past their retention.
 
 `purge_expired(db, now)` does one pass and says how many rows of each kind went; `PurgeJob` runs it every
 `SHINE_PURGE_SECONDS` in the web shell (`shine serve`), and `shine purge` runs it once (for a cron job
@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 from shine_mcp.store.chat import CHAT_IDLE_DAYS, ChatSession, ChatUpload
 from shine_mcp.store.db import Database
+from shine_mcp.store.stream_events import purge_statement as stream_events_purge
 from shine_mcp.store.tables import utcnow
 from shine_mcp.store.users import (
     OAuthCode,
@@ -65,6 +66,7 @@ def _statements(now: datetime) -> dict[str, Any]:
         "rate_limit_buckets": delete(buckets).where(
             buckets.c.window_start < int(now.timestamp()) - STALE_BUCKET_SECONDS
         ),
+        "mcp_stream_events": stream_events_purge(now),
     }
 
 

@@ -123,6 +123,7 @@ async def test_a_purge_deletes_what_expired_and_keeps_what_is_live(db: Database)
         "widget_codes": 0,
         "widget_tokens": 0,
         "rate_limit_buckets": 1,
+        "mcp_stream_events": 0,  # tests/test_resumable_streams.py fills and purges these
     }
     assert await _ids(db, chat_store.ChatUpload.id) == {live_upload, kept_upload} != {expired_upload}
     assert await _ids(db, chat_store.ChatSession.id) == {recent_chat.id} != {idle_chat.id}

@@ -11,6 +11,8 @@ import shine_mcp.store.chat  # noqa: F401
 import shine_mcp.store.orders  # noqa: F401
 import shine_mcp.store.profiles  # noqa: F401
 import shine_mcp.store.skin_reports  # noqa: F401
+import shine_mcp.store.stream_events  # noqa: F401
+import shine_mcp.store.subscriptions  # noqa: F401
 import shine_mcp.store.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 import shine_mcp.store.users  # noqa: F401
 import shine_mcp.store.web_cache  # noqa: F401
