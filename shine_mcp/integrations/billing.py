@@ -34,6 +34,7 @@ from shine_mcp.integrations.payments import (
     payment_error,
     sign_payload,
 )
+from shine_mcp.money import stripe_amount
 from shine_mcp.store.subscriptions import SimulatedSubscriptions
 
 METADATA_KEY = "subscription_id"
@@ -66,7 +67,7 @@ class SubscriptionRequest:
                 {
                     "price_data": {
                         "currency": self.currency.lower(),
-                        "unit_amount": line.unit_amount,
+                        "unit_amount": stripe_amount(line.unit_amount, self.currency),
                         "product_data": {"name": line.name, "metadata": {"product_id": line.product_id}},
                         "recurring": {"interval": "week", "interval_count": self.interval_weeks},
                     },
@@ -254,9 +255,9 @@ class SimulatedBilling:
                     {
                         "description": line.name,
                         "quantity": line.quantity,
-                        "amount_total": line.unit_amount * line.quantity,
+                        "amount_total": stripe_amount(line.unit_amount, request.currency) * line.quantity,
                         "price": {
-                            "unit_amount": line.unit_amount,
+                            "unit_amount": stripe_amount(line.unit_amount, request.currency),
                             "currency": request.currency.lower(),
                             "product": "prod_sim_" + line.product_id,
                             "recurring": {"interval": "week", "interval_count": request.interval_weeks},

@@ -29,6 +29,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Connection
 from sqlmodel import col, select
 
+from shine_mcp.money import from_stripe_amount
 from shine_mcp.orders import machine
 from shine_mcp.orders.ledger import Ledger
 from shine_mcp.store.db import Database
@@ -369,13 +370,14 @@ class SubscriptionEvents:
         assert sub is not None
         invoice_id = str(obj["id"])
         order = await self._order_for(sub, invoice_id, obj, paid_at)
+        currency = str(obj.get("currency") or sub.currency).upper()
         applied = await self._ledger.apply(
             order.id,
             machine.Paid(
                 at=paid_at,
                 payment_intent=_id(obj.get("payment_intent")),
-                amount_total=int(obj.get("amount_paid") or 0),
-                currency=str(obj.get("currency") or sub.currency).upper(),
+                amount_total=from_stripe_amount(int(obj.get("amount_paid") or 0), currency),
+                currency=currency,
                 email=sub.email,
                 shipping=sub.shipping,
             ),

@@ -311,13 +311,35 @@ async def test_every_personal_tool_is_in_the_matrix(server: MCPServer) -> None:
 RESOURCE_MATRIX: dict[str, Callable[[Person], Awaitable[tuple[str, list[str]]]]] = {}
 
 
+def _card_page(uri: str) -> bool:
+    """An MCP Apps card page (`ui://`): a template the host fills with a tool's result, the same for all."""
+    return uri.startswith("ui://")
+
+
 async def test_every_personal_resource_is_in_the_matrix(server: MCPServer) -> None:
     async with Client(server) as client:
         uris = [str(r.uri) for r in (await client.list_resources()).resources]
         uris += [t.uri_template for t in (await client.list_resource_templates()).resource_templates]
-    personal = {u for u in uris if any(word in u for word in PERSONAL_WORDS)}
+    personal = {u for u in uris if any(word in u for word in PERSONAL_WORDS) and not _card_page(u)}
     missing = sorted(personal - set(RESOURCE_MATRIX))
     assert not missing, f"add these personal-data resources to RESOURCE_MATRIX in {__file__}: {missing}"
+
+
+async def test_card_pages_hold_no_personal_data_and_read_the_same_for_everyone(
+    server: MCPServer, services: Services
+) -> None:
+    async with Client(server) as client:
+        cast = await _cast(client, services)
+        pages = [str(r.uri) for r in (await client.list_resources()).resources if _card_page(str(r.uri))]
+        assert pages, "the card pages should be listed"
+        for uri in pages:
+            seen = {
+                who.user_id: (await client.read_resource(uri, meta=who.meta)).model_dump(mode="json")
+                for who in (cast.ana, cast.bob, cast.guest)
+            }
+            assert len({json.dumps(page, sort_keys=True) for page in seen.values()}) == 1, uri
+            text = json.dumps(seen[cast.ana.user_id])
+            assert cast.ana.user_id not in text and (cast.ana.email or "@") not in text, uri
 
 
 @pytest.mark.parametrize("template", sorted(RESOURCE_MATRIX))
