@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -16,27 +15,21 @@ from agent.model import Model
 from shine_mcp import __version__
 from shine_mcp.auth.authority import Authority, Clock
 from shine_mcp.auth.gate import FrontDoor
+from shine_mcp.auth.hosts import transport_security
 from shine_mcp.config import Settings
 from shine_mcp.server import build_server
 from shine_mcp.services import Services
 from shine_mcp.store.catalog import count_products
+from shine_mcp.store.purge import PurgeJob
+from shine_mcp.store.stream_events import RETRY_INTERVAL_MS, DatabaseEventStore, StreamEventScope
 from shine_mcp.store.tables import utcnow
-from web_shell import auth, chat, my_data, pages, payments
+from shine_mcp.tracing import TracingMiddleware
+from web_shell import auth, chat, click_out, my_data, pages, payments, widget_sign_in
+from web_shell.busy import BusyGuard
+from web_shell.observability import Metrics, Observability, metrics_route
 
 # A base64 selfie of 15 MB (the analysis intake cap) is ~20 MB of JSON; the SDK default is 4 MiB.
 MAX_MCP_BODY_BYTES = 21 * 1024 * 1024
-
-
-def transport_security(settings: Settings) -> TransportSecuritySettings:
-    """Loopback always; anything else only when the merchant names it (DNS-rebinding protection)."""
-    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost"]
-    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
-    for host in settings.allowed_hosts:
-        hosts += [host, f"{host}:*"]
-        origins += [f"https://{host}", f"http://{host}"]
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
-    )
 
 
 def create_app(
@@ -56,10 +49,15 @@ def create_app(
         streamable_http_path="/mcp",
         transport_security=transport_security(settings),
         max_request_body_size=MAX_MCP_BODY_BYTES,
+        # Kept in the database: a dropped stream resumes with Last-Event-ID (store/stream_events.py).
+        event_store=DatabaseEventStore(lambda: services.db, clock=clock),
+        retry_interval=RETRY_INTERVAL_MS,
     )
 
+    metrics = Metrics()
+    server.tool_observers.append(metrics.tool_call)
     chat_service = chat.ChatService(services, authority, server, advisor_model)
-    payments_web = payments.PaymentsWeb(services)
+    payments_web = payments.PaymentsWeb(services, webhook_outcome=metrics.webhook)
 
     async def healthz(_request: Request) -> JSONResponse:
         products = await count_products(services.db)
@@ -73,9 +71,13 @@ def create_app(
         )
 
     @asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        purge = PurgeJob(lambda: services.db, settings.purge_seconds, clock=clock)
+        app.state.purge = purge  # tests follow its passes
+        app.state.mcp_server = server  # tests register slow tools of their own (resumable streams)
         async with (
             services.running(),
+            purge.running(),
             server.session_manager.run(),
             chat_service.running(),
             payments_web.running(),
@@ -84,13 +86,25 @@ def create_app(
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
+        metrics_route(settings, metrics),
         *auth.routes(services, authority),
+        *widget_sign_in.routes(services, authority),
         *chat.routes(chat_service),
         *my_data.routes(services, server),
         *pages.routes(services),
+        *click_out.routes(services),
         *payments_web.routes(),
-        Mount("/", mcp_app),
+        Mount("/", StreamEventScope(mcp_app)),
     ]
     return Starlette(
-        routes=routes, lifespan=lifespan, middleware=[Middleware(FrontDoor, authority=authority)]
+        routes=routes,
+        lifespan=lifespan,
+        # Observability outermost: every answer (a 503 from BusyGuard, a 421 or 429 from FrontDoor too) has a
+        # request id and is counted. BusyGuard next: a database that stayed locked gives 503 + Retry-After.
+        middleware=[
+            Middleware(Observability, metrics=metrics),
+            Middleware(TracingMiddleware),  # a span per request when OTEL_EXPORTER_OTLP_ENDPOINT is set
+            Middleware(BusyGuard),
+            Middleware(FrontDoor, authority=authority),
+        ],
     )
