@@ -7,11 +7,14 @@ Shine runs on an embedded default that says what it is (see DESIGN.md, "Embedded
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, computed_field
+from pydantic import Field, SecretStr, computed_field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 def _default_data_dir() -> Path:
@@ -54,8 +57,8 @@ class Settings(BaseSettings):
         default_factory=list,
         validation_alias="SHINE_ALLOWED_HOSTS",
         description=(
-            "Extra Host headers `/mcp` accepts (JSON list), e.g. your public hostname. "
-            "Loopback is always allowed."
+            "Extra Host headers Shine answers (JSON list, `name` or `name:port`), besides loopback and "
+            "SHINE_PUBLIC_URL's host; any other Host gets `421` on every route (DNS-rebinding protection)."
         ),
     )
     local_user: str = Field(
@@ -66,6 +69,16 @@ class Settings(BaseSettings):
             "keyless loopback setup."
         ),
     )
+    toolsets: list[Literal["shopper", "merchant", "admin"]] = Field(
+        default=["shopper"],
+        min_length=1,
+        validation_alias="SHINE_TOOLSETS",
+        description=(
+            "Tools SHINE_LOCAL_USER is offered (JSON list; `shine mcp --toolsets shopper,merchant,admin`): "
+            "`shopper` the advisor, cart and own data; `merchant` refunds, sales report, page import; `admin` "
+            "the audit log. `merchant` or `admin` make the local user an admin. OAuth clients get them by role."
+        ),
+    )
     load_demo_catalog: bool = Field(
         default=True,
         validation_alias="SHINE_LOAD_DEMO_CATALOG",
@@ -73,6 +86,22 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", validation_alias="SHINE_LOG_LEVEL", description="Log level."
+    )
+    log_format: Literal["plain", "json"] = Field(
+        default="plain",
+        validation_alias="SHINE_LOG_FORMAT",
+        description=(
+            "`plain` lines, or `json`: one object per line (time, level, logger, message, request_id) for a "
+            "log collector. Every line carries the request id, which responses return as `X-Request-Id`."
+        ),
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        validation_alias="SHINE_METRICS_TOKEN",
+        description=(
+            "Bearer token for Prometheus scrapes of `/metrics` from beyond loopback (`Authorization: Bearer …`). "
+            "Unset: `/metrics` answers only direct loopback requests."
+        ),
     )
     secret_key: SecretStr | None = Field(
         default=None,
@@ -119,7 +148,10 @@ class Settings(BaseSettings):
         default=30,
         ge=0,
         validation_alias="SHINE_RATE_LIMIT_AUTH",
-        description="Requests per minute per client IP on sign-in and OAuth endpoints (0: no limit).",
+        description=(
+            "Requests per minute per client IP on sign-in and OAuth endpoints, and separately on the "
+            "checkout return pages `/checkout/*` (0: no limit)."
+        ),
     )
     max_photo_bytes: int = Field(
         default=15 * 1024 * 1024,
@@ -137,6 +169,30 @@ class Settings(BaseSettings):
         le=120,
         validation_alias="SHINE_PHOTO_FETCH_TIMEOUT",
         description="Seconds `analyze_skin` may spend downloading a photo from an https URL, redirects included.",
+    )
+    body_timeout: float = Field(
+        default=120.0,
+        gt=0,
+        validation_alias="SHINE_BODY_TIMEOUT",
+        description="Seconds a client may take to send a whole request body (a photo upload included); slower gets 408.",
+    )
+    body_idle_timeout: float = Field(
+        default=15.0,
+        gt=0,
+        validation_alias="SHINE_BODY_IDLE_TIMEOUT",
+        description="Seconds a request body may stall between two chunks before the request gets 408.",
+    )
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias="SHINE_HEADER_TIMEOUT",
+        description="`shine serve`: seconds a connection has to send a request's headers before it is closed.",
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        validation_alias="SHINE_MAX_CONNECTIONS",
+        description="`shine serve`: open connections at most (chat streams included); requests beyond get 503.",
     )
 
     # --- Outside services (all optional) --------------------------------------------------
@@ -179,6 +235,15 @@ class Settings(BaseSettings):
         ge=1,
         validation_alias="SHINE_UPLOAD_TTL_MINUTES",
         description="How long a photo uploaded to the chat is kept (unless the shopper ticks 'keep my photo').",
+    )
+    purge_seconds: float = Field(
+        default=3600,
+        ge=0,
+        validation_alias="SHINE_PURGE_SECONDS",
+        description=(
+            "How often `shine serve` deletes expired uploads, idle chats, web cache entries, OAuth codes and "
+            "tokens, web sessions and rate-limit counters (0: never; run `shine purge` from cron instead)."
+        ),
     )
     stripe_secret_key: SecretStr | None = Field(
         default=None,
@@ -247,6 +312,38 @@ class Settings(BaseSettings):
         validation_alias="SHINE_SHIPPING_COUNTRIES",
         description="Countries (JSON list of ISO codes) Checkout collects a shipping address for; `[]`: none.",
     )
+    subscription_discount_percent: int = Field(
+        default=0,
+        ge=0,
+        le=90,
+        validation_alias="SHINE_SUBSCRIPTION_DISCOUNT_PERCENT",
+        description=(
+            'Percent off every refill of a "subscribe and save" subscription (0: subscriptions cost the '
+            "catalog price)."
+        ),
+    )
+    affiliate_links: dict[str, dict[str, str]] = Field(
+        default={},
+        validation_alias="SHINE_AFFILIATE_LINKS",
+        description=(
+            "Merchant sites products may send shoppers to (a product's `buy_url`), each with the query "
+            'parameters added to its links: JSON, e.g. `{"amazon.com": {"tag": "shop-20"}}` (subdomains '
+            "included; `{}` for none). Links to any other site are not shown and `/out/…` never redirects there."
+        ),
+    )
+
+    @field_validator("affiliate_links")
+    @classmethod
+    def _affiliate_sites_are_domains(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        """Plain lower-case ASCII domain names ("amazon.com"), so a site is matched exactly, never by look-alike."""
+        for site in value:
+            if not _DOMAIN.fullmatch(site):
+                raise ValueError(
+                    f"SHINE_AFFILIATE_LINKS: {site!r} is not a domain name such as 'amazon.com' "
+                    "(lower-case, no scheme, no path; write an international name in its xn-- form)"
+                )
+        return value
+
     google_client_id: str | None = Field(
         default=None,
         validation_alias="GOOGLE_CLIENT_ID",
