@@ -26,6 +26,7 @@ COPY pyproject.toml README.md ./
 COPY shine_mcp ./shine_mcp
 COPY agent ./agent
 COPY web_shell ./web_shell
+COPY shine_cli ./shine_cli
 # The ONNX models, the knowledge files and the demo catalog are package data: installed with the package.
 RUN pip install . && rm -rf /app/build
 

@@ -53,7 +53,8 @@ test: $(PIP_STAMP) $(NODE_STAMP) $(FACES_STAMP) postgres-tools browser-tools
 lint: $(PIP_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy shine_mcp web_shell agent
+	$(VENV)/bin/mypy shine_mcp web_shell agent shine_cli
+	$(PY) -m pytest -q tests/test_import_direction.py
 
 format: $(PIP_STAMP)
 	$(VENV)/bin/ruff format .

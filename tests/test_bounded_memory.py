@@ -115,7 +115,7 @@ def shine_serve(data_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]
         "SHINE_RATE_LIMIT_USER": "0",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "shine_mcp.cli", "serve"],
+        [sys.executable, "-m", "shine_cli.cli", "serve"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

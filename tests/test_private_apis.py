@@ -16,7 +16,7 @@ import stripe
 from shine_mcp.integrations.payments import _HTTPXClient
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("shine_mcp", "agent", "web_shell")
+PACKAGES = ("shine_mcp", "agent", "web_shell", "shine_cli")
 
 
 def test_no_module_imports_a_private_module_of_a_library() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from shine_mcp.cli import app
+from shine_cli.cli import app
 from shine_mcp.config import Settings
 from tests.models.conftest import ASTRONAUT
 from tests.support.postgres import free_port

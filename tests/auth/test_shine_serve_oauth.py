@@ -20,7 +20,7 @@ from tests.auth.support import Browser, TLSFiles
 from tests.fakes.google_oauth import FakeGoogle
 
 ROOT = Path(__file__).resolve().parents[2]
-SHINE = [sys.executable, "-m", "shine_mcp.cli"]  # the `shine` command, without depending on its script
+SHINE = [sys.executable, "-m", "shine_cli.cli"]  # the `shine` command, without depending on its script
 
 pytestmark = pytest.mark.slow
 

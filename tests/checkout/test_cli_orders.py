@@ -7,7 +7,7 @@ import json
 
 from typer.testing import CliRunner
 
-from shine_mcp.cli import app
+from shine_cli.cli import app
 from shine_mcp.config import Settings
 from shine_mcp.integrations.payments import SimulatedGateway
 from shine_mcp.orders.fulfilment import FulfilmentWorker

@@ -18,9 +18,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from shine_mcp.cli_chat import chat
-from shine_mcp.cli_orders import orders_app
-from shine_mcp.cli_subscriptions import subscriptions_app
+from shine_cli.chat import chat
+from shine_cli.orders import orders_app
+from shine_cli.subscriptions import subscriptions_app
 from shine_mcp.config import Settings
 from shine_mcp.logs import configure_logging
 
