@@ -34,7 +34,7 @@ from agent.events import Event  # noqa: E402
 from agent.model import Finish, Message, ModelEvent, TextChunk, ToolCall, ToolSpec  # noqa: E402
 from shine_mcp.config import Settings  # noqa: E402
 from shine_mcp.server import build_server  # noqa: E402
-from tests.fakes.anthropic_api import serve_asgi  # noqa: E402
+from tests.support.asgi import serve_asgi  # noqa: E402
 from tests.support.postgres import free_port  # noqa: E402
 from web_shell.app import create_app  # noqa: E402
 

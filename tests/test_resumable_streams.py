@@ -28,7 +28,7 @@ from shine_mcp.store.purge import purge_expired
 from shine_mcp.store.stream_events import STREAM_EVENT_RETENTION, DatabaseEventStore, StreamEventScope
 from shine_mcp.store.tables import utcnow
 from tests.conftest import make_settings
-from tests.fakes.anthropic_api import serve_asgi
+from tests.support.asgi import serve_asgi
 from tests.support.postgres import free_port
 from web_shell.app import create_app
 

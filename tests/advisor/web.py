@@ -17,7 +17,7 @@ import httpx
 from agent.model import Finish, Message, ModelEvent, TextChunk, ToolCall, ToolSpec
 from shine_mcp.config import Settings
 from tests.conftest import make_settings
-from tests.fakes.anthropic_api import serve_asgi
+from tests.support.asgi import serve_asgi
 from tests.support.postgres import free_port
 from web_shell.app import create_app
 

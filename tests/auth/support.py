@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -15,11 +14,12 @@ from typing import Any
 from urllib.parse import urljoin
 
 import httpx
-import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+
+from tests.support.asgi import serve_asgi
 
 
 @dataclass(frozen=True)
@@ -82,41 +82,9 @@ def make_tls(directory: Path) -> TLSFiles:
     return files
 
 
-class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, ready: threading.Event) -> None:
-        super().__init__(config)
-        self._ready = ready
-
-    async def startup(self, sockets: Any = None) -> None:
-        await super().startup(sockets)
-        self._ready.set()
-
-
-@contextmanager
-def serving(app: Any, port: int, tls: TLSFiles | None = None) -> Iterator[str]:
-    """Serve an ASGI app on 127.0.0.1:`port` from a thread; yields its base URL; stops it afterwards."""
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-        timeout_graceful_shutdown=2,
-        ssl_certfile=str(tls.cert) if tls else None,
-        ssl_keyfile=str(tls.key) if tls else None,
-    )
-    ready = threading.Event()
-    server = _Server(config, ready)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    if not ready.wait(30) or not server.started:
-        server.should_exit = True
-        raise RuntimeError(f"the server on port {port} did not start")
-    try:
-        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
+def serving(app: Any, port: int, tls: TLSFiles | None = None) -> AbstractContextManager[str]:
+    """Serve an ASGI app on 127.0.0.1:`port` (over TLS with `tls`) from a thread; yields its base URL."""
+    return serve_asgi(app, port, certfile=tls.cert if tls else None, keyfile=tls.key if tls else None)
 
 
 @dataclass

@@ -38,7 +38,7 @@ from tests.e2e.browser import (
     shot,
     unreadable_controls,
 )
-from tests.fakes.anthropic_api import serve_asgi
+from tests.support.asgi import serve_asgi
 from tests.support.postgres import free_port
 
 pytestmark = pytest.mark.slow

@@ -16,17 +16,17 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.support.asgi import serve_asgi
 
 API_KEY = "sk-ant-test-not-a-real-key"
 
@@ -278,36 +278,6 @@ def create_app(fake: FakeAnthropic) -> Starlette:
         return StreamingResponse(events(), media_type="text/event-stream", headers={"request-id": "req_fake"})
 
     return Starlette(routes=[Route("/v1/messages", messages, methods=["POST"])])
-
-
-class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, ready: threading.Event) -> None:
-        super().__init__(config)
-        self.ready = ready
-
-    async def startup(self, sockets: Any = None) -> None:
-        await super().startup(sockets)
-        self.ready.set()
-
-
-@contextmanager
-def serve_asgi(app: Any, port: int) -> Iterator[str]:
-    """Serve an ASGI app on 127.0.0.1:`port` from a thread; yields its base URL; stops it afterwards."""
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
-    )
-    ready = threading.Event()
-    server = _Server(config, ready)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    if not ready.wait(30) or not server.started:
-        server.should_exit = True
-        raise RuntimeError(f"the server on port {port} did not start")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 @contextmanager

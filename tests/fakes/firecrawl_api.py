@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.anthropic_api import serve_asgi
+from tests.support.asgi import serve_asgi
 
 API_KEY = "fc-test0shine0fake0key0123456789"
 FIXTURES = Path(__file__).parent / "fixtures" / "firecrawl"

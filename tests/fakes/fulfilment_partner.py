@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.anthropic_api import serve_asgi
+from tests.support.asgi import serve_asgi
 
 Answer = Literal["accept", "reject", "error", "hang"]
 

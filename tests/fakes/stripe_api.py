@@ -37,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.anthropic_api import serve_asgi
+from tests.support.asgi import serve_asgi
 
 API_KEY = "sk_test_shine_fake_0123456789"
 WEBHOOK_SECRET = "whsec_test_shine_fake_0123456789"
