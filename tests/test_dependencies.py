@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("shine_mcp", "agent", "web_shell")
+PACKAGES = ("shine_mcp", "agent", "web_shell", "shine_cli")
 
 
 def normalized(name: str) -> str:
