@@ -3,7 +3,8 @@ uvicorn, opens the chat widget, asks for products, sends a real face photo, adds
 simulated checkout page, on a desktop (1280×800) and a phone (360×740). Controls are found the way a person
 finds them, by role and the words they show; on every screen each visible button's and link's text must
 be readable (contrast ≥ 4.5:1 against its own background) and axe-core must find nothing. Screenshots of
-each screen, at both sizes, go to `test-artifacts/` (to look at: they are not compared)."""
+each screen, at both sizes, go to `test-artifacts/` (to look at; test_screens.py compares the stable ones
+against approved images)."""
 
 from __future__ import annotations
 
