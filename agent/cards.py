@@ -275,6 +275,8 @@ def product_card(obj: Any, asked: dict[str, Any] | None = None) -> dict[str, Any
         "brand": product.get("brand"),
         "category": product.get("category"),
         "price": _money(product.get("price")) or _money(obj.get("price")),
+        "price_max": _money(product.get("price_max")),
+        "variants": variant_choices(product.get("variants")),
         "size": product.get("size"),
         "image_url": product.get("image_url"),
         "url": product.get("url"),
@@ -301,6 +303,31 @@ def products_in(structured: Any, asked: dict[str, Any] | None = None) -> list[di
     return []
 
 
+def variant_title(product_id: Any, variant_id: Any, name: Any) -> str | None:
+    """Which size or shade a cart line is: the title after " – " in its name ("Tint – Green / S"), unless
+    it is the product's only (default, untitled) variant, whose id is "var_" and the product's own hex."""
+    if not isinstance(variant_id, str) or not isinstance(name, str) or " – " not in name:
+        return None
+    if isinstance(product_id, str) and variant_id == "var_" + product_id.removeprefix("prd_"):
+        return None
+    return name.rpartition(" – ")[2] or None
+
+
+def variant_choices(value: Any) -> list[dict[str, Any]]:
+    """A product's in-stock variants a shopper can pick from, when it has more than one."""
+    if not isinstance(value, list) or len(value) < 2:
+        return []
+    return [
+        {
+            "id": v["id"],
+            "title": v.get("title") or v["id"],
+            "price": (_money(v.get("price")) or {}).get("display"),
+        }
+        for v in value
+        if isinstance(v, dict) and isinstance(v.get("id"), str) and v.get("in_stock", True)
+    ]
+
+
 def cart_card(structured: Any) -> dict[str, Any] | None:
     cart = (
         structured.get("cart")
@@ -315,10 +342,13 @@ def cart_card(structured: Any) -> dict[str, Any] | None:
         if not isinstance(item, dict):
             continue
         product = item["product"] if isinstance(item.get("product"), dict) else item
+        product_id = product.get("product_id") or product.get("id")
         items.append(
             {
                 "item_id": item.get("id") if item is not product else item.get("item_id"),
-                "product_id": product.get("product_id") or product.get("id"),
+                "product_id": product_id,
+                "variant_id": item.get("variant_id"),
+                "variant": variant_title(product_id, item.get("variant_id"), product.get("name")),
                 "name": product.get("name"),
                 "brand": product.get("brand"),
                 "image_url": product.get("image_url"),
@@ -336,7 +366,7 @@ def cart_fingerprint(structured: Any) -> str | None:
     card = cart_card(structured)
     if card is None:
         return None
-    pairs = sorted(f"{i['product_id']}x{i['quantity']}" for i in card["items"])
+    pairs = sorted(f"{i['product_id']}/{i['variant_id']}x{i['quantity']}" for i in card["items"])
     total = (card["total"] or {}).get("amount_minor")
     return "|".join(pairs) + f"={total}"
 

@@ -6,7 +6,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 
 from shine_mcp.services import Services
-from shine_mcp.store.catalog import catalog_stats, get_product
+from shine_mcp.store.catalog import catalog_stats, get_product, get_variants
 from shine_mcp.store.views import detail_of
 from shine_mcp.vocabulary import CATEGORIES
 
@@ -15,14 +15,15 @@ def register(server: MCPServer, services: Services) -> None:
     @server.resource(
         "shine://products/{product_id}",
         name="product",
-        description="One product with its full INCI list, as JSON.",
+        description="One product with its full INCI list and its sizes or shades (variants), as JSON.",
         mime_type="application/json",
     )
     async def product_resource(product_id: str) -> str:
         product = await get_product(services.db, product_id)
         if product is None:
             raise ResourceNotFoundError(f"no product with id '{product_id}'")
-        return detail_of(product, base_url=services.settings.base_url).model_dump_json()
+        variants = await get_variants(services.db, product.id)
+        return detail_of(product, base_url=services.settings.base_url, variants=variants).model_dump_json()
 
     @server.resource(
         "shine://catalog/categories",

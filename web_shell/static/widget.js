@@ -70,6 +70,8 @@
     ".row{display:flex;justify-content:space-between;gap:10px;font-size:14px;}",
     ".actions{display:flex;flex-wrap:wrap;gap:6px;}",
     ".btn.danger{background:#a33;} .btn.danger:hover{background:#862828;}",
+    ".card select{font:inherit;font-size:13px;padding:4px;border:1px solid #8a7d85;border-radius:8px;background:#fff;color:#2b2228;}",
+    ".line-actions{display:flex;gap:6px;} .line-actions .btn{padding:2px 10px;font-size:13px;}",
     ".muted{color:#6b5f66;font-size:12px;}",
     ".images{display:grid;grid-template-columns:repeat(3,1fr);gap:6px;}",
     ".images a{display:block;} .images img{width:100%;aspect-ratio:1;object-fit:cover;border-radius:8px;}",
@@ -266,6 +268,15 @@
 
   // --- cards ---------------------------------------------------------------------------------------
   function price(money) { return money && money.display ? money.display : ""; }
+  // "$10.00 – $15.00" when a product's sizes or shades cost different amounts.
+  function priceRange(p) {
+    var low = price(p.price), high = price(p.price_max);
+    return high && high !== low ? low + " – " + high : low;
+  }
+  // A card button's message naming the product and the exact variant, so the advisor changes that one.
+  function variantAction(verb, label, productId, variantId, tail) {
+    return verb + " " + label + " (" + [productId, variantId].filter(Boolean).join(", ") + ") " + tail;
+  }
   // `tag`: "li" inside the list of suggestions, "article" for a product shown on its own.
   function productCard(p, tag) {
     var image = safeUrl(p.image_url);
@@ -280,7 +291,7 @@
       picture,
       el("span", { class: "brand", text: p.brand || "" }),
       el("span", { class: "name", text: p.name || p.id }),
-      el("span", { class: "price", text: price(p.price) })
+      el("span", { class: "price", text: priceRange(p) })
     ];
     // Sold by another merchant (affiliate mode): only there when the shop has none of its own.
     var where = p.where_to_buy && safeUrl(p.where_to_buy.url) ? p.where_to_buy : null;
@@ -301,9 +312,24 @@
     if (state.capabilities.cart && p.in_stock !== false) {
       // The spoken name starts with the words on the button (so voice control finds "Add to cart"), then
       // says which product: "Add to cart — Moisturizing Cream" (spaced: browsers may add their own).
+      var named = [p.brand, p.name].filter(Boolean).join(" ");
+      var variants = p.variants || [];
+      var picker = null;
+      if (variants.length > 1) {
+        // Several sizes or shades in stock: the shopper picks one; the button adds exactly that one.
+        picker = el("select", { "aria-label": "Size or shade of " + (p.name || p.id) }, variants.map(function (v) {
+          return el("option", { value: v.id, text: v.title + (v.price ? " — " + v.price : "") });
+        }));
+        children.push(picker);
+      } else if (variants.length === 1) {
+        children.push(el("span", { class: "muted", text: "Adds: " + variants[0].title }));
+      }
       children.push(el("button", {
         class: "btn", type: "button",
-        onclick: function () { ask("Add " + [p.brand, p.name].filter(Boolean).join(" ") + " (" + p.id + ") to my cart"); }
+        onclick: function () {
+          var chosen = picker ? variants[picker.selectedIndex] : variants[0];
+          ask(chosen ? variantAction("Add", named + " – " + chosen.title, p.id, chosen.id, "to my cart") : "Add " + named + " (" + p.id + ") to my cart");
+        }
       }, ["Add to cart", el("span", { class: "sr", text: " — " + (p.name || p.id) })]));
     }
     if (where) {
@@ -320,10 +346,20 @@
     var box = el("article", { class: "card-wide", "aria-label": "Your cart" }, [el("h3", { text: "Your cart" })]);
     if (!cart.items || !cart.items.length) { box.appendChild(el("p", { class: "muted", text: "Your cart is empty." })); return box; }
     cart.items.forEach(function (item) {
+      var label = [item.brand, item.name].filter(Boolean).join(" ") || item.product_id;
       box.appendChild(el("div", { class: "row" }, [
-        el("span", { text: (item.quantity || 1) + " × " + ([item.brand, item.name].filter(Boolean).join(" ") || item.product_id) }),
+        el("span", { text: (item.quantity || 1) + " × " + label }),
         el("span", { text: price(item.line_total) || price(item.unit_price) })
       ]));
+      if (state.capabilities.cart && item.product_id) {
+        // Each line's buttons name its variant: with two shades of one product, only this one changes.
+        box.appendChild(el("div", { class: "line-actions" }, [
+          el("button", { class: "btn secondary", type: "button", onclick: function () { ask(variantAction("Add one more", label, item.product_id, item.variant_id, "to my cart")); } },
+            ["+", el("span", { class: "sr", text: " one more " + label })]),
+          el("button", { class: "btn secondary", type: "button", onclick: function () { ask(variantAction("Remove", label, item.product_id, item.variant_id, "from my cart")); } },
+            ["Remove", el("span", { class: "sr", text: " " + label })])
+        ]));
+      }
     });
     if (cart.total) box.appendChild(el("div", { class: "row" }, [el("strong", { text: "Total" }), el("strong", { text: price(cart.total) })]));
     if (state.capabilities.checkout) {
