@@ -2,7 +2,9 @@
 signature verified by the stripe SDK, event id recorded, order locked and marked paid, stock taken, cart
 freed and the fulfilment outbox row written, all committed before the 200. Four senders at once, as Stripe
 delivers concurrently. Baseline: the bare signature verification (`stripe.WebhookSignature.verify_header`) of the
-same events in the same run.
+same events in the same run. Then refill subscriptions' renewals: `invoice.paid` events, each marking a
+subscription paid up to the invoice's period and becoming one paid order with its outbox row, measured the
+same way (same target).
 
 Run: `make bench` (or `.venv/bin/python benchmarks/bench_checkout.py [--events N] [--senders 4]`).
 Target: at least 300 events per second on SQLite.
@@ -33,6 +35,7 @@ from shine_mcp.config import Settings
 from shine_mcp.integrations.payments import sign_payload
 from shine_mcp.services import Services
 from shine_mcp.store.orders import FulfilmentJob, Order, OrderLine, insert_order
+from shine_mcp.store.subscriptions import Subscription, insert_subscription
 from shine_mcp.store.tables import Product, ProductVariant, default_variant_id, utcnow
 from web_shell.app import create_app
 
@@ -41,16 +44,16 @@ PRODUCT = "prd_b559697ee63c"  # a demo catalog product
 TARGET = 300.0
 
 
-async def _orders(services: Services, count: int) -> list[tuple[str, str]]:
+async def _orders(services: Services, count: int, *, stock: int = 0) -> list[tuple[str, str]]:
     # Enough stock for every order: a payment for stock already sold is held, never sent to fulfilment.
     async with services.db.session() as session:
         await session.execute(
-            update(Product).where(col(Product.id) == PRODUCT).values(stock=col(Product.stock) + count)
+            update(Product).where(col(Product.id) == PRODUCT).values(stock=col(Product.stock) + count + stock)
         )
         await session.execute(  # stock is taken from the product's variant
             update(ProductVariant)
             .where(col(ProductVariant.id) == default_variant_id(PRODUCT))
-            .values(stock=col(ProductVariant.stock) + count)
+            .values(stock=col(ProductVariant.stock) + count + stock)
         )
         await session.commit()
     made = []
@@ -84,6 +87,115 @@ async def _orders(services: Services, count: int) -> list[tuple[str, str]]:
         assert await insert_order(services.db, order, [line])
         made.append((order_id, session_id))
     return made
+
+
+async def _subscriptions(services: Services, count: int) -> list[tuple[str, str]]:
+    """Active Stripe subscriptions (one serum every 4 weeks), as their first invoice left them: (Shine id,
+    Stripe id). Each renewal in the benchmark is a different subscriber's, as on a shop's busy morning."""
+    await _orders(services, 0, stock=count)
+    made = []
+    for i in range(count):
+        sub_id, provider = f"sub_{secrets.token_hex(10)}", f"sub_{secrets.token_hex(12)}"
+        await insert_subscription(
+            services.db,
+            Subscription(
+                id=sub_id,
+                user_id=f"usr_bench_{i % 50}",
+                gateway="stripe",
+                status="active",
+                currency="USD",
+                items=[
+                    {
+                        "product_id": PRODUCT,
+                        "variant_id": default_variant_id(PRODUCT),
+                        "brand": "Naturium",
+                        "name": "Serum",
+                        "quantity": 1,
+                        "unit_price_minor": 2200,
+                    }
+                ],
+                interval_weeks=4,
+                provider_subscription_id=provider,
+                provider_customer_id="cus_" + secrets.token_hex(7),
+                activated_at=utcnow(),
+            ),
+        )
+        made.append((sub_id, provider))
+    return made
+
+
+def _invoice_event(sub_id: str, provider: str) -> tuple[bytes, str]:
+    now = int(time.time())
+    event = {
+        "id": "evt_" + secrets.token_hex(12),
+        "object": "event",
+        "api_version": "2026-10-28.endive",
+        "created": now,
+        "type": "invoice.paid",
+        "livemode": False,
+        "data": {
+            "object": {
+                "id": "in_" + secrets.token_hex(12),
+                "object": "invoice",
+                "status": "paid",
+                "customer": "cus_bench",
+                "currency": "usd",
+                "amount_due": 2200,
+                "amount_paid": 2200,
+                "billing_reason": "subscription_cycle",
+                "created": now,
+                "status_transitions": {"paid_at": now},
+                "parent": {
+                    "type": "subscription_details",
+                    "subscription_details": {
+                        "subscription": provider,
+                        "metadata": {"subscription_id": sub_id},
+                    },
+                },
+                "lines": {
+                    "object": "list",
+                    "data": [
+                        {
+                            "id": "il_" + secrets.token_hex(8),
+                            "object": "line_item",
+                            "amount": 2200,
+                            "quantity": 1,
+                            "period": {"start": now, "end": now + 28 * 24 * 3600},
+                        }
+                    ],
+                },
+            }
+        },
+    }
+    payload = json.dumps(event, separators=(",", ":")).encode()
+    return payload, sign_payload(payload, SECRET)
+
+
+async def run_invoices(count: int, senders: int) -> float:
+    """`invoice.paid` through the web shell (ASGI, as `run`): events per second."""
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            data_dir=Path(tmp),
+            database_url=None,
+            stripe_secret_key="sk_test_bench",  # type: ignore[arg-type]
+            stripe_webhook_secret=SECRET,  # type: ignore[arg-type]
+            fulfilment_worker=False,
+        )
+        services = Services(settings)
+        app = create_app(settings, services)
+        async with app.router.lifespan_context(app):
+            warm = await _subscriptions(services, 50)
+            made = await _subscriptions(services, count)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url=settings.base_url) as http:
+                await _send_all(http, [_invoice_event(*s) for s in warm], senders)
+                full = await _send_all(http, [_invoice_event(*s) for s in made], senders)
+            async with services.db.session() as session:
+                from sqlalchemy import func, select
+
+                jobs = (await session.execute(select(func.count()).select_from(FulfilmentJob))).scalar_one()
+            assert jobs == count + len(warm), "every paid invoice must be one order with one outbox row"
+    return count / full
 
 
 def _event(order_id: str, session_id: str) -> tuple[bytes, str]:
@@ -198,7 +310,7 @@ async def run_served(count: int, senders: int) -> float:
         server = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "shine_mcp.cli",
+            "shine_cli.cli",
             "serve",
             "--port",
             str(port),
@@ -239,6 +351,7 @@ def main() -> None:
     logging.disable(logging.INFO)  # request logs would cost more than what is measured
     result = asyncio.run(run(args.events, args.senders))
     served = asyncio.run(run_served(args.events, args.senders))
+    invoices = asyncio.run(run_invoices(args.events, args.senders))
     full, bare = result["webhook_events_per_s"], result["bare_verification_events_per_s"]
     print(f"bare signature verification (stripe SDK):            {bare:,.0f} events/s")
     print(
@@ -247,6 +360,10 @@ def main() -> None:
     print(
         f"webhook handling, {args.senders} senders over HTTP to `shine serve`: {served:,.0f} events/s "
         f"({served / bare:.4f} of bare)  ·  target ≥ {TARGET:.0f} events/s: {'met' if served >= TARGET else 'MISSED'}"
+    )
+    print(
+        f"invoice.paid (subscription renewals), senders in the same process (ASGI): {invoices:,.0f} events/s"
+        f"  ·  target ≥ {TARGET:.0f} events/s: {'met' if invoices >= TARGET else 'MISSED'}"
     )
 
 

@@ -77,6 +77,20 @@ class Context:
             return ids
         return []
 
+    def routine_cards(self) -> list[dict[str, Any]]:
+        """The product cards of the routine shown last (each product once), when no list was shown after it."""
+        ids = self.routine_products()
+        for seen in reversed(self.all_calls()):
+            if seen.ok and seen.name == "build_routine" and isinstance(seen.structured, dict):
+                cards = {
+                    str(step["product"].get("id")): step["product"]
+                    for slot in ("am", "pm")
+                    for step in seen.structured.get(slot) or []
+                    if isinstance(step, dict) and isinstance(step.get("product"), dict)
+                }
+                return [cards[i] for i in ids if i in cards]
+        return []
+
     def report_ids(self) -> list[str]:
         found: list[str] = []
         for seen in self.all_calls():

@@ -13,7 +13,15 @@ from agent.model import Finish, Message, ModelEvent, TextChunk, ToolCall, ToolSp
 from agent.offline.context import Context, Seen, read_history
 from agent.offline.naming import Resolution, resolve, tokens
 from agent.offline.reading import Reading, book, image_query, read
-from agent.offline.replies import DO_YOU_MEAN, REFUND_QUESTION, WHICH_ONE, WHICH_ORDER, compose, refundable
+from agent.offline.replies import (
+    DO_YOU_MEAN,
+    PROPOSAL,
+    REFUND_QUESTION,
+    WHICH_ONE,
+    WHICH_ORDER,
+    compose,
+    refundable,
+)
 from agent.policy import Policy, load_policy
 
 CALL_ID = "offline_t{turn}_s{step}"
@@ -201,6 +209,10 @@ class Slots:
         guess = self.confirmed_guess()
         if guess:
             return [guess]
+        if self.intent == "subscribe":
+            picked = self.routine_pick()
+            if picked:
+                return [picked]
         if self.intent == "remove_from_cart" and self.name_words():
             in_cart = self.in_cart()
             if in_cart.meant is not None:
@@ -236,6 +248,28 @@ class Slots:
         if shown and re.search(r"\b(it|this|that|this one|that one)\b", r.text.lower()):
             return [shown[0]["id"]] if len(shown) == 1 else []
         return []
+
+    def routine_pick(self) -> str | None:
+        """ "Subscribe to the serum" right after a routine: its product of that category, or named so."""
+        cards = self.context.routine_cards()
+        if self.reading.category:
+            same = [c for c in cards if c.get("category") == self.reading.category]
+            if len(same) == 1:
+                return str(same[0]["id"])
+            if same:  # a morning and an evening serum: ask which
+                self.asked = same[:4]
+                return None
+        named = resolve(self.name_words(), cards)
+        return str(named.meant["id"]) if named.meant is not None and named.covered else None
+
+    def subscribe_proposed(self) -> dict[str, Any] | None:
+        """The arguments of the subscription the previous answer described and asked about (the tool's
+        own "Nothing was changed yet" answer to a call without confirm)."""
+        for earlier in self.context.earlier[-1:]:
+            for seen in reversed(earlier.calls):
+                if seen.name == "subscribe" and not seen.ok and not seen.input.get("confirm"):
+                    return seen.input if PROPOSAL in seen.text else None
+        return None
 
     def opened_last_turn(self) -> list[str]:
         """The products opened (get_product) in the previous turn, in order: one read, or a comparison."""
@@ -293,6 +327,8 @@ class Slots:
         if name == "compare_ids":
             found = self.compare_ids()
             return found if len(found) >= 2 else None
+        if name == "variant_id":
+            return r.variant_ids[0] if r.variant_ids else None
         if name == "item_id":
             cart = self.context.cart(self.policy.shows_cart)
             wanted = self.value("product_id")
@@ -338,6 +374,8 @@ class Slots:
             match = re.search(r"\b(?:with|and|alongside)\s+([a-z][a-z0-9 ,-]{2,80})", without_ids)
             text = match.group(1).strip() if match and not self.reading.ordinals else None
             return text or (", ".join(r.avoid) if r.avoid else None)
+        if name.startswith("proposed_"):
+            return (self.subscribe_proposed() or {}).get(name.removeprefix("proposed_"))
         if name == "refund_order_id":
             return self.refund_order_id()
         if name == "refund_reason":
@@ -410,6 +448,8 @@ class Slots:
         if name == "has_order_id":
             plural = re.search(r"\borders\b", self.reading.text.lower())
             return self.reading.order_id is not None or (not plural and self.value("order_id") is not None)
+        if name == "subscribe_confirmed":
+            return self.subscribe_proposed() is not None and self.policy.is_confirmation(self.reading.text)
         if name == "refund_confirmed":
             return self.refund_proposed() is not None and self.policy.is_confirmation(self.reading.text)
         if name == "refund_order_known":
@@ -521,6 +561,8 @@ class OfflinePlanner:
         answered = self.policy.is_confirmation(reading.text) or self.policy.is_refusal(reading.text)
         if answered and reading.intent in ("unknown", "greeting", "refund") and slots.refund_proposed():
             return "refund" if self.policy.is_confirmation(reading.text) else "unknown"
+        if answered and reading.intent in ("unknown", "greeting", "subscribe") and slots.subscribe_proposed():
+            return "subscribe" if self.policy.is_confirmation(reading.text) else "unknown"
         if (
             WHICH_ORDER in asked
             and (reading.ordinals or reading.order_id)

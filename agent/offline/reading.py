@@ -52,6 +52,9 @@ _ACTION_WORDS = frozenset(
         "order",
         "purchase",
         "grab",
+        "subscribe",
+        "refills",
+        "refill",
     ]
 )
 
@@ -111,6 +114,7 @@ class Reading:
     budget: float | None = None
     quantity: int = 1
     product_ids: list[str] = field(default_factory=list)
+    variant_ids: list[str] = field(default_factory=list)
     ordinals: list[int] = field(default_factory=list)
     order_id: str | None = None
     report_ids: list[str] = field(default_factory=list)
@@ -176,6 +180,7 @@ def read(message: str) -> Reading:
         reading.consumed.append(budget.group(0))
 
     reading.product_ids = re.findall(r"\bprd_\w+", lowered)
+    reading.variant_ids = re.findall(r"\bvar_\w+", lowered)  # a card's action on one size or shade
     order = re.search(r"\bord_[a-z0-9]+\b", lowered)
     reading.order_id = order.group(0) if order else None
     reading.report_ids = re.findall(r"\brep_[a-z0-9]+\b", lowered)

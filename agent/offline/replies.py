@@ -22,6 +22,7 @@ from agent.offline.texts import (
     products_compared_text,
     profile_saved_text,
     profile_text,
+    refill_offer,
     report_text,
     routine_text,
     strings,
@@ -73,6 +74,8 @@ NEEDS = {
 
 
 WHICH_ONE = "Which one do you mean"
+PROPOSAL = "Nothing was changed yet."  # how a confirm-first tool starts its answer to a call without confirm
+
 DO_YOU_MEAN = "Do you mean the"
 WHICH_ORDER = "Which order should I ask a refund for?"
 REFUND_QUESTION = "Shall I ask the shop for a refund"
@@ -226,6 +229,26 @@ def _refund(
     return "\n".join(lines)
 
 
+def _subscribe(seen: Seen | None) -> str:
+    """The subscription the tool described (asking for a yes), or the one it started and where to pay."""
+    if seen is None:
+        return NEEDS["product_id"]
+    if not seen.ok:
+        if PROPOSAL in seen.text:
+            what = seen.text.split(PROPOSAL, 1)[1].split(" Tell the person", 1)[0].strip()
+            return f"{what}\n\nShall I start it? Reply “yes” to go ahead."
+        return f"I couldn't set up refills: {seen.text}"
+    structured = seen.structured if isinstance(seen.structured, dict) else {}
+    sub = structured.get("subscription") if isinstance(structured.get("subscription"), dict) else {}
+    weeks = sub.get("interval_weeks") if isinstance(sub, dict) else None
+    lines = [f"Your refills are set up: every {weeks} weeks." if weeks else "Your refills are set up."]
+    if structured.get("checkout_url"):
+        lines.append(
+            "Pay for the first delivery on the secure page (the button below); the next ones follow."
+        )
+    return " ".join(lines)
+
+
 def compose(
     intent: str,
     reading: Reading,
@@ -310,10 +333,14 @@ def _body(
     if intent == "routine":
         routine = _last(turn, "build_routine")
         if routine is not None and routine.ok and isinstance(routine.structured, dict):
-            return routine_text(routine.structured)
+            offer = refill_offer(context.routine_cards()) if "subscribe" in specs else ""
+            return "\n\n".join(p for p in (routine_text(routine.structured), offer) if p)
         if routine is not None and not routine.ok:
             return f"I couldn't build a routine: {routine.text}"
         return basic_routine(turn)
+
+    if intent == "subscribe":
+        return _subscribe(_last(turn, "subscribe"))
 
     if intent == "save_profile":
         saved = _last(turn, "update_profile")

@@ -137,6 +137,21 @@ def routine_text(structured: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def refill_offer(cards: list[dict[str, Any]]) -> str:
+    """One line after a routine: its products can come as refills (the subscribe tool says how often and
+    the price, from the product's size and use, before anything starts)."""
+    kinds = [str(c.get("category") or "").replace("_", " ") for c in cards]
+    # A kind the routine has one product of, so that "subscribe to the …" names exactly one.
+    example = next(
+        (k for k in ("serum", "moisturiser", "cleanser", "sunscreen") if kinds.count(k) == 1), None
+    )
+    ask = f"say “subscribe to the {example}”" if example else "say “subscribe to” and the product"
+    return (
+        f"Want refills? I can send any of these every few weeks ({ask}; I'll tell you how often and the "
+        "price before anything starts)."
+    )
+
+
 def basic_routine(turn: list[Seen]) -> str:
     picks = [(c, products_in(c.structured)) for c in turn if c.name == "search_products" and c.ok]
     lines = ["A simple starting routine (the routine builder isn't available in this shop yet):"]

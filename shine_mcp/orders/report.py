@@ -1,7 +1,9 @@
 """The sales report: orders, revenue and refunds per UTC day and currency, and units and revenue per variant.
 
 Revenue counts on the day an order was paid, refunds on the day they were made, so a refund next month
-lowers next month's net, as in the payment provider's own reports. Grouped here rather than in SQL: date
+lowers next month's net, as in the payment provider's own reports. Refill subscriptions add, per currency: those
+active at the period's end, their monthly recurring revenue (every N weeks is 52 / 12 / N deliveries a month),
+churn (ended in the period over active at its start) and the refills due in the next 14 days. Grouped here rather than in SQL: date
 functions differ between SQLite and PostgreSQL, and a shop's day of orders is small.
 """
 
@@ -10,13 +12,16 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from fractions import Fraction
 
 from shine_mcp.store.db import Database
 from shine_mcp.store.orders import order_lines, paid_between, refunds_between
+from shine_mcp.store.subscriptions import Subscription, started_before
 from shine_mcp.store.tables import default_variant_id
 from shine_mcp.store.users import aware
 
 MAX_DAYS = 366
+UPCOMING = timedelta(days=14)
 
 
 @dataclass
@@ -40,6 +45,60 @@ class VariantSales:
     revenue_minor: int = 0
 
 
+@dataclass
+class Recurring:
+    """One currency's refill subscriptions in the report."""
+
+    active: int = 0
+    monthly_minor: Fraction = Fraction(0)  # exact until shown
+    active_at_start: int = 0
+    ended: int = 0
+    upcoming_refills: int = 0
+    upcoming_minor: int = 0
+
+    @property
+    def mrr_minor(self) -> int:
+        return round(self.monthly_minor)
+
+    @property
+    def churn(self) -> float | None:
+        """Ended in the period over active at its start; unknown when none were active at the start."""
+        return self.ended / self.active_at_start if self.active_at_start else None
+
+
+def per_delivery_minor(sub: Subscription) -> int:
+    return sum(int(item["unit_price_minor"]) * int(item["quantity"]) for item in sub.items)
+
+
+def _live_at(sub: Subscription, moment: datetime) -> bool:
+    return (
+        sub.activated_at is not None
+        and sub.activated_at < moment
+        and (sub.ended_at is None or sub.ended_at >= moment)
+    )
+
+
+def recurring(subs: list[Subscription], low: datetime, high: datetime, now: datetime) -> dict[str, Recurring]:
+    """Per currency. Active means paid for and not ended at the period's end (or now, if sooner), and not
+    paused now: a paused subscription brings no revenue until resumed."""
+    tallies: dict[str, Recurring] = defaultdict(Recurring)
+    end = min(high, now)
+    for sub in subs:
+        tally = tallies[sub.currency]
+        if _live_at(sub, low):
+            tally.active_at_start += 1
+            if sub.ended_at is not None and sub.ended_at < high:
+                tally.ended += 1
+        if _live_at(sub, end) and sub.status != "paused":
+            tally.active += 1
+            tally.monthly_minor += Fraction(per_delivery_minor(sub) * 52, 12 * sub.interval_weeks)
+        due = sub.next_delivery
+        if sub.ended_at is None and due is not None and now <= due < now + UPCOMING:
+            tally.upcoming_refills += 1
+            tally.upcoming_minor += per_delivery_minor(sub)
+    return dict(sorted(tallies.items()))
+
+
 @dataclass(frozen=True)
 class Report:
     start: date
@@ -49,15 +108,20 @@ class Report:
     simulated_included: bool = False
     # (variant id, currency) -> sales of the orders paid in the period, best-selling first
     variants: dict[tuple[str, str], VariantSales] = field(default_factory=dict)
+    subscriptions: dict[str, Recurring] = field(default_factory=dict)
 
 
 def day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
     return datetime.combine(start, time(), UTC), datetime.combine(end + timedelta(days=1), time(), UTC)
 
 
-async def sales_report(db: Database, start: date, end: date, *, include_simulated: bool) -> Report:
-    """`start` and `end` are inclusive UTC days. Simulated orders (no real money) count only when asked."""
+async def sales_report(
+    db: Database, start: date, end: date, *, include_simulated: bool, now: datetime | None = None
+) -> Report:
+    """`start` and `end` are inclusive UTC days. Simulated orders (no real money) count only when asked.
+    `now`: the billing clock's time (the simulated clock moves on), from which upcoming refills count."""
     low, high = day_bounds(start, end)
+    now = now or datetime.now(UTC)
     days: dict[tuple[date, str], Tally] = defaultdict(Tally)
     totals: dict[str, Tally] = defaultdict(Tally)
     orders = [
@@ -92,4 +156,14 @@ async def sales_report(db: Database, start: date, end: date, *, include_simulate
         totals=dict(sorted(totals.items())),
         simulated_included=include_simulated,
         variants=dict(sorted(variants.items(), key=lambda kv: (-kv[1].revenue_minor, kv[0]))),
+        subscriptions=recurring(
+            [
+                s
+                for s in await started_before(db, max(high, now))
+                if s.gateway != "simulated" or include_simulated
+            ],
+            low,
+            high,
+            now,
+        ),
     )

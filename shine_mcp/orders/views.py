@@ -191,6 +191,23 @@ class SalesVariant(BaseModel):
     revenue: Money = Field(description="Their prices paid (before refunds).")
 
 
+class SalesSubscriptions(BaseModel):
+    currency: str
+    active: int = Field(
+        description="Refill subscriptions paid for and running at the period's end (not paused)."
+    )
+    monthly_recurring_revenue: Money = Field(
+        description="What the active ones bring a month: each delivery's amount x 52 / 12 / weeks between."
+    )
+    active_at_start: int = Field(description="Subscriptions running when the period began.")
+    ended: int = Field(description="Of those, how many ended within the period.")
+    churn: float | None = Field(
+        description="ended / active_at_start (0.25 is 25 %); null when none ran at the start."
+    )
+    upcoming_refills: int = Field(description="Refills due in the next 14 days (from now).")
+    upcoming_value: Money = Field(description="What those refills will charge.")
+
+
 class SalesReport(BaseModel):
     start: date
     end: date
@@ -198,6 +215,9 @@ class SalesReport(BaseModel):
     totals: list[SalesTotal] = Field(description="The whole period, per currency.")
     by_variant: list[SalesVariant] = Field(description="Each size or shade sold, highest revenue first.")
     simulated_included: bool = Field(description="True when simulated (no real money) orders are counted.")
+    subscriptions: list[SalesSubscriptions] = Field(
+        default_factory=list, description="Refill subscriptions per currency (none: the list is empty)."
+    )
 
 
 def cart_view(priced: PricedCart, chosen: str | None = None) -> Cart:
@@ -326,6 +346,19 @@ def report_view(report: Report) -> SalesReport:
             for (variant_id, currency), sold in report.variants.items()
         ],
         simulated_included=report.simulated_included,
+        subscriptions=[
+            SalesSubscriptions(
+                currency=currency,
+                active=r.active,
+                monthly_recurring_revenue=money(r.mrr_minor, currency),
+                active_at_start=r.active_at_start,
+                ended=r.ended,
+                churn=r.churn,
+                upcoming_refills=r.upcoming_refills,
+                upcoming_value=money(r.upcoming_minor, currency),
+            )
+            for currency, r in report.subscriptions.items()
+        ],
     )
 
 

@@ -144,6 +144,15 @@ async def due_subscriptions(db: Database, now: datetime, limit: int = 500) -> li
         return [with_zones(s) for s in (await session.execute(query)).scalars().all()]
 
 
+async def started_before(db: Database, moment: datetime) -> list[Subscription]:
+    """Every subscription whose first period was paid before `moment` (the sales report's subscriptions)."""
+    query = select(Subscription).where(
+        col(Subscription.activated_at).is_not(None), col(Subscription.activated_at) < moment
+    )
+    async with db.session() as session:
+        return [with_zones(s) for s in (await session.execute(query)).scalars().all()]
+
+
 async def insert_subscription(db: Database, sub: Subscription) -> None:
     async with db.session() as session:
         session.add(sub)

@@ -17,6 +17,7 @@ from pydantic import Field
 from shine_mcp.auth.policy import ADMIN, TOOL_SCOPE_META
 from shine_mcp.auth.toolsets import TOOLSET_META
 from shine_mcp.identity import current_user, require_admin
+from shine_mcp.integrations.billing import SimulatedBilling
 from shine_mcp.money import MoneyError, to_minor
 from shine_mcp.orders import cart as carts
 from shine_mcp.orders.cart import MAX_QUANTITY
@@ -327,7 +328,8 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
             ),
         ] = None,
     ) -> SalesReport:
-        """For the shop's admins: orders paid, revenue, refunds and net per day and currency, and totals.
+        """For the shop's admins: orders paid, revenue, refunds and net per day and currency, and totals;
+        refill subscriptions: active, monthly recurring revenue, churn and the refills of the next 14 days.
 
         Revenue counts on the day of payment, refunds on the day they were made. Refused for non-admins."""
         caller = current_user(ctx, settings)
@@ -337,7 +339,9 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
         if (end - start).days >= MAX_DAYS:
             raise ToolError(f"at most {MAX_DAYS} days per report; split the period")
         simulated = not uses_stripe(settings) if include_simulated is None else include_simulated
-        return report_view(await build_report(services.db, start, end, include_simulated=simulated))
+        billing = shop.billing()
+        now = billing.clock() if isinstance(billing, SimulatedBilling) else datetime.now(UTC)
+        return report_view(await build_report(services.db, start, end, include_simulated=simulated, now=now))
 
     @server.tool(annotations=READ_ONLY, meta={TOOL_SCOPE_META: ADMIN, TOOLSET_META: "merchant"})
     async def admin_clicks_report(

@@ -18,8 +18,8 @@ import pytest
 from sqlmodel import col, select
 from typer.testing import CliRunner
 
-from shine_mcp.cli import app
-from shine_mcp.cli_subscriptions import advance_clock
+from shine_cli.cli import app
+from shine_cli.subscriptions import advance_clock
 from shine_mcp.config import Settings
 from shine_mcp.integrations.billing import SimulatedBilling
 from shine_mcp.integrations.payments import SimulatedGateway
