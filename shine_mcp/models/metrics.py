@@ -31,7 +31,7 @@ SHINY_PERCENT = 2.0  # a region counts as shiny above this specular share (calib
 SOFT_BANDS = {
     "resolution": 240.0,
     "face_size": 80.0,
-    "sharpness": 8.0,
+    "sharpness": 1.5,
     "clipping": 3.0,
     "brightness": 10.0,
     "colour": 5.0,

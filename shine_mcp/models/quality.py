@@ -14,7 +14,7 @@ from PIL import Image
 from .colour import srgb_to_lab
 from .face import Face
 from .measure import Measurements
-from .regions import EYE_CENTRE, EYE_DISTANCE, REGIONS, FaceCrop
+from .regions import CROP_SIZE, EYE_CENTRE, EYE_DISTANCE, REGIONS, FaceCrop
 from .report import Gate
 
 SKIN_REGIONS = ("forehead", "right_cheek", "left_cheek", "chin")
@@ -32,6 +32,11 @@ FLAT_SPREAD_L = 1.0  # L* between the 10th and 90th percentile: real skin always
 CLIPPED_L = 98.0  # blown-out pixels are flat too; the clipping gate speaks for them
 OUTLIER_DELTA_E = 22.0  # a region this far from the nearest other region is covered, not skin
 OUTLIER_WEIGHTS = np.array([0.5, 1.0, 1.0])  # lightness varies with the face's relief; colour less so
+# Where the sharpness gate looks, in eye distances from the keypoints: each eye with its brow (half
+# width, above, below) and the lips (half width, half height). Skin grain is not focus (issue 16).
+FEATURE_EYE = (0.3, 0.45, 0.2)
+FEATURE_LIPS = (0.4, 0.15)
+FEATURE_MIN_CONTRAST = 8.0  # L*: a window flatter than this shows no edge to judge focus by
 
 
 @dataclass(frozen=True)
@@ -75,12 +80,67 @@ def head_pose(crop: FaceCrop) -> tuple[float, float]:
 
 
 def sharpness(m: Measurements) -> float:
-    """Variance of the Laplacian of L* over skin whose neighbourhood is all skin (edges excluded)."""
+    """Variance of the Laplacian of L* over skin whose neighbourhood is all skin (edges excluded).
+
+    Skin grain, not focus: sensor noise raises it and smooth skin lowers it. Kept for the record; the
+    sharpness gate measures `edge_width` instead."""
     s = m.combined(SKIN_REGIONS)
     if s["fine"] < 50:
         return 0.0
     mean = s["sum_lap"] / s["fine"]
     return max(0.0, s["sum_lap2"] / s["fine"] - mean * mean)
+
+
+def _feature_windows(crop: FaceCrop) -> list[tuple[float, float, float, float]]:
+    """(left, top, right, bottom) around each eye with its brow, and around the lips, in crop pixels."""
+    d = EYE_DISTANCE
+    windows = []
+    for name in ("right_eye", "left_eye"):
+        x, y = crop.keypoints[name]
+        windows.append(
+            (x - FEATURE_EYE[0] * d, y - FEATURE_EYE[1] * d, x + FEATURE_EYE[0] * d, y + FEATURE_EYE[2] * d)
+        )
+    x, y = crop.keypoints["mouth_center"]
+    windows.append(
+        (x - FEATURE_LIPS[0] * d, y - FEATURE_LIPS[1] * d, x + FEATURE_LIPS[0] * d, y + FEATURE_LIPS[1] * d)
+    )
+    return windows
+
+
+def edge_width(crop: FaceCrop, m: Measurements) -> float:
+    """How wide the edges every face has (eyelids, irises, brows, lips) are, in crop pixels: the
+    window's L* contrast over its steepest slope, the median over the windows that have contrast.
+
+    A Gaussian blur of sigma s widens it by about 2.5 s; sensor noise and smooth or retouched skin barely
+    move it (the slope is taken on a 3 x 3 mean, and only the steepest 1 % counts), so it measures
+    focus and motion blur rather than skin grain. No contrast anywhere (eyes and lips hidden) gives
+    CROP_SIZE: nothing shows that the photo is in focus."""
+    lum = m.lab[..., 0].astype(np.float64)
+    shifted = [
+        lum[dy : lum.shape[0] - 2 + dy, dx : lum.shape[1] - 2 + dx] for dy in range(3) for dx in range(3)
+    ]
+    mean: np.ndarray = np.mean(shifted, axis=0)
+    gx, gy = np.zeros_like(mean), np.zeros_like(mean)
+    gx[:, 1:-1] = (mean[:, 2:] - mean[:, :-2]) / 2
+    gy[1:-1] = (mean[2:] - mean[:-2]) / 2
+    slope = np.hypot(gx, gy)
+    inside = crop.inside[1:-1, 1:-1]
+    widths = []
+    for left, top, right, bottom in _feature_windows(crop):
+        # `mean` is offset by one pixel from the crop
+        x0, y0 = max(0, round(left) - 1), max(0, round(top) - 1)
+        x1, y1 = min(mean.shape[1], round(right) - 1), min(mean.shape[0], round(bottom) - 1)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        keep = inside[y0:y1, x0:x1]
+        if keep.sum() < MIN_REGION_PIXELS:
+            continue
+        window, steep = mean[y0:y1, x0:x1][keep], slope[y0:y1, x0:x1][keep]
+        contrast = float(np.percentile(window, 95) - np.percentile(window, 5))
+        if contrast < FEATURE_MIN_CONTRAST:
+            continue
+        widths.append(contrast / max(float(np.percentile(steep, 99)), 1e-6))
+    return float(np.median(widths)) if widths else float(CROP_SIZE)
 
 
 def frame_bright_end(image: Image.Image) -> float:
@@ -154,7 +214,7 @@ def evaluate_gates(
     measured = {
         "resolution": float(min(original_size)),
         "face_size": face.box[2],
-        "sharpness": sharpness(m),
+        "sharpness": edge_width(crop, m),
         "clipping": 100.0 * skin.fraction("clipped"),
         "brightness": exposure(frame_bright, crop, m),
         "colour": m.reference[3],

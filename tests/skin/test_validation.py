@@ -5,12 +5,16 @@ The photos are fetched into a cache on first use (scripts/fetch_validation_faces
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from shine_mcp.models import Analysis, ImageRejected, analyze
 from shine_mcp.models.colour import classify_ita
+from shine_mcp.models.regions import EYE_DISTANCE
 
 from .validation import faces as V
 
@@ -265,6 +269,22 @@ def test_the_real_face_retake_noise_in_the_repeatability_file_is_what_the_set_me
     assert checked >= 5  # colour at least, the metrics most real faces report
 
 
+def test_no_same_photo_variant_of_the_set_reports_a_texture_or_dark_spot_change(
+    same_photo_pairs: tuple[tuple[Analysis, Analysis], ...],
+) -> None:
+    """Texture and dark spots are reported on the faces the sharpness check passes; their noise in
+    skin_repeatability.json is measured on these pairs, so none of them may read as a change."""
+    from shine_mcp.tools._skin_compare import compare
+
+    compared = 0
+    for before, after in same_photo_pairs:
+        for change in compare(before, after).changes:
+            if change.name in ("texture", "dark_spots") and change.change is not None:
+                compared += 1
+                assert change.verdict == "no_meaningful_change", (change.name, change.before, change.after)
+    assert compared >= 50
+
+
 def test_same_photo_variants_of_the_set_rarely_report_a_significant_change(
     same_photo_pairs: tuple[tuple[Analysis, Analysis], ...],
 ) -> None:
@@ -278,3 +298,113 @@ def test_same_photo_variants_of_the_set_rarely_report_a_significant_change(
     # issue 16's target is 5 %; measured 6.3 % (11/174), all on three faces that are small, turned or
     # looking down, where a re-frame moves the regions onto hair or shadow. This bound keeps it there.
     assert flagged <= 0.07 * len(same_photo_pairs), (flagged, len(same_photo_pairs))
+
+
+@dataclass(frozen=True)
+class Focus:
+    """One face of the set as sent, blurred, blurred with sensor noise, and with sensor noise alone."""
+
+    id: str
+    sharp: Analysis
+    blurred: Analysis | None
+    blurred_noisy: Analysis | None
+    noisy: Analysis | None
+    very_blurred: tuple[Analysis | None, Analysis | None]  # BLUR_SIGMA_FAR, without and with noise
+
+
+def attempt(image: Image.Image) -> Analysis | None:
+    try:
+        return run(image)
+    except ImageRejected:
+        return None
+
+
+@pytest.fixture(scope="module")
+def focus(one_faces: tuple[V.OneFace, ...]) -> tuple[Focus, ...]:
+    """Blurs of BLUR_SIGMA pixels of the normalised crop (80 px between the eyes), scaled to each photo."""
+    out = []
+    for face in one_faces:
+        sharp = attempt(face.image)
+        if sharp is None:
+            continue
+        eyes = sharp.face.keypoints
+        scale = math.hypot(eyes["left_eye"].x - eyes["right_eye"].x, eyes["left_eye"].y - eyes["right_eye"].y)
+        blurred = V.blur(face.image, BLUR_SIGMA * scale / EYE_DISTANCE)
+        very = V.blur(face.image, BLUR_SIGMA_FAR * scale / EYE_DISTANCE)
+        out.append(
+            Focus(
+                face.id,
+                sharp,
+                attempt(blurred),
+                attempt(V.sensor_noise(blurred, NOISE_SD)),
+                attempt(V.sensor_noise(face.image, NOISE_SD)),
+                (attempt(very), attempt(V.sensor_noise(very, NOISE_SD))),
+            )
+        )
+    return tuple(out)
+
+
+BLUR_SIGMA = 2.0
+BLUR_SIGMA_FAR = 3.0
+NOISE_SD = 6.0
+
+
+def in_focus(result: Analysis) -> bool:
+    return result.gate("sharpness").passed
+
+
+def test_sharp_real_faces_pass_the_sharpness_check_as_sent_and_with_sensor_noise(
+    focus: tuple[Focus, ...],
+) -> None:
+    """The old check measured skin grain and refused every face of the set; edges judge focus."""
+    assert len(focus) >= 25
+    assert sum(in_focus(f.sharp) for f in focus) >= 0.9 * len(focus)
+    for f in focus:
+        if in_focus(f.sharp):
+            assert f.noisy is not None and in_focus(f.noisy), f.id
+
+
+def test_a_real_face_blurred_by_two_crop_pixels_is_refused_as_out_of_focus(
+    focus: tuple[Focus, ...],
+) -> None:
+    face = next(f for f in focus if f.id == "faceapi-6#1")
+    assert in_focus(face.sharp)
+    assert face.blurred is not None and not in_focus(face.blurred)
+    for name in ("texture", "dark_spots"):
+        metric = face.blurred.metric(name)
+        assert metric.value is None and "sharpness" in metric.limited_by, name
+
+
+def test_a_blur_of_two_crop_pixels_widens_every_face_s_edges_and_is_refused_on_most(
+    focus: tuple[Focus, ...],
+) -> None:
+    """A sigma-2 blur adds 1.2-3.6 px (widths add in quadrature, so the sharpest faces widen most);
+    measured 22 of 29 refused: faces already as soft as a sigma-2 blur when sent cannot be told apart
+    from a blurred sharp face by one photo, and those keep passing."""
+    blurred = [f for f in focus if f.blurred is not None]
+    assert len(blurred) >= 0.9 * len(focus)
+    for f in blurred:
+        assert f.blurred is not None
+        widened = f.blurred.gate("sharpness").measured - f.sharp.gate("sharpness").measured
+        assert widened >= 1.0, (f.id, widened)
+    assert sum(not in_focus(f.blurred) for f in blurred if f.blurred is not None) >= 0.7 * len(blurred)
+
+
+def test_sensor_noise_does_not_rescue_a_blurred_face(focus: tuple[Focus, ...]) -> None:
+    """Noise raised the old grain measure past its threshold; edge width barely moves."""
+    for f in focus:
+        if f.blurred is None or f.blurred_noisy is None:
+            continue
+        before, after = f.blurred.gate("sharpness").measured, f.blurred_noisy.gate("sharpness").measured
+        assert abs(after - before) < 0.6, (f.id, before, after)
+    face = next(f for f in focus if f.id == "faceapi-6#1")
+    assert face.blurred_noisy is not None and not in_focus(face.blurred_noisy)
+
+
+def test_a_blur_of_three_crop_pixels_is_refused_on_every_face_with_or_without_sensor_noise(
+    focus: tuple[Focus, ...],
+) -> None:
+    """Measured 7.1 px at the least (the gate refuses above 6.5); the detector may lose a face this soft."""
+    results = [r for f in focus for r in f.very_blurred if r is not None]
+    assert len(results) >= 1.8 * len(focus)
+    assert not any(in_focus(r) for r in results), [r.gate("sharpness").measured for r in results]

@@ -241,3 +241,15 @@ def second_face(
     left = image.width - face.width if corner == "right" else 0
     out.paste(face, (left, 0))
     return out
+
+
+def blur(image: Image.Image, sigma: float) -> Image.Image:
+    """A Gaussian blur of `sigma` image pixels: a photo out of focus or shaken."""
+    return image.filter(ImageFilter.GaussianBlur(sigma))
+
+
+def sensor_noise(image: Image.Image, sd: float, seed: int = 1) -> Image.Image:
+    """Gaussian noise of `sd` levels (of 255) on every channel: a dim room's high ISO."""
+    rng = np.random.default_rng(seed)
+    noisy = np.asarray(image, dtype=np.float64) + rng.normal(0.0, sd, (image.height, image.width, 3))
+    return Image.fromarray(np.clip(noisy, 0.0, 255.0).round().astype(np.uint8))
