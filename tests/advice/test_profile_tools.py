@@ -121,7 +121,7 @@ async def test_export_holds_everything_and_delete_removes_it_but_keeps_orders_fo
     assert await get_report(services.db, dana.user_id, report.id) is None
     after = await dana.ok("export_my_data")
     assert after["profile"] is None and after["feedback"] == [] and after["skin_reports"] == []
-    assert after["commerce"] == {"cart": None, "orders": []}
+    assert after["commerce"] == {"cart": None, "orders": [], "subscriptions": []}
     again = await dana.ok("delete_my_data", confirm=True)  # idempotent
     assert set(again["deleted"].values()) == {0}
 
