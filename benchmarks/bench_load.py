@@ -39,7 +39,14 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import httpx
 from mcp import Client
 
-from benchmarks.bench_load_sqlite import ACCESS_LINE, QUERIES, LoadReport, _percentile, chat_shopper
+from benchmarks.bench_load_sqlite import (
+    ACCESS_LINE,
+    QUERIES,
+    LoadReport,
+    _percentile,
+    chat_shopper,
+    timed_call,
+)
 from benchmarks.load_support import (
     SHINE,
     Served,
@@ -117,28 +124,17 @@ class MixedReport:
         return self.lost_orders + self.lost_events + self.load.lost_turns
 
 
+# Refusals a shopper could act on: stock (one shared cart), a price that changed, an empty cart.
+MIXED_REFUSALS = (" in stock", "price", "changed", "empty")
+
+
 async def mcp_shopper(base: str, number: int, deadline: float, report: MixedReport) -> None:
     """One MCP client: search, open a product, ask for recommendations, add to the cart; check out now
     and then. Refusals a shopper could act on (stock, a price that changed) are counted, not errors."""
     load = report.load
 
     async def call(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any] | None:
-        started = time.perf_counter()
-        try:
-            result = await client.call_tool(tool, arguments)
-        except Exception as error:  # a transport failure: what the load did to this client
-            load.mcp_errors[f"{tool}: {type(error).__name__}: {str(error)[:80]}"] += 1
-            return None
-        load.time(f"mcp {tool}", time.perf_counter() - started)
-        if result.is_error:
-            message = " ".join(getattr(block, "text", "") for block in result.content)
-            if any(hint in message for hint in (" in stock", "price", "changed", "empty")):
-                load.mcp_refused[tool] += 1  # all anonymous loopback clients share one cart
-            else:
-                load.mcp_errors[f"{tool}: tool error: {message[:100]}"] += 1
-            return None
-        load.mcp_ok[tool] += 1
-        return result.structured_content or {}
+        return await timed_call(client, load, tool, arguments, MIXED_REFUSALS)
 
     try:
         async with Client(f"{base}/mcp") as client:

@@ -187,26 +187,39 @@ async def chat_shopper(base: str, number: int, deadline: float, report: LoadRepo
                 report.chat_errors["stream ended without done"] += 1
 
 
+async def timed_call(
+    client: Client,
+    report: LoadReport,
+    tool: str,
+    arguments: dict[str, Any],
+    refusals: tuple[str, ...] = (" in stock",),
+) -> dict[str, Any] | None:
+    """Call one tool, time it and count the outcome in `report`; a tool error whose text holds one of
+    `refusals` is a refusal a shopper could act on (every anonymous loopback client shares one cart, so it
+    can outgrow stock), not an error. Returns the structured result, or None when it did not succeed."""
+    started = time.perf_counter()
+    try:
+        result = await client.call_tool(tool, arguments)
+    except Exception as error:  # a transport failure: what the load did to this client
+        report.mcp_errors[f"{tool}: {type(error).__name__}: {str(error)[:80]}"] += 1
+        return None
+    report.time(f"mcp {tool}", time.perf_counter() - started)
+    if result.is_error:
+        text = " ".join(getattr(block, "text", "") for block in result.content)
+        if any(hint in text for hint in refusals):
+            report.mcp_refused[tool] += 1
+        else:
+            report.mcp_errors[f"{tool}: tool error: {text[:100]}"] += 1
+        return None
+    report.mcp_ok[tool] += 1
+    return result.structured_content or {}
+
+
 async def mcp_shopper(base: str, number: int, deadline: float, report: LoadReport) -> None:
     """One MCP client: search, open a product, put it in the cart; again and again."""
 
     async def call(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any] | None:
-        started = time.perf_counter()
-        try:
-            result = await client.call_tool(tool, arguments)
-        except Exception as error:  # a transport failure: what the load did to this client
-            report.mcp_errors[f"{tool}: {type(error).__name__}: {str(error)[:80]}"] += 1
-            return None
-        report.time(f"mcp {tool}", time.perf_counter() - started)
-        if result.is_error:
-            text = " ".join(getattr(block, "text", "") for block in result.content)
-            if " in stock" in text:  # every anonymous loopback client shares one cart: it can outgrow stock
-                report.mcp_refused[tool] += 1
-            else:
-                report.mcp_errors[f"{tool}: tool error: {text[:100]}"] += 1
-            return None
-        report.mcp_ok[tool] += 1
-        return result.structured_content or {}
+        return await timed_call(client, report, tool, arguments)
 
     try:
         async with Client(f"{base}/mcp") as client:
