@@ -54,6 +54,7 @@ lint: $(PIP_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy shine_mcp web_shell agent shine_cli
+	$(VENV)/bin/mypy --strict shine_mcp
 	$(PY) -m pytest -q tests/test_import_direction.py
 
 format: $(PIP_STAMP)
@@ -71,6 +72,8 @@ bench: $(PIP_STAMP)
 	$(PY) benchmarks/bench_browse.py
 	$(PY) benchmarks/bench_load_sqlite.py
 	$(PY) benchmarks/bench_load.py
+	$(PY) benchmarks/bench_search_pg.py
+	$(PY) benchmarks/bench_tracing.py
 
 clean:
 	rm -rf $(VENV) node_modules

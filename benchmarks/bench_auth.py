@@ -22,10 +22,10 @@ import httpx2
 
 from shine_mcp.auth import tokens
 from shine_mcp.auth.accounts import upsert_user
+from shine_mcp.clock import utcnow
 from shine_mcp.config import Settings
 from shine_mcp.integrations.google import VerifiedPerson
 from shine_mcp.services import Services
-from shine_mcp.store.tables import utcnow
 from web_shell.app import create_app
 
 MODERN = "2026-07-28"

@@ -20,7 +20,7 @@ from typing import Any
 from bench_search import build_catalog, p95, timed  # a sibling script: same catalog generator
 from mcp import Client
 
-from shine_mcp.identity import identity_meta
+from shine_mcp.auth.identity import identity_meta
 from shine_mcp.server import build_server
 from shine_mcp.services import Services
 from shine_mcp.store.catalog import index_rows

@@ -17,13 +17,14 @@ from shine_mcp.auth.keys import new_id
 from shine_mcp.auth.sessions import revoke_user_sessions
 from shine_mcp.auth.tokens import revoke_user_tokens
 from shine_mcp.auth.widget_tokens import revoke_user_widget_tokens
+from shine_mcp.clock import utcnow
 from shine_mcp.integrations.google import VerifiedPerson
 from shine_mcp.store.carts import Cart, CartItem
 from shine_mcp.store.db import Database
 from shine_mcp.store.photos import PhotoStore
 from shine_mcp.store.profiles import merge_profile_data
 from shine_mcp.store.skin_reports import SkinReportRecord
-from shine_mcp.store.tables import pipe_split, utcnow
+from shine_mcp.store.tables import pipe_split
 from shine_mcp.store.users import (
     OAuthCode,
     OAuthToken,

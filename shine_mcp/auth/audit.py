@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from shine_mcp.auth.keys import new_id
+from shine_mcp.clock import utcnow
 from shine_mcp.store.db import Database
-from shine_mcp.store.tables import utcnow
 from shine_mcp.store.users import AuditEvent
 
 Action = Literal[

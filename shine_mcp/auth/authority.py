@@ -30,10 +30,10 @@ from shine_mcp.auth.provider import ShineAuthProvider
 from shine_mcp.auth.ratelimit import RateLimiter
 from shine_mcp.auth.sessions import cookie_name, cookie_secure
 from shine_mcp.auth.tool_guard import ToolCatalog
+from shine_mcp.clock import utcnow
 from shine_mcp.config import Settings
 from shine_mcp.integrations.google import GoogleSignIn
 from shine_mcp.services import Services
-from shine_mcp.store.tables import utcnow
 
 Clock = Callable[[], datetime]
 

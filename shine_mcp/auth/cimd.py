@@ -12,7 +12,7 @@ import re
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2
 from mcp.shared.auth import OAuthClientInformationFull
 from pydantic import ValidationError
 
@@ -61,7 +61,7 @@ async def fetch_client_document(
     tests (DNS answers, a test certificate authority, a local fake host); by default, public addresses
     and the system's resolver and certificate authorities."""
 
-    def check(response: httpx.Response) -> None:
+    def check(response: httpx2.Response) -> None:
         if response.status_code != 200:
             raise ClientDocumentError(f"the client metadata document answered HTTP {response.status_code}")
 

@@ -14,9 +14,10 @@ from shine_mcp.auth import audit
 from shine_mcp.auth.cimd import ClientDocumentError, fetch_client_document, is_metadata_url
 from shine_mcp.auth.keys import Keys
 from shine_mcp.auth.policy import SCOPES, redirect_uri_problem, served_beyond_loopback
+from shine_mcp.clock import aware
 from shine_mcp.config import Settings
 from shine_mcp.store.db import Database
-from shine_mcp.store.users import OAuthClient, aware
+from shine_mcp.store.users import OAuthClient
 
 log = logging.getLogger("shine.auth")
 

@@ -40,9 +40,9 @@ from shine_mcp.auth.policy import (
     roles_for,
     same_resource,
 )
+from shine_mcp.clock import aware
 from shine_mcp.config import Settings
 from shine_mcp.store.db import Database
-from shine_mcp.store.users import aware
 
 log = logging.getLogger("shine.auth")
 

@@ -16,9 +16,10 @@ from sqlalchemy.engine import Connection
 from sqlmodel import col
 
 from shine_mcp.auth.keys import new_id, token_hash
+from shine_mcp.clock import aware
 from shine_mcp.config import Settings
 from shine_mcp.store.db import Database
-from shine_mcp.store.users import WebSession, aware
+from shine_mcp.store.users import WebSession
 
 _SESSIONS = WebSession.__table__  # type: ignore[attr-defined]
 SLIDE_AFTER = timedelta(

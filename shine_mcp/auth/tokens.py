@@ -16,8 +16,9 @@ from sqlmodel import col
 
 from shine_mcp.auth.keys import new_id, token_hash
 from shine_mcp.auth.policy import ACCESS_TOKEN_SECONDS, CODE_SECONDS, REFRESH_TOKEN_SECONDS
+from shine_mcp.clock import aware
 from shine_mcp.store.db import Database
-from shine_mcp.store.users import OAuthCode, OAuthRequest, OAuthToken, User, aware
+from shine_mcp.store.users import OAuthCode, OAuthRequest, OAuthToken, User
 
 ACCESS_PREFIX, REFRESH_PREFIX = "shine_at_", "shine_rt_"  # recognisable by secret scanners
 

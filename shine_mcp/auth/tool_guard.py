@@ -17,9 +17,9 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 
 from shine_mcp.auth import audit
+from shine_mcp.auth.identity import Caller, caller_of
 from shine_mcp.auth.policy import ADMIN, scope_for_tool
 from shine_mcp.config import Settings
-from shine_mcp.identity import Caller, caller_of
 from shine_mcp.services import Services
 
 log = logging.getLogger("shine.auth")

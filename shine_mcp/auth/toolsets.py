@@ -19,9 +19,9 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ListToolsResult, TextContent
 
+from shine_mcp.auth.identity import Caller, caller_of
 from shine_mcp.auth.policy import ADMIN, scope_for_tool
 from shine_mcp.config import Settings
-from shine_mcp.identity import Caller, caller_of
 
 Toolset = Literal["shopper", "merchant", "admin"]
 TOOLSETS: tuple[Toolset, ...] = get_args(Toolset)

@@ -23,8 +23,9 @@ from sqlmodel import col
 
 from shine_mcp.auth.keys import new_id, token_hash
 from shine_mcp.auth.sessions import SLIDE_AFTER, ActiveSession
+from shine_mcp.clock import aware
 from shine_mcp.store.db import Database
-from shine_mcp.store.users import WidgetCode, WidgetToken, aware
+from shine_mcp.store.users import WidgetCode, WidgetToken
 
 CODE_LIFETIME = timedelta(minutes=2)  # the popup posts it to the widget at once
 TOKEN_IDLE = timedelta(hours=12)  # a widget token ends after this long unused; each use slides it

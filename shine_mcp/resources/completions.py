@@ -3,6 +3,8 @@ the vocabulary (concerns, skin types, categories) for the prompts' arguments."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp.types import (
@@ -46,8 +48,17 @@ def _list_values(typed: str, kind: Kind) -> list[str]:
     return [head + value for value in vocabulary_values(last, kind) if value not in chosen]
 
 
+CompletionHandler = Callable[
+    [PromptReference | ResourceTemplateReference, CompletionArgument, CompletionContext | None],
+    Awaitable[Completion | None],
+]
+
+
 def register(server: MCPServer, services: Services) -> None:
-    @server.completion()
+    # The SDK's decorator has no annotations; this is the type it has.
+    on_completion: Callable[[CompletionHandler], CompletionHandler] = server.completion()
+
+    @on_completion
     async def complete(
         ref: PromptReference | ResourceTemplateReference,
         argument: CompletionArgument,

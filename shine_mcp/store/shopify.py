@@ -1,7 +1,7 @@
 """Shopify's product CSV export read as Shine records: rows grouped by Handle, one record per product with
 its variants (sizes, shades) from the rows that have variant fields.
 
-Only the export's layout lives here; validation, errors and vocabulary come from `importers.py`.
+Only the export's layout lives here; validation, errors and vocabulary come from `catalog_rows.py`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
 
-from shine_mcp.store.importers import (
+from shine_mcp.store.catalog_rows import (
     CatalogFileError,
     ParsedCatalog,
     Progress,

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import JSON, Column, DateTime, ForeignKeyConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from shine_mcp.clock import utcnow
 
 
 def pipe_join(values: Iterable[str]) -> str:
@@ -54,6 +52,8 @@ class ProductRow:
     updated_at: datetime
     price_max_minor: int | None = None
     buy_url: str | None = None
+    image_width: int | None = None
+    image_height: int | None = None
 
 
 class Product(SQLModel, table=True):
@@ -98,6 +98,9 @@ class Product(SQLModel, table=True):
     # The merchant page selling this exact product elsewhere (affiliate mode); its own, or its first
     # variant's. Shown only when its site is in SHINE_AFFILIATE_LINKS (`store/clicks.py`).
     buy_url: str | None = None
+    # The picture's size in px, measured at import or given in the file: pages reserve its space.
+    image_width: int | None = None
+    image_height: int | None = None
 
 
 def default_variant_id(product_id: str) -> str:
@@ -131,6 +134,9 @@ class ProductVariant(SQLModel, table=True):
     size: str | None = Field(default=None, max_length=60)
     image_url: str | None = None
     buy_url: str | None = None  # this variant's page at the merchant, when it differs from the product's
+    # The picture's size in px, measured at import or given in the file: pages reserve its space.
+    image_width: int | None = None
+    image_height: int | None = None
 
 
 class Click(SQLModel, table=True):

@@ -8,18 +8,13 @@ SHA-256 hashes, and a dynamically registered client's secret is encrypted with t
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from shine_mcp.store.tables import utcnow
-
-
-def aware(value: datetime) -> datetime:
-    """SQLite hands datetimes back without their zone; every datetime Shine stores is UTC."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+from shine_mcp.clock import utcnow
 
 
 def _when(nullable: bool = False) -> Any:

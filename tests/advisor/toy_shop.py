@@ -67,7 +67,7 @@ class ProductDetail(ProductRef):
     ingredients: list[str]
 
 
-class ProductPage(BaseModel):
+class SearchResults(BaseModel):
     total: int
     products: list[ProductRef]
 
@@ -151,7 +151,7 @@ def build_toy_shop(shop: ToyShop) -> MCPServer:
         )
 
     @server.tool(annotations=read_only)
-    async def search_products(query: str = "", limit: int = 10) -> ProductPage:
+    async def search_products(query: str = "", limit: int = 10) -> SearchResults:
         """Find products by words."""
         shop.calls.append(("search_products", {"query": query, "limit": limit}))
         words = query.lower().split()
@@ -166,7 +166,7 @@ def build_toy_shop(shop: ToyShop) -> MCPServer:
             for score, pid in scored
             if not words or score < 0
         ]
-        return ProductPage(total=len(found), products=found[:limit])
+        return SearchResults(total=len(found), products=found[:limit])
 
     @server.tool(annotations=read_only)
     async def get_product(product_id: str) -> ProductDetail:

@@ -11,8 +11,8 @@ from mcp import Client
 from mcp.types import ToolAnnotations
 
 from shine_mcp.auth import audit
+from shine_mcp.auth.identity import identity_meta
 from shine_mcp.config import Settings
-from shine_mcp.identity import identity_meta
 from shine_mcp.server import build_server
 from shine_mcp.services import Services
 from tests.auth.support import Browser

@@ -14,9 +14,9 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
+from shine_mcp.auth.identity import IDENTITY_META_KEY, identity_meta, read_identity
 from shine_mcp.auth.policy import dev_sign_in_available, mcp_auth_required
 from shine_mcp.config import Settings
-from shine_mcp.identity import IDENTITY_META_KEY, identity_meta, read_identity
 from tests.conftest import make_settings
 
 RunShine = Callable[[Settings], AbstractContextManager[str]]

@@ -8,13 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shine_mcp.store.importers import (
-    CatalogFileError,
-    RowError,
-    count_rows,
-    detect_format,
-    read_catalog,
-)
+from shine_mcp.store.catalog_rows import CatalogFileError, RowError
+from shine_mcp.store.importers import count_rows, detect_format, read_catalog
 from shine_mcp.store.records import ProductIn
 
 FIXTURES = Path(__file__).parent / "fixtures"

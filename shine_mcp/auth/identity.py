@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from starlette.requests import Request
 
 from shine_mcp.auth.keys import Keys
 from shine_mcp.auth.policy import ADMIN, READ, SHOP, is_local_request, mcp_auth_required
@@ -175,6 +176,14 @@ def caller_of(request: Any, meta: Mapping[str, Any] | None, settings: Settings) 
             source="loopback",
         )
     raise ToolError("sign in first: this Shine server needs an authenticated MCP client for personal data")
+
+
+def http_user_id(scope: Mapping[str, Any], settings: Settings) -> str | None:
+    """Who an HTTP request to `/mcp` comes from, from its ASGI scope once authenticated; None for no one."""
+    try:
+        return caller_of(Request(dict(scope)), None, settings).user_id
+    except ToolError:
+        return None
 
 
 def current_user(ctx: Context[Any, Any] | None, settings: Settings) -> Caller:
