@@ -129,40 +129,50 @@ class TracingMiddleware:
 
 
 # --- database -------------------------------------------------------------------------------------------
+def _db_before(
+    conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+) -> None:
+    operation = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
+    system = conn.engine.dialect.name
+    span = tracer().start_span(
+        f"db {operation}",
+        kind=SpanKind.CLIENT,
+        attributes={"db.system.name": system, "db.operation.name": operation},
+    )
+    conn.info.setdefault("shine_spans", []).append(span)
+
+
+def _db_after(
+    conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+) -> None:
+    spans = conn.info.get("shine_spans")
+    if spans:
+        spans.pop().end()
+
+
+def _db_failed(context: Any) -> None:
+    spans = context.connection.info.get("shine_spans") if context.connection is not None else None
+    if spans:
+        span = spans.pop()
+        span.set_status(Status(StatusCode.ERROR))
+        span.set_attribute("error.type", type(context.original_exception).__name__)
+        span.end()
+
+
+# The engine events a statement's span hangs on (every engine of the process: `sqlalchemy.engine.Engine`).
+DATABASE_HOOKS = (
+    ("before_cursor_execute", _db_before),
+    ("after_cursor_execute", _db_after),
+    ("handle_error", _db_failed),
+)
+
+
 def _instrument_sqlalchemy() -> None:
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
-    def before(
-        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
-    ) -> None:
-        operation = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
-        system = conn.engine.dialect.name
-        span = tracer().start_span(
-            f"db {operation}",
-            kind=SpanKind.CLIENT,
-            attributes={"db.system.name": system, "db.operation.name": operation},
-        )
-        conn.info.setdefault("shine_spans", []).append(span)
-
-    def after(
-        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
-    ) -> None:
-        spans = conn.info.get("shine_spans")
-        if spans:
-            spans.pop().end()
-
-    def failed(context: Any) -> None:
-        spans = context.connection.info.get("shine_spans") if context.connection is not None else None
-        if spans:
-            span = spans.pop()
-            span.set_status(Status(StatusCode.ERROR))
-            span.set_attribute("error.type", type(context.original_exception).__name__)
-            span.end()
-
-    event.listen(Engine, "before_cursor_execute", before)
-    event.listen(Engine, "after_cursor_execute", after)
-    event.listen(Engine, "handle_error", failed)
+    for name, hook in DATABASE_HOOKS:
+        event.listen(Engine, name, hook)
 
 
 # --- outbound HTTP --------------------------------------------------------------------------------------
@@ -185,10 +195,12 @@ def _client_span(method: str, host: str) -> Iterator[Any]:
 
 
 def _instrument_httpx() -> None:
+    # httpx2 is Shine's client (and the MCP SDK's and anthropic's); httpx is firecrawl-py's, which
+    # FirecrawlAPIBrowser (integrations/firecrawl.py) uses where Node is not installed.
     import httpx
     import httpx2
 
-    for module in (httpx, httpx2):
+    for module in (httpx2, httpx):
         async_transport: Any = module.AsyncHTTPTransport
         sync_transport: Any = module.HTTPTransport
         send_async, send_sync = async_transport.handle_async_request, sync_transport.handle_request

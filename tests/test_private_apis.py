@@ -9,8 +9,8 @@ import sys
 import tomllib
 from pathlib import Path
 
-import httpcore
-import httpx
+import httpcore2
+import httpx2
 import stripe
 
 from shine_mcp.integrations.payments import _HTTPXClient
@@ -49,20 +49,20 @@ def test_the_stripe_client_overrides_only_the_sdk_s_public_client_methods() -> N
     assert {"request_async", "sleep_async", "close_async"} <= overridden
 
 
-def test_public_http_pinned_use_of_httpx_transport_pool() -> None:
-    """`PublicHTTP._client` replaces `httpx.AsyncHTTPTransport._pool` (private) with an
-    `httpcore.AsyncConnectionPool` on the address-checking network backend: httpx has no public hook for it.
-    On an httpx upgrade past the pin, re-read `AsyncHTTPTransport.__init__` and `handle_async_request` before
-    widening the range in pyproject.toml and here."""
+def test_public_http_pinned_use_of_httpx2_transport_pool() -> None:
+    """`PublicHTTP._client` replaces `httpx2.AsyncHTTPTransport._pool` (private) with an
+    `httpcore2.AsyncConnectionPool` on the address-checking network backend: httpx2 has no public hook for
+    it. On an httpx2 upgrade past the pin, re-read `AsyncHTTPTransport.__init__` and `handle_async_request`
+    before widening the range in pyproject.toml and here."""
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert "httpx>=0.28,<0.29" in declared
-    version = tuple(int(part) for part in metadata.version("httpx").split(".")[:2])
-    assert version == (0, 28), (
-        f"httpx {metadata.version('httpx')} is installed but shine_mcp/integrations/public_http.py relies on the "
-        "private httpx.AsyncHTTPTransport._pool, checked only on httpx 0.28"
+    assert "httpx2>=2.17,<2.18" in declared
+    version = tuple(int(part) for part in metadata.version("httpx2").split(".")[:2])
+    assert version == (2, 17), (
+        f"httpx2 {metadata.version('httpx2')} is installed but shine_mcp/integrations/public_http.py relies on "
+        "the private httpx2.AsyncHTTPTransport._pool, checked only on httpx2 2.17"
     )
-    transport = httpx.AsyncHTTPTransport(trust_env=False)
-    assert isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool), (
-        "httpx.AsyncHTTPTransport no longer keeps its httpcore pool in `_pool`: PublicHTTP's address checks "
+    transport = httpx2.AsyncHTTPTransport(trust_env=False)
+    assert isinstance(getattr(transport, "_pool", None), httpcore2.AsyncConnectionPool), (
+        "httpx2.AsyncHTTPTransport no longer keeps its httpcore2 pool in `_pool`: PublicHTTP's address checks "
         "would not be installed"
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import anyio
-import httpx
+import httpx2
 import pytest
 
 from shine_mcp.integrations.public_http import (
@@ -370,7 +370,7 @@ async def test_the_caller_sees_status_and_headers_before_the_body_is_read(
     class NotAPhoto(Exception):
         pass
 
-    def check(response: httpx.Response) -> None:
+    def check(response: httpx2.Response) -> None:
         seen.append((response.status_code, response.headers.get("content-type", "")))
         if response.status_code != 200:
             raise NotAPhoto

@@ -8,7 +8,6 @@ the discovery documents here are listed before it, so Shine's own versions win.
 
 from __future__ import annotations
 
-import html
 import json
 import re
 import secrets
@@ -19,13 +18,14 @@ from urllib.parse import quote, urlsplit
 from mcp.server.auth.json_response import PydanticJSONResponse
 from mcp.server.auth.middleware.client_auth import AuthenticationError, ClientAuthenticator
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from shine_mcp.auth import audit
 from shine_mcp.auth.accounts import AccountConflict, get_user, merge_guest, stored_roles, upsert_user
 from shine_mcp.auth.authority import Authority
 from shine_mcp.auth.gate import SESSION_STATE_KEY
+from shine_mcp.auth.identity import GUEST_PREFIX, identity_meta
 from shine_mcp.auth.keys import new_id
 from shine_mcp.auth.policy import ADMIN, SCOPE_TEXT, grantable_scopes, is_local_request, roles_for
 from shine_mcp.auth.sessions import (
@@ -38,26 +38,19 @@ from shine_mcp.auth.sessions import (
     revoke_user_sessions,
 )
 from shine_mcp.auth.widget_tokens import revoke_user_widget_tokens
-from shine_mcp.identity import GUEST_PREFIX, identity_meta
+from shine_mcp.clock import utcnow
 from shine_mcp.integrations.google import PendingLogin, SignInError, VerifiedPerson
 from shine_mcp.services import Services
 from shine_mcp.store.photos import PhotoStore
-from shine_mcp.store.tables import utcnow
 from web_shell.limits import read_form
+from web_shell.templating import notice, render
 
 LOGIN_COOKIE = "shine_login"
 LOGIN_SECONDS = 600
 CSRF_COOKIE = "shine_csrf"
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-PAGE_HEADERS = {
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
-    "frame-ancestors 'none'",
-    "Cache-Control": "no-store",
-    # same-origin, not no-referrer: under no-referrer browsers send `Origin: null` with the page's own form
-    # posts, which the origin check below would take for another site.
-    "Referrer-Policy": "same-origin",
-}
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
+_NETLOC = re.compile(r"^[A-Za-z0-9.:\[\]-]+$")
 
 
 @dataclass(frozen=True)
@@ -105,14 +98,17 @@ def safe_next(value: str | None) -> str:
     return value
 
 
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    document = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>{html.escape(title)} · Shine</title>
-<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;color:#222}}
-.note{{background:#fff4d6;border:1px solid #e8c66b;padding:.6rem .8rem;border-radius:6px}}
-button,input{{font:inherit;padding:.5rem .8rem;margin:.2rem 0}} li{{margin:.3rem 0}} .muted{{color:#666}}</style>
-</head><body><main><h1>{html.escape(title)}</h1>{body}</main></body></html>"""
-    return HTMLResponse(document, status_code=status, headers=PAGE_HEADERS)
+def _form_target(redirect_uri: str) -> str:
+    """The CSP source of the place the consent form's answer redirects to (`https://client.example`, or
+    `cursor:` for an app's own scheme), so `form-action` lets that redirect through; "" if it cannot be
+    written as one."""
+    parts = urlsplit(redirect_uri)
+    scheme = parts.scheme.lower()
+    if not _SCHEME.match(scheme):
+        return ""
+    if scheme in ("http", "https"):
+        return f"{scheme}://{parts.netloc}" if _NETLOC.match(parts.netloc) else ""
+    return f"{scheme}:"
 
 
 class AuthRoutes:
@@ -124,13 +120,14 @@ class AuthRoutes:
     def _ip(self, request: Request) -> str | None:
         return request.client.host if request.client else None
 
-    def _csrf_form(self, request: Request, response_cookies: list[str]) -> str:
+    def _csrf_token(self, request: Request, response_cookies: list[str]) -> str:
+        """The token for a form's hidden `csrf` field (and the cookie it is checked against, if new)."""
         seed = request.cookies.get(CSRF_COOKIE)
         if not seed:
             seed = secrets.token_urlsafe(16)
             secure = "; Secure" if cookie_secure(self.settings) else ""
             response_cookies.append(f"{CSRF_COOKIE}={seed}; Path=/auth; HttpOnly; SameSite=Lax{secure}")
-        return f'<input type="hidden" name="csrf" value="{self.authority.keys.csrf_token(seed)}">'
+        return self.authority.keys.csrf_token(seed)
 
     def _csrf_ok(self, request: Request, form: Any) -> bool:
         origin = request.headers.get("origin")
@@ -160,10 +157,11 @@ class AuthRoutes:
             return RedirectResponse(f"/auth/google/login?next={next_path}", 302)
         if self.authority.dev_sign_in:
             return RedirectResponse(f"/auth/dev?next={next_path}", 302)
-        return _page(
+        return notice(
+            request,
             "Sign-in is not configured",
-            "<p>This shop has not set up sign-in (GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET).</p>",
-            503,
+            "This shop has not set up sign-in (GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET).",
+            status=503,
         )
 
     async def google_login(self, request: Request) -> Response:
@@ -173,11 +171,13 @@ class AuthRoutes:
         try:
             url, pending = await google.start(f"{self.base}/auth/google/callback")
         except SignInError:  # the sign-in service's discovery or set-up failed; it logged the details
-            return _page(
+            return notice(
+                request,
                 "Sign-in is unavailable right now",
-                "<p>Signing in does not work at the moment. You can keep using the shop as a guest and try "
-                'again later.</p><p><a href="/">Back to the shop</a></p>',
-                503,
+                "Signing in does not work at the moment. You can keep using the shop as a guest and try "
+                "again later.",
+                status=503,
+                back_to_shop="/",
             )
         carried = {
             "state": pending.state,
@@ -200,7 +200,9 @@ class AuthRoutes:
     async def google_callback(self, request: Request) -> Response:
         google = self.authority.google
         if google is None:
-            return _page("Sign-in is not configured", "<p>Google sign-in is not set up here.</p>", 404)
+            return notice(
+                request, "Sign-in is not configured", "Google sign-in is not set up here.", status=404
+            )
         raw = request.cookies.get(LOGIN_COOKIE)
         opened = self.authority.keys.decrypt(raw, self.authority.clock(), ttl=LOGIN_SECONDS) if raw else None
         try:
@@ -231,10 +233,8 @@ class AuthRoutes:
         await audit.record(
             self.services.db, "sign_in_failed", ip=self._ip(request), at=self.authority.clock(), reason=reason
         )
-        response = _page(
-            "Sign-in did not work",
-            f'<p>{html.escape(message)}</p><p><a href="/auth/login">Try again</a></p>',
-            400,
+        response = notice(
+            request, "Sign-in did not work", message, status=400, link=("/auth/login", "Try again")
         )
         response.delete_cookie(LOGIN_COOKIE, path="/auth/google/callback")
         return response
@@ -267,30 +267,26 @@ class AuthRoutes:
 
     async def dev(self, request: Request) -> Response:
         if not self._dev_allowed(request):
-            return _page("Not found", "<p>The dev sign-in exists only on a loopback setup.</p>", 404)
+            return notice(
+                request, "Not found", "The dev sign-in exists only on a loopback setup.", status=404
+            )
         next_path = safe_next(request.query_params.get("next"))
         if request.method == "POST":
             form = await read_form(request, self.settings)
             if not self._csrf_ok(request, form):
-                return _page("Expired form", "<p>Reload the page and try again.</p>", 403)
+                return notice(request, "Expired form", "Reload the page and try again.", status=403)
             email = str(form.get("email") or "").strip().lower()
             if not EMAIL.match(email):
-                return _page(
-                    "Dev sign-in", "<p>Type an email address like <code>ana@example.com</code>.</p>", 400
+                return notice(
+                    request, "Dev sign-in", "Type an email address like ana@example.com.", status=400
                 )
             name = str(form.get("name") or "").strip()[:200] or None
             person = VerifiedPerson(email=email, email_verified=False, name=name)
             return await self._signed_in(request, person, "dev", str(form.get("next") or next_path))
         cookies: list[str] = []
-        body = f"""<p class="note"><strong>Development sign-in, loopback only.</strong> There is no password:
-anyone at this computer can sign in as any email. It disappears once Google sign-in is configured or Shine is
-reachable from other machines.</p>
-<form method="post" action="/auth/dev">{self._csrf_form(request, cookies)}
-<input type="hidden" name="next" value="{html.escape(next_path)}">
-<p><label>Email<br><input name="email" type="email" required autofocus></label></p>
-<p><label>Name (optional)<br><input name="name"></label></p>
-<button type="submit">Sign in</button></form>"""
-        return self._with_cookies(_page("Dev sign-in", body), cookies)
+        csrf = self._csrf_token(request, cookies)
+        page = render(request, "dev_sign_in.html", title="Dev sign-in", csrf=csrf, next_path=next_path)
+        return self._with_cookies(page, cookies)
 
     # --- who am I, sign out ---------------------------------------------------------------------
     async def me(self, request: Request) -> Response:
@@ -316,15 +312,11 @@ reachable from other machines.</p>
     async def logout(self, request: Request) -> Response:
         if request.method == "GET":
             cookies: list[str] = []
-            form = (
-                f'<form method="post" action="/auth/logout">{self._csrf_form(request, cookies)}'
-                '<p><label><input type="checkbox" name="everywhere" value="1"> on every device</label></p>'
-                '<button type="submit">Sign out</button></form>'
-            )
-            return self._with_cookies(_page("Sign out", form), cookies)
+            csrf = self._csrf_token(request, cookies)
+            return self._with_cookies(render(request, "sign_out.html", title="Sign out", csrf=csrf), cookies)
         form_data = await read_form(request, self.settings)
         if not self._csrf_ok(request, form_data):
-            return _page("Expired form", "<p>Reload the page and try again.</p>", 403)
+            return notice(request, "Expired form", "Reload the page and try again.", status=403)
         active = await self._session(request)
         now = self.authority.clock()
         if active is not None:
@@ -356,10 +348,11 @@ reachable from other machines.</p>
             request_id = str(form.get("request") or "")
         pending = await provider.pending(request_id) if request_id else None
         if pending is None:
-            return _page(
+            return notice(
+                request,
                 "This request has expired",
-                "<p>This authorization request expired or was already answered. Start again from your MCP client.</p>",
-                400,
+                "This authorization request expired or was already answered. Start again from your MCP client.",
+                status=400,
             )
         active = await self._session(request)
         identity = await _identity(self.services, active) if active else None
@@ -369,7 +362,7 @@ reachable from other machines.</p>
             )
         if request.method == "POST":
             if not self._csrf_ok(request, form):
-                return _page("Expired form", "<p>Reload the page and try again.</p>", 403)
+                return notice(request, "Expired form", "Reload the page and try again.", status=403)
             if form.get("decision") == "approve":
                 target = await provider.approve(
                     request_id, identity.user_id, identity.roles, self._ip(request)
@@ -377,32 +370,34 @@ reachable from other machines.</p>
             else:
                 target = await provider.deny(request_id, identity.user_id, self._ip(request))
             if target is None:
-                return _page("This request has expired", "<p>Start again from your MCP client.</p>", 400)
+                return notice(
+                    request, "This request has expired", "Start again from your MCP client.", status=400
+                )
             return RedirectResponse(target, 303, headers={"Cache-Control": "no-store"})
         return self._consent_page(request, pending, identity)
 
     def _consent_page(self, request: Request, pending: Any, identity: WebIdentity) -> Response:
         client = pending.client
-        redirect_host = urlsplit(pending.redirect_uri).netloc or pending.redirect_uri
-        name = html.escape(client.client_name or "An MCP client")
-        if client.client_id.startswith("https://"):
-            origin = f"identified by <strong>{html.escape(urlsplit(client.client_id).netloc)}</strong>"
-        else:
-            origin = "which registered itself (Shine cannot vouch for its name)"
         granted = grantable_scopes(pending.scopes, identity.roles)
-        items = "".join(f"<li>{html.escape(SCOPE_TEXT[s])}</li>" for s in granted)
-        if ADMIN in pending.scopes and ADMIN not in granted:
-            items += '<li class="muted">admin tools: not available to your account, so not granted</li>'
         cookies: list[str] = []
-        body = f"""<p><strong>{name}</strong>, {origin}, wants to use Shine as
-<strong>{html.escape(identity.email or identity.user_id)}</strong>. It will be able to:</p><ul>{items}</ul>
-<p class="muted">After you answer, you go back to <strong>{html.escape(redirect_host)}</strong>.</p>
-<form method="post" action="/auth/consent">{self._csrf_form(request, cookies)}
-<input type="hidden" name="request" value="{html.escape(pending.id)}">
-<button type="submit" name="decision" value="approve">Allow</button>
-<button type="submit" name="decision" value="deny">Deny</button></form>
-<p class="muted">Not you? <a href="/auth/logout">Sign out</a></p>"""
-        return self._with_cookies(_page("Allow access to Shine?", body), cookies)
+        page = render(
+            request,
+            "consent.html",
+            title="Allow access to Shine?",
+            # The answer redirects to the client: the form may go there, and nowhere else but Shine.
+            csp={"form-action": f"'self' {_form_target(pending.redirect_uri)}".strip()},
+            client_name=client.client_name or "An MCP client",
+            client_host=urlsplit(client.client_id).netloc
+            if client.client_id.startswith("https://")
+            else None,
+            account=identity.email or identity.user_id,
+            granted=[SCOPE_TEXT[s] for s in granted],
+            admin_refused=ADMIN in pending.scopes and ADMIN not in granted,
+            redirect_host=urlsplit(pending.redirect_uri).netloc or pending.redirect_uri,
+            csrf=self._csrf_token(request, cookies),
+            request_id=pending.id,
+        )
+        return self._with_cookies(page, cookies)
 
     # --- revocation ---------------------------------------------------------------------------------
     async def revoke(self, request: Request) -> Response:

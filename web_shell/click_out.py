@@ -9,10 +9,8 @@ is signed in; never an IP address or browser details.
 
 from __future__ import annotations
 
-import html
-
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from shine_mcp.services import Services
@@ -20,21 +18,24 @@ from shine_mcp.store.catalog import get_product, get_variants_by_id
 from shine_mcp.store.clicks import product_link, record_click, source_of
 from web_shell.auth import web_identity
 from web_shell.chat import chat_cookie_name, read_chat_token
+from web_shell.templating import notice
 
 NO_STORE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
 # The merchant learns nothing of the page or conversation the shopper came from.
 REDIRECT_HEADERS = {**NO_STORE, "Referrer-Policy": "no-referrer"}
 
 
-def _not_available(base_url: str) -> HTMLResponse:
-    page = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        "<title>Link not available · Shine</title></head><body><main><h1>This link is not available</h1>"
-        "<p>The shop has no page at another store for this product. Ask the shop's advisor for where to "
-        f'buy it, or <a href="{html.escape(base_url or "/")}/">go back to the shop</a>.</p></main></body></html>'
+def _not_available(request: Request, base_url: str) -> Response:
+    return notice(
+        request,
+        "Link not available",
+        "The shop has no page at another store for this product. Ask the shop's advisor for where to buy it.",
+        heading="This link is not available",
+        status=404,
+        back_to_shop=f"{base_url or ''}/",
+        back_label="Go back to the shop",
+        headers={"X-Robots-Tag": "noindex"},
     )
-    return HTMLResponse(page, status_code=404, headers=NO_STORE)
 
 
 def routes(services: Services) -> list[BaseRoute]:
@@ -44,7 +45,7 @@ def routes(services: Services) -> list[BaseRoute]:
         product_id = str(request.path_params["product_id"])
         product = await get_product(services.db, product_id) if len(product_id) <= 60 else None
         if product is None:
-            return _not_available(settings.base_url)
+            return _not_available(request, settings.base_url)
         variant = None
         if variant_id := request.query_params.get("variant"):
             variant = (await get_variants_by_id(services.db, [variant_id[:60]])).get(variant_id)
@@ -52,7 +53,7 @@ def routes(services: Services) -> list[BaseRoute]:
                 variant = None
         link = product_link(product, settings.affiliate_links, variant)
         if link is None:
-            return _not_available(settings.base_url)
+            return _not_available(request, settings.base_url)
         identity = await web_identity(request, services)
         await record_click(
             services.db,

@@ -6,13 +6,13 @@ Shine's `/favicon.ico` for the pages it serves, and the drawn packshot of any pr
 from __future__ import annotations
 
 import hashlib
-import html
 import re
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from shine_mcp.services import Services
@@ -22,15 +22,16 @@ from shine_mcp.store.clicks import AffiliateLinks
 from shine_mcp.store.search import SearchFilters, search_products
 from shine_mcp.store.tables import Product, ProductRow
 from shine_mcp.store.views import summary_of, where_to_buy
+from web_shell.templating import security_headers, templates
 
 STATIC = Path(__file__).parent / "static"
-DEMO_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' https: data: blob:; "
-    "style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "same-origin",
-    "X-Content-Type-Options": "nosniff",
-}
+# The shop page runs the widget's script from Shine, shows product pictures from anywhere and talks to Shine.
+DEMO_HEADERS = security_headers(
+    default_src="'self'",
+    img_src="'self' https: data: blob:",
+    style_src="'self' 'unsafe-inline'",
+    connect_src="'self'",
+)
 SHOWCASE = 8
 PRODUCT_ID = re.compile(r"prd_[A-Za-z0-9_-]{1,36}")
 # The URL names the drawing's version, so a fetch of the current one may be kept for good; an old or
@@ -56,40 +57,21 @@ def _static(name: str) -> tuple[str, str]:
     return text, hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _tile(product: Product | ProductRow, links: AffiliateLinks) -> str:
+def _tile(product: Product | ProductRow, links: AffiliateLinks) -> dict[str, Any]:
+    """What demo.html shows of a product: its picture, brand, name, price and, for a product sold at another
+    merchant, the click-out link (source "shop") and its disclosure line."""
     p = summary_of(product)
-    picture = p.image
-    attributes = [f'src="{html.escape(picture.url)}"', 'alt=""']
-    if picture.width and picture.height:  # the box is reserved by the CSS aspect ratio in any case
-        attributes.append(f'width="{picture.width}" height="{picture.height}"')
-    if picture.srcset:
-        attributes.append(f'srcset="{html.escape(picture.srcset)}" sizes="{TILE_SIZES}"')
-    image = f'<img {" ".join(attributes)} loading="lazy" decoding="async">'
-    return (
-        f'<li class="tile">{image}<p class="brand">{html.escape(p.brand)}</p>'
-        f'<h3>{html.escape(p.name)}</h3><p class="price">{html.escape(p.price.display)}</p>{_buy_at(product, links)}</li>'
-    )
-
-
-def _buy_at(product: Product | ProductRow, links: AffiliateLinks) -> str:
-    """A product sold at another merchant: the click-out link (source "shop") and its disclosure line."""
     where = where_to_buy(product, links, source="shop") if links else None
-    if where is None:
-        return ""
-    return (
-        f'<p><a class="buy" href="{html.escape(where.url)}" rel="noopener noreferrer">'
-        f"Buy at {html.escape(where.merchant)}</a></p>"
-        f'<p class="disclosure">{html.escape(where.disclosure)}</p>'
-    )
+    return {"image": p.image, "brand": p.brand, "name": p.name, "price": p.price.display, "buy": where}
 
 
 def routes(services: Services) -> list[BaseRoute]:
-    async def demo_page(_request: Request) -> Response:
-        page, _ = _static("demo.html")
+    async def demo_page(request: Request) -> Response:
         result = await search_products(services.db, SearchFilters(), limit=SHOWCASE)
         links = services.settings.affiliate_links
-        tiles = "\n".join(_tile(p, links) for p in result.products) or "<li>The catalog is empty.</li>"
-        return HTMLResponse(page.replace("<!--PRODUCTS-->", tiles), headers=DEMO_HEADERS)
+        tiles = [_tile(p, links) for p in result.products]
+        context = {"tiles": tiles, "sizes": TILE_SIZES}
+        return templates.TemplateResponse(request, "demo.html", context, headers=DEMO_HEADERS)
 
     async def widget(request: Request) -> Response:
         script, etag = _static("widget.js")

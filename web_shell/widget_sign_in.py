@@ -7,7 +7,6 @@ and verifier for a widget token; the guest's cart, reports and chats join the ac
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import re
@@ -30,9 +29,10 @@ from shine_mcp.auth.widget_tokens import (
 )
 from shine_mcp.services import Services
 from shine_mcp.store.photos import PhotoStore
-from web_shell.auth import _page, web_identity
+from web_shell.auth import web_identity
 from web_shell.chat import known_identity
 from web_shell.limits import CLOSE, BodyRefused, read_json
+from web_shell.templating import notice, render
 
 log = logging.getLogger("shine.auth")
 
@@ -74,11 +74,12 @@ class WidgetSignIn:
         origin, challenge, state = params.get("origin"), params.get("challenge", ""), params.get("state", "")
         if not self._allowed(origin) or not CHALLENGE.match(challenge) or not STATE.match(state):
             log.warning("refused a widget sign-in for the page %r (not in SHINE_ALLOWED_ORIGINS?)", origin)
-            return _page(
+            return notice(
+                request,
                 "This page cannot sign you in",
-                "<p>Signing in works from the shop's own pages only. Go back to the shop and press "
-                "<strong>Sign in</strong> in the skin advisor again.</p>",
-                400,
+                "Signing in works from the shop's own pages only. Go back to the shop and press Sign in in "
+                "the skin advisor again.",
+                status=400,
             )
         identity = await web_identity(request, self.services)
         if identity is None or identity.guest:
@@ -91,17 +92,16 @@ class WidgetSignIn:
         nonce = secrets.token_urlsafe(16)
         data = json.dumps({"type": MESSAGE_TYPE, "code": code, "state": state, "origin": origin})
         data = data.replace("<", "\\u003c")  # nothing in it can close the script element
-        who = html.escape(identity.email or identity.name or "your account")
-        body = f"""<p>You are signed in as <strong>{who}</strong>. Going back to the shop…</p>
-<p id="alone" hidden>This window lost track of the shop's page. Close it, then press <strong>Sign in</strong>
-in the skin advisor again.</p>
-<script type="application/json" id="handoff">{data}</script>
-<script nonce="{nonce}">{_HANDOFF_JS}</script>"""
-        response = _page("Signed in", body)
-        response.headers["Content-Security-Policy"] = (
-            f"default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-{nonce}'; frame-ancestors 'none'"
+        return render(
+            request,
+            "widget_signed_in.html",
+            title="Signed in",
+            csp={"script-src": f"'nonce-{nonce}'"},
+            who=identity.email or identity.name or "your account",
+            handoff=data,
+            nonce=nonce,
+            script=_HANDOFF_JS,
         )
-        return response
 
     # --- the widget's calls ---------------------------------------------------------------------------
     async def preflight(self, request: Request) -> Response:

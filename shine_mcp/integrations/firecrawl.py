@@ -1,8 +1,10 @@
 """Shine as an MCP *client* of the Firecrawl MCP server (`firecrawl-mcp`): one shared, resilient session.
 
 `Browser` is the interface the browse tools use; `FirecrawlMCPBrowser` reaches Firecrawl over stdio (a local
-`firecrawl-mcp` process) or Streamable HTTP (a remote endpoint), and `UnconfiguredBrowser` says how to turn
-browsing on. Turning raw results into clean, safe tool output is `shine_mcp.tools.browse`'s job, not this
+`firecrawl-mcp` process) or Streamable HTTP (a remote endpoint); where the local process cannot start because
+Node (`npx`) is not installed, `FirecrawlAPIBrowser` calls the same Firecrawl REST API directly with
+firecrawl-py, behind the same slots, rate limit, circuit breaker and retries (`ResilientBrowser`), giving the
+same answers and errors; `UnconfiguredBrowser` says how to turn browsing on. Turning raw results into clean, safe tool output is `shine_mcp.tools.browse`'s job, not this
 module's. No message or log line here ever holds the API key.
 """
 
@@ -15,6 +17,7 @@ import logging
 import os
 import random
 import re
+import shutil
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,6 +26,7 @@ from typing import Any, Literal, Protocol
 
 import anyio
 import httpx2
+from firecrawl.v2.utils.http_client_async import AsyncHttpClient
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -30,6 +34,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import CONNECTION_CLOSED, REQUEST_TIMEOUT, CallToolResult, TextContent
 
 from shine_mcp.config import Settings
+from shine_mcp.observers import BreakerState
 
 log = logging.getLogger("shine.firecrawl")
 
@@ -53,6 +58,9 @@ HTTP_TIMEOUT, HTTP_READ_TIMEOUT = (
     30.0,
     300.0,
 )  # a remote Firecrawl MCP server's requests; its held-open streams
+DEFAULT_API_URL = (
+    "https://api.firecrawl.dev"  # Firecrawl cloud, as firecrawl-mcp uses without FIRECRAWL_API_URL
+)
 BACKOFF_BASE = 0.25
 BACKOFF_CAP = 4.0
 _STATUS = re.compile(r"(?:status code|failed \(|HTTP )\s*(\d{3})")
@@ -138,9 +146,17 @@ class FirecrawlConfig:
         return [s for s in found if len(s) >= 6]
 
 
-def browser_from_settings(settings: Settings) -> Browser:
+def browser_from_settings(
+    settings: Settings, on_breaker: Callable[[BreakerState], None] | None = None
+) -> Browser:
+    """`on_breaker` is told the circuit breaker's state as it changes (the web shell's metrics)."""
     config = FirecrawlConfig.from_settings(settings)
-    return FirecrawlMCPBrowser(config) if config is not None else UnconfiguredBrowser()
+    if config is None:
+        return UnconfiguredBrowser()
+    if not config.url and shutil.which(config.command[0]) is None:
+        log.info("%s is not installed: browsing calls the Firecrawl API directly", config.command[0])
+        return FirecrawlAPIBrowser(config, on_breaker)
+    return FirecrawlMCPBrowser(config, on_breaker)
 
 
 class CircuitBreaker:
@@ -148,12 +164,19 @@ class CircuitBreaker:
     seconds. Then it is half-open: one probe call goes through; its outcome closes or re-opens it."""
 
     def __init__(
-        self, failures: int, reset_after: float, clock: Callable[[], float] = time.monotonic
+        self,
+        failures: int,
+        reset_after: float,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[BreakerState], None] | None = None,
     ) -> None:
         self.threshold, self.reset_after, self.clock = failures, reset_after, clock
         self.failures = 0
         self.opened_at: float | None = None
         self.probing = False
+        # Told "open" when it opens, "half_open" when a probe goes through, "closed" when one succeeds.
+        self.on_change = on_change or (lambda _state: None)
+        self.on_change("closed")
 
     @property
     def state(self) -> Literal["closed", "open", "half_open"]:
@@ -167,6 +190,7 @@ class CircuitBreaker:
             return
         if state == "half_open" and not self.probing:
             self.probing = True
+            self.on_change("half_open")
             return
         wait = max(1, round(self.reset_after - (self.clock() - (self.opened_at or 0.0))))
         raise BrowseError(
@@ -174,15 +198,19 @@ class CircuitBreaker:
         )
 
     def succeeded(self) -> None:
+        was_open = self.opened_at is not None
         self.failures, self.opened_at, self.probing = 0, None, False
+        if was_open:
+            self.on_change("closed")
 
     def failed(self) -> None:
         self.failures += 1
         if self.probing or self.failures >= self.threshold:
             self.opened_at, self.probing = self.clock(), False
+            self.on_change("open")
 
 
-class RateLimiter:
+class CallPacer:
     """Spaces calls evenly: at most `per_minute` a minute, without bursts that trip Firecrawl's own limit."""
 
     def __init__(self, per_minute: int) -> None:
@@ -223,20 +251,67 @@ def _classify(text: str) -> BrowseError:
     return BrowseError("failed", "Firecrawl could not do this request")
 
 
-class FirecrawlMCPBrowser:
-    """One `firecrawl-mcp` session shared by every caller, opened on first use and reopened when it dies.
-
-    Each call waits for a concurrency slot and the rate limit, asks the circuit breaker, runs with a
-    timeout, and is retried with exponential backoff and jitter only on transient failures (5xx, 429, a
-    lost connection). The session lives in a task of its own so it is closed where it was opened."""
+class ResilientBrowser:
+    """What every way of reaching Firecrawl shares: each call waits for a concurrency slot and the rate
+    limit, asks the circuit breaker, and is retried with exponential backoff and jitter only on transient
+    failures (5xx, 429, a lost connection). Subclasses make one attempt (`_call_once`)."""
 
     configured = True
 
-    def __init__(self, config: FirecrawlConfig) -> None:
+    def __init__(
+        self, config: FirecrawlConfig, on_breaker: Callable[[BreakerState], None] | None = None
+    ) -> None:
         self.config = config
-        self.breaker = CircuitBreaker(config.breaker_failures, config.breaker_seconds)
+        self.breaker = CircuitBreaker(config.breaker_failures, config.breaker_seconds, on_change=on_breaker)
         self._slots = anyio.Semaphore(config.concurrency)
-        self._rate = RateLimiter(config.rate_per_minute)
+        self._rate = CallPacer(config.rate_per_minute)
+
+    async def call(self, tool: str, arguments: dict[str, Any], *, progress: Progress | None = None) -> Any:
+        """The structured answer of one Firecrawl MCP tool (by its name and arguments, whichever way Firecrawl
+        is reached), or a `BrowseError` saying what went wrong."""
+        attempt = 0
+        while True:
+            self.breaker.before_call()
+            try:
+                async with self._slots:
+                    await self._rate.wait()
+                    answer = await self._call_once(tool, arguments, progress)
+            except BrowseError as error:
+                if error.outage:
+                    self.breaker.failed()
+                else:  # Firecrawl answered (a refusal is an answer): it is up
+                    self.breaker.succeeded()
+                if not error.transient or attempt >= self.config.retries or self.breaker.state != "closed":
+                    log.info("firecrawl %s failed: %s", tool, error.kind)
+                    raise
+                delay = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt) * random.uniform(0.5, 1.5)
+                attempt += 1
+                if progress is not None:
+                    await progress(f"Firecrawl hiccuped ({error.kind}); retrying")
+                await anyio.sleep(delay)
+                continue
+            self.breaker.succeeded()
+            return answer
+
+    async def _call_once(self, tool: str, arguments: dict[str, Any], progress: Progress | None) -> Any:
+        raise NotImplementedError
+
+    def _redact(self, text: str) -> str:
+        for secret in self.config.secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+
+class FirecrawlMCPBrowser(ResilientBrowser):
+    """One `firecrawl-mcp` session shared by every caller, opened on first use and reopened when it dies.
+
+    Each call runs with a timeout, under `ResilientBrowser`'s slots, rate limit, breaker and retries. The
+    session lives in a task of its own so it is closed where it was opened."""
+
+    def __init__(
+        self, config: FirecrawlConfig, on_breaker: Callable[[BreakerState], None] | None = None
+    ) -> None:
+        super().__init__(config, on_breaker)
         self._connect_lock = anyio.Lock()
         self._session: ClientSession | None = None
         self._holder: asyncio.Task[None] | None = None
@@ -294,9 +369,10 @@ class FirecrawlMCPBrowser:
                 raise BrowseError(
                     "unavailable", "Shine could not start its Firecrawl connection; try again shortly"
                 )
-            self._session = box["session"]
+            session: ClientSession = box["session"]
+            self._session = session
             self.connections += 1
-            return box["session"]
+            return session
 
     async def _drop(self) -> None:
         """Close the current session (if any) and wait, bounded, for its process to end."""
@@ -332,32 +408,6 @@ class FirecrawlMCPBrowser:
     async def raw_call(self, tool: str, arguments: dict[str, Any]) -> CallToolResult:
         """The tool on the shared session with nothing of Shine's around it (benchmarks compare with this)."""
         return await (await self._session_now()).call_tool(tool, arguments)
-
-    async def call(self, tool: str, arguments: dict[str, Any], *, progress: Progress | None = None) -> Any:
-        """The structured answer of one Firecrawl MCP tool, or a `BrowseError` saying what went wrong."""
-        attempt = 0
-        while True:
-            self.breaker.before_call()
-            try:
-                async with self._slots:
-                    await self._rate.wait()
-                    answer = await self._call_once(tool, arguments, progress)
-            except BrowseError as error:
-                if error.outage:
-                    self.breaker.failed()
-                else:  # Firecrawl answered (a refusal is an answer): it is up
-                    self.breaker.succeeded()
-                if not error.transient or attempt >= self.config.retries or self.breaker.state != "closed":
-                    log.info("firecrawl %s failed: %s", tool, error.kind)
-                    raise
-                delay = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt) * random.uniform(0.5, 1.5)
-                attempt += 1
-                if progress is not None:
-                    await progress(f"Firecrawl hiccuped ({error.kind}); retrying")
-                await anyio.sleep(delay)
-                continue
-            self.breaker.succeeded()
-            return answer
 
     async def _call_once(self, tool: str, arguments: dict[str, Any], progress: Progress | None) -> Any:
         session = await self._session_now()
@@ -399,10 +449,61 @@ class FirecrawlMCPBrowser:
         async with self._connect_lock:
             await self._drop()
 
-    def _redact(self, text: str) -> str:
-        for secret in self.config.secrets:
-            text = text.replace(secret, "[redacted]")
-        return text
+
+# The REST endpoint behind each firecrawl-mcp tool Shine calls. The tools' arguments are the endpoints'
+# request bodies (`query`, `limit`, `sources`, `includeDomains`; `url`, `formats`, `onlyMainContent`).
+_ENDPOINTS = {"firecrawl_search": "/v2/search", "firecrawl_scrape": "/v2/scrape"}
+
+
+class FirecrawlAPIBrowser(ResilientBrowser):
+    """Firecrawl's REST API called directly with firecrawl-py, for a Shine without Node: the answers are
+    those `firecrawl-mcp` would give (a search's whole response body, a scrape's document) and failures
+    read the same, so the browse tools cannot tell the two apart.
+
+    firecrawl-py's HTTP client, not its typed `search`/`scrape` methods: those turn the API's answers into
+    models that drop fields the browse tools read (4.55 keeps no `imageUrl`, `imageWidth` or `imageHeight`
+    of an image result). Its own retries are off: `ResilientBrowser` decides."""
+
+    def __init__(
+        self, config: FirecrawlConfig, on_breaker: Callable[[BreakerState], None] | None = None
+    ) -> None:
+        super().__init__(config, on_breaker)
+        self._http = AsyncHttpClient(
+            config.env.get("FIRECRAWL_API_KEY"),
+            config.env.get("FIRECRAWL_API_URL") or DEFAULT_API_URL,
+            max_retries=1,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.close()
+
+    async def _call_once(self, tool: str, arguments: dict[str, Any], progress: Progress | None) -> Any:
+        endpoint = _ENDPOINTS.get(tool)
+        if endpoint is None:
+            raise BrowseError("failed", "Firecrawl could not do this request")
+        try:
+            with anyio.fail_after(self.config.call_timeout):
+                response = await self._http.post(endpoint, arguments)
+        except TimeoutError:
+            raise BrowseError(
+                "timeout", f"Firecrawl did not answer within {self.config.call_timeout:g} s; try again later"
+            ) from None
+        except Exception as error:  # firecrawl-py's client (httpx) could not reach the API
+            # As firecrawl-mcp reports it ("connect ECONNREFUSED …" as the tool's error): a failed request.
+            log.warning("firecrawl %s: %s", tool, self._redact(repr(error)))
+            raise BrowseError("failed", "Firecrawl could not do this request") from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code >= 400 or not isinstance(body, dict):
+            said = body.get("error") if isinstance(body, dict) else None
+            text = self._redact(f"Request failed with status code {response.status_code}: {said or ''}")
+            log.warning("firecrawl %s answered an error: %s", tool, text[:300])
+            raise _classify(text)
+        if not body.get("success", True):
+            raise _classify(self._redact(str(body.get("error") or "")))
+        return body if tool == "firecrawl_search" else body.get("data", {})
 
 
 def _text_of(result: CallToolResult) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import httpx
+import httpx2
 
 from shine_mcp import __version__
 
@@ -70,7 +70,7 @@ def verify(body: bytes, header: str | None, secrets: Iterable[str], *, now: floa
     return False
 
 
-def _detail(response: httpx.Response) -> str:
+def _detail(response: httpx2.Response) -> str:
     try:
         body = response.json()
     except ValueError:
@@ -82,7 +82,7 @@ def _detail(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}" + (f": {str(message)[:200]}" if message else "")
 
 
-def _reference(response: httpx.Response) -> str | None:
+def _reference(response: httpx2.Response) -> str | None:
     try:
         body = response.json()
     except ValueError:
@@ -96,8 +96,8 @@ def _reference(response: httpx.Response) -> str | None:
 class PartnerClient:
     """One HTTP client for every partner; `transport` is a seam for tests that need no sockets."""
 
-    def __init__(self, *, timeout: float = 10.0, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self._http = httpx.AsyncClient(
+    def __init__(self, *, timeout: float = 10.0, transport: httpx2.AsyncBaseTransport | None = None) -> None:
+        self._http = httpx2.AsyncClient(
             timeout=timeout,
             transport=transport,
             headers={"User-Agent": f"shine/{__version__}"},
@@ -113,9 +113,9 @@ class PartnerClient:
         }
         try:
             response = await self._http.post(partner.url, content=body, headers=headers)
-        except httpx.TimeoutException:
+        except httpx2.TimeoutException:
             return Delivery("retry", f"{partner.name} partner timed out")
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             return Delivery("retry", f"{partner.name} partner unreachable: {type(exc).__name__}")
         status = response.status_code
         if 200 <= status < 300:

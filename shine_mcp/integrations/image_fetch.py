@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ssl
 
-import httpx
+import httpx2
 
 from shine_mcp import __version__
 from shine_mcp.integrations.public_http import (
@@ -54,7 +54,7 @@ class FetchRefused(Exception):
         self.message = message
 
 
-def _check_photo_answer(response: httpx.Response) -> None:
+def _check_photo_answer(response: httpx2.Response) -> None:
     if response.status_code != 200:
         raise FetchRefused(
             f"{response.url.host} answered {response.status_code} {response.reason_phrase} for the photo URL; "

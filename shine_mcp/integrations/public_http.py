@@ -25,8 +25,8 @@ from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
 
 import anyio
-import httpcore
-import httpx
+import httpcore2
+import httpx2
 
 from shine_mcp import __version__
 
@@ -176,14 +176,14 @@ async def system_resolver(host: str, port: int) -> list[IPAddress]:
     return found
 
 
-class _GuardedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's network backend with the address check in `connect_tcp`: it resolves the host once,
+class _GuardedBackend(httpcore2.AsyncNetworkBackend):
+    """httpcore2's network backend with the address check in `connect_tcp`: it resolves the host once,
     refuses the connection unless every address is allowed, then connects to one of those addresses. TLS
-    is started afterwards by httpcore with the URL's host name (SNI and certificate check)."""
+    is started afterwards by httpcore2 with the URL's host name (SNI and certificate check)."""
 
     def __init__(self, policy: AddressPolicy, resolver: Resolver) -> None:
         self._policy, self._resolver = policy, resolver
-        self._inner = httpcore.AnyIOBackend()
+        self._inner = httpcore2.AnyIOBackend()
 
     async def _addresses(self, host: str, port: int) -> list[IPAddress]:
         literal = host_address(host)
@@ -202,10 +202,10 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         self,
         host: str,
         port: int,
-        timeout: float | None = None,  # noqa: ASYNC109  (httpcore's interface)
+        timeout: float | None = None,  # noqa: ASYNC109  (httpcore2's interface)
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
+    ) -> httpcore2.AsyncNetworkStream:
         addresses = await self._addresses(host, port)
         for address in addresses:
             reason = self._policy.refusal(address)
@@ -222,7 +222,7 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
                     local_address=local_address,
                     socket_options=socket_options,
                 )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+            except (httpcore2.ConnectError, httpcore2.ConnectTimeout) as exc:
                 error = exc
         assert error is not None
         raise error
@@ -230,23 +230,23 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
     async def connect_unix_socket(
         self,
         path: str,
-        timeout: float | None = None,  # noqa: ASYNC109  (httpcore's interface)
+        timeout: float | None = None,  # noqa: ASYNC109  (httpcore2's interface)
         socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
+    ) -> httpcore2.AsyncNetworkStream:
         raise Refused("url", "only internet addresses are fetched")
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
 
 
-def check_url(url: str, *, https_only: bool = True, redirected: bool = False) -> httpx.URL:
+def check_url(url: str, *, https_only: bool = True, redirected: bool = False) -> httpx2.URL:
     """`url` if Shine may request it, else `Refused` saying what is wrong with it."""
     where = " (redirected)" if redirected else ""
     try:
         parts = urlsplit(url)
-        parsed = httpx.URL(url)
+        parsed = httpx2.URL(url)
         port = parts.port  # a port out of range raises here
-    except (ValueError, httpx.InvalidURL) as exc:
+    except (ValueError, httpx2.InvalidURL) as exc:
         raise Refused("url", f"the URL{where} is not a valid URL") from exc
     scheme = parts.scheme.lower()
     if scheme == "http" and https_only:
@@ -273,26 +273,38 @@ def _mb(n: int) -> str:
 class Fetched:
     url: str  # where the body came from, after redirects
     status: int
-    headers: httpx.Headers
-    body: bytes
+    headers: httpx2.Headers
+    body: bytes  # with `enough`: the first bytes only, up to where they were enough
 
 
-async def _read(response: httpx.Response, max_bytes: int) -> bytes:
+async def _read(
+    response: httpx2.Response, max_bytes: int, enough: Callable[[bytes], bool] | None = None
+) -> bytes:
+    """The body, cut at `max_bytes`. With `enough`, only the first bytes: reading stops as soon as
+    `enough(bytes so far)` says they are (a picture's header), and `max_bytes` bounds that prefix instead of
+    the whole file (whose declared length then does not matter)."""
     host = response.url.host
     encoding = response.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
         raise Refused("compressed", f"{host} sent its answer compressed ({encoding})")
-    too_big = Refused("too_large", f"the file at that URL is larger than {_mb(max_bytes)}")
+    too_big = Refused(
+        "too_large",
+        f"the file at that URL is larger than {_mb(max_bytes)}"
+        if enough is None
+        else f"the first {_mb(max_bytes)} of the file at that URL were not enough",
+    )
     declared = response.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+    if enough is None and declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise too_big
     chunks: list[bytes] = []
     received = 0
     async for chunk in response.aiter_raw():
+        chunks.append(chunk[: max_bytes - received])
         received += len(chunk)
+        if enough is not None and enough(b"".join(chunks)):
+            return b"".join(chunks)
         if received > max_bytes:
             raise too_big
-        chunks.append(chunk)
     return b"".join(chunks)
 
 
@@ -316,22 +328,24 @@ class PublicHTTP:
         self._ssl_context = ssl_context
         self._user_agent = user_agent
 
-    def _client(self, policy: AddressPolicy, timeout: float, headers: Mapping[str, str]) -> httpx.AsyncClient:
+    def _client(
+        self, policy: AddressPolicy, timeout: float, headers: Mapping[str, str]
+    ) -> httpx2.AsyncClient:
         if self._ssl_context is None:
             self._ssl_context = ssl.create_default_context()  # loads the CA bundle once per instance
-        transport = httpx.AsyncHTTPTransport(verify=self._ssl_context, trust_env=False)
-        # httpx (0.28, pinned) has no public hook for httpcore's network backend: swap in the same
+        transport = httpx2.AsyncHTTPTransport(verify=self._ssl_context, trust_env=False)
+        # httpx2 (2.17, pinned) has no public hook for httpcore2's network backend: swap in the same
         # pool it builds, with the guarded backend.
-        transport._pool = httpcore.AsyncConnectionPool(
+        transport._pool = httpcore2.AsyncConnectionPool(
             ssl_context=self._ssl_context,
             max_connections=2,
             network_backend=_GuardedBackend(policy, self._resolver),
         )
-        return httpx.AsyncClient(
+        return httpx2.AsyncClient(
             transport=transport,
             trust_env=False,
             follow_redirects=False,
-            timeout=httpx.Timeout(timeout),
+            timeout=httpx2.Timeout(timeout),
             headers={"User-Agent": self._user_agent, **headers, "Accept-Encoding": "identity"},
         )
 
@@ -345,13 +359,15 @@ class PublicHTTP:
         https_only: bool = True,
         headers: Mapping[str, str] | None = None,
         also_allow: Iterable[str] = (),
-        check: Callable[[httpx.Response], None] | None = None,
+        check: Callable[[httpx2.Response], None] | None = None,
+        enough: Callable[[bytes], bool] | None = None,
     ) -> Fetched:
         """GET `url`, following at most `max_redirects` redirects, within `timeout` seconds in all.
 
         `check` sees the final response's status and headers before its body is read, and raises (any
         exception, passed on as it is) to stop there. `also_allow` adds networks to this request's
-        address policy (for a Shine only this machine can reach). `Refused` for everything else."""
+        address policy (for a Shine only this machine can reach). `enough`: read only the first bytes, up
+        to `max_bytes`, until it says they suffice (see `_read`). `Refused` for everything else."""
         current = check_url(url, https_only=https_only)
         policy = self._policy.plus(also_allow)
         try:
@@ -363,7 +379,7 @@ class PublicHTTP:
                             if not response.is_redirect:
                                 if check is not None:
                                     check(response)
-                                body = await _read(response, max_bytes)
+                                body = await _read(response, max_bytes, enough)
                                 return Fetched(
                                     str(response.url), response.status_code, response.headers, body
                                 )
@@ -377,9 +393,9 @@ class PublicHTTP:
                             redirects += 1
                             location = urljoin(str(current), response.headers["location"])
                             current = check_url(location, https_only=https_only, redirected=True)
-        except (TimeoutError, httpx.TimeoutException) as exc:
+        except (TimeoutError, httpx2.TimeoutException) as exc:
             raise Refused("timeout", f"the download took longer than {timeout:g} s") from exc
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             if "CERTIFICATE_VERIFY_FAILED" in str(exc):
                 raise Refused(
                     "certificate", f"{current.host} did not present a valid certificate for https"

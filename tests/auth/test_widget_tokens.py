@@ -5,6 +5,7 @@ out (here or everywhere) ends the token. The browser flow itself is in tests/e2e
 
 from __future__ import annotations
 
+import html
 import json
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -16,11 +17,11 @@ import pytest
 from sqlalchemy import select
 
 from shine_mcp.auth.widget_tokens import challenge_of, exchange_code, issue_code
+from shine_mcp.clock import aware, utcnow
 from shine_mcp.config import Settings
 from shine_mcp.store.db import open_database
 from shine_mcp.store.purge import purge_expired
-from shine_mcp.store.tables import utcnow
-from shine_mcp.store.users import WidgetToken, aware
+from shine_mcp.store.users import WidgetToken
 from tests.advisor.web import post_chat
 from tests.auth.support import Browser, Clock, forms_of
 from tests.auth.widget import (
@@ -108,7 +109,9 @@ async def test_the_popup_hands_nothing_to_a_page_not_allowed(shine: str, browser
     popup = Popup(shine, browser)
     page = await browser.go(popup.url(origin=STRANGER))
     assert isinstance(page, httpx.Response) and page.status_code == 400
-    assert "handoff" not in page.text and "Signing in works from the shop's own pages" in page.text
+    assert "handoff" not in page.text and "Signing in works from the shop's own pages" in html.unescape(
+        page.text
+    )
 
 
 async def test_the_guests_chat_follows_them_into_the_account(shine: str, browser: Browser) -> None:
