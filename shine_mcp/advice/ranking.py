@@ -85,7 +85,7 @@ def hard_mask(
     """Products every hard limit allows."""
     if currency not in index.currencies:
         return np.zeros(len(index), bool)
-    mask = index.currency == index.currencies.index(currency)
+    mask: np.ndarray = index.currency == index.currencies.index(currency)
     if categories:
         mask &= np.isin(index.category, [CATEGORIES.index(c) for c in categories])
     if max_price_minor is not None:

@@ -1,4 +1,5 @@
-"""Assembling a morning and evening routine from ranked candidates per step.
+"""Assembling a morning and evening routine from ranked candidates per step, and planning one for a person
+(`plan_routine`: the candidates the recommender picked, the choice, the schedule, the warnings).
 
 Rules, in the order they win:
 1. every morning ends with sunscreen; a step is left out (and said so, with why and what keeping it would
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from shine_mcp.advice.budget import Option, Step, cheapest, optimise
+from shine_mcp.advice.ranking import hard_mask
+from shine_mcp.advice.recommender import Picked, Prepared, cautions
 from shine_mcp.knowledge import InteractionRule, KnowledgeBase
 from shine_mcp.money import format_money
 from shine_mcp.store.tables import ProductRow
@@ -343,3 +346,127 @@ def schedule(kb: KnowledgeBase, specs: tuple[StepSpec, ...], chosen: dict[str, C
         placed.append(Placed(spec, product, (slot,), {slot: when}))
     placed.sort(key=lambda p: ORDER[p.spec.key])
     return Schedule(steps=placed, notes=notes)
+
+
+# Planning a person's routine: candidates per step from the recommender, the choice, the schedule, the advice.
+
+CANDIDATES_PER_STEP = 8
+TREATMENT_CANDIDATES = 12  # deeper: a second treatment must bring a different active
+PROFILES_KEPT = 50_000  # products whose actives a routine remembers at once
+ROUTINE_WARNINGS = (
+    "Introduce one new product at a time, about two weeks apart, so you know what suits you.",
+    "Patch test each new product on a small area (inside the forearm or behind the ear) for a few days first.",
+    "Sunscreen every morning, reapplied when you are outdoors: it matters most when you use exfoliating acids or retinoids.",
+)
+
+
+class RoutineImpossible(ValueError):
+    """No routine can be made within the person's limits; the message says what they can change."""
+
+
+@dataclass
+class Plan:
+    choice: Chosen
+    schedule: Schedule
+    similar: dict[str, float]  # product id → what similar people's liking added to its score
+
+
+def candidate_groups(specs: tuple[StepSpec, ...]) -> dict[tuple[str, ...], int]:
+    """How many ranked products to read for each step's categories."""
+    return {spec.categories: CANDIDATES_PER_STEP if spec.slots else TREATMENT_CANDIDATES for spec in specs}
+
+
+def candidates_by_step(
+    kb: KnowledgeBase, specs: tuple[StepSpec, ...], by_group: Mapping[tuple[str, ...], list[Picked]]
+) -> tuple[dict[str, list[Candidate]], dict[str, float]]:
+    """Each step's candidates (a treatment whose own actives clash is never one), and each product's
+    similar-people weight."""
+    candidates: dict[str, list[Candidate]] = {}
+    similar_of: dict[str, float] = {}
+    for spec in specs:
+        found = []
+        for product, score, similar in by_group[spec.categories]:
+            if not spec.slots and firm_clash_inside(kb, product):
+                continue
+            found.append(Candidate(product, score))
+            similar_of[product.id] = similar
+        candidates[spec.key] = found
+    return candidates, similar_of
+
+
+def _sunscreen_costs(needed_minor: int, currency: str) -> str:
+    return (
+        f"the cheapest sunscreen that fits your limits costs {format_money(needed_minor, currency)}; "
+        "a routine starts with sunscreen every morning, so raise the budget to at least that"
+    )
+
+
+def no_sunscreen(prepared: Prepared, budget_minor: int | None, currency: str) -> RoutineImpossible:
+    """Why no sunscreen is a candidate: the budget (and what the cheapest fitting one costs) or the limits."""
+    index = prepared.index
+    sunscreens = hard_mask(
+        index,
+        prepared.needs,
+        prepared.excluded,
+        categories=["sunscreen"],
+        currency=currency,
+        max_price_minor=None,
+    )
+    if budget_minor is not None and sunscreens.any():
+        return RoutineImpossible(_sunscreen_costs(int(index.price[sunscreens].min()), currency))
+    return RoutineImpossible(
+        "no sunscreen in the catalog fits your limits (avoided ingredients, preferences, pregnancy); "
+        "a routine needs one every morning: loosen a limit with update_profile"
+    )
+
+
+def plan_routine(
+    kb: KnowledgeBase,
+    specs: tuple[StepSpec, ...],
+    prepared: Prepared,
+    by_group: Mapping[tuple[str, ...], list[Picked]],
+    profiles: dict[tuple[str, tuple[str, ...]], Profile],
+) -> Plan:
+    """The routine for the person `prepared` ranks for, from the products picked per step group.
+
+    Raises RoutineImpossible when no sunscreen fits. `profiles`: the per-server cache of `Compatibility`."""
+    needs = prepared.needs
+    currency = needs.currency or "USD"
+    candidates, similar = candidates_by_step(kb, specs, by_group)
+    if not candidates.get("protect"):
+        raise no_sunscreen(prepared, needs.budget_minor, currency)
+    if len(profiles) > PROFILES_KEPT:
+        profiles.clear()
+    concerns = {c.concern for c in needs.concerns}
+    try:
+        choice = choose(kb, specs, candidates, needs.budget_minor, concerns, profiles)
+    except BudgetTooSmall as exc:
+        raise RoutineImpossible(_sunscreen_costs(exc.needed_minor, currency)) from None
+    if "protect" not in choice.products:
+        raise RoutineImpossible(
+            "could not find a sunscreen that goes with the rest of the routine; "
+            "use recommend_products and check_ingredients to choose one"
+        )
+    return Plan(choice, schedule(kb, specs, choice.products), similar)
+
+
+def routine_warnings(kb: KnowledgeBase, specs: tuple[StepSpec, ...], plan: Plan, pregnant: bool) -> list[str]:
+    """How to start safely, and what the budget left out that matters most."""
+    warnings = list(ROUTINE_WARNINGS)
+    chosen = plan.choice.products
+    essentials_dropped = [s.categories[0] for s in specs if s.essential and s.key not in chosen]
+    if essentials_dropped:
+        warnings.insert(
+            0,
+            f"The budget does not stretch to a {' and a '.join(essentials_dropped)}: add "
+            f"{'them' if len(essentials_dropped) > 1 else 'it'} when you can (a basic one costs little), "
+            "before anything else.",
+        )
+    distinct = {p.product.id: p.product for p in plan.schedule.steps}
+    if any(cautions(kb, p) for p in distinct.values()):
+        warnings.append("Some products here can make skin more sun-sensitive or irritated: see each step.")
+    if pregnant:
+        warnings.append(
+            "Nothing here contains a retinoid; still show your routine to your doctor or midwife."
+        )
+    return warnings

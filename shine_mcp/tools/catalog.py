@@ -1,4 +1,6 @@
-"""Catalog tools: search the shop's products and read one product's full details."""
+"""Catalog tools: search the shop's products and read one product's full details.
+
+Reading the query's words is `store.search_query`, running the search `store.search`."""
 
 from __future__ import annotations
 
@@ -15,16 +17,19 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from shine_mcp.identity import current_user
+from shine_mcp.advice.inputs import IngredientWords
+from shine_mcp.auth.identity import current_user
 from shine_mcp.knowledge import load_knowledge
 from shine_mcp.money import to_minor_rounded
 from shine_mcp.services import Services
 from shine_mcp.store.catalog import get_product as fetch_product
-from shine_mcp.store.catalog import get_variants, main_currency
+from shine_mcp.store.catalog import get_variants, main_currency, variants_of
 from shine_mcp.store.db import Database
 from shine_mcp.store.profiles import record_view
-from shine_mcp.store.search import SearchFilters, catalog_brands
+from shine_mcp.store.search import SearchFilters, SearchResult, catalog_brands
 from shine_mcp.store.search import search_products as run_search
+from shine_mcp.store.search_query import BrandIndex, Interpretation, interpret, why_matched
+from shine_mcp.store.tables import ProductVariant
 from shine_mcp.store.views import (
     DEMO_NOTICE,
     CompactSchema,
@@ -33,15 +38,15 @@ from shine_mcp.store.views import (
     detail_of,
     summary_of,
 )
-from shine_mcp.tools._advice_inputs import IngredientWords
-from shine_mcp.tools._query import BrandIndex, interpret, why_matched
 from shine_mcp.vocabulary import Category, Concern, SkinType
 
 T = TypeVar("T")
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
 
-class ProductPage(CompactSchema):
+# One page of catalog search results; a shop's web page read by `read_product_page` is `browse.ProductPage`.
+# (A comment, not a docstring: a docstring would become the output schema's description.)
+class SearchResults(CompactSchema):
     total: int = Field(description="How many products match in all pages.")
     products: list[ProductSummary]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
@@ -95,13 +100,17 @@ async def _brands(db: Database) -> BrandIndex:
     return BrandIndex.of(await catalog_brands(db))
 
 
-def register(server: MCPServer, services: Services) -> None:
-    knowledge = load_knowledge()
-    currencies = _CatalogFact(main_currency, services)
-    brands = _CatalogFact(_brands, services)
+class CatalogTools:
+    """The catalog tools of one server and the catalog facts they keep: the main currency, the brands."""
 
-    @server.tool(annotations=READ_ONLY)
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.knowledge = load_knowledge()
+        self.currencies = _CatalogFact(main_currency, services)
+        self.brands = _CatalogFact(_brands, services)
+
     async def search_products(
+        self,
         query: Annotated[
             str,
             Field(
@@ -133,20 +142,39 @@ def register(server: MCPServer, services: Services) -> None:
         in_stock_only: bool = False,
         limit: Annotated[int, Field(ge=1, le=50)] = 10,
         cursor: str | None = None,
-    ) -> ProductPage:
+    ) -> SearchResults:
         """Find products in the shop's catalog by words and filters.
 
         Use it when the shopper names a product type, ingredient, brand or concern, a price limit or
         ingredients to avoid. Returns a page of products (id, price, rating, stock) each with why it
         matched, the total, and a cursor for the next page; use get_product for the full INCI list."""
-        reading = interpret(query, await brands.get() if query.strip() else None)
+        reading = interpret(query, await self.brands.get() if query.strip() else None)
         excluded_words = sorted(
             {w.strip().lower() for w in (exclude_ingredients or [])} | set(reading.exclude)
         )
-        keys, substrings = knowledge.exclusion_terms(excluded_words)
         price = max_price if max_price is not None else reading.max_price
-        currency = await currencies.get()
-        filters = SearchFilters(
+        filters = await self._filters(
+            reading, excluded_words, category, skin_type, concerns, price, in_stock_only
+        )
+        offset = _decode_cursor(cursor, filters) if cursor else 0
+        result = await run_search(self.services.db, filters, limit=limit, offset=offset)
+        variants = await variants_of(self.services.db, [p.id for p in result.products])  # shades to pick
+        return self._page(reading, filters, excluded_words, result, offset, variants)
+
+    async def _filters(
+        self,
+        reading: Interpretation,
+        excluded_words: list[str],
+        category: Category | None,
+        skin_type: SkinType | None,
+        concerns: list[Concern] | None,
+        price: float | None,
+        in_stock_only: bool,
+    ) -> SearchFilters:
+        """The arguments win over what the query's words said."""
+        keys, substrings = self.knowledge.exclusion_terms(excluded_words)
+        currency = await self.currencies.get()
+        return SearchFilters(
             terms=tuple(reading.terms),
             category=category or reading.category,
             skin_type=skin_type or reading.skin_type,
@@ -158,8 +186,17 @@ def register(server: MCPServer, services: Services) -> None:
             required_tags=tuple(sorted(set(reading.tags))),
             in_stock_only=in_stock_only,
         )
-        offset = _decode_cursor(cursor, filters) if cursor else 0
-        result = await run_search(services.db, filters, limit=limit, offset=offset)
+
+    def _page(
+        self,
+        reading: Interpretation,
+        filters: SearchFilters,
+        excluded_words: list[str],
+        result: SearchResult,
+        offset: int,
+        variants: dict[str, list[ProductVariant]],
+    ) -> SearchResults:
+        settings = self.services.settings
         products = [
             summary_of(
                 p,
@@ -172,22 +209,34 @@ def register(server: MCPServer, services: Services) -> None:
                     excluded=excluded_words,
                     tags=list(filters.required_tags),
                 ),
-                base_url=services.settings.base_url,
-                links=services.settings.affiliate_links,
+                base_url=settings.base_url,
+                links=settings.affiliate_links,
+                variants=variants.get(p.id, []),
             )
             for p in result.products
         ]
         end = offset + len(products)
-        return ProductPage(
+        return SearchResults(
             total=result.total,
             products=products,
             next_cursor=_encode_cursor(end, filters) if end < result.total else None,
             interpreted=reading.notes,
-            notice=DEMO_NOTICE if any(p.source == "demo" for p in result.products) else None,
+            notice=" ".join(
+                text
+                for text in (
+                    DEMO_NOTICE if any(p.source == "demo" for p in result.products) else None,
+                    f"More than {result.total:,} products match: these are the best of them; add a word or "
+                    "a filter to narrow the search."
+                    if result.more
+                    else None,
+                )
+                if text
+            )
+            or None,
         )
 
-    @server.tool(annotations=READ_ONLY)
     async def get_product(
+        self,
         ctx: Context,
         product_id: Annotated[str, Field(min_length=1, max_length=60, description="An id such as prd_…")],
     ) -> ProductDetail:
@@ -196,6 +245,7 @@ def register(server: MCPServer, services: Services) -> None:
 
         Use it after search_products when the shopper asks what is in a product or whether it suits them.
         Opening a product counts as a view for the caller's recommendations (export_my_data lists views)."""
+        services = self.services
         product = await fetch_product(services.db, product_id.strip())
         if product is None:
             raise ToolError(f"no product with id '{product_id}'; search_products lists product ids")
@@ -212,3 +262,9 @@ def register(server: MCPServer, services: Services) -> None:
             variants=variants,
             links=services.settings.affiliate_links,
         )
+
+
+def register(server: MCPServer, services: Services) -> None:
+    tools = CatalogTools(services)
+    server.tool(annotations=READ_ONLY)(tools.search_products)
+    server.tool(annotations=READ_ONLY)(tools.get_product)

@@ -10,7 +10,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from shine_mcp.identity import current_user
+from shine_mcp.auth.identity import current_user
 from shine_mcp.knowledge import InteractionRule, KnowledgeBase, load_knowledge, parse_inci
 from shine_mcp.services import Services
 from shine_mcp.store.catalog import get_product
@@ -175,9 +175,14 @@ def _clash(kb: KnowledgeBase, a: str, b: str, a_name: str, b_name: str, rule: In
     )
 
 
-def register(server: MCPServer, services: Services) -> None:
-    @server.tool(annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
+class IngredientTools:
+    """The ingredient tool of one server; the findings are `check`, over the knowledge base."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
     async def check_ingredients(
+        self,
         ctx: Context,
         product_ids: Annotated[
             list[str] | None,
@@ -210,9 +215,24 @@ def register(server: MCPServer, services: Services) -> None:
         if not product_ids and not (ingredients_text and ingredients_text.strip()):
             raise ToolError("give product_ids (from search_products) or ingredients_text to check")
         kb = load_knowledge()
+        lists = await self._lists(product_ids or [], ingredients_text)
+        profile = await self._profile_of(ctx)
+        if avoid_ingredients is None and profile is not None:
+            avoid_ingredients = [*profile.avoid_ingredients, *profile.sensitivities]
+        if pregnant_or_nursing is None:
+            pregnant_or_nursing = bool(profile and profile.pregnant_or_nursing)
+        if sensitive_skin is None:
+            sensitive_skin = bool(profile and (profile.skin_type == "sensitive" or profile.sensitivities))
+        avoid = [w.strip() for w in avoid_ingredients or [] if w.strip()]
+        return check(kb, lists, avoid=avoid, pregnant=pregnant_or_nursing, sensitive=sensitive_skin)
+
+    async def _lists(
+        self, product_ids: list[str], ingredients_text: str | None
+    ) -> list[tuple[str, str | None, list[str]]]:
+        """(label, product id, ingredient names) of each catalog product, then of the pasted list."""
         lists: list[tuple[str, str | None, list[str]]] = []
-        for product_id in dict.fromkeys(product_ids or []):
-            product = await get_product(services.db, product_id)
+        for product_id in dict.fromkeys(product_ids):
+            product = await get_product(self.services.db, product_id)
             if product is None:
                 raise ToolError(
                     f"no product {product_id!r} in the catalog; search_products lists product ids"
@@ -226,20 +246,19 @@ def register(server: MCPServer, services: Services) -> None:
                     "no ingredient names could be read from ingredients_text; paste the INCI list"
                 )
             lists.append((PASTED, None, names))
-        profile = await _profile_of(ctx)
-        if avoid_ingredients is None and profile is not None:
-            avoid_ingredients = [*profile.avoid_ingredients, *profile.sensitivities]
-        if pregnant_or_nursing is None:
-            pregnant_or_nursing = bool(profile and profile.pregnant_or_nursing)
-        if sensitive_skin is None:
-            sensitive_skin = bool(profile and (profile.skin_type == "sensitive" or profile.sensitivities))
-        avoid = [w.strip() for w in avoid_ingredients or [] if w.strip()]
-        return check(kb, lists, avoid=avoid, pregnant=pregnant_or_nursing, sensitive=sensitive_skin)
+        return lists
 
-    async def _profile_of(ctx: Context) -> Profile | None:
+    async def _profile_of(self, ctx: Context) -> Profile | None:
         """The caller's profile, or None for an anonymous reader (ingredient checks need no sign-in)."""
         try:
-            caller = current_user(ctx, services.settings)
+            caller = current_user(ctx, self.services.settings)
         except ToolError:
             return None
-        return await get_profile(services.db, caller.user_id)
+        return await get_profile(self.services.db, caller.user_id)
+
+
+def register(server: MCPServer, services: Services) -> None:
+    tools = IngredientTools(services)
+    server.tool(annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))(
+        tools.check_ingredients
+    )

@@ -11,6 +11,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
+from shine_mcp.advice.inputs import ConcernsArg, IngredientWords, SkinTypeArg, vocabulary_words
 from shine_mcp.advice.needs import (
     PREFERENCES,
     VocabularyError,
@@ -21,7 +22,8 @@ from shine_mcp.advice.needs import (
 from shine_mcp.advice.season import PlaceError, country_code, season_for
 from shine_mcp.auth import audit
 from shine_mcp.auth.accounts import close_account, forget_merged_ids, get_user, merged_ids
-from shine_mcp.identity import current_user
+from shine_mcp.auth.identity import current_user
+from shine_mcp.clock import aware
 from shine_mcp.knowledge import load_knowledge
 from shine_mcp.money import Money, MoneyError, to_minor_rounded
 from shine_mcp.orders.errors import OrderError
@@ -31,18 +33,17 @@ from shine_mcp.services import Services
 from shine_mcp.store import profiles as store
 from shine_mcp.store.catalog import get_product, main_currency
 from shine_mcp.store.chat import delete_user_chats, export_user_chats
-from shine_mcp.store.clicks import forget_user_clicks
+from shine_mcp.store.clicks import forget_user_clicks, user_clicks
 from shine_mcp.store.photos import PhotoStore
 from shine_mcp.store.skin_reports import delete_user_reports, list_reports
-from shine_mcp.store.users import aware
-from shine_mcp.tools._advice_inputs import ConcernsArg, IngredientWords, SkinTypeArg
+from shine_mcp.store.stream_events import forget_user_stream_events
 from shine_mcp.tools._confirm import Confirm, needs_confirmation
-from shine_mcp.tools._query import vocabulary_words
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 WRITE = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
 )
+ERASE = ToolAnnotations(destructive_hint=True, idempotent_hint=True, open_world_hint=False)
 AUDIT_EXPORT_LIMIT = 10_000
 Clearable = Literal[
     "skin_type",
@@ -106,6 +107,10 @@ class MyData(BaseModel):
     chats: list[dict[str, Any]]
     chat_uploads: list[dict[str, Any]]
     commerce: dict[str, Any] = Field(description="Cart and orders with lines and refunds.")
+    clicks: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="'Buy at <merchant>' links followed while signed in or from these chats, oldest first.",
+    )
     security_events: list[dict[str, Any]] = Field(
         description="Sign-ins, client approvals and other audit entries about the caller (with the IP address)."
     )
@@ -159,11 +164,60 @@ def _loosened(current: store.Profile | None, changes: dict[str, Any]) -> str | N
     return " ".join(said) or None
 
 
-def register(server: MCPServer, services: Services) -> None:
-    shop = Commerce(services)  # ends refill subscriptions when a person erases their data
-    photos = PhotoStore(services.settings.data_dir)
+def _vocabulary_changes(
+    skin_type: str | None, concerns: list[str] | None, preferences: list[str] | None
+) -> tuple[dict[str, Any], list[str]]:
+    """Skin type, concerns and preferences in the closed vocabulary, and the notes on the shopper's words
+    ('melasma': see a dermatologist)."""
+    changes: dict[str, Any] = {}
+    notes: list[str] = []  # shopper words that need a word back ('melasma': see a dermatologist)
+    try:
+        if skin_type is not None:
+            changes["skin_type"] = check_skin_type(vocabulary_words([skin_type], "skin_type")[0][0])
+        if concerns is not None:
+            understood, notes = vocabulary_words(concerns, "concern")
+            changes["concerns"] = check_concerns(understood)
+        if preferences is not None:
+            changes["preferences"] = check_preferences(preferences)
+    except VocabularyError as exc:
+        raise ToolError(str(exc)) from exc
+    return changes, notes
 
-    async def view(user_id: str, profile: store.Profile | None) -> ProfileOut:
+
+def _place(country: str | None, hemisphere: Literal["north", "south"] | None) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    if country is not None:
+        try:
+            changes["country"] = country_code(country)
+        except PlaceError as exc:
+            raise ToolError(str(exc)) from exc
+    if hemisphere is not None:
+        changes["hemisphere"] = hemisphere
+    return changes
+
+
+def _clear(changes: dict[str, Any], clear: list[Clearable]) -> None:
+    """Fields to reset to empty, never one the same call sets."""
+    for name in clear:
+        if name in changes or (name == "budget" and "budget_minor" in changes):
+            raise ToolError(f"{name} is both set and cleared; do one or the other")
+        if name == "budget":
+            changes["budget_minor"], changes["currency"] = None, None
+        elif name in ("skin_type", "country", "hemisphere"):
+            changes[name] = None
+        else:
+            changes[name] = []
+
+
+class ProfileTools:
+    """The profile tools of one server: the shop (to end refill subscriptions on erasure) and the photos."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.shop = Commerce(services)  # ends refill subscriptions when a person erases their data
+        self.photos = PhotoStore(self.services.settings.data_dir)
+
+    async def _view(self, user_id: str, profile: store.Profile | None) -> ProfileOut:
         if profile is None:
             return ProfileOut(
                 user_id=user_id, exists=False, skin_type=None, concerns=[], sensitivities=[],
@@ -188,17 +242,18 @@ def register(server: MCPServer, services: Services) -> None:
             updated_at=aware(profile.updated_at),
         )
 
-    @server.tool(annotations=READ_ONLY)
-    async def get_profile(ctx: Context) -> ProfileOut:
+    async def get_profile(self, ctx: Context) -> ProfileOut:
         """The caller's skin profile: skin type, concerns, sensitivities, avoided ingredients (and how each
         is applied), budget, pregnancy, preferences and location for the season.
 
-        recommend_products, build_routine and check_ingredients use it; show it when asked what Shine knows."""
-        caller = current_user(ctx, services.settings)
-        return await view(caller.user_id, await store.get_profile(services.db, caller.user_id))
+        Use it when the person asks what Shine knows about their skin, or before changing it.
 
-    @server.tool(annotations=WRITE)
+        recommend_products, build_routine and check_ingredients use it; show it when asked what Shine knows."""
+        caller = current_user(ctx, self.services.settings)
+        return await self._view(caller.user_id, await store.get_profile(self.services.db, caller.user_id))
+
     async def update_profile(
+        self,
         ctx: Context,
         skin_type: SkinTypeArg = None,
         concerns: ConcernsArg = None,
@@ -238,22 +293,35 @@ def register(server: MCPServer, services: Services) -> None:
         """Save what the shopper tells you about their skin: only the fields given change, lists are
         replaced, `clear` empties fields. Ask before saving health details such as pregnancy.
 
+        Use it when the shopper tells you their skin type, concerns, allergies, budget or anything
+        else to remember.
+
         Avoided ingredients and sensitivities are hard limits for every recommendation and routine.
         Removing any of them, or pregnancy, saves nothing without confirm=true: the answer says what
         would no longer be avoided; ask the shopper, and only after their yes call again with confirm=true."""
-        caller = current_user(ctx, services.settings)
+        caller = current_user(ctx, self.services.settings)
+        changes, notes = _vocabulary_changes(skin_type, concerns, preferences)
+        changes |= await self._limits(sensitivities, avoid_ingredients, budget, pregnant_or_nursing)
+        changes |= _place(country, hemisphere)
+        _clear(changes, clear or [])
+        if not changes:
+            raise ToolError("nothing to change: pass at least one field (get_profile shows the current ones)")
+        if confirm is not True:
+            loosened = _loosened(await store.get_profile(self.services.db, caller.user_id), changes)
+            if loosened:
+                raise needs_confirmation("update_profile", loosened)
+        profile = await store.save_profile(self.services.db, caller.user_id, changes)
+        return (await self._view(caller.user_id, profile)).model_copy(update={"notes": notes})
+
+    async def _limits(
+        self,
+        sensitivities: list[str] | None,
+        avoid_ingredients: list[str] | None,
+        budget: float | None,
+        pregnant_or_nursing: bool | None,
+    ) -> dict[str, Any]:
+        """The hard limits: what to avoid, the budget in the shop's currency, pregnancy."""
         changes: dict[str, Any] = {}
-        notes: list[str] = []  # shopper words that need a word back ('melasma': see a dermatologist)
-        try:
-            if skin_type is not None:
-                changes["skin_type"] = check_skin_type(vocabulary_words([skin_type], "skin_type")[0][0])
-            if concerns is not None:
-                understood, notes = vocabulary_words(concerns, "concern")
-                changes["concerns"] = check_concerns(understood)
-            if preferences is not None:
-                changes["preferences"] = check_preferences(preferences)
-        except VocabularyError as exc:
-            raise ToolError(str(exc)) from exc
         if (cleaned := _clean_words(sensitivities)) is not None:
             changes["sensitivities"] = cleaned
         if (cleaned := _clean_words(avoid_ingredients)) is not None:
@@ -261,40 +329,17 @@ def register(server: MCPServer, services: Services) -> None:
         if budget is not None:
             if budget <= 0:
                 raise ToolError("budget must be more than 0; to remove it, pass clear=['budget']")
-            currency = await main_currency(services.db)
+            currency = await main_currency(self.services.db)
             try:
                 changes["budget_minor"], changes["currency"] = to_minor_rounded(budget, currency), currency
             except MoneyError as exc:
                 raise ToolError(str(exc)) from exc
         if pregnant_or_nursing is not None:
             changes["pregnant_or_nursing"] = pregnant_or_nursing
-        if country is not None:
-            try:
-                changes["country"] = country_code(country)
-            except PlaceError as exc:
-                raise ToolError(str(exc)) from exc
-        if hemisphere is not None:
-            changes["hemisphere"] = hemisphere
-        for name in clear or []:
-            if name in changes or (name == "budget" and "budget_minor" in changes):
-                raise ToolError(f"{name} is both set and cleared; do one or the other")
-            if name == "budget":
-                changes["budget_minor"], changes["currency"] = None, None
-            elif name in ("skin_type", "country", "hemisphere"):
-                changes[name] = None
-            else:
-                changes[name] = []
-        if not changes:
-            raise ToolError("nothing to change: pass at least one field (get_profile shows the current ones)")
-        if confirm is not True:
-            loosened = _loosened(await store.get_profile(services.db, caller.user_id), changes)
-            if loosened:
-                raise needs_confirmation("update_profile", loosened)
-        profile = await store.save_profile(services.db, caller.user_id, changes)
-        return (await view(caller.user_id, profile)).model_copy(update={"notes": notes})
+        return changes
 
-    @server.tool(annotations=WRITE)
     async def rate_product(
+        self,
         ctx: Context,
         product_id: Annotated[str, Field(min_length=1, max_length=60, description="prd_… from the catalog.")],
         rating: Annotated[int, Field(ge=1, le=5, description="1 (did not suit me) to 5 (loved it).")],
@@ -302,14 +347,16 @@ def register(server: MCPServer, services: Services) -> None:
     ) -> RatingOut:
         """Rate a product the shopper has used (1-5, optional comment); rating again replaces it.
 
+        Use it when the shopper says how a product they used worked for them.
+
         Ratings teach recommend_products what people with similar skin liked; a product rated 1-2
         is not recommended to that person again."""
-        caller = current_user(ctx, services.settings)
-        product = await get_product(services.db, product_id.strip())
+        caller = current_user(ctx, self.services.settings)
+        product = await get_product(self.services.db, product_id.strip())
         if product is None:
             raise ToolError(f"no product with id '{product_id}'; search_products lists product ids")
         saved = await store.rate(
-            services.db, caller.user_id, product.id, rating, (comment or "").strip() or None
+            self.services.db, caller.user_id, product.id, rating, (comment or "").strip() or None
         )
         return RatingOut(
             product_id=product.id,
@@ -322,19 +369,18 @@ def register(server: MCPServer, services: Services) -> None:
             else "Thanks: this product will not be recommended to you again.",
         )
 
-    @server.tool(annotations=READ_ONLY)
-    async def export_my_data(ctx: Context) -> MyData:
+    async def export_my_data(self, ctx: Context) -> MyData:
         """Everything Shine holds about the caller, as JSON: account, profile, ratings and views, skin
         reports, chats, uploaded photos' details, cart and orders.
 
         Use it when someone asks what Shine knows about them or wants a copy of their data."""
-        caller = current_user(ctx, services.settings)
-        user = None if caller.is_guest else await get_user(services.db, caller.user_id)
-        profile_data = await store.export_profile_data(services.db, caller.user_id)
-        reports = await list_reports(services.db, caller.user_id, limit=100_000)
-        chats = await export_user_chats(services.db, caller.user_id)
-        commerce = await export_user_commerce(services.db, caller.user_id)
-        security = await audit.events(services.db, actor_id=caller.user_id, limit=AUDIT_EXPORT_LIMIT)
+        caller = current_user(ctx, self.services.settings)
+        user = None if caller.is_guest else await get_user(self.services.db, caller.user_id)
+        profile_data = await store.export_profile_data(self.services.db, caller.user_id)
+        reports = await list_reports(self.services.db, caller.user_id, limit=100_000)
+        chats = await export_user_chats(self.services.db, caller.user_id)
+        commerce = await export_user_commerce(self.services.db, caller.user_id)
+        security = await audit.events(self.services.db, actor_id=caller.user_id, limit=AUDIT_EXPORT_LIMIT)
         return MyData(
             user_id=caller.user_id,
             exported_at=datetime.now(UTC),
@@ -357,6 +403,7 @@ def register(server: MCPServer, services: Services) -> None:
             chats=chats["chats"],
             chat_uploads=chats["uploads"],
             commerce=commerce,
+            clicks=await user_clicks(self.services.db, caller.user_id),
             security_events=[
                 {
                     "at": aware(e.at).isoformat(),
@@ -370,27 +417,30 @@ def register(server: MCPServer, services: Services) -> None:
             notice="Kept photos are not embedded here; get_skin_report and the chat show them to you.",
         )
 
-    async def erase(user_id: str) -> tuple[dict[str, int], list[str]]:
+    async def _erase(self, user_id: str) -> tuple[dict[str, int], list[str]]:
         """Everything held about a person, gone, under their id and every guest id merged into it at
         sign-in; what must stay (orders, for the books) and why."""
-        db = services.db
+        db = self.services.db
         aliases = await merged_ids(db, user_id)
         deleted: dict[str, int] = {}
         addresses_kept = 0
         # Refill subscriptions stop at the payment provider first: if it cannot be reached, nothing is
         # deleted yet and the person can try again (otherwise they would go on being charged).
-        subscriptions_ended = 0
+        subscriptions_ended = memberships_ended = 0
         try:
             for who in (user_id, *aliases):
-                subscriptions_ended += await shop.subscriptions.end_all(who)
+                subscriptions_ended += await self.shop.subscriptions.end_all(who)
+                memberships_ended += await self.shop.membership.end_all(who)
         except OrderError as exc:
             raise ToolError(exc.message) from exc
         deleted["subscriptions_ended"] = subscriptions_ended
+        deleted["memberships_ended"] = memberships_ended
         for who in (user_id, *aliases):
             found = await store.delete_user_profile_data(db, who)
-            found["skin_reports"] = await delete_user_reports(db, photos, who)
+            found["skin_reports"] = await delete_user_reports(db, self.photos, who)
+            found["clicks_unlinked"] = await forget_user_clicks(db, who)  # before the chats they name go
+            found["stream_events"] = await forget_user_stream_events(db, who)
             found |= await delete_user_chats(db, who)
-            found["clicks_unlinked"] = await forget_user_clicks(db, who)
             commerce = await erase_user_commerce(db, who)
             found["carts"] = commerce["carts_deleted"]
             found["orders_unlinked"] = commerce["orders_anonymised"]
@@ -403,10 +453,8 @@ def register(server: MCPServer, services: Services) -> None:
             kept.append("The shipping address of an order not yet shipped, until it ships.")
         return deleted, kept
 
-    @server.tool(
-        annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=True, open_world_hint=False)
-    )
     async def delete_my_data(
+        self,
         ctx: Context,
         confirm: Annotated[
             bool, Field(description="Must be true: the person confirmed they want everything deleted.")
@@ -415,14 +463,16 @@ def register(server: MCPServer, services: Services) -> None:
         """Delete everything Shine holds about the caller: profile, ratings, skin reports and kept photos,
         chats and uploads, cart. Orders stay for the shop's accounts, without the link to this person.
 
+        Use it when the person asks Shine to forget them but keep their sign-in account.
+
         Irreversible: confirm with the person first, then call with confirm=true."""
-        caller = current_user(ctx, services.settings)
+        caller = current_user(ctx, self.services.settings)
         if confirm is not True:
             raise ToolError(
                 "this permanently deletes your profile, ratings, skin reports and photos, chats and cart; "
                 "ask the person to confirm, then call delete_my_data with confirm=true"
             )
-        deleted, kept = await erase(caller.user_id)
+        deleted, kept = await self._erase(caller.user_id)
         if caller.is_guest:
             kept.append("This guest session (an id with nothing attached), until it expires or you close it.")
             kept.append("The security log entry of this deletion (the guest id, no name or email).")
@@ -433,10 +483,8 @@ def register(server: MCPServer, services: Services) -> None:
             )
         return DeletedData(deleted=deleted, kept=kept, message="Your data has been deleted.")
 
-    @server.tool(
-        annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=True, open_world_hint=False)
-    )
     async def close_my_account(
+        self,
         ctx: Context,
         confirm: Annotated[
             bool,
@@ -446,16 +494,18 @@ def register(server: MCPServer, services: Services) -> None:
         """Close the caller's account: everything delete_my_data deletes, then the sign-in account itself.
         Every web session ends and every connected app (MCP client) loses access, this one included.
 
+        Use it when the person wants to leave Shine altogether.
+
         Irreversible: confirm with the person first, then call with confirm=true. Signing in again later
         starts a new, empty account."""
-        caller = current_user(ctx, services.settings)
+        caller = current_user(ctx, self.services.settings)
         if confirm is not True:
             raise ToolError(
                 "this permanently deletes your data and your sign-in account, and signs you out everywhere; "
                 "ask the person to confirm, then call close_my_account with confirm=true"
             )
-        deleted, kept = await erase(caller.user_id)
-        deleted |= await close_account(services.db, caller.user_id, now=datetime.now(UTC))
+        deleted, kept = await self._erase(caller.user_id)
+        deleted |= await close_account(self.services.db, caller.user_id, now=datetime.now(UTC))
         if caller.is_guest:
             message = "Your data has been deleted and this guest session has ended."
         elif deleted["account"]:
@@ -470,3 +520,13 @@ def register(server: MCPServer, services: Services) -> None:
             "email): it protects the shop against abuse."
         )
         return DeletedData(deleted=deleted, kept=kept, message=message)
+
+
+def register(server: MCPServer, services: Services) -> None:
+    tools = ProfileTools(services)
+    server.tool(annotations=READ_ONLY)(tools.get_profile)
+    server.tool(annotations=WRITE)(tools.update_profile)
+    server.tool(annotations=WRITE)(tools.rate_product)
+    server.tool(annotations=READ_ONLY)(tools.export_my_data)
+    server.tool(annotations=ERASE)(tools.delete_my_data)
+    server.tool(annotations=ERASE)(tools.close_my_account)

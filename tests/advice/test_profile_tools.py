@@ -12,10 +12,10 @@ from mcp import Client
 
 from shine_mcp.auth import audit
 from shine_mcp.auth.accounts import get_user, upsert_user
+from shine_mcp.auth.identity import identity_meta
 from shine_mcp.auth.sessions import create_session, resolve_session
 from shine_mcp.auth.tokens import create_code, find_access_token, issue
 from shine_mcp.config import Settings
-from shine_mcp.identity import identity_meta
 from shine_mcp.integrations.google import VerifiedPerson
 from shine_mcp.services import Services
 from shine_mcp.store.profiles import get_profile
@@ -121,7 +121,7 @@ async def test_export_holds_everything_and_delete_removes_it_but_keeps_orders_fo
     assert await get_report(services.db, dana.user_id, report.id) is None
     after = await dana.ok("export_my_data")
     assert after["profile"] is None and after["feedback"] == [] and after["skin_reports"] == []
-    assert after["commerce"] == {"cart": None, "orders": [], "subscriptions": []}
+    assert after["commerce"] == {"cart": None, "orders": [], "subscriptions": [], "memberships": []}
     again = await dana.ok("delete_my_data", confirm=True)  # idempotent
     assert set(again["deleted"].values()) == {0}
 

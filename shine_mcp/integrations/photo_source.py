@@ -1,5 +1,6 @@
-"""How `analyze_skin` reads its `image` argument into bytes: base64, a data URL, an upload id, an https
-URL, or a file path (stdio only). Whether the bytes are a usable photo is the analysis's call, not this."""
+"""How a photo argument becomes bytes: base64, a data URL, an upload id, an https URL (through the one
+public-address-checked fetcher, `image_fetch`), or a file path (stdio only). Whether the bytes are a usable
+photo is the analysis's call (`shine_mcp.models`), not this."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from urllib.parse import unquote, urlsplit
 import anyio
 from mcp.server.mcpserver.exceptions import ToolError
 
-from shine_mcp.identity import Caller
 from shine_mcp.integrations.image_fetch import FetchRefused, ImageFetcher
 
 ImageSource = Literal["base64", "data_url", "upload", "url", "path"]
@@ -146,12 +146,14 @@ def read_file(path: Path, limit: int) -> bytes:
 async def read_photo(
     image: str,
     *,
-    caller: Caller,
+    user_id: str,
+    transport: Literal["stdio", "http"],
     limit: int,
     fetcher: ImageFetcher,
     uploads: UploadLookup,
 ) -> tuple[ImageSource, bytes]:
-    """The bytes `image` refers to, or a ToolError saying what to send instead."""
+    """The bytes `image` refers to, or a ToolError saying what to send instead. `user_id`: whose uploads
+    an upload id names; `transport`: file paths are read only over stdio, on the person's own computer."""
     kind = classify(image)
     text = image.strip()
     if kind in ("data_url", "base64"):
@@ -160,7 +162,7 @@ async def read_photo(
             return kind, decode(text, limit)
         return kind, await anyio.to_thread.run_sync(decode, text, limit)
     if kind == "upload":
-        data = await uploads(caller.user_id, text)
+        data = await uploads(user_id, text)
         if data is None:
             raise ToolError(
                 f"unknown upload id {text!r}: it is not one of your uploads; upload the photo again, or pass "
@@ -174,7 +176,7 @@ async def read_photo(
             return kind, await fetcher.fetch(text)
         except FetchRefused as exc:
             raise ToolError(exc.message) from exc
-    if caller.transport != "stdio":
+    if transport != "stdio":
         raise ToolError(
             "file paths only work when Shine runs on your own computer (over stdio); over the network, "
             + SEND_AS

@@ -1,5 +1,5 @@
-"""What the advice tools share: reading the caller's needs from arguments, profile and skin report, and the
-output shapes that explain them."""
+"""What the advice and profile tools share: the arguments that name concerns, skin type and ingredients, the
+caller's needs read from those arguments, their profile and a skin report, and the shapes that explain them."""
 
 from __future__ import annotations
 
@@ -19,13 +19,12 @@ from shine_mcp.advice.needs import (
 )
 from shine_mcp.advice.ranking import Reason
 from shine_mcp.advice.season import Season, season_for
-from shine_mcp.identity import Caller
+from shine_mcp.auth.identity import Caller
 from shine_mcp.money import Money, MoneyError, to_minor_rounded
 from shine_mcp.services import Services
 from shine_mcp.store.profiles import Profile, get_profile
 from shine_mcp.store.skin_reports import get_report
-from shine_mcp.tools._query import vocabulary_words
-from shine_mcp.vocabulary import CONCERNS
+from shine_mcp.vocabulary import CONCERNS, Kind, UnknownWord, understand
 
 GUIDANCE = (
     "Cosmetic guidance from published ingredient evidence, not medical advice: it cannot diagnose or treat "
@@ -91,6 +90,15 @@ class UsedNeeds(BaseModel):
     season: str | None = Field(description="The season and why, when a country or hemisphere is known.")
     profile_used: bool
     report_id: str | None
+
+
+def vocabulary_words(words: list[str], kind: Kind) -> tuple[list[str], list[str]]:
+    """A tool argument's words as vocabulary values, with the notes to show the shopper
+    ('melasma' is saved as dark_spots, with a note to see a dermatologist)."""
+    try:
+        return understand(words, kind)
+    except UnknownWord as exc:
+        raise ToolError(str(exc)) from exc
 
 
 async def gather_needs(

@@ -1,7 +1,7 @@
-"""Reading a shopper's words: the phrases in a free-text search that are really filters, the words a tool
-argument takes for a vocabulary value, and why a product matched.
+"""Reading a search the way a shopper types it: the phrases that are really filters ('fragrance-free',
+'under $25', 'for dry skin', a category or concern), the brand it names, and why a product matched.
 
-Plain functions, so the catalog tool stays thin and this stays testable without MCP.
+Running the search is `store.search`; this only turns words into its filters and explains the results.
 """
 
 from __future__ import annotations
@@ -10,12 +10,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from mcp.server.mcpserver.exceptions import ToolError
-
 from shine_mcp.money import format_money
 from shine_mcp.store.search import query_terms
 from shine_mcp.store.tables import Product, ProductRow, pipe_split
-from shine_mcp.vocabulary import Kind, Synonym, UnknownWord, normalise, search_phrases, understand
+from shine_mcp.vocabulary import Kind, Synonym, normalise, search_phrases
 
 _FREE_FROM = re.compile(r"\b([a-z][a-z ]{1,30}?) free\b(?!\s+(?:of|from)\b)")
 # "without alcohol", "no fragrance", "free of parabens": one word, two when the second names what the
@@ -179,15 +177,6 @@ class BrandIndex:
                 if brand is not None:
                     return brand
         return None
-
-
-def vocabulary_words(words: list[str], kind: Kind) -> tuple[list[str], list[str]]:
-    """A tool argument's words as vocabulary values, with the notes to show the shopper
-    ('melasma' is saved as dark_spots, with a note to see a dermatologist)."""
-    try:
-        return understand(words, kind)
-    except UnknownWord as exc:
-        raise ToolError(str(exc)) from exc
 
 
 def _stem(term: str) -> str:
