@@ -37,6 +37,12 @@ LABELS = {
     "checkout": "Preparing a secure checkout",
     "get_order": "Looking up your order",
     "list_orders": "Listing your orders",
+    "subscribe": "Preparing your refills",
+    "subscribe_to_routine": "Preparing your routine's refills",
+    "list_subscriptions": "Listing your refills",
+    "update_subscription": "Changing your refills",
+    "pause_subscription": "Changing your refills",
+    "cancel_subscription": "Cancelling your refills",
 }
 # Raw CIELAB coordinates say little to a shopper; ITA (with its category) summarises skin colour.
 COLOUR_COORDINATES = frozenset({"lab_l", "lab_a", "lab_b", "hue_angle"})
@@ -247,6 +253,16 @@ def where_to_buy(value: Any) -> dict[str, str] | None:
     return {"url": url, "merchant": value["merchant"], "disclosure": value["disclosure"]}
 
 
+def _image_size(image: Any) -> dict[str, int] | None:
+    """The picture's intrinsic size, when the result knows it: the card keeps its aspect ratio."""
+    if not isinstance(image, dict):
+        return None
+    width, height = image.get("width"), image.get("height")
+    if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
+        return {"width": width, "height": height}
+    return None
+
+
 def product_card(obj: Any, asked: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """A product (or a recommendation wrapping one) as a card, or None when it is not one. `asked`: the
     arguments of the call that found it, whose constraints the first reason confirms."""
@@ -279,6 +295,7 @@ def product_card(obj: Any, asked: dict[str, Any] | None = None) -> dict[str, Any
         "variants": variant_choices(product.get("variants")),
         "size": product.get("size"),
         "image_url": product.get("image_url"),
+        "image_size": _image_size(product.get("image")),
         "url": product.get("url"),
         "rating": product.get("rating"),
         "in_stock": product.get("in_stock", True),
@@ -377,6 +394,66 @@ def _first_url(structured: dict[str, Any]) -> str | None:
         if isinstance(value, str) and value.startswith(("https://", "http://")):
             return value
     return None
+
+
+_SET_UP = re.compile(r"\s*This shop runs a SIMULATED checkout.*$", re.DOTALL)
+
+
+def _subscription(view: dict[str, Any]) -> dict[str, Any] | None:
+    """A refill subscription as its card shows it: the products, how often, the next delivery, the price per
+    delivery with the saving, and the changes it allows now (each button asks the advisor, which asks the
+    shopper first where the tool requires it)."""
+    sub_id, status = view.get("subscription_id"), view.get("status")
+    if not (isinstance(sub_id, str) and sub_id.startswith("sub_") and isinstance(status, str)):
+        return None
+    items = [i for i in view.get("items") or [] if isinstance(i, dict)]
+    live = status in ("active", "past_due")
+    ending = bool(view.get("cancels_at_period_end"))
+    actions = []
+    if live and view.get("next_delivery") and not ending:
+        actions.append("skip")
+    if live and not ending:
+        actions.append("pause")
+    if status == "paused":
+        actions.append("resume")
+    if status != "canceled" and status != "incomplete" and not ending:
+        actions.append("cancel")
+    url = view.get("checkout_url")
+    notice = view.get("notice") if isinstance(view.get("notice"), str) else None
+    if (
+        notice
+    ):  # how the shop is set up is the merchant's business: the card says "simulated" in words of its own
+        notice = _SET_UP.sub("", notice).strip() or None
+    return {
+        "id": sub_id,
+        "status": status,
+        "products": [f"{i.get('quantity') or 1} × {i.get('name') or i.get('product_id')}" for i in items],
+        "interval_weeks": view.get("interval_weeks"),
+        "next_delivery": view.get("next_delivery"),
+        "paid_through": view.get("paid_through"),
+        "amount": _money(view.get("amount_per_delivery")),
+        "discount_percent": view.get("discount_percent") or 0,
+        "cancels_at_period_end": ending,
+        "checkout_url": url if isinstance(url, str) and url.startswith(("https://", "http://")) else None,
+        "simulated": bool(view.get("simulated")),
+        "notice": notice,
+        "actions": actions,
+    }
+
+
+def subscriptions_card(structured: dict[str, Any]) -> dict[str, Any] | None:
+    """The refill subscriptions a result shows: a list (list_subscriptions), one just started (subscribe,
+    subscribe_to_routine: the payment link is the started one's), or one just changed."""
+    if isinstance(structured.get("subscriptions"), list):
+        views = [v for v in structured["subscriptions"] if isinstance(v, dict)]
+    elif isinstance(structured.get("subscription"), dict):
+        views = [{**structured["subscription"], "checkout_url": structured.get("checkout_url")}]
+    else:
+        views = [structured]
+    shown = [card for card in (_subscription(v) for v in views) if card is not None]
+    if not shown and not isinstance(structured.get("subscriptions"), list):
+        return None
+    return {"subscriptions": shown[:MAX_CARDS]}
 
 
 def _order(structured: dict[str, Any]) -> dict[str, Any]:
@@ -489,6 +566,9 @@ def cards_for(call: ToolCall, structured: Any, policy: Policy) -> list[Card]:
     if name in policy.shows_cart:
         card = cart_card(structured)
         return [Card("cart", card)] if card else []
+    refills = subscriptions_card(structured)
+    if refills is not None:
+        return [Card("subscriptions", refills)]
     routine = _routine(structured)
     if routine:
         return [Card("routine", routine)]

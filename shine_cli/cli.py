@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shine_cli.chat import chat
+from shine_cli.clicks import clicks_app
 from shine_cli.orders import orders_app
 from shine_cli.subscriptions import subscriptions_app
 from shine_mcp.config import Settings
@@ -32,6 +33,7 @@ catalog_app = typer.Typer(help="Import and inspect the product catalog.", no_arg
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(orders_app, name="orders")
 app.add_typer(subscriptions_app, name="subscriptions")
+app.add_typer(clicks_app, name="clicks")
 
 err = Console(stderr=True)
 out = Console()
@@ -124,9 +126,9 @@ def mcp(
 def purge() -> None:
     """Delete expired uploads, idle chats, web cache entries, OAuth codes and tokens, web sessions and
     rate-limit counters once (`shine serve` does this every SHINE_PURGE_SECONDS)."""
+    from shine_mcp.clock import utcnow
     from shine_mcp.store.db import open_database
     from shine_mcp.store.purge import purge_expired
-    from shine_mcp.store.tables import utcnow
 
     settings = Settings()
 
@@ -154,9 +156,16 @@ def catalog_import(
     skip_invalid: Annotated[bool, typer.Option(help="Import the valid rows and report the others.")] = False,
     currency: Annotated[str, typer.Option(help="Currency for files without one (Shopify).")] = "USD",
     keep_demo: Annotated[bool, typer.Option(help="Keep the bundled demo products next to yours.")] = False,
+    measure_images: Annotated[
+        bool,
+        typer.Option(
+            help="Read each https picture's width and height from its first bytes, so pages reserve its space."
+        ),
+    ] = True,
 ) -> None:
     """Import products. All-or-nothing unless --skip-invalid; errors name the file, row and field."""
-    from shine_mcp.store.importers import CatalogFileError, Format, count_rows, detect_format, read_catalog
+    from shine_mcp.store.catalog_rows import CatalogFileError, Format
+    from shine_mcp.store.importers import count_rows, detect_format, read_catalog
 
     if format not in (None, "json", "csv", "shopify"):
         raise typer.BadParameter("use json, csv or shopify", param_hint="--format")
@@ -203,6 +212,11 @@ def catalog_import(
                 f"to import the {len(parsed.records)} valid products.[/red]"
             )
             raise typer.Exit(1)
+    if measure_images:
+        from shine_cli.pictures import measure_record_pictures
+
+        for note in anyio.run(measure_record_pictures, parsed.records):
+            err.print(f"[yellow]{note}[/yellow]")
     written, removed_demo = anyio.run(_write_catalog, settings, parsed.records, path.name, replace, keep_demo)
     out.print(f"Imported {written} products from {path.name} ({fmt}).")
     if removed_demo:

@@ -14,6 +14,8 @@ _ORDINALS = {
     "first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3,
     "fifth": 4, "5th": 4, "last": -1,
 }  # fmt: skip
+# "remove one …", "one less": a cart line's quantity goes down by one (the widget's "−" says "Remove one").
+ONE_LESS = re.compile(r"\b(remove|take out|take away|drop|delete)\s+one\b(?!\s+of\b)|\bone (less|fewer)\b")
 _NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "a couple of": 2, "a pair of": 2}
 _BUDGET = re.compile(
     r"(?:(?:under|below|less than|max(?:imum)?|up to|within|budget(?: of| is)?|have|spend|about|around|<=?)\s*)?"

@@ -14,10 +14,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from shine_mcp.clock import utcnow
 from shine_mcp.store.db import Database
 from shine_mcp.store.generation import Generation
 from shine_mcp.store.records import ProductIn
-from shine_mcp.store.tables import Product, ProductRow, ProductVariant, utcnow
+from shine_mcp.store.tables import Product, ProductRow, ProductVariant
 
 DEMO_SOURCE = "demo"
 
@@ -117,6 +118,27 @@ async def get_variants(db: Database, product_id: str) -> list[ProductVariant]:
     )
     async with db.session() as session:
         return list((await session.execute(query)).scalars())
+
+
+async def variants_of(db: Database, product_ids: Sequence[str]) -> dict[str, list[ProductVariant]]:
+    """The variants of several products (a page of search results), each in the shop's order: one query in
+    one hop to a reader thread, as the search itself (a session would cost more than the search)."""
+    if not product_ids:
+        return {}
+    table = ProductVariant.__table__  # type: ignore[attr-defined]
+    query = (
+        sa_select(table)
+        .where(table.c.product_id.in_(list(product_ids)))
+        .order_by(table.c.product_id, table.c.position, table.c.id)
+    )
+
+    def work(connection: Connection) -> dict[str, list[ProductVariant]]:
+        found: dict[str, list[ProductVariant]] = {}
+        for row in connection.execute(query):
+            found.setdefault(row.product_id, []).append(ProductVariant(**row._mapping))
+        return found
+
+    return await db.read(work)
 
 
 async def get_variants_by_id(db: Database, variant_ids: Sequence[str]) -> dict[str, ProductVariant]:

@@ -12,15 +12,17 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field
-from sqlalchemy import func, update
+from sqlalchemy import ColumnElement, Update, func, or_, update
 from sqlmodel import col, select
 
+from shine_mcp.clock import aware, utcnow
+from shine_mcp.store.chat import ChatSession
 from shine_mcp.store.db import Database
-from shine_mcp.store.tables import Click, Product, ProductRow, ProductVariant, utcnow
+from shine_mcp.store.tables import Click, Product, ProductRow, ProductVariant
 
 AffiliateLinks = Mapping[str, Mapping[str, str]]  # site -> query parameters added to its links
 Source = Literal["widget", "mcp", "shop", "link"]
@@ -136,12 +138,51 @@ async def record_click(
     return click
 
 
+def _theirs(user_id: str) -> ColumnElement[bool]:
+    """Clicks tied to a person: made while signed in, or from one of their chats (a guest's click keeps
+    only the chat it came from, and signing in moves that chat to the account)."""
+    chats = select(col(ChatSession.id)).where(col(ChatSession.user_id) == user_id)
+    return or_(col(Click.user_id) == user_id, col(Click.conversation_id).in_(chats))
+
+
+async def user_clicks(db: Database, user_id: str) -> list[dict[str, Any]]:
+    """For export_my_data: the person's clicks, oldest first."""
+    query = select(Click).where(_theirs(user_id)).order_by(col(Click.created_at), col(Click.id))
+    async with db.session() as session:
+        clicks = (await session.execute(query)).scalars().all()
+    return [
+        {
+            "id": c.id,
+            "at": aware(c.created_at).isoformat(),
+            "product_id": c.product_id,
+            "variant_id": c.variant_id,
+            "merchant": c.merchant,
+            "source": c.source,
+            "conversation_id": c.conversation_id,
+        }
+        for c in clicks
+    ]
+
+
 async def forget_user_clicks(db: Database, user_id: str) -> int:
-    """On erasure: the person's clicks stay counted for the shop's report, no longer linked to them."""
-    query = update(Click).where(col(Click.user_id) == user_id).values(user_id=None)
+    """On erasure, before the person's chats go: their clicks stay counted for the shop's report, no longer
+    linked to them or to their chats."""
+    query = update(Click).where(_theirs(user_id)).values(user_id=None, conversation_id=None)
     async with db.session() as session, session.begin():
-        result = await session.execute(query)
+        result = await session.execute(query.execution_options(synchronize_session=False))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def unlink_purged_chats_statement() -> Update:
+    """For the scheduled purge, after idle chats are deleted: clicks no longer name a widget chat that is
+    gone (an MCP client's own conversation ids are not Shine's chats and stay)."""
+    chats = select(col(ChatSession.id))
+    return (
+        update(Click)
+        .where(col(Click.conversation_id).startswith("chs_", autoescape=True))
+        .where(col(Click.conversation_id).not_in(chats))
+        .values(conversation_id=None)
+    )
 
 
 @dataclass(frozen=True)

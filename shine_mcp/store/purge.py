@@ -1,6 +1,7 @@
 """Deleting what has expired, on a schedule: chat uploads past their time, idle chats, web cache entries,
 OAuth requests, codes and tokens, web sessions, widget sign-in codes and tokens, rate-limit buckets
-nobody uses any more and MCP stream events past their retention.
+nobody uses any more and MCP stream events past their retention. Clicks outlive the chats they came from
+(the shop's counts), without the id of a chat that is gone.
 
 `purge_expired(db, now)` does one pass and says how many rows of each kind went; `PurgeJob` runs it every
 `SHINE_PURGE_SECONDS` in the web shell (`shine serve`), and `shine purge` runs it once (for a cron job
@@ -19,10 +20,11 @@ import anyio
 from sqlalchemy import delete
 from sqlalchemy.engine import Connection
 
+from shine_mcp.clock import utcnow
 from shine_mcp.store.chat import CHAT_IDLE_DAYS, ChatSession, ChatUpload
+from shine_mcp.store.clicks import unlink_purged_chats_statement
 from shine_mcp.store.db import Database
 from shine_mcp.store.stream_events import purge_statement as stream_events_purge
-from shine_mcp.store.tables import utcnow
 from shine_mcp.store.users import (
     OAuthCode,
     OAuthRequest,
@@ -56,6 +58,7 @@ def _statements(now: datetime) -> dict[str, Any]:
     return {
         "uploads": delete(uploads).where(uploads.c.expires_at.is_not(None), uploads.c.expires_at <= now),
         "idle_chats": delete(chats).where(chats.c.updated_at < now - timedelta(days=CHAT_IDLE_DAYS)),
+        "clicks_unlinked_from_chats": unlink_purged_chats_statement(),  # after idle_chats: the dict's order
         "web_cache": delete(cache).where(cache.c.expires_at <= now),
         "oauth_requests": delete(requests).where(requests.c.expires_at < now),
         "oauth_codes": delete(codes).where(codes.c.expires_at < now - GRACE),

@@ -9,9 +9,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from shine_mcp.clock import utcnow
 from shine_mcp.knowledge import parse_inci
 from shine_mcp.money import MoneyError, to_minor
-from shine_mcp.store.tables import Product, ProductVariant, default_variant_id, pipe_join, utcnow
+from shine_mcp.store.tables import Product, ProductVariant, default_variant_id, pipe_join
 from shine_mcp.vocabulary import Category, Concern, SkinType, Tag
 
 _HANDLE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -49,6 +50,9 @@ def _https_url(value: str | None) -> str | None:
     return value or None
 
 
+PixelSize = Annotated[int, Field(ge=1, le=50_000)]
+
+
 class VariantIn(BaseModel):
     """One variant of a product from an import file: a size or shade with its own SKU, price and stock.
     A missing price is the product's."""
@@ -63,6 +67,8 @@ class VariantIn(BaseModel):
     stock: Annotated[int, Field(ge=0)] = 0
     size: Annotated[str | None, Field(max_length=60)] = None
     image_url: str | None = None
+    image_width: PixelSize | None = None
+    image_height: PixelSize | None = None
     buy_url: Annotated[str | None, Field(max_length=2000)] = None
 
     @field_validator("image_url")
@@ -95,6 +101,9 @@ class ProductIn(BaseModel):
     size: Annotated[str | None, Field(max_length=60)] = None
     url: str | None = None
     image_url: str | None = None
+    # The picture's size in px: given in the file, or measured at import (`shine catalog import`).
+    image_width: PixelSize | None = None
+    image_height: PixelSize | None = None
     # The product's page at another merchant (affiliate mode): shown as "Buy at <merchant>" when its site
     # is configured in SHINE_AFFILIATE_LINKS.
     buy_url: Annotated[str | None, Field(max_length=2000)] = None
@@ -207,6 +216,8 @@ class ProductIn(BaseModel):
                 stock=variant.stock,
                 size=variant.size or _size_option(variant.options) or self.size,
                 image_url=variant.image_url,
+                image_width=variant.image_width if variant.image_url else None,
+                image_height=variant.image_height if variant.image_url else None,
                 buy_url=variant.buy_url,
             )
             for position, variant in enumerate(self.variants)
@@ -214,6 +225,10 @@ class ProductIn(BaseModel):
 
     def to_row(self, source: str) -> Product:
         variants = self.variant_rows()
+        # The product's own picture, else its first variant's, with that picture's size.
+        image: ProductIn | ProductVariant = (
+            self if self.image_url else next((v for v in variants if v.image_url), self)
+        )
         price_minor, price_max_minor = price_range(variants)
         sizes = {v.size for v in variants}
         text = self.ingredients_as_text()
@@ -234,7 +249,9 @@ class ProductIn(BaseModel):
             currency=self.currency,
             size=sizes.pop() if len(sizes) == 1 else None,
             url=self.url,
-            image_url=self.image_url or next((v.image_url for v in variants if v.image_url), None),
+            image_url=image.image_url,
+            image_width=image.image_width if image.image_url else None,
+            image_height=image.image_height if image.image_url else None,
             buy_url=self.buy_url or next((v.buy_url for v in variants if v.buy_url), None),
             rating=self.rating,
             review_count=self.review_count,

@@ -73,10 +73,18 @@ def _shopify_srcset(url: str) -> str | None:
 
 def image_of(product: Product | ProductRow, base_url: str = "") -> ProductImage:
     """The merchant's own picture when the catalog has one on https (kept as given; a page served over
-    https cannot show an http one), else Shine's packshot of it at `base_url` (relative when empty)."""
+    https cannot show an http one), with its size when the import measured it or the file gave it, else
+    Shine's packshot of it at `base_url` (relative when empty)."""
     own = product.image_url
     if own and own.startswith("https://"):
-        return ProductImage(url=own, width=None, height=None, srcset=_shopify_srcset(own), generated=False)
+        sized = product.image_width is not None and product.image_height is not None
+        return ProductImage(
+            url=own,
+            width=product.image_width if sized else None,
+            height=product.image_height if sized else None,
+            srcset=_shopify_srcset(own),
+            generated=False,
+        )
     return ProductImage(
         url=base_url.rstrip("/") + packshots.packshot_path(product),
         width=packshots.SIZE,
@@ -116,52 +124,6 @@ def where_to_buy(
     return WhereToBuy(url=base_url.rstrip("/") + path, merchant=link.merchant, disclosure=link.disclosure)
 
 
-class ProductSummary(CompactSchema):
-    id: str = Field(description="Product id (prd_…); pass it to get_product.")
-    brand: str
-    name: str
-    category: str
-    price: Money = Field(description="The lowest price (of its sizes or shades in stock).")
-    price_max: Money = Field(description="The top of its price range; equal to price when it has one price.")
-    size: str | None
-    rating: float | None = Field(description="Average rating out of 5, when known.")
-    review_count: int
-    in_stock: bool
-    stock: int
-    image_url: str | None = Field(description="The picture to show (same as image.url).")
-    image: ProductImage
-    url: str | None
-    skin_types: list[str]
-    concerns: list[str]
-    tags: list[str] = Field(description="Claims such as fragrance_free, vegan, cruelty_free.")
-    matched: list[str] = Field(default_factory=list, description="Why this product matched the search.")
-    where_to_buy: WhereToBuy | None = Field(
-        default=None,
-        description="A merchant selling it elsewhere; when in_stock is false this is the way to buy it "
-        "(add_to_cart refuses it).",
-    )
-
-
-class ProductCard(BaseModel):
-    """A product inside advice (a recommendation, a routine step): what a card shows, nothing to re-derive.
-    The reasons beside it say why it fits; get_product has the rest."""
-
-    id: str = Field(description="Product id (prd_…); pass it to get_product or add_to_cart.")
-    brand: str
-    name: str
-    category: str
-    price: Money
-    size: str = Field(description="Pack size, empty when unknown.")
-    rating: float = Field(description="Average rating out of 5; 0 when there are no reviews yet.")
-    review_count: int
-    in_stock: bool
-    image_url: str = Field(
-        description="The picture to show: the shop's photo, or Shine's drawing of the pack when it has none."
-    )
-    url: str = Field(description="The product page, empty when unknown.")
-    tags: list[str] = Field(description="Claims such as fragrance_free, vegan, cruelty_free.")
-
-
 class VariantView(CompactSchema):
     """One size or shade of a product, with its own price and stock."""
 
@@ -196,6 +158,57 @@ def variant_view(variant: ProductVariant, where: WhereToBuy | None = None) -> Va
     )
 
 
+class ProductSummary(CompactSchema):
+    id: str = Field(description="Product id (prd_…); pass it to get_product.")
+    brand: str
+    name: str
+    category: str
+    price: Money = Field(description="The lowest price (of its sizes or shades in stock).")
+    price_max: Money = Field(description="The top of its price range; equal to price when it has one price.")
+    size: str | None
+    rating: float | None = Field(description="Average rating out of 5, when known.")
+    review_count: int
+    in_stock: bool
+    stock: int
+    image_url: str | None = Field(description="The picture to show (same as image.url).")
+    image: ProductImage
+    url: str | None
+    skin_types: list[str]
+    concerns: list[str]
+    tags: list[str] = Field(description="Claims such as fragrance_free, vegan, cruelty_free.")
+    matched: list[str] = Field(default_factory=list, description="Why this product matched the search.")
+    where_to_buy: WhereToBuy | None = Field(
+        default=None,
+        description="A merchant selling it elsewhere; when in_stock is false this is the way to buy it "
+        "(add_to_cart refuses it).",
+    )
+    variants: list[VariantView] = Field(
+        default_factory=list,
+        description="Its sizes or shades, when it has several (empty when it has one); pass one's id to "
+        "add_to_cart as variant_id.",
+    )
+
+
+class ProductCard(BaseModel):
+    """A product inside advice (a recommendation, a routine step): what a card shows, nothing to re-derive.
+    The reasons beside it say why it fits; get_product has the rest."""
+
+    id: str = Field(description="Product id (prd_…); pass it to get_product or add_to_cart.")
+    brand: str
+    name: str
+    category: str
+    price: Money
+    size: str = Field(description="Pack size, empty when unknown.")
+    rating: float = Field(description="Average rating out of 5; 0 when there are no reviews yet.")
+    review_count: int
+    in_stock: bool
+    image_url: str = Field(
+        description="The picture to show: the shop's photo, or Shine's drawing of the pack when it has none."
+    )
+    url: str = Field(description="The product page, empty when unknown.")
+    tags: list[str] = Field(description="Claims such as fragrance_free, vegan, cruelty_free.")
+
+
 class ProductDetail(ProductSummary):
     description: str
     variants: list[VariantView] = Field(
@@ -213,9 +226,11 @@ def summary_of(
     *,
     base_url: str = "",
     links: AffiliateLinks | None = None,
+    variants: Sequence[ProductVariant] = (),
 ) -> ProductSummary:
     """`base_url` makes the image URL absolute (tool results); pages of Shine's own may leave it out.
-    `links`: SHINE_AFFILIATE_LINKS, for the product's where_to_buy."""
+    `links`: SHINE_AFFILIATE_LINKS, for the product's where_to_buy. `variants`: its sizes or shades, listed
+    when there are several."""
     image = image_of(product, base_url)
     return ProductSummary(
         id=product.id,
@@ -237,7 +252,25 @@ def summary_of(
         tags=pipe_split(product.tags),
         matched=matched or [],
         where_to_buy=where_to_buy(product, links, base_url=base_url) if links else None,
+        variants=variant_views(product, variants, base_url=base_url, links=links)
+        if len(variants) > 1
+        else [],
     )
+
+
+def variant_views(
+    product: Product | ProductRow,
+    variants: Sequence[ProductVariant],
+    *,
+    base_url: str = "",
+    links: AffiliateLinks | None = None,
+) -> list[VariantView]:
+    return [
+        variant_view(
+            v, where_to_buy(product, links, base_url=base_url, variant=v) if links and v.buy_url else None
+        )
+        for v in variants
+    ]
 
 
 def card_of(product: Product | ProductRow, *, base_url: str = "") -> ProductCard:
@@ -265,14 +298,9 @@ def detail_of(
     links: AffiliateLinks | None = None,
 ) -> ProductDetail:
     return ProductDetail(
-        **summary_of(product, base_url=base_url, links=links).model_dump(),
+        **summary_of(product, base_url=base_url, links=links).model_dump(exclude={"variants"}),
         description=product.description,
-        variants=[
-            variant_view(
-                v, where_to_buy(product, links, base_url=base_url, variant=v) if links and v.buy_url else None
-            )
-            for v in variants
-        ],
+        variants=variant_views(product, variants, base_url=base_url, links=links),
         ingredients=list(product.ingredients),
         ingredients_text=product.ingredients_text,
         source=product.source,

@@ -95,3 +95,23 @@ async def test_the_product_resource_lists_its_variants(server: MCPServer, servic
 
     detail = json.loads(read.contents[0].text)  # type: ignore[union-attr]
     assert len(detail["variants"]) == 12 and all(v["id"].startswith("var_") for v in detail["variants"])
+
+
+async def test_a_search_result_card_offers_the_shades_of_a_product_with_several(
+    server: MCPServer, services: Services
+) -> None:
+    async with chatting(OfflinePlanner(), server) as chat:
+        parsed = read_catalog(TEMPLATE, default_currency="USD")
+        await upsert_products(services.db, parsed.records, source="import:shopify_template.csv")
+        page = (
+            await chat.client.call_tool("search_products", {"query": "tinted moisturiser"})
+        ).structured_content
+        answer = await chat.say("find me a tinted moisturiser")
+
+    assert page is not None
+    found = {p["id"]: p for p in page["products"]}
+    assert len(found[PRODUCT]["variants"]) == 12
+    assert all(p["variants"] == [] for pid, p in found.items() if pid != PRODUCT)  # one variant: no choice
+    card = next(c for c in answer.cards("products")[-1]["products"] if c["id"] == PRODUCT)
+    in_stock = [v for v in found[PRODUCT]["variants"] if v["in_stock"]]
+    assert [v["id"] for v in card["variants"]] == [v["id"] for v in in_stock] and len(in_stock) > 1

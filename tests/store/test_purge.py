@@ -11,13 +11,15 @@ import anyio
 import pytest
 from sqlmodel import SQLModel, select
 
+from shine_mcp.clock import utcnow
 from shine_mcp.config import Settings
 from shine_mcp.services import Services
 from shine_mcp.store import chat as chat_store
 from shine_mcp.store import web_cache
+from shine_mcp.store.clicks import record_click
 from shine_mcp.store.db import Database, open_database
 from shine_mcp.store.purge import purge_expired
-from shine_mcp.store.tables import utcnow
+from shine_mcp.store.tables import Click
 from shine_mcp.store.users import OAuthCode, OAuthRequest, OAuthToken, RateLimitBucket, WebSession
 from tests.conftest import make_settings
 from web_shell.app import create_app
@@ -115,6 +117,7 @@ async def test_a_purge_deletes_what_expired_and_keeps_what_is_live(db: Database)
     assert counts == {
         "uploads": 1,
         "idle_chats": 1,
+        "clicks_unlinked_from_chats": 0,
         "web_cache": 1,
         "oauth_requests": 1,
         "oauth_codes": 1,
@@ -134,6 +137,28 @@ async def test_a_purge_deletes_what_expired_and_keeps_what_is_live(db: Database)
     assert await _ids(db, WebSession.id) == {"ses_new"}
     assert await _ids(db, RateLimitBucket.key) == {"ip:new"}
     assert set((await purge_expired(db, NOW)).values()) == {0}  # a second pass finds nothing
+
+
+async def test_clicks_stay_counted_without_the_id_of_a_purged_chat(db: Database) -> None:
+    idle_chat = await chat_store.create_chat(db, "gst_a", now=NOW - timedelta(days=91))
+    recent_chat = await chat_store.create_chat(db, "gst_b", now=NOW - timedelta(days=1))
+    for conversation in (idle_chat.id, recent_chat.id, "conv_of_an_mcp_client"):
+        await record_click(
+            db,
+            product_id="prd_000000000001",
+            variant_id=None,
+            merchant="amazon.com",
+            source="widget",
+            conversation_id=conversation,
+            user_id=None,
+            at=NOW - timedelta(days=95),
+        )
+
+    counts = await purge_expired(db, NOW)
+
+    assert counts["idle_chats"] == 1 and counts["clicks_unlinked_from_chats"] == 1
+    assert await _ids(db, Click.conversation_id) == {"None", recent_chat.id, "conv_of_an_mcp_client"}
+    assert len(await _ids(db, Click.id)) == 3  # the shop's counts stay
 
 
 async def test_expired_uploads_leave_the_database_on_schedule_without_another_upload(

@@ -283,8 +283,10 @@
     function placeholder() { return el("div", { class: "ph", "aria-hidden": "true", text: (p.category || "•").slice(0, 1).toUpperCase() }); }
     var picture = placeholder();
     if (image) {
-      // The box is fixed (CSS above, and these attributes before the styles apply): no jump on load.
-      picture = el("img", { src: image, alt: "", width: "180", height: "110", loading: "lazy", decoding: "async", referrerpolicy: "no-referrer" });
+      // The box is fixed (CSS above, and these attributes before the styles apply): no jump on load. The
+      // picture's own size, when known, gives the browser its aspect ratio inside that box.
+      var size = p.image_size || { width: 180, height: 110 };
+      picture = el("img", { src: image, alt: "", width: String(size.width), height: String(size.height), loading: "lazy", decoding: "async", referrerpolicy: "no-referrer" });
       picture.addEventListener("error", function () { picture.replaceWith(placeholder()); });
     }
     var children = [
@@ -354,6 +356,8 @@
       if (state.capabilities.cart && item.product_id) {
         // Each line's buttons name its variant: with two shades of one product, only this one changes.
         box.appendChild(el("div", { class: "line-actions" }, [
+          el("button", { class: "btn secondary", type: "button", onclick: function () { ask(variantAction("Remove one", label, item.product_id, item.variant_id, "from my cart")); } },
+            ["\u2212", el("span", { class: "sr", text: " one less " + label })]),
           el("button", { class: "btn secondary", type: "button", onclick: function () { ask(variantAction("Add one more", label, item.product_id, item.variant_id, "to my cart")); } },
             ["+", el("span", { class: "sr", text: " one more " + label })]),
           el("button", { class: "btn secondary", type: "button", onclick: function () { ask(variantAction("Remove", label, item.product_id, item.variant_id, "from my cart")); } },
@@ -416,6 +420,50 @@
     });
     return el("article", { class: "card-wide", "aria-label": "Images from the web" }, [el("h3", { text: "From the web" }), grid, el("p", { class: "muted", text: "Images belong to the sites they come from." })]);
   }
+  // Refills: what comes, how often, when next, what it costs; each button asks the advisor in words (the
+  // advisor then asks for a yes where the change needs one, as for cancelling).
+  function deliveryDate(iso) {
+    var when = iso ? new Date(iso) : null;
+    return when && !isNaN(when) ? when.toLocaleDateString("en-GB", { day: "numeric", month: "long", year: "numeric", timeZone: "UTC" }) : "";
+  }
+  function subscriptionCard(sub) {
+    var named = (sub.products || []).join(", ");
+    var box = el("article", { class: "card-wide", "aria-label": "Refills: " + named }, [el("h3", { text: named || "Refills" })]);
+    var statusText = { active: "Active", past_due: "Payment due", paused: "Paused", canceled: "Ended", incomplete: "Waiting for the first payment" }[sub.status] || sub.status;
+    box.appendChild(el("div", { class: "row" }, [el("span", { text: "Status" }), el("strong", { text: statusText })]));
+    if (sub.interval_weeks) box.appendChild(el("div", { class: "row" }, [el("span", { text: "How often" }), el("span", { text: "Every " + sub.interval_weeks + " weeks" })]));
+    var next = deliveryDate(sub.next_delivery);
+    if (next) box.appendChild(el("div", { class: "row" }, [el("span", { text: "Next delivery" }), el("strong", { text: next })]));
+    else if (sub.cancels_at_period_end && deliveryDate(sub.paid_through)) box.appendChild(el("div", { class: "row" }, [el("span", { text: "Ends" }), el("span", { text: deliveryDate(sub.paid_through) })]));
+    if (sub.amount) {
+      var saving = sub.discount_percent ? " · you save " + sub.discount_percent + " %" : "";
+      box.appendChild(el("div", { class: "row" }, [el("span", { text: "Each delivery" }), el("strong", { text: price(sub.amount) + saving })]));
+    }
+    if (sub.notice) box.appendChild(el("p", { class: "muted", text: sub.notice }));
+    if (sub.simulated) box.appendChild(el("p", { class: "muted", text: "Simulated checkout: no real payment is taken." }));
+    var url = safeUrl(sub.checkout_url);
+    if (url) box.appendChild(el("a", { class: "btn", href: url, target: "_blank", rel: "noopener" }, [sub.simulated ? "Pay the first delivery (simulated)" : "Pay the first delivery", el("span", { class: "sr", text: " — " + named })]));
+    var words = {
+      skip: ["Skip next delivery", "Skip the next delivery of my refills"],
+      pause: ["Pause", "Pause my refills"],
+      resume: ["Resume", "Resume my refills"],
+      cancel: ["Cancel", "Cancel my refills"]
+    };
+    var buttons = (sub.actions || []).filter(function (a) { return words[a]; }).map(function (a) {
+      return el("button", { class: "btn secondary", type: "button", onclick: function () { ask(words[a][1] + " of " + named + " (" + sub.id + ")"); } },
+        [words[a][0], el("span", { class: "sr", text: " — refills of " + named })]);
+    });
+    if (buttons.length) box.appendChild(el("div", { class: "line-actions" }, buttons));
+    return box;
+  }
+  function subscriptionsCard(data) {
+    var subs = data.subscriptions || [];
+    if (subs.length === 1) return subscriptionCard(subs[0]);
+    var box = el("article", { class: "card-wide", "aria-label": "Your refills" }, [el("h3", { text: "Your refills" })]);
+    if (!subs.length) box.appendChild(el("p", { class: "muted", text: "No refills yet." }));
+    subs.forEach(function (sub) { box.appendChild(subscriptionCard(sub)); });
+    return box;
+  }
   function orderCard(order) {
     return el("div", { class: "row" }, [el("span", { text: order.id || "" }), el("span", { text: [order.status, price(order.total)].filter(Boolean).join(" · ") })]);
   }
@@ -428,10 +476,11 @@
     if (kind === "report") return reportCard(data);
     if (kind === "images") return imagesCard(data);
     if (kind === "order") return el("article", { class: "card-wide", "aria-label": "Order" }, [el("h3", { text: "Order" }), orderCard(data)]);
+    if (kind === "subscriptions") return subscriptionsCard(data);
     if (kind === "orders") return el("article", { class: "card-wide", "aria-label": "Your orders" }, [el("h3", { text: "Your orders" })].concat((data.orders || []).map(orderCard)));
     return null;
   }
-  var CARD_KINDS = ["products", "product", "cart", "checkout", "routine", "report", "images", "order", "orders"];
+  var CARD_KINDS = ["products", "product", "cart", "checkout", "routine", "report", "images", "order", "orders", "subscriptions"];
 
   // --- talking to Shine ----------------------------------------------------------------------------
   function readStream(response, onEvent) {
