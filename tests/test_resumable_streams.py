@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,11 +23,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
+from shine_mcp.clock import utcnow
 from shine_mcp.config import Settings
 from shine_mcp.store.db import open_database
 from shine_mcp.store.purge import purge_expired
 from shine_mcp.store.stream_events import STREAM_EVENT_RETENTION, DatabaseEventStore, StreamEventScope
-from shine_mcp.store.tables import utcnow
 from tests.conftest import make_settings
 from tests.support.asgi import serve_asgi
 from tests.support.postgres import free_port
@@ -171,6 +172,10 @@ async def test_a_stream_dropped_mid_tool_resumes_with_the_result_exactly_once(se
     assert len(answers) == 1 and answers[0]["result"]["content"][0]["text"] == "found niacinamide"
     assert not any(e.message and e.message.get("method") == "notifications/progress" for e in resumed)
     assert runs == ["niacinamide"]
+    # Every event names the person the session serves, so erasing them erases these too (test_erasure.py).
+    with sqlite3.connect(settings.data_dir / "shine.db") as connection:
+        owners = {user for (user,) in connection.execute("SELECT user_id FROM mcp_stream_events")}
+    assert owners == {settings.local_user}
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -216,5 +221,47 @@ async def test_a_last_event_id_replays_only_its_own_session_and_events_leave_aft
 
         clock[0] = NOW + STREAM_EVENT_RETENTION + timedelta(seconds=1)
         assert (await purge_expired(db, clock[0]))["mcp_stream_events"] == 4
+    finally:
+        await db.close()
+
+
+async def test_a_last_event_id_replays_nothing_to_another_person_in_the_same_session(tmp_path: Path) -> None:
+    """The events are that person's tool results: someone else who learns the session id, signed in as
+    themselves, resumes nothing (and neither does a request that names no one)."""
+    db = await open_database(make_settings(tmp_path, load_demo_catalog=False))
+    store = DatabaseEventStore(lambda: db)
+    replayed: list[tuple[str | None, list[str]]] = []
+
+    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope)
+        if request.query_params.get("store"):
+            message = JSONRPCNotification(jsonrpc="2.0", method=request.query_params["store"])
+            response = PlainTextResponse(await store.store_event("2", message))
+        else:
+            seen: list[str] = []
+
+            async def collect(event: EventMessage) -> None:
+                seen.append(event.message.method)  # type: ignore[union-attr]
+
+            await store.replay_events_after(request.query_params["after"], collect)
+            replayed.append((request.headers.get("x-person"), seen))
+            response = PlainTextResponse("")
+        await response(scope, receive, send)
+
+    def person(scope: Scope) -> str | None:  # what authentication found, as the web shell's `http_user_id`
+        return Request(scope).headers.get("x-person")
+
+    transport = httpx.ASGITransport(app=StreamEventScope(inner, user_of=person))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+            ana = {"mcp-session-id": "s1", "x-person": "usr_ana"}
+            first = (await http.get("/", params={"store": "a1"}, headers=ana)).text
+            await http.get("/", params={"store": "a2"}, headers=ana)
+            await http.get(
+                "/", params={"after": first}, headers={"mcp-session-id": "s1", "x-person": "usr_bob"}
+            )
+            await http.get("/", params={"after": first}, headers={"mcp-session-id": "s1"})
+            await http.get("/", params={"after": first}, headers=ana)
+        assert replayed == [("usr_bob", []), (None, []), ("usr_ana", ["a2"])]
     finally:
         await db.close()

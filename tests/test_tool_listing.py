@@ -3,6 +3,7 @@ and schemas a single-`type` client (Gemini's function declarations) can read."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -38,6 +39,18 @@ async def test_tool_descriptions_carry_no_source_indentation(client: Client) -> 
         assert tool.description
         indented = [line for line in tool.description.splitlines() if line.startswith("    ")]
         assert indented == [], tool.name
+
+
+# "Use it when the shopper...", "Use it after search_products...", "Use it to revisit...": the sentence a
+# model reads to choose between tools.
+WHEN_TO_USE = re.compile(r"(^|[.:]\s+)Use it (when|after|before|to|for|once)\b", re.MULTILINE)
+
+
+async def test_every_tool_description_says_when_to_use_it(client: Client) -> None:
+    unclear = [
+        t.name for t in (await client.list_tools()).tools if not WHEN_TO_USE.search(t.description or "")
+    ]
+    assert unclear == [], "start a sentence of these descriptions with 'Use it when ...'"
 
 
 async def test_nullable_fields_are_written_as_any_of_not_type_arrays(client: Client) -> None:

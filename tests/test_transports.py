@@ -16,6 +16,7 @@ import httpx
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
+from mcp.types import LoggingMessageNotificationParams
 
 from tests.support.postgres import free_port
 
@@ -135,6 +136,27 @@ async def test_streamable_http_client_calls_the_tools(running_server: str) -> No
             product_id = page.structured_content["products"][0]["id"]
             detail = await client.call_tool("get_product", {"product_id": product_id})
     assert detail.structured_content and detail.structured_content["id"] == product_id
+
+
+async def test_a_2026_http_client_sets_the_log_level_on_each_request(running_server: str) -> None:
+    """2026-07-28 has no logging/setLevel: each request carries its level in `_meta`
+    (`io.modelcontextprotocol/logLevel`), and none means no log notifications for that request."""
+    heard: dict[str | None, list[str]] = {}
+    for level in (None, "warning", "info"):
+        lines = heard.setdefault(level, [])
+
+        async def listen(params: LoggingMessageNotificationParams, lines: list[str] = lines) -> None:
+            lines.append(f"{params.level}: {params.data}")
+
+        with anyio.fail_after(30):
+            async with Client(f"{running_server}/mcp", logging_callback=listen, log_level=level) as client:
+                await client.call_tool("read_product_page", {"url": "https://shop.example/p"})
+    assert heard[None] == []
+    assert [line.split(" after ")[0] for line in heard["warning"]] == ["warning: read_product_page failed"]
+    assert [line.split(" after ")[0] for line in heard["info"]] == [
+        "info: read_product_page started",
+        "warning: read_product_page failed",
+    ]
 
 
 def test_mcp_endpoint_refuses_a_foreign_host_header(running_server: str) -> None:

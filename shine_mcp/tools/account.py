@@ -11,10 +11,11 @@ from pydantic import BaseModel, Field
 
 from shine_mcp.auth import audit
 from shine_mcp.auth.accounts import get_user
+from shine_mcp.auth.identity import current_user, require_admin
 from shine_mcp.auth.policy import ADMIN, TOOL_SCOPE_META
-from shine_mcp.identity import current_user, require_admin
+from shine_mcp.clock import aware
+from shine_mcp.orders.service import Commerce
 from shine_mcp.services import Services
-from shine_mcp.store.users import aware
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
@@ -45,6 +46,8 @@ class AuditPage(BaseModel):
 
 
 def register(server: MCPServer, services: Services) -> None:
+    members = Commerce(services).membership
+
     @server.tool(annotations=READ_ONLY)
     async def get_account(ctx: Context) -> Account:
         """Who Shine thinks is calling: user id, email and name when signed in, roles and what this
@@ -56,7 +59,11 @@ def register(server: MCPServer, services: Services) -> None:
             signed_in=user is not None,
             email=user.email if user else None,
             name=user.name if user else None,
-            roles=sorted(caller.roles),
+            # premium: while a premium membership runs, asked now (never a grant kept from an earlier sign-in).
+            roles=sorted(
+                (set(caller.roles) - {"premium"})
+                | ({"premium"} if not caller.is_guest and await members.premium(caller.user_id) else set())
+            ),
             scopes=sorted(caller.scopes),
             via=caller.source,
         )
@@ -75,7 +82,10 @@ def register(server: MCPServer, services: Services) -> None:
     ) -> AuditPage:
         """For the shop's admins: the audit log of sign-ins (and failed ones with the reason), MCP client
         approvals, token issuance, refresh and revocation, admin actions and data deletions, newest first.
-        It never holds secrets. Refused for anyone who is not an admin."""
+        It never holds secrets. Refused for anyone who is not an admin.
+
+        Use it when an admin asks who signed in, which apps were approved or what happened to an
+        account."""
         caller = current_user(ctx, services.settings)
         require_admin(caller)
         rows = await audit.events(services.db, actor_id=user_id, action=action, limit=limit)

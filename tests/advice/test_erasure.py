@@ -16,18 +16,23 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlmodel import select
 
 from shine_mcp.auth.accounts import merge_guest, merged_ids, upsert_user
 from shine_mcp.config import Settings
 from shine_mcp.integrations.google import VerifiedPerson
 from shine_mcp.store.carts import Cart, CartItem, read_cart
+from shine_mcp.store.chat import create_chat
+from shine_mcp.store.clicks import forget_user_clicks, record_click, user_clicks
 from shine_mcp.store.db import Database, open_database
 from shine_mcp.store.photos import PHOTOS_DIR, PhotoStore
 from shine_mcp.store.profiles import export_profile_data, get_profile, rate, record_view, save_profile
+from shine_mcp.store.purge import purge_expired
 from shine_mcp.store.skin_reports import SkinReportRecord, add_report, get_report, new_report_id
-from shine_mcp.store.tables import default_variant_id
+from shine_mcp.store.tables import Click, default_variant_id
 from tests.checkout.conftest import CLEANSER, FOAMING, SERUM, Shop, in_own_task, open_shop, shop_settings
 from tests.models.conftest import HOPPER
+from tests.test_resumable_streams import McpHttp, events
 
 EMAIL = "ana.person@example.com"
 NAME = "Ana Person"
@@ -340,3 +345,114 @@ async def test_a_photo_an_older_merge_left_in_the_guest_folder_is_erased_with_it
 
     assert erased["deleted"]["skin_reports"] == 1
     assert photo_files(data_dir) == []
+
+
+async def test_my_clicks_are_exported_and_erased_with_my_chats(settings: Settings) -> None:
+    links = {"amazon.com": {"tag": "shop-20"}}
+    plain = shop_settings(settings.data_dir, affiliate_links=links)
+    async with in_own_task(open_shop(plain)) as shop:
+        await shop.set_product(SERUM, buy_url="https://www.amazon.com/dp/B00TTD9BRC")
+        data_dir = shop.settings.data_dir
+        transport = httpx.ASGITransport(app=shop.app)
+        browser = httpx.AsyncClient(transport=transport, base_url=str(shop.http.base_url))
+        # A guest chats and follows "Buy at amazon.com" from the widget, signs in, and follows it again.
+        assert (await browser.post("/api/chat", json={"message": "a serum"})).status_code == 200
+        assert (await browser.get(f"/out/{SERUM}", params={"src": "widget"})).status_code == 302
+        me = await dev_sign_in(browser, EMAIL, NAME)
+        account_id = me["user"]["id"]
+        assert (await browser.get(f"/out/{SERUM}", params={"src": "widget"})).status_code == 302
+        someone_else = await shop.http.get(f"/out/{SERUM}", params={"src": "mcp", "conv": "conv_other"})
+        assert someone_else.status_code == 302
+
+        exported = await shop.call("export_my_data", user=account_id)
+
+        mine = exported["clicks"]
+        assert [(c["product_id"], c["merchant"], c["source"]) for c in mine] == [
+            (SERUM, "amazon.com", "widget"),
+            (SERUM, "amazon.com", "widget"),
+        ]
+        chat_id = mine[0]["conversation_id"]
+        assert chat_id.startswith("chs_") and all(c["conversation_id"] == chat_id for c in mine)
+        assert "conv_other" not in str(mine)
+        assert set(where_found(data_dir, chat_id)) == {"chat_sessions", "clicks"}
+
+        erased = await browser.post("/api/my-data/delete", json={"confirm": True})
+
+        assert erased.status_code == 200, erased.text
+        assert erased.json()["deleted"]["clicks_unlinked"] == 2
+        assert where_found(data_dir, chat_id) == {}  # no click leads back to the chat, or to the person
+        assert set(where_found(data_dir, account_id)) <= SIGN_IN_TABLES
+        today = datetime.now(UTC).date().isoformat()
+        report = await shop.call("admin_clicks_report", {"start": today, "end": today})
+        assert report["clicks"] == 3  # the shop's counts stay
+        assert (await shop.call("export_my_data", user=account_id))["clicks"] == []
+        await browser.aclose()
+
+
+async def test_what_an_mcp_client_was_sent_over_http_is_erased_with_the_person(settings: Settings) -> None:
+    """Streamable HTTP keeps every message it sends for an hour, so a dropped stream can resume: the person's
+    own words in those answers go with the rest of their data, whichever session carried them."""
+    me = f"usr_streams_{secrets.token_hex(4)}"
+    words = f"stung my eyes {secrets.token_hex(4)}"
+    async with in_own_task(open_shop(shop_settings(settings.data_dir, local_user=me))) as shop:
+        data_dir = shop.settings.data_dir
+        transport = httpx.ASGITransport(app=shop.app)
+        async with httpx.AsyncClient(transport=transport, base_url=str(shop.http.base_url)) as http:
+            mcp = McpHttp(http)  # a keyless loopback /mcp: the caller is the local user
+            await mcp.initialize()
+            rate = {"product_id": SERUM, "rating": 2, "comment": words}
+            call = {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "tools/call",
+                "params": {"name": "rate_product", "arguments": rate},
+            }
+            async with mcp.post(call) as response:
+                answers = [
+                    e.message async for e in events(response) if e.message and e.message.get("id") == 2
+                ]
+        assert len(answers) == 1 and not answers[0]["result"].get("isError"), answers
+        assert "mcp_stream_events" in where_found(data_dir, words)
+        assert where_found(data_dir, me)["mcp_stream_events"] == {"user_id"}
+
+        erased = await shop.call("delete_my_data", {"confirm": True})
+
+        assert erased["deleted"]["stream_events"] >= 2  # the priming event and the answer, at least
+        assert where_found(data_dir, words) == {}
+        assert "mcp_stream_events" not in where_found(data_dir, me)
+
+
+async def test_clicks_are_exported_unlinked_and_purged_of_chat_ids_on_every_database(
+    database: Database,
+) -> None:
+    person, other = f"usr_{secrets.token_hex(8)}", f"usr_{secrets.token_hex(8)}"
+    chat = await create_chat(database, person, now=datetime.now(UTC))
+    idle = await create_chat(database, other, now=datetime(2020, 1, 1, tzinfo=UTC))
+    mcp_conversation = f"conv_{secrets.token_hex(6)}"
+    for user_id, conversation in [
+        (None, chat.id),  # a guest's click in the chat the person's account holds now
+        (person, chat.id),
+        (other, idle.id),
+        (None, mcp_conversation),
+    ]:
+        await record_click(
+            database,
+            product_id="prd_000000000001",
+            variant_id=None,
+            merchant="amazon.com",
+            source="widget",
+            conversation_id=conversation,
+            user_id=user_id,
+        )
+
+    exported = await user_clicks(database, person)
+    unlinked = await forget_user_clicks(database, person)
+    await purge_expired(database, datetime.now(UTC))
+
+    assert [c["conversation_id"] for c in exported] == [chat.id, chat.id]
+    assert unlinked == 2 and await user_clicks(database, person) == []
+    async with database.session() as session:
+        left = (await session.execute(select(Click.conversation_id, Click.user_id))).all()
+    named = {conversation for conversation, _ in left}
+    assert chat.id not in named and idle.id not in named and mcp_conversation in named
+    assert person not in {user for _, user in left}

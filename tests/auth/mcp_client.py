@@ -131,10 +131,13 @@ class RemoteClient:
         )
 
     @asynccontextmanager
-    async def connect(self, provider: OAuthClientProvider | None = None) -> AsyncIterator[Client]:
+    async def connect(
+        self, provider: OAuthClientProvider | None = None, *, mode: str = "auto"
+    ) -> AsyncIterator[Client]:
+        """`mode="legacy"` speaks 2025-11-25 (a session, SSE streams); "auto" negotiates 2026-07-28."""
         auth = provider or self.provider()
         async with (
             httpx2.AsyncClient(auth=auth, timeout=30) as http,
-            Client(streamable_http_client(f"{self.base}/mcp", http_client=http)) as client,
+            Client(streamable_http_client(f"{self.base}/mcp", http_client=http), mode=mode) as client,
         ):
             yield client

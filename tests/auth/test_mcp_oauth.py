@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from shine_mcp.auth import audit
 from shine_mcp.config import Settings
+from shine_mcp.store.stream_events import StreamEvent
 from shine_mcp.store.users import OAuthClient, OAuthToken
 from tests.auth.mcp_client import REDIRECT_URI, ManualGrant, RemoteClient
 from tests.auth.support import Browser, Clock
@@ -118,6 +119,21 @@ async def test_remote_client_registers_signs_in_and_calls_tools_as_the_person(
     db = await inspect_db(settings)
     actions = [e.action for e in reversed(await audit.events(db))]
     assert actions[:4] == ["client_registered", "sign_in", "consent_granted", "token_issued"]
+
+
+async def test_what_a_2025_session_was_sent_names_the_person_its_token_is_for(
+    run_shine: RunShine, oauth_settings: Callable[..., Settings], browser: Browser, inspect_db
+) -> None:
+    """Streamable HTTP keeps the messages of a 2025-11-25 session's streams so a dropped one can resume; each
+    names the token's person, so erasing that person erases them (tests/advice/test_erasure.py)."""
+    settings = oauth_settings()
+    with run_shine(settings) as base:
+        async with RemoteClient(base, browser).connect(mode="legacy") as client:
+            account = await client.call_tool("get_account", {})
+    assert account.structured_content is not None
+    db = await inspect_db(settings)
+    owners = await db.read(lambda c: c.execute(select(StreamEvent.user_id)).scalars().all())
+    assert owners and set(owners) == {account.structured_content["user_id"]}
 
 
 async def test_the_consent_page_names_the_client_and_denying_tells_it(
