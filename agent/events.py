@@ -11,7 +11,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 CardKind = Literal[
-    "products", "product", "routine", "report", "cart", "checkout", "images", "order", "orders"
+    "products",
+    "product",
+    "routine",
+    "report",
+    "cart",
+    "checkout",
+    "images",
+    "order",
+    "orders",
+    "subscriptions",
 ]
 StopKind = Literal[
     "end_turn",

@@ -3,8 +3,8 @@ signature verified by the stripe SDK, event id recorded, order locked and marked
 freed and the fulfilment outbox row written, all committed before the 200. Four senders at once, as Stripe
 delivers concurrently. Baseline: the bare signature verification (`stripe.WebhookSignature.verify_header`) of the
 same events in the same run. Then refill subscriptions' renewals: `invoice.paid` events, each marking a
-subscription paid up to the invoice's period and becoming one paid order with its outbox row, measured the
-same way (same target).
+subscription paid up to the invoice's period and becoming one paid order with its outbox row (one write unit
+per event), measured the same way (same target).
 
 Run: `make bench` (or `.venv/bin/python benchmarks/bench_checkout.py [--events N] [--senders 4]`).
 Target: at least 300 events per second on SQLite.
@@ -31,12 +31,13 @@ import stripe
 from sqlalchemy import update
 from sqlmodel import col
 
+from shine_mcp.clock import utcnow
 from shine_mcp.config import Settings
 from shine_mcp.integrations.payments import sign_payload
 from shine_mcp.services import Services
 from shine_mcp.store.orders import FulfilmentJob, Order, OrderLine, insert_order
 from shine_mcp.store.subscriptions import Subscription, insert_subscription
-from shine_mcp.store.tables import Product, ProductVariant, default_variant_id, utcnow
+from shine_mcp.store.tables import Product, ProductVariant, default_variant_id
 from web_shell.app import create_app
 
 SECRET = "whsec_bench_" + secrets.token_hex(16)
@@ -115,6 +116,11 @@ async def _subscriptions(services: Services, count: int) -> list[tuple[str, str]
                     }
                 ],
                 interval_weeks=4,
+                email=f"subscriber{i}@example.com",
+                shipping={  # told by the first checkout: renewals ship there
+                    "name": "Bench Subscriber",
+                    "address": {"line1": f"{i} Main St", "city": "Springfield", "country": "US"},
+                },
                 provider_subscription_id=provider,
                 provider_customer_id="cus_" + secrets.token_hex(7),
                 activated_at=utcnow(),

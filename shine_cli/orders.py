@@ -64,6 +64,7 @@ def _address(ship_to: dict[str, Any] | None) -> str:
 _HELD = {
     "oversold": "HELD: sold out before payment;\nrestock and ship it, or refund it",
     "amount_mismatch": "HELD: amount paid ≠ total;\ncheck the payment first",
+    "awaiting_address": "WAITING: refill paid before its\naddress arrived; sent when it does",
 }
 
 
@@ -160,9 +161,9 @@ def mark_shipped(
     carrier: Annotated[str | None, typer.Option(help="UPS, DHL, USPS, …")] = None,
 ) -> None:
     """Record that you shipped an order yourself (from the local queue)."""
+    from shine_mcp.clock import utcnow
     from shine_mcp.orders import machine
     from shine_mcp.store.orders import get_order
-    from shine_mcp.store.tables import utcnow
 
     async def work(commerce: Commerce) -> str:
         order = await get_order(commerce.db(), order_id)
@@ -189,8 +190,8 @@ def retry_fulfilment(order_id: Annotated[str, typer.Argument(help="The order, e.
     from sqlalchemy import update
     from sqlmodel import col
 
+    from shine_mcp.clock import utcnow
     from shine_mcp.store.orders import FulfilmentJob
-    from shine_mcp.store.tables import utcnow
 
     async def work(commerce: Commerce) -> int:
         async with commerce.db().session() as session:
@@ -274,8 +275,8 @@ def report(
     include_simulated: Annotated[bool, typer.Option(help="Count simulated-checkout orders too.")] = False,
 ) -> None:
     """Orders, revenue, refunds and net per day and currency (UTC days)."""
+    from shine_mcp.clock import utcnow
     from shine_mcp.orders.report import sales_report
-    from shine_mcp.store.tables import utcnow
 
     try:
         last = date.fromisoformat(end) if end else utcnow().date()

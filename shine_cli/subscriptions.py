@@ -1,12 +1,13 @@
 """`shine subscriptions`: refill subscriptions for the merchant. `advance` moves the simulated clock on (only
 without Stripe keys) and bills every simulated subscription that falls due, so a shop can try refills with no
-account: each paid refill becomes an order, as it would with Stripe. `list` shows them."""
+account: each paid refill becomes an order, as it would with Stripe. `list` shows them; `report` shows refills
+and premium members side by side: active, monthly recurring revenue and churn."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import anyio
@@ -14,7 +15,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from shine_mcp.clock import utcnow
 from shine_mcp.config import Settings
+from shine_mcp.money import format_money
 
 subscriptions_app = typer.Typer(help="Refill subscriptions (subscribe and save).", no_args_is_help=True)
 out = Console()
@@ -91,3 +94,79 @@ def list_all(
         when = f"{sub.next_delivery:%Y-%m-%d}" if sub.next_delivery else "-"
         table.add_row(sub.id, sub.user_id, sub.status, f"{sub.interval_weeks} wk", items, when)
     out.print(table)
+
+
+@subscriptions_app.command("report")
+def report(
+    start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD (default: 30 days ago).")] = None,
+    end: Annotated[str | None, typer.Option(help="Last day, YYYY-MM-DD (default: today).")] = None,
+    include_simulated: Annotated[bool, typer.Option(help="Count simulated subscriptions too.")] = False,
+) -> None:
+    """Refill subscriptions and premium members: active, monthly recurring revenue and churn (UTC days)."""
+    from shine_mcp.integrations.billing import SimulatedBilling
+    from shine_mcp.orders.report import Report, sales_report
+
+    async def main(first: date | None) -> Report:
+        async with _commerce() as commerce:
+            billing = commerce.billing()
+            now = billing.clock() if isinstance(billing, SimulatedBilling) else utcnow()
+            last = date.fromisoformat(end) if end else now.date()
+            first = first or last - timedelta(days=29)
+            return await sales_report(
+                commerce.db(), first, last, include_simulated=include_simulated, now=now
+            )
+
+    try:
+        first = date.fromisoformat(start) if start else None
+        if end:
+            date.fromisoformat(end)
+    except ValueError as exc:
+        raise typer.BadParameter("dates look like 2026-11-01") from exc
+    result = anyio.run(main, first)
+    title = f"{result.start} to {result.end}" + (" (simulated included)" if include_simulated else "")
+
+    def churn(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1%}".replace("%", " %")
+
+    refills = Table(
+        "currency",
+        "active",
+        "at start",
+        "ended",
+        "churn",
+        "monthly revenue",
+        "due in 14 days",
+        title=f"Refill subscriptions, {title}",
+    )
+    for currency, r in result.subscriptions.items():
+        refills.add_row(
+            currency,
+            str(r.active),
+            str(r.active_at_start),
+            str(r.ended),
+            churn(r.churn),
+            format_money(r.mrr_minor, currency),
+            f"{r.upcoming_refills} ({format_money(r.upcoming_minor, currency)})",
+        )
+    members = Table(
+        "currency",
+        "active",
+        "joined",
+        "ended",
+        "churn",
+        "monthly revenue",
+        "at start",
+        title=f"Premium members, {title}",
+    )
+    for currency, m in result.members.items():
+        members.add_row(
+            currency,
+            str(m.active),
+            str(m.joined),
+            str(m.ended),
+            churn(m.churn),
+            format_money(m.mrr_minor, currency),
+            str(m.active_at_start),
+        )
+    out.print(refills)
+    out.print(members)

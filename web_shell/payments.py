@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import re
@@ -22,10 +21,11 @@ from typing import Any
 
 import anyio
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from shine_mcp.auth.keys import Keys
+from shine_mcp.clock import utcnow
 from shine_mcp.integrations import fulfilment as partner_http
 from shine_mcp.integrations.payments import SignatureError, SimulatedGateway
 from shine_mcp.money import format_money, from_stripe_amount
@@ -36,10 +36,11 @@ from shine_mcp.orders.service import Commerce, uses_stripe
 from shine_mcp.orders.views import order_view
 from shine_mcp.services import Services
 from shine_mcp.store.orders import Order, find_order, get_order, order_lines
-from shine_mcp.store.tables import utcnow
 from web_shell import shop_page
 from web_shell.auth import web_identity
 from web_shell.limits import CLOSE, BodyRefused, read_body, read_form
+from web_shell.simulated_portal import SimulatedPortal
+from web_shell.templating import notice, render
 
 log = logging.getLogger("shine.payments")
 
@@ -48,39 +49,28 @@ MAX_EVENT_BYTES = 1024 * 1024
 # Shine's order ids look like: anything else is answered without a database or provider lookup.
 SESSION_ID = re.compile(r"cs_[A-Za-z0-9_]{1,250}")
 ORDER_ID = re.compile(r"ord_[A-Za-z0-9]{1,36}")
-PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'",
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-}
-STYLE = """body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#222}
-table{width:100%;border-collapse:collapse}td,th{padding:.4rem;border-bottom:1px solid #ddd;text-align:left}
-td.n,th.n{text-align:right}.banner{background:#fff3cd;border:2px solid #b8860b;padding:1rem;border-radius:.5rem}
-.status{font-weight:700}button{font-size:1.1rem;padding:.6rem 1.4rem;margin-right:1rem;cursor:pointer}
-form{display:inline}"""
 
 
-def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
-    document = (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
-        f'content="width=device-width,initial-scale=1"><title>{html.escape(title)}</title>'
-        f"<style>{STYLE}</style></head><body><main>{body}</main></body></html>"
-    )
-    return HTMLResponse(document, status_code=status_code, headers=PAGE_HEADERS)
+RETURN = "Return to the shop"
 
 
-def _lines_table(rows: list[tuple[str, int, str]], total: str) -> str:
-    body = "".join(
-        f'<tr><td>{html.escape(name)}</td><td class="n">{quantity}</td><td class="n">{html.escape(amount)}</td></tr>'
-        for name, quantity, amount in rows
-    )
-    return (
-        '<table><tr><th scope="col">Product</th><th scope="col" class="n">Qty</th>'
-        '<th scope="col" class="n">Amount</th></tr>'
-        f'{body}<tr><th scope="row">Total</th><td></td><td class="n"><strong>{html.escape(total)}</strong></td></tr>'
-        "</table>"
+def _notice(
+    request: Request,
+    title: str,
+    heading: str,
+    *paragraphs: str,
+    status: int = 200,
+    back_to_shop: str | None = None,
+) -> Response:
+    return notice(
+        request,
+        title,
+        *paragraphs,
+        heading=heading,
+        status=status,
+        look="checkout",
+        back_to_shop=back_to_shop,
+        back_label=RETURN,
     )
 
 
@@ -138,6 +128,7 @@ class PaymentsWeb:
                 Route("/simulated-checkout/{session_id}", self.simulated_page, methods=["GET"]),
                 Route("/simulated-checkout/{session_id}/pay", self.simulated_pay, methods=["POST"]),
                 Route("/simulated-checkout/{session_id}/cancel", self.simulated_cancel, methods=["POST"]),
+                *SimulatedPortal(self.commerce).routes(),
             ]
         return routes
 
@@ -180,29 +171,30 @@ class PaymentsWeb:
             (f"{line.brand} {line.name}".strip(), line.quantity, line.line_total.display)
             for line in view.lines
         ]
-        simulated = (
-            '<p class="banner">Simulated checkout: no real payment was taken.</p>' if view.simulated else ""
+        return render(
+            request,
+            "order.html",
+            title=f"Order {order.id}",
+            heading=_HEADLINES[status],
+            look="checkout",
+            simulated=view.simulated,
+            order_id=order.id,
+            order_status=status.value.replace("_", " "),
+            next_steps=view.next_steps,
+            tracking=f"{order.carrier or ''} {order.tracking_number}" if order.tracking_number else None,
+            extra=extra,
+            rows=rows,
+            total=view.total.display,
+            back_to_shop=self._shop_link(request),
+            back_label=RETURN,
         )
-        tracking = (
-            f"<p>Tracking: {html.escape(order.carrier or '')} {html.escape(order.tracking_number)}</p>"
-            if order.tracking_number
-            else ""
-        )
-        body = (
-            f"<h1>{html.escape(_HEADLINES[status])}</h1>{simulated}"
-            f'<p>Order <code>{html.escape(order.id)}</code> · status: <span class="status">'
-            f"{html.escape(status.value.replace('_', ' '))}</span></p>"
-            f"<p>{html.escape(view.next_steps)}</p>{tracking}{extra}"
-            f"{_lines_table(rows, view.total.display)}{self._shop_link(request)}"
-        )
-        return _page(f"Order {order.id}", body)
 
     def _shop_link(self, request: Request) -> str:
         """Back to the page the shopper chatted from (`shop_page`), else the shop's home."""
         home = shop_page.remembered(request, self.settings) or (
             self.settings.allowed_origins[0] if self.settings.allowed_origins else "/"
         )
-        return f'<p><a href="{html.escape(home)}">Return to the shop</a></p>'
+        return home
 
     async def _may_see(self, request: Request, order: Order) -> bool:
         """The order's owner: the link Shine signed for this order, or their own web session."""
@@ -223,10 +215,10 @@ class PaymentsWeb:
     async def success(self, request: Request) -> Response:
         session_id = request.query_params.get("session_id", "").strip()
         if not session_id:
-            return _page(
-                "Checkout", "<h1>No checkout was named</h1><p>Open the link from your order.</p>", 400
+            return _notice(
+                request, "Checkout", "No checkout was named", "Open the link from your order.", status=400
             )
-        not_found = _page("Checkout", "<h1>We could not find this checkout</h1>", 404)
+        not_found = _notice(request, "Checkout", "We could not find this checkout", status=404)
         if not SESSION_ID.fullmatch(session_id):
             return not_found
         order = await find_order(self.services.db, session_id=session_id)
@@ -238,11 +230,13 @@ class PaymentsWeb:
             )
             return await self._order_page(request, recovered) if recovered is not None else not_found
         if not await self._may_see(request, order):
-            return _page(
+            return _notice(
+                request,
                 "Checkout",
-                "<h1>Thank you</h1><p>This page shows an order only to the person who placed it. To see "
-                "yours, open the link you were sent back with in the browser you paid with, or ask the "
-                "shop's chat about your orders.</p>" + self._shop_link(request),
+                "Thank you",
+                "This page shows an order only to the person who placed it. To see yours, open the link you "
+                "were sent back with in the browser you paid with, or ask the shop's chat about your orders.",
+                back_to_shop=self._shop_link(request),
             )
         recovered = await self.commerce.checkout.recover(session_id)
         return await self._order_page(request, recovered or order)
@@ -253,16 +247,18 @@ class PaymentsWeb:
         if order is None or not await self._may_see(request, order):
             # The same page whether the order exists or not, and nothing about it: an order id alone
             # (from a screenshot, an email, a support chat) shows nobody the order.
-            return _page(
+            return _notice(
+                request,
                 "Checkout cancelled",
-                "<h1>Your checkout was cancelled</h1><p>If you left the payment page without paying, nothing "
-                "was charged and your cart is kept: check out again from the chat whenever you like.</p>"
-                + self._shop_link(request),
+                "Your checkout was cancelled",
+                "If you left the payment page without paying, nothing was charged and your cart is kept: "
+                "check out again from the chat whenever you like.",
+                back_to_shop=self._shop_link(request),
             )
         order = await self.commerce.checkout.refresh(order)
         extra = (
-            "<p>You left the payment page without paying. Nothing was charged and your cart is kept: "
-            "check out again from the chat whenever you like.</p>"
+            "You left the payment page without paying. Nothing was charged and your cart is kept: "
+            "check out again from the chat whenever you like."
             if order.status == machine.Status.PENDING.value
             else ""
         )
@@ -289,7 +285,7 @@ class PaymentsWeb:
         session_id = request.path_params["session_id"]
         data = await self._simulator().session_data(session_id)
         if data is None:
-            return _page("Simulated checkout", "<h1>No such checkout</h1>", 404)
+            return _notice(request, "Simulated checkout", "No such checkout", status=404)
         currency = str(data["currency"]).upper()
         rows = [
             (
@@ -300,39 +296,32 @@ class PaymentsWeb:
             for item in data["line_items"]["data"]
         ]
         total = from_stripe_amount(int(data["amount_total"]), currency)  # the session keeps Stripe's units
-        table = _lines_table(rows, format_money(total, currency))
-        banner = (
-            '<div class="banner"><strong>SIMULATED CHECKOUT: no real payment.</strong> This is a practice '
-            "checkout: pressing <em>Pay (simulated)</em> marks the order paid without asking for a card or "
-            "moving any money.</div>"
-        )
         status = data["status"]
         if status == "open" and int(data["expires_at"]) <= int(utcnow().timestamp()):
             status = "expired"
-        if status == "open":
-            token = html.escape(self._csrf(session_id))
-            quoted = html.escape(session_id)
-            actions = (
-                f'<p><form method="post" action="/simulated-checkout/{quoted}/pay">'
-                f'<input type="hidden" name="csrf" value="{token}"><button type="submit">Pay (simulated)</button></form>'
-                f'<form method="post" action="/simulated-checkout/{quoted}/cancel">'
-                f'<input type="hidden" name="csrf" value="{token}"><button type="submit">Cancel</button></form></p>'
-            )
-        elif status == "complete":
-            actions = "<p>This simulated checkout has been paid.</p>"
-        else:
-            actions = "<p>This simulated checkout expired. Check out again to get a new link.</p>"
-        body = f"<h1>Simulated checkout</h1>{banner}{table}{actions}"
-        return _page("Simulated checkout (no real payment)", body)
+        return render(
+            request,
+            "simulated_checkout.html",
+            title="Simulated checkout (no real payment)",
+            heading="Simulated checkout",
+            look="checkout",
+            rows=rows,
+            total=format_money(total, currency),
+            state=status,
+            session_id=session_id,
+            csrf=self._csrf(session_id) if status == "open" else "",
+        )
 
     async def simulated_pay(self, request: Request) -> Response:
         session_id = request.path_params["session_id"]
         if not await self._form_ok(request, session_id):
-            return _page("Simulated checkout", "<h1>This form has expired</h1><p>Reload the page.</p>", 403)
+            return _notice(
+                request, "Simulated checkout", "This form has expired", "Reload the page.", status=403
+            )
         simulator = self._simulator()
         data = await simulator.session_data(session_id)
         if data is None:
-            return _page("Simulated checkout", "<h1>No such checkout</h1>", 404)
+            return _notice(request, "Simulated checkout", "No such checkout", status=404)
         session = await simulator.pay(session_id)
         if session.paid:
             target = str(data["success_url"]).replace("{CHECKOUT_SESSION_ID}", session_id)
@@ -343,10 +332,12 @@ class PaymentsWeb:
         """Like Stripe's back link: the shopper leaves; the session stays open until it expires."""
         session_id = request.path_params["session_id"]
         if not await self._form_ok(request, session_id):
-            return _page("Simulated checkout", "<h1>This form has expired</h1><p>Reload the page.</p>", 403)
+            return _notice(
+                request, "Simulated checkout", "This form has expired", "Reload the page.", status=403
+            )
         data = await self._simulator().session_data(session_id)
         if data is None:
-            return _page("Simulated checkout", "<h1>No such checkout</h1>", 404)
+            return _notice(request, "Simulated checkout", "No such checkout", status=404)
         return RedirectResponse(str(data["cancel_url"]), status_code=303)
 
     # --- the fulfilment partner's callback -------------------------------------------------------------

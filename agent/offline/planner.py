@@ -12,7 +12,7 @@ from typing import Any, Literal
 from agent.model import Finish, Message, ModelEvent, TextChunk, ToolCall, ToolSpec
 from agent.offline.context import Context, Seen, read_history
 from agent.offline.naming import Resolution, resolve, tokens
-from agent.offline.reading import Reading, book, image_query, read
+from agent.offline.reading import ONE_LESS, Reading, book, image_query, read
 from agent.offline.replies import (
     DO_YOU_MEAN,
     PROPOSAL,
@@ -213,7 +213,7 @@ class Slots:
             picked = self.routine_pick()
             if picked:
                 return [picked]
-        if self.intent == "remove_from_cart" and self.name_words():
+        if self.intent in ("remove_from_cart", "change_quantity") and self.name_words():
             in_cart = self.in_cart()
             if in_cart.meant is not None:
                 return [in_cart.meant["id"]]
@@ -249,6 +249,32 @@ class Slots:
             return [shown[0]["id"]] if len(shown) == 1 else []
         return []
 
+    def cart_line(self) -> dict[str, Any] | None:
+        """The line of the cart shown last (this turn's included) for the product and variant meant."""
+        product_id, variant_id = self.value("product_id"), self.value("variant_id")
+        cart = self.context.cart(self.policy.shows_cart) or {}
+        lines = [
+            item
+            for item in cart.get("items", [])
+            if isinstance(item, dict) and item.get("product_id") == product_id and product_id
+        ]
+        if variant_id:
+            lines = [item for item in lines if item.get("variant_id") == variant_id]
+        return lines[0] if len(lines) == 1 else None
+
+    def new_quantity(self) -> int | None:
+        """ "just one …", "change it to 2": that number; "remove one …", "one less": the line's quantity less
+        one (0 takes the line out), known from the cart shown last."""
+        text = self.reading.text.lower()
+        said = re.search(r"\b(?:just|only|to)\s+(one|two|three|four|five|\d{1,2})\b", text)
+        if said and not ONE_LESS.search(text):
+            word = said.group(1)
+            return int(word) if word.isdigit() else ["one", "two", "three", "four", "five"].index(word) + 1
+        line = self.cart_line()
+        if line is None or not isinstance(line.get("quantity"), int):
+            return None
+        return max(0, int(line["quantity"]) - 1)
+
     def routine_pick(self) -> str | None:
         """ "Subscribe to the serum" right after a routine: its product of that category, or named so."""
         cards = self.context.routine_cards()
@@ -270,6 +296,37 @@ class Slots:
                 if seen.name == "subscribe" and not seen.ok and not seen.input.get("confirm"):
                     return seen.input if PROPOSAL in seen.text else None
         return None
+
+    def proposed(self, tool: str) -> dict[str, Any] | None:
+        """The arguments of the `tool` call the previous answer described and asked about (a confirm-first
+        tool's own "Nothing was changed yet" answer to a call without confirm)."""
+        for earlier in self.context.earlier[-1:]:
+            for seen in reversed(earlier.calls):
+                if seen.name == tool and not seen.ok and not seen.input.get("confirm"):
+                    return seen.input if PROPOSAL in seen.text else None
+        return None
+
+    def subscription_id(self) -> str | None:
+        """The refills meant: named by id (a card's button says it), else the only live one listed last."""
+        named = re.search(r"\bsub_[0-9a-f]{20}\b", self.reading.text)
+        if named:
+            return named.group(0)
+        for seen in reversed(self.context.all_calls()):
+            if seen.ok and seen.name == "list_subscriptions" and isinstance(seen.structured, dict):
+                live = [
+                    s
+                    for s in seen.structured.get("subscriptions") or []
+                    if isinstance(s, dict) and s.get("status") != "canceled"
+                ]
+                return str(live[0]["subscription_id"]) if len(live) == 1 else None
+        return None
+
+    def said_weeks(self) -> int | None:
+        """ "every 8 weeks" (or "every 2 months", as 8 weeks)."""
+        said = re.search(r"\bevery\s+(\d{1,2})\s*(weeks?|months?)\b", self.reading.text.lower())
+        if not said:
+            return None
+        return int(said.group(1)) * (4 if said.group(2).startswith("month") else 1)
 
     def opened_last_turn(self) -> list[str]:
         """The products opened (get_product) in the previous turn, in order: one read, or a comparison."""
@@ -329,6 +386,8 @@ class Slots:
             return found if len(found) >= 2 else None
         if name == "variant_id":
             return r.variant_ids[0] if r.variant_ids else None
+        if name == "new_quantity":
+            return self.new_quantity()
         if name == "item_id":
             cart = self.context.cart(self.policy.shows_cart)
             wanted = self.value("product_id")
@@ -374,8 +433,18 @@ class Slots:
             match = re.search(r"\b(?:with|and|alongside)\s+([a-z][a-z0-9 ,-]{2,80})", without_ids)
             text = match.group(1).strip() if match and not self.reading.ordinals else None
             return text or (", ".join(r.avoid) if r.avoid else None)
+        if name.startswith("proposed_routine_"):
+            return (self.proposed("subscribe_to_routine") or {}).get(name.removeprefix("proposed_routine_"))
+        if name == "proposed_cancel_subscription_id":
+            return (self.proposed("cancel_subscription") or {}).get("subscription_id")
         if name.startswith("proposed_"):
             return (self.subscribe_proposed() or {}).get(name.removeprefix("proposed_"))
+        if name == "routine_product_ids":
+            return [str(card["id"]) for card in self.context.routine_cards() if card.get("id")] or None
+        if name == "said_weeks":
+            return self.said_weeks()
+        if name == "subscription_id":
+            return self.subscription_id()
         if name == "refund_order_id":
             return self.refund_order_id()
         if name == "refund_reason":
@@ -420,6 +489,8 @@ class Slots:
     def condition(self, name: str | None, turn: list[Seen]) -> bool:
         if name is None:
             return True
+        if name == "cart_line_unknown":
+            return self.new_quantity() is None
         if name == "personal":
             return (self.reading.personal or self.value("report_id") is not None) and not self.reading.query
         if name == "no_routine":
@@ -450,6 +521,12 @@ class Slots:
             return self.reading.order_id is not None or (not plural and self.value("order_id") is not None)
         if name == "subscribe_confirmed":
             return self.subscribe_proposed() is not None and self.policy.is_confirmation(self.reading.text)
+        if name == "routine_subscribe_confirmed":
+            proposal = self.proposed("subscribe_to_routine")
+            return proposal is not None and self.policy.is_confirmation(self.reading.text)
+        if name == "cancel_refill_confirmed":
+            proposal = self.proposed("cancel_subscription")
+            return proposal is not None and self.policy.is_confirmation(self.reading.text)
         if name == "refund_confirmed":
             return self.refund_proposed() is not None and self.policy.is_confirmation(self.reading.text)
         if name == "refund_order_known":
@@ -563,6 +640,12 @@ class OfflinePlanner:
             return "refund" if self.policy.is_confirmation(reading.text) else "unknown"
         if answered and reading.intent in ("unknown", "greeting", "subscribe") and slots.subscribe_proposed():
             return "subscribe" if self.policy.is_confirmation(reading.text) else "unknown"
+        for tool, intent in (
+            ("subscribe_to_routine", "subscribe_routine"),
+            ("cancel_subscription", "cancel_refill"),
+        ):
+            if answered and reading.intent in ("unknown", "greeting", intent) and slots.proposed(tool):
+                return intent if self.policy.is_confirmation(reading.text) else "unknown"
         if (
             WHICH_ORDER in asked
             and (reading.ordinals or reading.order_id)

@@ -9,7 +9,7 @@ from agent.cards import MAX_CARDS, cart_card, products_in
 from agent.model import ToolSpec
 from agent.offline.context import Context, Seen
 from agent.offline.naming import label
-from agent.offline.reading import Reading
+from agent.offline.reading import ONE_LESS, Reading
 from agent.offline.texts import (
     basic_routine,
     cart_text,
@@ -70,6 +70,9 @@ NEEDS = {
     "compare_ids": "Which products should I compare? After a search, say “compare the first and the second”.",
     "query": "What should I look for? Name a product type, an ingredient or a concern.",
     "image_query": "What would you like to see images of?",
+    "subscription_id": "Which refills do you mean? Say “show my refills” and use the buttons on the one to change.",
+    "routine_product_ids": "Let's build your routine first (say “build me a routine for dry skin”); then say "
+    "“subscribe to the routine” and I'll tell you how often and the price before anything starts.",
 }
 
 
@@ -249,6 +252,33 @@ def _subscribe(seen: Seen | None) -> str:
     return " ".join(lines)
 
 
+def _refills(seen: Seen | None, intent: str) -> str:
+    """What a refill change or listing did, or the confirm-first tool's description asking for a yes."""
+    if seen is None:
+        return NEEDS["subscription_id"]
+    if not seen.ok:
+        if PROPOSAL in seen.text:
+            what = seen.text.split(PROPOSAL, 1)[1].split(" Tell the person", 1)[0].strip()
+            return f"{what}\n\nShall I go ahead? Reply “yes” to confirm."
+        return f"I couldn't change your refills: {seen.text}"
+    structured = seen.structured if isinstance(seen.structured, dict) else {}
+    if isinstance(structured.get("subscriptions"), list):
+        count = len(structured["subscriptions"])
+        if not count:
+            return "You have no refill subscriptions yet. After a routine, say “subscribe to the routine”."
+        return (
+            f"Your refills ({count}): each card shows the next delivery and buttons to skip, pause or cancel."
+        )
+    date = str(structured.get("next_delivery") or "")[:10]
+    said = {
+        "skip_refill": f"Skipped: the next delivery is now {date}." if date else "Skipped.",
+        "pause_refill": "Paused: nothing is charged or sent until you resume it.",
+        "resume_refill": f"Resumed: the next delivery is {date}." if date else "Resumed.",
+        "cancel_refill": "Cancelled: the delivery already paid for still comes, nothing more is charged.",
+    }
+    return said.get(intent, "Done.")
+
+
 def compose(
     intent: str,
     reading: Reading,
@@ -287,7 +317,14 @@ def _body(
         fallback = ""
         if intent == "analyze_photo":
             fallback = " Tell me your skin type and what bothers you (e.g. “oily skin, redness, $40”) and I'll find products."
-        elif intent in ("add_to_cart", "checkout", "view_cart", "remove_from_cart", "order_status"):
+        elif intent in (
+            "add_to_cart",
+            "checkout",
+            "view_cart",
+            "remove_from_cart",
+            "change_quantity",
+            "order_status",
+        ):
             fallback = " You can still ask me about products and what's in them."
         return f"I can't {what} in this shop yet.{fallback}"
     if intent == "greeting":
@@ -341,6 +378,18 @@ def _body(
 
     if intent == "subscribe":
         return _subscribe(_last(turn, "subscribe"))
+
+    if intent == "subscribe_routine":
+        seen = _last(turn, "subscribe_to_routine")
+        return _subscribe(seen) if seen is not None else NEEDS["routine_product_ids"]
+
+    if intent in ("my_refills", "skip_refill", "pause_refill", "resume_refill", "cancel_refill"):
+        return _refills(
+            _last(
+                turn, "list_subscriptions", "update_subscription", "pause_subscription", "cancel_subscription"
+            ),
+            intent,
+        )
 
     if intent == "save_profile":
         saved = _last(turn, "update_profile")
@@ -410,7 +459,7 @@ def _body(
             return "I found no images for that."
         return f"Here are {count} images from the web; each links to the page it came from (their owners' content, not the shop's)."
 
-    if intent in ("add_to_cart", "remove_from_cart", "view_cart"):
+    if intent in ("add_to_cart", "remove_from_cart", "view_cart", "change_quantity"):
         seen = _last(turn, "add_to_cart", "remove_from_cart", "view_cart", "update_cart_item")
         if seen is None:
             return NEEDS.get(needs[0], NEEDS["product_id"]) if needs else NEEDS["product_id"]
@@ -426,6 +475,8 @@ def _body(
             head = "Added to your cart.\n"
         elif intent == "remove_from_cart":
             head = "Removed.\n"
+        elif intent == "change_quantity":
+            head = "Removed one.\n" if ONE_LESS.search(reading.text.lower()) else "Updated.\n"
         tail = ""
         if cart and cart["items"] and "checkout" in specs:
             tail = "\nShall I check out? Press Checkout or say “yes, check out”."

@@ -146,9 +146,10 @@ def refill_offer(cards: list[dict[str, Any]]) -> str:
         (k for k in ("serum", "moisturiser", "cleanser", "sunscreen") if kinds.count(k) == 1), None
     )
     ask = f"say “subscribe to the {example}”" if example else "say “subscribe to” and the product"
+    together = " or all of them in one parcel (say “subscribe to the routine”)" if len(cards) >= 2 else ""
     return (
-        f"Want refills? I can send any of these every few weeks ({ask}; I'll tell you how often and the "
-        "price before anything starts)."
+        f"Want refills? I can send any of these every few weeks ({ask}){together}; I'll tell you how often "
+        "and the price before anything starts."
     )
 
 

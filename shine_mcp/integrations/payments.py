@@ -23,9 +23,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 import anyio
-import httpx
+import httpx2
 import stripe
 
+from shine_mcp.clock import utcnow
 from shine_mcp.money import MoneyError, from_stripe_amount, stripe_amount
 
 SIMULATED_PREFIX = "cs_sim_"
@@ -211,7 +212,7 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 class _HTTPXClient(stripe.HTTPClient):
-    """The stripe SDK's transport on Shine's own httpx client, through `stripe.HTTPClient`, the base the SDK
+    """The stripe SDK's transport on Shine's own HTTP client (httpx2), through `stripe.HTTPClient`, the base the SDK
     offers custom clients (its own `HTTPXClient` is reached only through private methods). Async only; the
     retry back-off sleep is injectable. The SDK keeps retries, idempotency and error parsing."""
 
@@ -220,18 +221,18 @@ class _HTTPXClient(stripe.HTTPClient):
     def __init__(self, sleep: Sleep, *, timeout: float) -> None:
         super().__init__()
         self._sleep = sleep
-        self._http = httpx.AsyncClient(
+        self._http = httpx2.AsyncClient(
             timeout=timeout, verify=ssl.create_default_context(cafile=stripe.ca_bundle_path)
         )
 
     async def _send(
         self, method: str, url: str, headers: Mapping[str, str], post_data: Any
-    ) -> httpx.Response:
+    ) -> httpx2.Response:
         # The SDK hands over the body already form-encoded: it goes as raw `content`.
         request = self._http.build_request(method, url, headers=dict(headers), content=post_data or None)
         try:
             return await self._http.send(request, stream=True)
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             raise stripe.APIConnectionError(
                 f"could not reach Stripe ({type(exc).__name__})", should_retry=True
             ) from exc
@@ -242,7 +243,7 @@ class _HTTPXClient(stripe.HTTPClient):
         response = await self._send(method, url, headers, post_data)
         try:
             content = await response.aread()
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             raise stripe.APIConnectionError(
                 f"Stripe's answer was cut off ({type(exc).__name__})", should_retry=True
             ) from exc
@@ -438,7 +439,7 @@ class SimulatedGateway:
     base_url: str
     deliver: EventSink | None = None
     session_ttl: timedelta = timedelta(hours=24)
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    clock: Callable[[], datetime] = field(default=utcnow)
     kind: Literal["stripe", "simulated"] = "simulated"
     # Told of a paid `mode=subscription` session: the simulated billing starts the subscription.
     on_subscription: Callable[[dict[str, Any]], Awaitable[None]] | None = None

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shine_mcp.clock import utcnow
 from shine_mcp.money import format_money
 from shine_mcp.orders.errors import OrderError
-from shine_mcp.store.carts import CartItem, CartSnapshot, locked_cart, read_cart
+from shine_mcp.store.carts import CartItem, CartSnapshot, LockedCart, change_cart, read_cart
 from shine_mcp.store.catalog import get_product, get_products, get_variants, get_variants_by_id
 from shine_mcp.store.db import Database
-from shine_mcp.store.tables import Product, ProductVariant, utcnow
+from shine_mcp.store.tables import Product, ProductVariant
 
 MAX_QUANTITY = 99
 MAX_LINES = 50
@@ -186,7 +187,8 @@ async def add(
     product = await _product(db, product_id)
     variant, chosen = await pick_variant(db, product, variant_id)
     name = variant_name(product, variant)
-    async with locked_cart(db, user_id) as cart:
+
+    def adding(cart: LockedCart) -> CartSnapshot:
         if cart.items and cart.cart.currency and cart.cart.currency != variant.currency:
             raise OrderError(
                 f"{name} is priced in {variant.currency} but your cart is in {cart.cart.currency}; "
@@ -209,13 +211,14 @@ async def add(
                 currency=variant.currency,
                 added_at=utcnow(),
             )
-            cart.session.add(existing)
             cart.items[variant.id] = existing
         existing.quantity = total
         existing.unit_price_minor = variant.price_minor  # adding again confirms today's price
         existing.currency = variant.currency
         cart.cart.currency = variant.currency
-        snapshot = cart.snapshot()
+        return cart.snapshot()
+
+    snapshot = await change_cart(db, user_id, adding)
     return Added(await price_cart(db, snapshot), product, variant, chosen)
 
 
@@ -242,29 +245,33 @@ async def set_quantity(
 ) -> PricedCart:
     """Set one line's quantity; 0 removes it. Without `variant_id`, the product's one line in the cart."""
     product_id = product_id.strip()
-    async with locked_cart(db, user_id) as cart:
+    product = await get_product(db, product_id) if quantity else None
+
+    def setting(cart: LockedCart) -> CartSnapshot:
         item = _item_of(cart.items, product_id, variant_id)
         if quantity == 0:
-            await cart.session.delete(item)
             del cart.items[item.variant_id]
         else:
-            product = await get_product(db, product_id)
-            variant = (await get_variants_by_id(db, [item.variant_id])).get(item.variant_id)
+            variant = cart.variants([item.variant_id]).get(item.variant_id)
             if product is None or variant is None:
                 raise OrderError(f"{product_id} is no longer sold; remove it with remove_from_cart")
             _check_stock(variant_name(product, variant), variant, quantity)
             item.quantity = quantity
         if not cart.items:
             cart.cart.currency = None
-        snapshot = cart.snapshot()
-    return await price_cart(db, snapshot)
+        return cart.snapshot()
+
+    return await price_cart(db, await change_cart(db, user_id, setting))
 
 
 async def confirm_prices(db: Database, user_id: str) -> None:
     """Take the catalog's current prices into the cart, after the shopper was told they changed."""
-    async with locked_cart(db, user_id) as cart:
-        variants = await get_variants_by_id(db, list(cart.items))
+
+    def confirming(cart: LockedCart) -> None:
+        variants = cart.variants(list(cart.items))
         for variant_id, item in cart.items.items():
             variant = variants.get(variant_id)
             if variant is not None and variant.currency == item.currency:
                 item.unit_price_minor = variant.price_minor
+
+    await change_cart(db, user_id, confirming)

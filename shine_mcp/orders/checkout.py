@@ -9,7 +9,7 @@ so a retry after a timeout, a 500 or a crash gets the same session instead of a 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import update
 from sqlmodel import col, select
 
+from shine_mcp.auth.identity import GUEST_PREFIX
 from shine_mcp.config import Settings
-from shine_mcp.identity import GUEST_PREFIX
 from shine_mcp.integrations.payments import (
     CheckoutSession,
     LineItem,
@@ -58,6 +58,11 @@ class CheckoutOutcome:
     lines: list[OrderLine]
     reused: bool  # this cart version had been checked out before: same order, same link
     replaced: tuple[str, ...] = ()  # older unpaid orders of this cart, closed so they cannot be paid too
+
+
+def member_price(price_minor: int, percent: int) -> int:
+    """A premium member's unit price: `percent` off, rounded to the nearest minor unit (half up)."""
+    return (price_minor * (100 - percent) + 50) // 100
 
 
 def idempotency_key(order_id: str) -> str:
@@ -160,6 +165,8 @@ class Checkout:
     ) -> None:
         self._db, self._gateway, self._ledger = db, gateway, ledger
         self._settings, self._clock = settings, clock
+        # Premium member prices: the percent off for this person now (asked at each checkout, never stored).
+        self.member_discount: Callable[[str], Awaitable[int]] | None = None
 
     async def checkout(
         self, user_id: str, success_url: str | None = None, cancel_url: str | None = None
@@ -192,6 +199,8 @@ class Checkout:
         order = await order_for_cart(db, snapshot.id, snapshot.version)
         reused = order is not None
         if order is None:
+            percent = await self.member_discount(user_id) if self.member_discount is not None else 0
+            units = [member_price(line.unit_price_minor, percent) for line in priced.lines]
             order_id = new_id("ord")
             base = self._settings.base_url
             # Shine's own return pages show the order only to its owner: the signed token says who that is.
@@ -206,7 +215,7 @@ class Checkout:
                 gateway=self._gateway().kind,
                 status=Status.PENDING.value,
                 currency=priced.currency or "USD",
-                total_minor=priced.subtotal_minor,
+                total_minor=sum(u * line.quantity for u, line in zip(units, priced.lines, strict=True)),
                 email=await _email(db, user_id),
                 success_url=return_url(
                     success_url,
@@ -228,7 +237,7 @@ class Checkout:
                     variant_id=line.variant_id,
                     brand=line.product.brand if line.product else "",
                     name=line.name[:300] if line.product else line.product_id,
-                    unit_price_minor=line.unit_price_minor,
+                    unit_price_minor=units[i],
                     quantity=line.quantity,
                 )
                 for i, line in enumerate(priced.lines)

@@ -20,14 +20,13 @@ import anyio
 from sqlalchemy import func, or_, update
 from sqlmodel import col, select
 
+from shine_mcp.clock import aware, utcnow
 from shine_mcp.config import Settings
 from shine_mcp.integrations.fulfilment import Delivery, Partner, PartnerClient
 from shine_mcp.orders import machine
 from shine_mcp.orders.ledger import Ledger, note
 from shine_mcp.store.db import Database
 from shine_mcp.store.orders import FulfilmentJob, get_order, lock_order
-from shine_mcp.store.tables import utcnow
-from shine_mcp.store.users import aware
 
 log = logging.getLogger("shine.fulfilment")
 
@@ -91,7 +90,7 @@ class FulfilmentWorker:
 
     def backoff(self, attempts: int) -> timedelta:
         """Delay before retry number `attempts` (1, 2, …): base · 2^(attempts-1), capped."""
-        return min(self._base_delay * (2 ** max(0, attempts - 1)), self._max_delay)
+        return min(self._base_delay * (1 << max(0, attempts - 1)), self._max_delay)
 
     def wake(self, _order_id: str | None = None) -> None:
         """Deliver now rather than at the next poll (called when an order was just paid)."""

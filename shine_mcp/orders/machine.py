@@ -37,6 +37,8 @@ class Hold(StrEnum):
 
     OVERSOLD = "oversold"  # an item ran out before this payment arrived: restock and ship, or refund
     AMOUNT_MISMATCH = "amount_mismatch"  # the provider reports another amount than the order's total
+    # A refill invoice paid before its checkout told the shipping address: released when the address comes.
+    AWAITING_ADDRESS = "awaiting_address"
 
 
 UNPAID_ENDINGS = frozenset({Status.EXPIRED, Status.CANCELLED, Status.PAYMENT_FAILED})

@@ -16,12 +16,13 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlmodel import col
 
+from shine_mcp.clock import utcnow
 from shine_mcp.orders.machine import DO_NOT_SHIP, Facts, Status, status_of
 from shine_mcp.store.carts import Cart, CartItem
 from shine_mcp.store.db import Database
+from shine_mcp.store.memberships import Membership
 from shine_mcp.store.orders import FulfilmentJob, Order, OrderLine, Refund, SimulatedSession
 from shine_mcp.store.subscriptions import Subscription
-from shine_mcp.store.tables import utcnow
 
 ERASED_PREFIX = "erased_"
 IN_FLIGHT_NOTE = "The buyer erased their data: delete the shipping address once this order has shipped."
@@ -96,8 +97,18 @@ async def export_user_commerce(db: Database, user_id: str) -> dict[str, Any]:
                 )
             ).scalars()
         )
+        memberships = list(
+            (
+                await session.execute(
+                    select(Membership)
+                    .where(col(Membership.user_id) == user_id)
+                    .order_by(col(Membership.created_at))
+                )
+            ).scalars()
+        )
     return {
         "subscriptions": [_plain(sub, drop=("lock_version",)) for sub in subscriptions],
+        "memberships": [_plain(m, drop=("lock_version",)) for m in memberships],
         "cart": None
         if cart is None
         else {**_plain(cart), "items": [_plain(i, drop=("cart_id",)) for i in items]},
@@ -174,6 +185,15 @@ async def erase_user_commerce(db: Database, user_id: str) -> dict[str, int]:
             sub.updated_at = now
             session.add(sub)
             counts["subscriptions_anonymised"] = counts.get("subscriptions_anonymised", 0) + 1
+        # Premium memberships too (ended at the provider first, `Memberships.end_all`).
+        for membership in (
+            await session.execute(select(Membership).where(col(Membership.user_id) == user_id))
+        ).scalars():
+            membership.user_id = pseudonym
+            membership.lock_version += 1
+            membership.updated_at = now
+            session.add(membership)
+            counts["memberships_anonymised"] = counts.get("memberships_anonymised", 0) + 1
         for simulated in (
             await session.execute(select(SimulatedSession).where(col(SimulatedSession.user_id) == user_id))
         ).scalars():

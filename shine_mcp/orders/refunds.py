@@ -78,7 +78,11 @@ class Refunds:
         rows = await refunds_of(db, order.id)
         unconfirmed = [r for r in rows if r.status == "creating"]
         done = max(order.amount_refunded_minor, sum(r.amount_minor for r in rows if r.status in COUNTED))
-        money = lambda minor: format_money(minor, order.currency)  # noqa: E731
+        currency = order.currency
+
+        def money(minor: int) -> str:
+            return format_money(minor, currency)
+
         if unconfirmed:
             row = unconfirmed[0]
             if amount_minor is not None and amount_minor != row.amount_minor:

@@ -1,10 +1,14 @@
-"""The sales report: orders, revenue and refunds per UTC day and currency, and units and revenue per variant.
+"""The sales report: orders, revenue and refunds per UTC day and currency, units and revenue per variant, and
+the affiliate click-outs ("Buy at <merchant>") per product and source.
 
 Revenue counts on the day an order was paid, refunds on the day they were made, so a refund next month
 lowers next month's net, as in the payment provider's own reports. Refill subscriptions add, per currency: those
 active at the period's end, their monthly recurring revenue (every N weeks is 52 / 12 / N deliveries a month),
-churn (ended in the period over active at its start) and the refills due in the next 14 days. Grouped here rather than in SQL: date
-functions differ between SQLite and PostgreSQL, and a shop's day of orders is small.
+churn (ended in the period over active at its start) and the refills due in the next 14 days. Premium
+memberships add, per currency: members at the period's end, those who joined and left in it, their monthly
+recurring revenue (a yearly plan brings a twelfth of its price a month) and churn, counted as for refills.
+Grouped here rather than in SQL: date functions differ between SQLite and PostgreSQL, and a shop's day of
+orders is small.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
 
+from shine_mcp.clock import aware, utcnow
+from shine_mcp.store.clicks import ClickCount, clicks_report
 from shine_mcp.store.db import Database
+from shine_mcp.store.memberships import Membership, memberships_started_before
 from shine_mcp.store.orders import order_lines, paid_between, refunds_between
 from shine_mcp.store.subscriptions import Subscription, started_before
 from shine_mcp.store.tables import default_variant_id
-from shine_mcp.store.users import aware
 
 MAX_DAYS = 366
 UPCOMING = timedelta(days=14)
@@ -66,11 +72,31 @@ class Recurring:
         return self.ended / self.active_at_start if self.active_at_start else None
 
 
+@dataclass
+class Members:
+    """One currency's premium memberships in the report."""
+
+    active: int = 0
+    monthly_minor: Fraction = Fraction(0)  # exact until shown
+    active_at_start: int = 0
+    joined: int = 0
+    ended: int = 0
+
+    @property
+    def mrr_minor(self) -> int:
+        return round(self.monthly_minor)
+
+    @property
+    def churn(self) -> float | None:
+        """Ended in the period over members at its start; unknown when there were none at the start."""
+        return self.ended / self.active_at_start if self.active_at_start else None
+
+
 def per_delivery_minor(sub: Subscription) -> int:
     return sum(int(item["unit_price_minor"]) * int(item["quantity"]) for item in sub.items)
 
 
-def _live_at(sub: Subscription, moment: datetime) -> bool:
+def _live_at(sub: Subscription | Membership, moment: datetime) -> bool:
     return (
         sub.activated_at is not None
         and sub.activated_at < moment
@@ -99,6 +125,24 @@ def recurring(subs: list[Subscription], low: datetime, high: datetime, now: date
     return dict(sorted(tallies.items()))
 
 
+def members(found: list[Membership], low: datetime, high: datetime, now: datetime) -> dict[str, Members]:
+    """Per currency. A member at a moment: the first period paid before it and not ended by it."""
+    tallies: dict[str, Members] = defaultdict(Members)
+    end = min(high, now)
+    for m in found:
+        tally = tallies[m.currency]
+        if _live_at(m, low):
+            tally.active_at_start += 1
+            if m.ended_at is not None and m.ended_at < high:
+                tally.ended += 1
+        elif m.activated_at is not None and low <= m.activated_at < high:
+            tally.joined += 1
+        if _live_at(m, end):
+            tally.active += 1
+            tally.monthly_minor += Fraction(m.amount_minor, 12 if m.plan == "yearly" else 1)
+    return dict(sorted(tallies.items()))
+
+
 @dataclass(frozen=True)
 class Report:
     start: date
@@ -109,6 +153,9 @@ class Report:
     # (variant id, currency) -> sales of the orders paid in the period, best-selling first
     variants: dict[tuple[str, str], VariantSales] = field(default_factory=dict)
     subscriptions: dict[str, Recurring] = field(default_factory=dict)
+    members: dict[str, Members] = field(default_factory=dict)
+    # "Buy at <merchant>" clicks in the period per product and merchant, most clicked first
+    clicks: list[ClickCount] = field(default_factory=list)
 
 
 def day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
@@ -121,7 +168,7 @@ async def sales_report(
     """`start` and `end` are inclusive UTC days. Simulated orders (no real money) count only when asked.
     `now`: the billing clock's time (the simulated clock moves on), from which upcoming refills count."""
     low, high = day_bounds(start, end)
-    now = now or datetime.now(UTC)
+    now = now or utcnow()
     days: dict[tuple[date, str], Tally] = defaultdict(Tally)
     totals: dict[str, Tally] = defaultdict(Tally)
     orders = [
@@ -166,4 +213,15 @@ async def sales_report(
             high,
             now,
         ),
+        members=members(
+            [
+                m
+                for m in await memberships_started_before(db, max(high, now))
+                if m.gateway != "simulated" or include_simulated
+            ],
+            low,
+            high,
+            now,
+        ),
+        clicks=await clicks_report(db, low, high),
     )

@@ -13,11 +13,13 @@ from collections.abc import Callable
 from datetime import datetime
 
 from shine_mcp.auth.keys import derive, master_key
+from shine_mcp.clock import utcnow
 from shine_mcp.config import Settings
 from shine_mcp.integrations.billing import Billing, SimulatedBilling, SimulatedClock, StripeBilling
 from shine_mcp.integrations.payments import EventSink, PaymentGateway, SimulatedGateway, StripeGateway
 from shine_mcp.orders.checkout import Checkout
 from shine_mcp.orders.ledger import Ledger
+from shine_mcp.orders.membership import MembershipEvents, Memberships
 from shine_mcp.orders.refunds import Refunds
 from shine_mcp.orders.subscribing import Subscriptions
 from shine_mcp.orders.subscriptions import SubscriptionEvents
@@ -26,7 +28,6 @@ from shine_mcp.services import Services
 from shine_mcp.store.db import Database
 from shine_mcp.store.orders import SimulatedSessions
 from shine_mcp.store.subscriptions import SimulatedSubscriptions
-from shine_mcp.store.tables import utcnow
 
 
 def simulated_webhook_secret(settings: Settings) -> str:
@@ -61,6 +62,7 @@ class Commerce:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.services, self.settings = services, services.settings
+        self._clock = clock
         self._given = gateway
         self._gateway: PaymentGateway | None = gateway
         self._listeners: list[Callable[[str], None]] = []
@@ -72,15 +74,29 @@ class Commerce:
         self.refunds = Refunds(db, self.gateway, self.ledger, self.settings, clock)
         self._billing: Billing | None = None
         self.subscription_events = SubscriptionEvents(
-            db, self.ledger, base_url=lambda: self.settings.base_url, gateway_kind=lambda: self.gateway().kind
+            db,
+            self.ledger,
+            base_url=lambda: self.settings.base_url,
+            gateway_kind=lambda: self.gateway().kind,
+            needs_address=bool(self.settings.shipping_countries),
         )
         self.webhooks = Webhooks(db, self.gateway, self.ledger, self.subscription_events)
+        self.membership = Memberships(
+            db, self.billing, MembershipEvents(db), self.settings, lambda: self.gateway().kind, self.now
+        )
+        self.webhooks.memberships = self.membership.events
+        self.checkout.member_discount = self.membership.member_discount
         self.subscriptions = Subscriptions(
             db, self.billing, self.subscription_events, self.settings, lambda: self.gateway().kind, clock
         )
+        self.subscriptions.billing_now = self.now
 
     def db(self) -> Database:
         return self.services.db
+
+    def now(self) -> datetime:
+        """The billing clock: the simulated one (`shine subscriptions advance`) without Stripe."""
+        return self.simulated_clock()() if not uses_stripe(self.settings) else self._clock()
 
     def gateway(self) -> PaymentGateway:
         if self._gateway is None:

@@ -13,6 +13,11 @@ or twice, leave the same row:
   derived from the invoice id, so there is only ever one) that is paid through the ledger and so goes to
   fulfilment exactly once, with the event recorded in the same transaction.
 - `invoice.payment_failed`: past due until a later invoice is paid (the provider retries it).
+
+An `invoice.paid` is one write unit: the event, the subscription's facts and its already-paid order (stock,
+outbox row) commit together. When the shop collects a shipping address and the checkout's completion (which
+carries it) has not arrived yet, the order is held (`Hold.AWAITING_ADDRESS`) and released to fulfilment in the
+transaction that records the address.
 """
 
 from __future__ import annotations
@@ -23,24 +28,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, or_, update
 from sqlalchemy.engine import Connection
 from sqlmodel import col, select
 
+from shine_mcp.clock import utcnow
 from shine_mcp.money import from_stripe_amount
 from shine_mcp.orders import machine
-from shine_mcp.orders.ledger import Ledger
+from shine_mcp.orders.ledger import Ledger, note
 from shine_mcp.store.db import Database
-from shine_mcp.store.orders import Order, OrderLine, insert_order, record_event
-from shine_mcp.store.subscriptions import (
-    Subscription,
-    find_subscription,
-    get_subscription,
-    with_zones,
-)
-from shine_mcp.store.tables import utcnow
+from shine_mcp.store.orders import Order, OrderLine, record_event
+from shine_mcp.store.orders import with_zones as order_zones
+from shine_mcp.store.subscriptions import Subscription, find_subscription, with_zones
 
 log = logging.getLogger("shine.subscriptions")
 
@@ -78,6 +80,42 @@ _RANK = {
     "canceled": 8,
 }
 _ENDED = frozenset({"canceled", "incomplete_expired"})
+
+
+# Constant statements with bound parameters, compiled once: every renewal runs them. A missing id is a NULL
+# parameter, which matches no row.
+_SUB_OF_INVOICE = select(Subscription).where(
+    or_(
+        col(Subscription.id) == bindparam("sub"),
+        col(Subscription.provider_subscription_id) == bindparam("provider"),
+    )
+)
+_ORDER_BY_ID = select(Order).where(col(Order.id) == bindparam("order"))
+# An order's optional columns as a new order has them (the required ones are always given).
+_ORDER_DEFAULTS = {
+    name: field.get_default(call_default_factory=True)
+    for name, field in Order.model_fields.items()
+    if not field.is_required() and field.default_factory is None  # the dates are always given
+}
+
+
+class _Plain(SimpleNamespace):
+    """A row's values as plain attributes. On the renewal path, on the one writer thread, a table model costs
+    half a millisecond to build (change tracking set up per attribute), more than the statements it feeds;
+    this is read and changed like one and dumped the same way, but never added to a session."""
+
+    def model_dump(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+def _plain_subscription(row: Any) -> Subscription:
+    """A subscription row (its `_mapping`), with SQLite's naive datetimes made UTC as `with_zones` does."""
+    return with_zones(cast(Subscription, _Plain(**row)))
+
+
+def _plain_order(**values: Any) -> Order:
+    """A new order's values over the columns' defaults."""
+    return order_zones(cast(Order, _Plain(**{**_ORDER_DEFAULTS, **values})))
 
 
 def when(epoch: Any) -> datetime | None:
@@ -216,6 +254,19 @@ def invoice_period_end(obj: Mapping[str, Any]) -> datetime | None:
     return when(max(ends, default=0))
 
 
+def invoice_payment_intent(obj: Mapping[str, Any]) -> str | None:
+    """The payment intent that paid an invoice (what refunding its order refunds): `payment_intent` in older API
+    versions, the paid entry of `payments` in newer ones."""
+    direct = _id(obj.get("payment_intent"))
+    if direct:
+        return direct
+    for entry in (obj.get("payments") or {}).get("data") or []:
+        payment = entry.get("payment") or {}
+        if entry.get("status") == "paid" and payment.get("payment_intent"):
+            return _id(payment["payment_intent"])
+    return None
+
+
 def invoice_order_id(invoice_id: str) -> str:
     """The one order an invoice becomes: derived from the invoice id, so a second delivery finds it."""
     return "ord_" + hashlib.sha256(f"invoice:{invoice_id}".encode()).hexdigest()[:20]
@@ -244,8 +295,11 @@ class SubscriptionEvents:
         *,
         base_url: Callable[[], str],
         gateway_kind: Callable[[], str],
+        needs_address: bool = False,
     ) -> None:
         self._db, self._ledger, self._base_url, self._kind = db, ledger, base_url, gateway_kind
+        # The shop collects a shipping address at checkout: no refill goes to fulfilment without it.
+        self._needs_address = needs_address
 
     async def handle(self, event_id: str, type_: str, obj: Mapping[str, Any], at: datetime) -> Outcome:
         if type_ == "checkout.session.completed":
@@ -259,9 +313,17 @@ class SubscriptionEvents:
                 sub_id, lambda s: apply_snapshot(s, snapshot, deleted=deleted), (event_id, type_)
             )
         provider, shine = invoice_subscription(obj)
+        if type_ == "invoice.paid" and obj.get("billing_reason") != "subscription_update":
+            paid_at = when((obj.get("status_transitions") or {}).get("paid_at")) or at
+            return await self._invoice_paid(event_id, type_, obj, provider, shine, paid_at)
         sub = await find_subscription(self._db(), provider_id=provider) if provider else None
         sub_id = sub.id if sub else shine
-        paid_at = when((obj.get("status_transitions") or {}).get("paid_at")) or at
+        if type_ == "invoice.paid":  # a proration invoice (a swap part-way through a period): nothing to send
+
+            def prorated(s: Subscription) -> None:
+                s.provider_subscription_id = s.provider_subscription_id or provider
+
+            return await self.change(sub_id, prorated, (event_id, type_))
         if type_ == "invoice.payment_failed":
 
             def failed(s: Subscription) -> None:
@@ -269,8 +331,6 @@ class SubscriptionEvents:
                 s.last_failed_at = _later(s.last_failed_at, at)
 
             return await self.change(sub_id, failed, (event_id, type_))
-        if type_ == "invoice.paid":
-            return await self._invoice_paid(event_id, type_, obj, sub_id, provider, paid_at)
         raise AssertionError(f"unhandled {type_}")
 
     async def _session_completed(self, event_id: str, type_: str, obj: Mapping[str, Any]) -> Outcome:
@@ -291,21 +351,52 @@ class SubscriptionEvents:
             if collected and not s.shipping:
                 s.shipping = {"name": collected.get("name"), "address": dict(collected.get("address") or {})}
 
-        return await self.change(sub_id, completed, (event_id, type_))
+        released: list[str] = []
+
+        def release(connection: Connection, sub: Subscription) -> None:
+            released.clear()  # a retried attempt starts over
+            if sub.shipping:
+                released.extend(self._release_waiting(connection, sub))
+
+        done = await self.change(sub_id, completed, (event_id, type_), then=release)
+        for order_id in released:
+            self._ledger.notify_paid(order_id)
+        return done
+
+    def _release_waiting(self, connection: Connection, sub: Subscription) -> list[str]:
+        """The subscription's paid orders that waited for its shipping address (an invoice paid before the
+        checkout's completion arrived) get it and go to fulfilment."""
+        assert sub.shipping is not None
+        waiting = connection.execute(
+            select(Order).where(
+                col(Order.cart_id) == sub.id, col(Order.hold_reason) == machine.Hold.AWAITING_ADDRESS.value
+            )
+        )
+        released = []
+        for row in waiting.all():
+            order = order_zones(Order(**row._mapping))
+            if self._ledger.release_for_address(connection, order, dict(sub.shipping)):
+                released.append(order.id)
+        return released
 
     async def change(
         self,
         sub_id: str | None,
         mutate: Callable[[Subscription], None],
         dedupe: tuple[str, str] | None = None,
+        *,
+        then: Callable[[Connection, Subscription], None] | None = None,
     ) -> Outcome:
         """Apply `mutate` to the subscription's facts in one write transaction (recording the event in it, so
-        a replay does nothing), retrying when another write got there first."""
+        a replay does nothing), retrying when another write got there first. `then` runs in the same
+        transaction, after the facts are written."""
         if sub_id is None:
             return Outcome("unknown_subscription")
         db = self._db()
         for _ in range(20):
-            result = await db.write(lambda connection: self._write(connection, str(sub_id), mutate, dedupe))
+            result = await db.write(
+                lambda connection: self._write(connection, str(sub_id), mutate, dedupe, then)
+            )
             if result is not None:
                 return result
         raise RuntimeError(f"subscription {sub_id} kept changing under concurrent updates")
@@ -316,6 +407,7 @@ class SubscriptionEvents:
         sub_id: str,
         mutate: Callable[[Subscription], None],
         dedupe: tuple[str, str] | None,
+        then: Callable[[Connection, Subscription], None] | None = None,
     ) -> Outcome | None:
         row = connection.execute(select(Subscription).where(col(Subscription.id) == sub_id)).first()
         if row is None:
@@ -339,6 +431,8 @@ class SubscriptionEvents:
             if not written.rowcount:
                 connection.rollback()
                 return None
+        if then is not None:
+            then(connection, sub)
         connection.commit()
         return Outcome("applied", sub_id, sub.status)
 
@@ -347,54 +441,121 @@ class SubscriptionEvents:
         event_id: str,
         type_: str,
         obj: Mapping[str, Any],
-        sub_id: str | None,
         provider: str | None,
+        shine: str | None,
         paid_at: datetime,
     ) -> Outcome:
-        if sub_id is None:
+        """One write unit: the event recorded, the subscription's facts moved on and the invoice's order
+        written already paid (stock taken, outbox row or hold), all committed together, with no reads
+        before it: what a renewal needs is in the event. An invoice whose order exists already (a second
+        event for it, or an order an earlier version made) goes through the ledger as any payment does."""
+        if provider is None and shine is None:
             return Outcome("unknown_subscription")
-        period_end = invoice_period_end(obj)
-
-        def paid(s: Subscription) -> None:
-            s.provider_subscription_id = s.provider_subscription_id or provider
-            s.last_paid_at = _later(s.last_paid_at, paid_at)
-            s.activated_at = _earlier(s.activated_at, paid_at)
-            s.current_period_end = _later(s.current_period_end, period_end)
-
-        # The facts first (without the event id: they are the same however often they are applied), then
-        # the order, whose transaction records the event: a failure in between is redelivered and finishes.
-        facts = await self.change(sub_id, paid)
-        if facts.outcome != "applied":
-            return facts
-        sub = await get_subscription(self._db(), sub_id)
-        assert sub is not None
         invoice_id = str(obj["id"])
-        order = await self._order_for(sub, invoice_id, obj, paid_at)
-        currency = str(obj.get("currency") or sub.currency).upper()
+        period_end = invoice_period_end(obj)
+        db = self._db()
+        for _ in range(20):
+            done = await db.write(
+                lambda connection: self._pay_invoice(
+                    connection, (event_id, type_), obj, provider, shine, paid_at, period_end
+                )
+            )
+            if done is not None:
+                break
+        else:
+            raise RuntimeError(f"invoice {invoice_id} kept meeting concurrent updates")
+        outcome, paid, existing = done
+        if paid is not None and existing is None:
+            if outcome.order_id is not None:
+                self._ledger.notify_paid(outcome.order_id)
+            return outcome
+        if paid is None or existing is None:
+            return outcome
         applied = await self._ledger.apply(
-            order.id,
-            machine.Paid(
-                at=paid_at,
-                payment_intent=_id(obj.get("payment_intent")),
-                amount_total=from_stripe_amount(int(obj.get("amount_paid") or 0), currency),
-                currency=currency,
-                email=sub.email,
-                shipping=sub.shipping,
-            ),
-            dedupe=("stripe", event_id, type_),
+            existing.id, paid, dedupe=("stripe", event_id, type_), known=existing
         )
-        if applied.duplicate:
-            return Outcome("duplicate", sub.id, sub.status, order.id)
-        return Outcome("applied", sub.id, sub.status, order.id)
+        state = "duplicate" if applied.duplicate else "applied"
+        return Outcome(state, outcome.subscription_id, outcome.status, existing.id)
 
-    async def _order_for(
-        self, sub: Subscription, invoice_id: str, obj: Mapping[str, Any], paid_at: datetime
-    ) -> Order:
-        """The invoice's order: its lines are the subscription's items at the subscription's prices, its
-        total what they come to (a different amount paid holds it for the merchant, as for any order)."""
+    def _pay_invoice(
+        self,
+        connection: Connection,
+        event: tuple[str, str],
+        obj: Mapping[str, Any],
+        provider: str | None,
+        shine: str | None,
+        paid_at: datetime,
+        period_end: datetime | None,
+    ) -> tuple[Outcome, machine.Paid | None, Order | None] | None:
+        """None: another writer changed the subscription meanwhile (PostgreSQL); try again."""
+        found = {
+            row.id: row for row in connection.execute(_SUB_OF_INVOICE, {"sub": shine, "provider": provider})
+        }
+        row = next((r for r in found.values() if provider and r.provider_subscription_id == provider), None)
+        row = row or found.get(str(shine))
+        if row is None:
+            connection.rollback()  # nothing recorded: a redelivery after the subscription exists applies
+            return Outcome("unknown_subscription", shine), None, None
+        sub = _plain_subscription(row._mapping)
+        invoice_id = str(obj["id"])
         order_id = invoice_order_id(invoice_id)
+        known = connection.execute(_ORDER_BY_ID, {"order": order_id}).first()
+        existing = order_zones(Order(**known._mapping)) if known is not None else None
+        if existing is None and not record_event(connection, "stripe", event[0], event[1], order_id=order_id):
+            connection.rollback()
+            return Outcome("duplicate", sub.id, sub.status, order_id), None, None
+        seen, original = sub.lock_version, sub.model_dump()
+        sub.provider_subscription_id = sub.provider_subscription_id or provider
+        sub.last_paid_at = _later(sub.last_paid_at, paid_at)
+        sub.activated_at = _earlier(sub.activated_at, paid_at)
+        sub.current_period_end = _later(sub.current_period_end, period_end)
+        refresh(sub)
+        changes = {k: v for k, v in sub.model_dump().items() if v != original[k]}
+        # For a new order the version moves even with nothing new: a checkout completion committing its
+        # address meanwhile (PostgreSQL) then makes this attempt start over and see the address.
+        if changes or existing is None:
+            written = connection.execute(
+                update(Subscription)
+                .where(col(Subscription.id) == sub.id, col(Subscription.lock_version) == seen)
+                .values(lock_version=seen + 1, updated_at=utcnow(), **changes)
+            )
+            if not written.rowcount:
+                connection.rollback()
+                return None
+        currency = str(obj.get("currency") or sub.currency).upper()
+        paid = machine.Paid(
+            at=paid_at,
+            payment_intent=invoice_payment_intent(obj),
+            amount_total=from_stripe_amount(int(obj.get("amount_paid") or 0), currency),
+            currency=currency,
+            email=sub.email,
+            shipping=sub.shipping,
+        )
+        if existing is not None:
+            if changes:
+                connection.commit()
+            else:
+                connection.rollback()  # a replay: nothing new
+            return Outcome("applied", sub.id, sub.status, order_id), paid, existing
+        order, lines = self._order_for(sub, invoice_id, paid_at)
+        if self._needs_address and not sub.shipping:
+            order.hold_reason = machine.Hold.AWAITING_ADDRESS.value
+            note(order, "paid before the checkout sent the shipping address: sent once the address arrives")
+        self._ledger.insert_paid(connection, order, lines, paid)
+        connection.commit()
+        return Outcome("applied", sub.id, sub.status, order_id), paid, None
+
+    def _order_for(
+        self, sub: Subscription, invoice_id: str, paid_at: datetime
+    ) -> tuple[Order, list[OrderLine]]:
+        """The invoice's order, not yet paid: its lines are the subscription's items at the subscription's
+        prices, its total what they come to (a different amount paid holds it for the merchant, as for any
+        order)."""
+        order_id = invoice_order_id(invoice_id)
+        # Read only, so built without validation or change tracking (`model_construct`): a table model's
+        # __init__ costs up to half a millisecond, and this runs once per renewal on the one writer thread.
         lines = [
-            OrderLine(
+            OrderLine.model_construct(
                 order_id=order_id,
                 position=i,
                 product_id=item["product_id"],
@@ -407,7 +568,7 @@ class SubscriptionEvents:
             for i, item in enumerate(sub.items)
         ]
         page = f"{self._base_url()}/checkout/success?subscription_id={sub.id}"
-        order = Order(
+        order = _plain_order(
             id=order_id,
             user_id=sub.user_id,
             cart_id=sub.id,
@@ -422,5 +583,4 @@ class SubscriptionEvents:
             created_at=paid_at,
             updated_at=paid_at,
         )
-        await insert_order(self._db(), order, lines)  # False: the invoice's order exists already
-        return order
+        return order, lines

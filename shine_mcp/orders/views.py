@@ -11,6 +11,7 @@ from shine_mcp.money import Money, format_money
 from shine_mcp.orders.cart import PricedCart
 from shine_mcp.orders.machine import Hold, Status
 from shine_mcp.orders.report import Report
+from shine_mcp.store.clicks import ClicksReport, clicks_report_view
 from shine_mcp.store.orders import Order, OrderLine, Refund
 
 OrderStatus = Literal[
@@ -54,8 +55,11 @@ _HELD_STEPS = {
         "Paid. The shop is checking the payment before sending your order and will contact you if anything "
         "is needed."
     ),
+    Hold.AWAITING_ADDRESS: (
+        "Paid. This refill is sent as soon as the shipping address from its payment page reaches the shop."
+    ),
 }
-HoldReason = Literal["oversold", "amount_mismatch"]
+HoldReason = Literal["oversold", "amount_mismatch", "awaiting_address"]
 
 
 def steps_for(order: Order) -> str:
@@ -70,7 +74,8 @@ def steps_for(order: Order) -> str:
 def _hold_of(order: Order) -> HoldReason | None:
     if order.hold_reason is None:
         return None
-    return "oversold" if Hold(order.hold_reason) is Hold.OVERSOLD else "amount_mismatch"
+    reason: HoldReason = Hold(order.hold_reason).value
+    return reason
 
 
 class CartLine(BaseModel):
@@ -125,7 +130,8 @@ class OrderView(BaseModel):
     hold_reason: HoldReason | None = Field(
         default=None,
         description="Why the shop holds this paid order instead of sending it: oversold (an item sold out "
-        "before the payment arrived) or amount_mismatch (the payment is being checked). Null otherwise.",
+        "before the payment arrived), amount_mismatch (the payment is being checked) or awaiting_address (a "
+        "refill paid before its shipping address arrived; sent when it does). Null otherwise.",
     )
 
 
@@ -208,6 +214,20 @@ class SalesSubscriptions(BaseModel):
     upcoming_value: Money = Field(description="What those refills will charge.")
 
 
+class SalesMembers(BaseModel):
+    currency: str
+    active: int = Field(description="Premium members paid up and not ended at the period's end.")
+    joined: int = Field(description="Members whose first payment was made within the period.")
+    ended: int = Field(description="Members at the period's start whose membership ended within it.")
+    active_at_start: int = Field(description="Members when the period began.")
+    churn: float | None = Field(
+        description="ended / active_at_start (0.25 is 25 %); null when there were none at the start."
+    )
+    monthly_recurring_revenue: Money = Field(
+        description="What the active members bring a month: a monthly plan's price, a yearly one's / 12."
+    )
+
+
 class SalesReport(BaseModel):
     start: date
     end: date
@@ -217,6 +237,13 @@ class SalesReport(BaseModel):
     simulated_included: bool = Field(description="True when simulated (no real money) orders are counted.")
     subscriptions: list[SalesSubscriptions] = Field(
         default_factory=list, description="Refill subscriptions per currency (none: the list is empty)."
+    )
+    premium_members: list[SalesMembers] = Field(
+        default_factory=list, description="Premium memberships per currency (none: the list is empty)."
+    )
+    click_outs: ClicksReport = Field(
+        description="Affiliate mode: 'Buy at <merchant>' clicks in the period per product and source "
+        "(widget, mcp, shop, link), most clicked first."
     )
 
 
@@ -302,7 +329,7 @@ def refund_view(refund: Refund, order: Order, lines: list[OrderLine]) -> RefundV
     return RefundView(
         refund_id=refund.id,
         amount=Money.of(refund.amount_minor, refund.currency),
-        status=refund.status,  # type: ignore[arg-type]
+        status=refund.status,
         order=order_view(order, lines),
     )
 
@@ -359,6 +386,19 @@ def report_view(report: Report) -> SalesReport:
             )
             for currency, r in report.subscriptions.items()
         ],
+        premium_members=[
+            SalesMembers(
+                currency=currency,
+                active=m.active,
+                joined=m.joined,
+                ended=m.ended,
+                active_at_start=m.active_at_start,
+                churn=m.churn,
+                monthly_recurring_revenue=money(m.mrr_minor, currency),
+            )
+            for currency, m in report.members.items()
+        ],
+        click_outs=clicks_report_view(report.start, report.end, report.clicks),
     )
 
 

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from shine_mcp.integrations.payments import CheckoutSession, PaymentGateway
 from shine_mcp.money import from_stripe_amount
@@ -19,7 +19,7 @@ from shine_mcp.orders import machine
 from shine_mcp.orders.checkout import session_event
 from shine_mcp.orders.ledger import Ledger
 from shine_mcp.orders.subscriptions import EVENTS as SUBSCRIPTION_EVENTS
-from shine_mcp.orders.subscriptions import SubscriptionEvents
+from shine_mcp.orders.subscriptions import Outcome, SubscriptionEvents
 from shine_mcp.store.db import Database
 from shine_mcp.store.orders import Order, find_order, get_order
 
@@ -56,6 +56,12 @@ def _intent_id(value: Any) -> str | None:
     return str(value) if value else None
 
 
+class MembershipHook(Protocol):
+    async def claims(self, type_: str, obj: Mapping[str, Any]) -> bool: ...
+
+    async def handle(self, event_id: str, type_: str, obj: Mapping[str, Any], at: datetime) -> Outcome: ...
+
+
 class Webhooks:
     def __init__(
         self,
@@ -66,6 +72,7 @@ class Webhooks:
     ) -> None:
         self._db, self._gateway, self._ledger = db, gateway, ledger
         self._subscriptions = subscriptions
+        self.memberships: MembershipHook | None = None  # premium memberships' events go there
 
     async def handle(self, payload: bytes, signature: str | None) -> WebhookResult:
         """Raises `SignatureError` for an event that is not the provider's; anything else it could not
@@ -81,7 +88,10 @@ class Webhooks:
             if type_ != "checkout.session.completed" and type_ not in SUBSCRIPTION_EVENTS:
                 # An unpaid subscription session expired or failed: no subscription started, nothing to do.
                 return WebhookResult(event_id, type_, "ignored")
-            done = await self._subscriptions.handle(event_id, type_, obj, at)
+            if self.memberships is not None and await self.memberships.claims(type_, obj):
+                done = await self.memberships.handle(event_id, type_, obj, at)
+            else:
+                done = await self._subscriptions.handle(event_id, type_, obj, at)
             outcome = "unknown_order" if done.outcome == "unknown_subscription" else done.outcome
             return WebhookResult(event_id, type_, outcome, done.order_id, done.status)
         if type_ not in HANDLED:

@@ -8,14 +8,14 @@ and writes rows. Every row carries its shopper's `user_id`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel, col, select
 
+from shine_mcp.clock import aware, utcnow
 from shine_mcp.store.db import Database
-from shine_mcp.store.tables import utcnow
 
 DATES = (
     "created_at",
@@ -88,8 +88,8 @@ def with_zones(sub: Subscription) -> Subscription:
     """SQLite returns naive datetimes; every stored one is UTC."""
     for name in DATES:
         value = getattr(sub, name)
-        if value is not None and value.tzinfo is None:
-            setattr(sub, name, value.replace(tzinfo=UTC))
+        if value is not None:
+            setattr(sub, name, aware(value))
     return sub
 
 

@@ -14,9 +14,10 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
+from shine_mcp.auth.identity import current_user, require_admin
 from shine_mcp.auth.policy import ADMIN, TOOL_SCOPE_META
 from shine_mcp.auth.toolsets import TOOLSET_META
-from shine_mcp.identity import current_user, require_admin
+from shine_mcp.clock import utcnow
 from shine_mcp.integrations.billing import SimulatedBilling
 from shine_mcp.money import MoneyError, to_minor
 from shine_mcp.orders import cart as carts
@@ -162,6 +163,8 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
     ) -> Cart:
         """Take a product out of the shopper's cart.
 
+        Use it when the shopper no longer wants a product in their cart.
+
         Returns the whole cart that is left, with its subtotal."""
         caller = current_user(ctx, settings)
         with refusals():
@@ -170,6 +173,8 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
     @server.tool(annotations=READ_ONLY)
     async def view_cart(ctx: Context) -> Cart:
         """Show the shopper's cart: each product with its current catalog price, line totals and subtotal.
+
+        Use it when the shopper asks what is in their cart, and before checkout.
 
         Notices say what must be fixed before checkout (stock, products gone) and which prices changed
         since the products were added."""
@@ -223,7 +228,10 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
     @server.tool(annotations=READ_ONLY)
     async def get_order(ctx: Context, order_id: OrderId) -> OrderView:
         """One of the shopper's orders: status and what happens next, the lines at the prices paid, the
-        total, refunds, and tracking once shipped. Only the caller's own orders can be read."""
+        total, refunds, and tracking once shipped. Only the caller's own orders can be read.
+
+        Use it when the shopper asks about one order: where it is, what it held, whether it was
+        refunded."""
         order = await own_order(ctx, order_id)
         order = await shop.checkout.refresh(order)  # a pending order may have been paid meanwhile
         return await view_of(order)
@@ -235,6 +243,8 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
         limit: Annotated[int, Field(ge=1, le=50, description="How many, newest first.")] = 20,
     ) -> OrderList:
         """The shopper's own orders, newest first, with status and total.
+
+        Use it when the shopper asks about their orders without naming one.
 
         Use get_order with an order id for the lines, tracking and what happens next."""
         caller = current_user(ctx, settings)
@@ -249,6 +259,8 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
     )
     async def cancel_order(ctx: Context, order_id: OrderId, confirm: Confirm = False) -> OrderView:
         """Cancel one of the shopper's orders that is not paid yet; its payment link stops working.
+
+        Use it when the shopper changes their mind before paying.
 
         A paid order cannot be cancelled: use request_refund. Call it without confirm first: that cancels
         nothing and says what would happen; after the shopper says yes, call with confirm=true."""
@@ -281,6 +293,8 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
     ) -> OrderView:
         """Ask the shop to refund a paid order, within the shop's return window (counted from shipping).
 
+        Use it when the shopper wants their money back for an order they paid for.
+
         The shop reviews the request and refunds it; no money moves yet. Asking twice changes nothing."""
         caller = current_user(ctx, settings)
         with refusals():
@@ -300,6 +314,8 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
         ] = None,
     ) -> RefundView:
         """For the shop's admins: give money back on a paid order through the payment provider.
+
+        Use it when an admin approves a refund request or gives money back on an order.
 
         Partial refunds are allowed; the total never exceeds what was paid. If the provider does not answer,
         calling again retries the same refund (it can never pay back twice). Refused for non-admins."""
@@ -329,7 +345,10 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
         ] = None,
     ) -> SalesReport:
         """For the shop's admins: orders paid, revenue, refunds and net per day and currency, and totals;
-        refill subscriptions: active, monthly recurring revenue, churn and the refills of the next 14 days.
+        refill subscriptions: active, monthly recurring revenue, churn and the refills of the next 14 days;
+        premium members: active, joined, ended, their monthly recurring revenue and churn.
+
+        Use it when an admin asks how the shop sold over a period.
 
         Revenue counts on the day of payment, refunds on the day they were made. Refused for non-admins."""
         caller = current_user(ctx, settings)
@@ -340,7 +359,7 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
             raise ToolError(f"at most {MAX_DAYS} days per report; split the period")
         simulated = not uses_stripe(settings) if include_simulated is None else include_simulated
         billing = shop.billing()
-        now = billing.clock() if isinstance(billing, SimulatedBilling) else datetime.now(UTC)
+        now = billing.clock() if isinstance(billing, SimulatedBilling) else utcnow()
         return report_view(await build_report(services.db, start, end, include_simulated=simulated, now=now))
 
     @server.tool(annotations=READ_ONLY, meta={TOOL_SCOPE_META: ADMIN, TOOLSET_META: "merchant"})
@@ -350,6 +369,8 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
         end: Annotated[date, Field(description="Last day (UTC), included.")],
     ) -> ClicksReport:
         """For the shop's admins: "Buy at <merchant>" clicks per product and source (widget, mcp, shop).
+
+        Use it when an admin asks which products send shoppers to other merchants.
 
         Affiliate mode's sales report: which products send shoppers to which merchant, and from where.
         Clicks carry no personal data. Refused for non-admins."""

@@ -12,13 +12,13 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
+from shine_mcp.auth.identity import current_user
 from shine_mcp.auth.policy import READ, SHOP, TOOL_SCOPE_META
-from shine_mcp.identity import current_user
 from shine_mcp.money import Money, format_money
 from shine_mcp.orders.cart import MAX_QUANTITY
 from shine_mcp.orders.errors import OrderError
 from shine_mcp.orders.service import Commerce
-from shine_mcp.orders.subscribing import MAX_WEEKS, MIN_WEEKS, Plan
+from shine_mcp.orders.subscribing import MAX_WEEKS, MIN_WEEKS, Plan, RoutinePlan
 from shine_mcp.orders.views import SIMULATION_NOTICE
 from shine_mcp.services import Services
 from shine_mcp.store.subscriptions import Subscription
@@ -87,6 +87,18 @@ class SubscribeResult(BaseModel):
     notice: str | None = None
 
 
+def with_next_refill(sub: Subscription) -> SubscriptionView:
+    """After an interval change: the next refill keeps the date already planned, the new interval runs from it."""
+    view = subscription_view(sub)
+    if sub.next_delivery is not None:
+        said = (
+            f"Your next refill still comes on {sub.next_delivery:%-d %B %Y}; after it, one every "
+            f"{sub.interval_weeks} weeks."
+        )
+        view.notice = f"{said} {view.notice}" if view.notice else said
+    return view
+
+
 def subscription_view(sub: Subscription) -> SubscriptionView:
     amount = sum(int(i["unit_price_minor"]) * int(i["quantity"]) for i in sub.items)
     notice = _NOTICES.get(sub.status)
@@ -96,7 +108,7 @@ def subscription_view(sub: Subscription) -> SubscriptionView:
         notice = f"{notice} {SIMULATION_NOTICE}" if notice else SIMULATION_NOTICE
     return SubscriptionView(
         subscription_id=sub.id,
-        status=sub.status,  # type: ignore[arg-type]
+        status=sub.status,
         items=[
             SubscriptionItem(
                 product_id=i["product_id"],
@@ -134,6 +146,34 @@ def _describe(plan: Plan) -> str:
     )
 
 
+def _describe_routine(plan: RoutinePlan) -> str:
+    price = format_money(plan.amount_minor, plan.currency)
+    products = ", ".join(f"1 × {line.product.brand} {line.name}" for line in plan.lines)
+    saving = f", {plan.discount_percent} % off the catalog prices" if plan.discount_percent else ""
+    suggested = (
+        f" (suggested: {plan.short_basis})"
+        if plan.interval_weeks == plan.suggested_weeks
+        else f" (the suggestion was {plan.short_basis})"
+    )
+    longer = plan.lasting_longer
+    extra = (
+        " "
+        + " and ".join(f"{line.product.brand} {line.name}" for line in longer)
+        + f" {'lasts' if len(longer) == 1 else 'last'} at least twice as long, so "
+        + ("it" if len(longer) == 1 else "they")
+        + " may pile up: skip a delivery now and then, or leave "
+        + ("it" if len(longer) == 1 else "them")
+        + " out."
+        if longer
+        else ""
+    )
+    return (
+        f"This starts one refill subscription for the routine: {products}, sent together every "
+        f"{plan.interval_weeks} weeks{suggested}, for {price} each delivery{saving}, one charge to the same "
+        "card each time until it is cancelled. It can be skipped, paused or cancelled at any time." + extra
+    )
+
+
 def register(server: MCPServer, services: Services, *, commerce: Commerce | None = None) -> None:
     shop = commerce or Commerce(services)
     settings = services.settings
@@ -148,6 +188,8 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
         confirm: Confirm = False,
     ) -> SubscribeResult:
         """Start a "subscribe and save" refill: the product delivered and charged every few weeks.
+
+        Use it when the shopper wants a product they use up delivered regularly.
 
         Without interval_weeks, the interval is suggested from the product's size and daily use (the answer
         says how). Call it without confirm first: that starts nothing and says the product, interval and
@@ -168,12 +210,46 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
             notice=plan.chosen,
         )
 
+    @server.tool(annotations=CHANGE, meta=SHOP_META)
+    async def subscribe_to_routine(
+        ctx: Context,
+        product_ids: Annotated[
+            list[ProductId],
+            Field(
+                min_length=2, max_length=12, description="The routine's products (build_routine lists them)."
+            ),
+        ],
+        interval_weeks: Weeks = None,
+        confirm: Confirm = False,
+    ) -> SubscribeResult:
+        """Refills for a whole routine: one of each product sent together, one charge, every few weeks.
+
+        Use it after build_routine when the shopper wants the routine's products delivered regularly. Without
+        interval_weeks, the interval is the shortest of the products' suggested ones (the answer says each).
+        Call it without confirm first: that starts nothing and says the products, interval and price; after
+        the shopper says yes, call again with the same arguments and confirm=true, then give them
+        `checkout_url`, where the first delivery is paid."""
+        caller = current_user(ctx, settings)
+        with refusals():
+            plan = await shop.subscriptions.plan_routine(list(product_ids), interval_weeks)
+            if confirm is not True:
+                raise needs_confirmation("subscribe_to_routine", _describe_routine(plan))
+            started = await shop.subscriptions.start(caller.user_id, plan)
+        return SubscribeResult(
+            subscription=subscription_view(started.subscription),
+            checkout_url=started.subscription.checkout_url,
+            interval_basis=plan.basis,
+            reused=started.reused,
+        )
+
     @server.tool(
         annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False), meta={TOOL_SCOPE_META: READ}
     )
     async def list_subscriptions(ctx: Context) -> SubscriptionList:
         """The shopper's own refill subscriptions, newest first: status, products, interval, price per
-        delivery and the next delivery date."""
+        delivery and the next delivery date.
+
+        Use it when the shopper asks about their refills, and to find the id of one to change."""
         caller = current_user(ctx, settings)
         return SubscriptionList(
             subscriptions=[subscription_view(s) for s in await shop.subscriptions.mine(caller.user_id)]
@@ -191,12 +267,57 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
             bool,
             Field(description="Skip the next delivery (and its charge) only; the one after comes as usual."),
         ] = False,
+        swap_to_product_id: Annotated[
+            str | None,
+            Field(
+                max_length=60,
+                description="Deliver this product (prd_…) instead from now on; with swap_to_variant_id for "
+                "another size or shade. The price difference for the rest of the period is charged or "
+                "credited now.",
+            ),
+        ] = None,
+        swap_to_variant_id: VariantId = None,
+        confirm: Annotated[
+            bool,
+            Field(
+                description="Only for a swap: leave it out first (the answer says what is charged now); true "
+                "after the shopper says yes."
+            ),
+        ] = False,
     ) -> SubscriptionView:
-        """Change one of the shopper's subscriptions: the interval, the quantity, or skip the next delivery.
+        """Change one of the shopper's subscriptions: the interval, the quantity, skip the next delivery, or
+        swap the product or its variant.
 
-        Changes apply from the next delivery on; nothing already paid is charged again."""
+        Use it when the shopper wants refills more or less often, more of them, to skip one, or another
+        product. Changes apply from the next delivery on; a swap charges (or credits) the price difference
+        for the rest of the period at once, so it needs confirm=true after the shopper's yes."""
         caller = current_user(ctx, settings)
         with refusals():
+            if swap_to_product_id is not None or swap_to_variant_id is not None:
+                swap = await shop.subscriptions.quote_swap(
+                    caller.user_id,
+                    subscription_id,
+                    swap_to_product_id,
+                    swap_to_variant_id,
+                )
+                if confirm is not True:
+                    currency = swap.subscription.currency
+                    if swap.due_now_minor:
+                        money = f"{format_money(swap.due_now_minor, currency)} is charged now for the rest of this period"
+                    elif swap.credit_minor:
+                        money = (
+                            f"{format_money(swap.credit_minor, currency)} for the rest of this period is taken off "
+                            "the next charges"
+                        )
+                    else:
+                        money = "nothing more is charged now"
+                    raise needs_confirmation(
+                        "update_subscription",
+                        f"This swaps subscription {subscription_id} to {swap.plan.product.brand} {swap.plan.name} "
+                        f"at {format_money(swap.plan.amount_minor, currency)} each delivery from now on; {money}.",
+                    )
+                sub = await shop.subscriptions.swap(caller.user_id, swap)
+                return subscription_view(sub)
             sub = await shop.subscriptions.update(
                 caller.user_id,
                 subscription_id,
@@ -204,7 +325,7 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
                 quantity=quantity,
                 skip_next=skip_next_delivery,
             )
-        return subscription_view(sub)
+        return with_next_refill(sub) if interval_weeks is not None else subscription_view(sub)
 
     @server.tool(annotations=CHANGE, meta=SHOP_META)
     async def pause_subscription(
@@ -213,7 +334,9 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
         resume: Annotated[bool, Field(description="true resumes a paused subscription.")] = False,
     ) -> SubscriptionView:
         """Pause one of the shopper's subscriptions (nothing is charged or sent) until it is resumed, or
-        resume it with resume=true."""
+        resume it with resume=true.
+
+        Use it when the shopper wants refills to stop for a while without cancelling, or to restart."""
         caller = current_user(ctx, settings)
         with refusals():
             sub = await shop.subscriptions.pause(caller.user_id, subscription_id, resume=resume)
@@ -228,7 +351,9 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
     ) -> SubscriptionView:
         """Cancel one of the shopper's subscriptions at the end of the period already paid for: that
         delivery still comes, nothing more is charged. Call it without confirm first: that cancels nothing
-        and says what would happen; after the shopper says yes, call with confirm=true."""
+        and says what would happen; after the shopper says yes, call with confirm=true.
+
+        Use it when the shopper wants no more refills."""
         caller = current_user(ctx, settings)
         with refusals():
             if confirm is not True:

@@ -17,8 +17,8 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
 from agent.anthropic_model import AnthropicModel
+from shine_mcp.auth.identity import identity_meta
 from shine_mcp.config import Settings
-from shine_mcp.identity import identity_meta
 from shine_mcp.services import Services
 from shine_mcp.store.orders import get_order
 from shine_mcp.store.profiles import get_profile, save_profile

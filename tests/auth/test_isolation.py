@@ -26,12 +26,12 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult
 
 from shine_mcp.auth.accounts import upsert_user
+from shine_mcp.auth.identity import identity_meta
 from shine_mcp.auth.tool_guard import classify
+from shine_mcp.clock import utcnow
 from shine_mcp.config import Settings
-from shine_mcp.identity import identity_meta
 from shine_mcp.integrations.google import VerifiedPerson
 from shine_mcp.services import Services
-from shine_mcp.store.tables import utcnow
 from tests.auth.support import Browser
 from tests.auth.widget import SHOP, STRANGER, api, signed_in_token
 
@@ -48,6 +48,9 @@ PERSONAL_WORDS = (
     "feedback",
     "my_data",
     "subscri",
+    "premium",
+    "payment",
+    "progress",
 )
 
 
@@ -193,6 +196,13 @@ async def _subscription(owner: Person, services: Services | None = None) -> str:
     return str(started["subscription"]["subscription_id"])
 
 
+async def _subscribing_to_the_routine_again(owner: Person) -> Created:
+    # As for one product: the same routine again answers with the owner's unpaid subscription.
+    args = {"product_ids": [SERUM, CLEANSER], "interval_weeks": 6, "confirm": True}
+    started = await _ok(owner, "subscribe_to_routine", args)
+    return args, [str(started["subscription"]["subscription_id"])]
+
+
 async def _subscribing_again(owner: Person) -> Created:
     # The same request again answers with the owner's unpaid subscription: its id is theirs alone.
     sub_id = await _subscription(owner)
@@ -201,6 +211,42 @@ async def _subscribing_again(owner: Person) -> Created:
 
 async def _own_subscriptions(owner: Person) -> Created:
     return {}, [await _subscription(owner)]
+
+
+async def _membership(owner: Person, services: Services | None = None) -> str:
+    """A monthly premium membership of the owner's (its payment link), paid on the simulated page when
+    `services` is given."""
+    from shine_mcp.orders.service import Commerce
+
+    joined = await _ok(owner, "join_premium", {"plan": "monthly", "confirm": True})
+    if services is not None:
+        assert (await Commerce(services).gateway().pay(str(joined["checkout_url"]).rsplit("/", 1)[1])).paid
+    return str(joined["checkout_url"])
+
+
+async def _joining_again(owner: Person) -> Created:
+    # The same request again answers with the owner's unpaid membership: its payment link is theirs alone.
+    return {"plan": "monthly", "confirm": True}, [await _membership(owner)]
+
+
+async def _own_membership(owner: Person) -> Created:
+    return {}, [await _membership(owner)]
+
+
+def _paid_membership(
+    arguments: dict[str, Any], marker: str
+) -> Callable[[Person, Services], Awaitable[Created]]:
+    async def create(owner: Person, services: Services) -> Created:
+        await _membership(owner, services)
+        return arguments, [marker]
+
+    return create
+
+
+async def _member_with_a_report(owner: Person, services: Services) -> Created:
+    await _membership(owner, services)
+    (report,) = await _reports(owner, 1)
+    return {}, [report["report_id"]]
 
 
 def _paid_subscription(extra: dict[str, Any]) -> Callable[[Person, Services], Awaitable[Created]]:
@@ -258,6 +304,7 @@ MATRIX: dict[str, Case] = {
     "compare_skin_reports": Case(create=_two_reports, kind="by_id"),
     "delete_skin_report": Case(create=_confirmed(_one_report), kind="by_id"),
     "subscribe": Case(create=_subscribing_again, kind="own"),
+    "subscribe_to_routine": Case(create=_subscribing_to_the_routine_again, kind="own"),
     "list_subscriptions": Case(create=_own_subscriptions, kind="own"),
     "update_subscription": Case(
         create=_paid_subscription({"quantity": 3}), kind="by_id", needs_services=True
@@ -266,6 +313,20 @@ MATRIX: dict[str, Case] = {
     "cancel_subscription": Case(
         create=_paid_subscription({"confirm": True}), kind="by_id", needs_services=True
     ),
+    "join_premium": Case(create=_joining_again, kind="own"),
+    "premium_membership": Case(create=_own_membership, kind="own"),
+    "change_premium_plan": Case(
+        create=_paid_membership({"plan": "yearly", "confirm": True}, '"premium": true'),
+        kind="own",
+        needs_services=True,
+    ),
+    "cancel_premium": Case(
+        create=_paid_membership({"confirm": True}, '"premium": true'), kind="own", needs_services=True
+    ),
+    "manage_payment_methods": Case(
+        create=_paid_membership({}, "/simulated-portal/"), kind="own", needs_services=True
+    ),
+    "track_skin_progress": Case(create=_member_with_a_report, kind="own", needs_services=True),
 }
 
 

@@ -19,8 +19,8 @@ from sqlalchemy import func
 from sqlmodel import SQLModel, select
 from starlette.applications import Starlette
 
+from shine_mcp.auth.identity import identity_meta
 from shine_mcp.config import Settings
-from shine_mcp.identity import identity_meta
 from shine_mcp.server import build_server
 from shine_mcp.services import Services
 from shine_mcp.store.orders import Order, get_order

@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 from sqlmodel import select
 
 from shine_mcp.auth.accounts import upsert_user
+from shine_mcp.clock import utcnow
 from shine_mcp.integrations.google import VerifiedPerson
 from shine_mcp.orders import machine
 from shine_mcp.orders.privacy import IN_FLIGHT_NOTE, erase_user_commerce, erased, export_user_commerce
 from shine_mcp.orders.service import Commerce
 from shine_mcp.store.carts import Cart, CartItem
 from shine_mcp.store.orders import FulfilmentJob, Order, SimulatedSession
-from shine_mcp.store.tables import utcnow
 from tests.checkout.conftest import CLEANSER, SERUM, Shop
 from tests.checkout.test_simulated import press
 from tests.fakes.stripe_api import FakeStripe
@@ -47,6 +47,7 @@ async def test_export_holds_the_caller_s_cart_and_orders_only(
         "cart": None,
         "orders": [],
         "subscriptions": [],
+        "memberships": [],
     }
 
 
@@ -74,7 +75,12 @@ async def test_erasure_deletes_the_cart_and_strips_the_buyer_from_orders(
     # Still to be shipped: the address stays so the merchant can deliver, flagged for deletion.
     assert kept.shipping is not None and kept.attention is not None and IN_FLIGHT_NOTE in kept.attention
     assert (await stripe_shop.order(bens)).user_id == BEN
-    assert (await export_user_commerce(db, ANA)) == {"cart": None, "orders": [], "subscriptions": []}
+    assert (await export_user_commerce(db, ANA)) == {
+        "cart": None,
+        "orders": [],
+        "subscriptions": [],
+        "memberships": [],
+    }
 
 
 async def test_shipping_an_erased_buyer_s_order_drops_the_address(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from shine_mcp.clock import utcnow
 from shine_mcp.config import Settings
-from shine_mcp.store.tables import utcnow
 from tests.checkout.conftest import CLEANSER, SERUM, Shop, in_own_task, open_shop
 from tests.checkout.test_refunds import paid
 from tests.fakes.stripe_api import FakeStripe

@@ -12,10 +12,10 @@ from sqlalchemy import update
 from sqlmodel import col
 
 from shine_mcp.auth.sessions import cookie_name, create_session
+from shine_mcp.clock import utcnow
 from shine_mcp.config import Settings
 from shine_mcp.orders.return_links import sign_return
 from shine_mcp.store.orders import Order
-from shine_mcp.store.tables import utcnow
 from tests.checkout.conftest import BASE_URL, SERUM, Shop, in_own_task, open_shop, shop_settings
 from tests.fakes.stripe_api import FakeStripe
 

@@ -11,12 +11,12 @@ import httpx
 from sqlalchemy import update
 from sqlmodel import col
 
+from shine_mcp.clock import utcnow
 from shine_mcp.config import Settings
 from shine_mcp.integrations.payments import SimulatedGateway, sign_payload
 from shine_mcp.orders.fulfilment import FulfilmentWorker
 from shine_mcp.orders.service import Commerce
 from shine_mcp.store.orders import FulfilmentJob, ProcessedEvent, SimulatedSession
-from shine_mcp.store.tables import utcnow
 from tests.checkout.conftest import BASE_URL, SERUM, Shop, in_own_task, open_shop
 from web_shell.payments import PaymentsWeb
 

@@ -4,16 +4,22 @@ refills became and from calendar arithmetic, not from the report's own code."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 from datetime import timedelta
 from typing import Any
 
 from sqlmodel import col, select
+from typer.testing import CliRunner
 
+from shine_cli.cli import app
+from shine_mcp.config import Settings
 from shine_mcp.integrations.billing import SimulatedBilling
 from shine_mcp.integrations.payments import SimulatedGateway
+from shine_mcp.money import format_money
 from shine_mcp.orders.service import Commerce
 from shine_mcp.store.orders import Order
-from tests.checkout.conftest import SERUM, Shop
+from tests.checkout.conftest import SERUM, Shop, in_own_task, open_shop
 
 ANA, BEN, CLEO = "usr_ana_report", "usr_ben_report", "usr_cleo_report"
 
@@ -97,3 +103,104 @@ async def test_without_subscriptions_the_report_lists_none(shop: Shop) -> None:
     today = billing_of(shop).clock().date().isoformat()
     report = await shop.call("sales_report", {"start": today, "end": today, "include_simulated": True})
     assert report["subscriptions"] == []
+
+
+# --- premium members --------------------------------------------------------------------------------------------
+DAN = "usr_dan_report"
+MONTHLY, YEARLY = 799, 7900  # the shop's premium prices (the test settings' defaults)
+
+
+async def member(shop: Shop, user: str, plan: str) -> None:
+    """A premium member who paid the first period of `plan` on the simulated payment page."""
+    joined = await shop.call("join_premium", {"plan": plan, "confirm": True}, user=user)
+    gateway = Commerce(shop.services).gateway()
+    assert isinstance(gateway, SimulatedGateway)
+    assert (await gateway.pay(joined["checkout_url"].rsplit("/", 1)[1])).paid
+    assert (await shop.call("premium_membership", user=user))["premium"] is True
+
+
+async def members_in_a_period(shop: Shop) -> tuple[str, str]:
+    """Ana (monthly), Ben (yearly) and Cleo (monthly) are members before the period; on its first day Cleo
+    cancels and Dan joins yearly; the period ends on day 40, after Cleo's paid month ran out."""
+    billing = billing_of(shop)
+    await member(shop, ANA, "monthly")
+    await member(shop, BEN, "yearly")
+    await member(shop, CLEO, "monthly")
+    await billing.advance(timedelta(days=1))
+    first_day = billing.clock().date()
+    await shop.call("cancel_premium", {"confirm": True}, user=CLEO)
+    await member(shop, DAN, "yearly")
+    await billing.advance(timedelta(days=39))
+    assert (await shop.call("premium_membership", user=CLEO))["premium"] is False
+    return first_day.isoformat(), billing.clock().date().isoformat()
+
+
+async def test_the_report_shows_premium_members_who_joined_and_left_their_monthly_revenue_and_churn(
+    shop: Shop,
+) -> None:
+    first_day, last_day = await members_in_a_period(shop)
+    report = await shop.call("sales_report", {"start": first_day, "end": last_day, "include_simulated": True})
+    [row] = report["premium_members"]
+    assert row["currency"] == "USD"
+    assert row["active_at_start"] == 3 and row["joined"] == 1 and row["ended"] == 1
+    assert row["active"] == 3  # Ana, Ben and Dan
+    assert row["churn"] == 1 / 3
+    # a yearly plan brings a twelfth of its price a month
+    assert abs(row["monthly_recurring_revenue"]["amount_minor"] - (MONTHLY + 2 * YEARLY / 12)) <= 0.5
+    assert report["subscriptions"] == []  # no refills: members are not refill subscriptions
+
+    before = await shop.call("sales_report", {"start": last_day, "end": last_day, "include_simulated": True})
+    [later] = before["premium_members"]
+    assert (later["active_at_start"], later["joined"], later["ended"], later["churn"]) == (3, 0, 0, 0)
+
+
+async def test_real_money_reports_leave_simulated_members_out(shop: Shop) -> None:
+    await member(shop, ANA, "monthly")
+    today = billing_of(shop).clock().date().isoformat()
+    report = await shop.call("sales_report", {"start": today, "end": today, "include_simulated": False})
+    assert report["premium_members"] == []
+
+
+def test_the_cli_report_shows_refills_and_premium_members_side_by_side(sim_settings: Settings) -> None:
+    async def arrange() -> tuple[str, str]:
+        async with in_own_task(open_shop(sim_settings)) as shop:
+            await subscribed(shop, ANA, weeks=4)
+            return await members_in_a_period(shop)
+
+    first_day, last_day = asyncio.run(arrange())
+    env = {
+        "SHINE_DATA_DIR": str(sim_settings.data_dir),
+        "DATABASE_URL": None,
+        "STRIPE_SECRET_KEY": None,
+        "SHINE_SECRET_KEY": None,
+        "COLUMNS": "200",
+    }
+    args = ["subscriptions", "report", "--start", first_day, "--end", last_day, "--include-simulated"]
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code == 0, result.output
+    text = " ".join(re.sub(r"[\u2500-\u257f]", " ", result.output).split())  # without the table lines
+    mrr = format_money(round(MONTHLY + 2 * YEARLY / 12), "USD")
+    assert "Premium members" in text and mrr in text
+    assert "USD 3 1 1 33.3 %" in text  # active, joined, ended, churn
+    assert "Refill subscriptions" in text
+
+
+async def test_a_member_who_switched_to_monthly_counts_the_monthly_price_once_the_switch_took_effect(
+    shop: Shop,
+) -> None:
+    billing = billing_of(shop)
+    await member(shop, ANA, "yearly")
+    await shop.call("change_premium_plan", {"plan": "monthly", "confirm": True}, user=ANA)
+    today = billing.clock().date().isoformat()
+    [row] = (await shop.call("sales_report", {"start": today, "end": today, "include_simulated": True}))[
+        "premium_members"
+    ]
+    assert abs(row["monthly_recurring_revenue"]["amount_minor"] - YEARLY / 12) <= 0.5  # the year runs on
+
+    await billing.advance(timedelta(days=367))  # the paid year is over: monthly from then on
+    assert (await shop.call("premium_membership", user=ANA))["plan"] == "monthly"
+    today = billing.clock().date().isoformat()
+    [row] = (await shop.call("sales_report", {"start": today, "end": today, "include_simulated": True}))[
+        "premium_members"
+    ]
+    assert row["monthly_recurring_revenue"]["amount_minor"] == MONTHLY

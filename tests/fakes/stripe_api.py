@@ -3,7 +3,12 @@
 Endpoints: `POST /v1/checkout/sessions` (create, `mode=payment` or `mode=subscription` with prices recurring
 by `price_data[recurring]`), `GET /v1/checkout/sessions/{id}` (retrieve), `POST /v1/checkout/sessions/{id}/expire`,
 `POST /v1/refunds`, and Stripe Billing's `GET /v1/subscriptions/{id}`, `POST /v1/subscriptions/{id}` (update:
-`cancel_at_period_end`, `pause_collection`, `items[n][id|quantity|price_data]`) and `DELETE /v1/subscriptions/{id}`. Requests are form-encoded with Stripe's
+`cancel_at_period_end`, `pause_collection`, `items[n][id|quantity|price_data]`, `proration_behavior`
+(`create_prorations` | `always_invoice` | `none`) and `proration_date`; a price with another billing period
+resets the billing cycle, as Stripe's does: a new period starts at the change and is invoiced at once),
+`DELETE /v1/subscriptions/{id}`,
+`POST /v1/invoices/create_preview` (a change's proration), `POST /v1/subscription_schedules[/{id}]` (a change
+at the period's end) and `POST /v1/billing_portal/sessions`. Requests are form-encoded with Stripe's
 bracket notation (`line_items[0][price_data][currency]=usd`), authenticated with a bearer secret key, and
 answered with Stripe's JSON objects and error envelopes.
 
@@ -86,6 +91,8 @@ class FakeStripe:
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
     invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    schedules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    portal_sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)  # what Stripe would deliver, oldest first
     failures: list[tuple[str, int, bool]] = field(default_factory=list)  # (path prefix, status, should_retry)
@@ -107,6 +114,21 @@ class FakeStripe:
     def posts(self, path: str) -> list[Recorded]:
         return [r for r in self.requests if r.method == "POST" and r.path == path]
 
+    @staticmethod
+    def address() -> dict[str, Any]:
+        """The shipping address a shopper enters on the payment page (when the session collects one)."""
+        return {
+            "name": "Ana Example",
+            "address": {
+                "line1": "1 Main St",
+                "line2": None,
+                "city": "Springfield",
+                "state": "OR",
+                "postal_code": "97477",
+                "country": "US",
+            },
+        }
+
     def complete(
         self, session_id: str, *, payment_status: str = "paid", email: str = "ana@example.com"
     ) -> dict[str, Any]:
@@ -121,19 +143,7 @@ class FakeStripe:
             customer_details={"email": email, "name": "Ana Example", "address": None},
         )
         if session.get("shipping_address_collection"):
-            session["collected_information"] = {
-                "shipping_details": {
-                    "name": "Ana Example",
-                    "address": {
-                        "line1": "1 Main St",
-                        "line2": None,
-                        "city": "Springfield",
-                        "state": "OR",
-                        "postal_code": "97477",
-                        "country": "US",
-                    },
-                }
-            }
+            session["collected_information"] = {"shipping_details": self.address()}
         self.charges[intent] = {
             "id": "ch_" + secrets.token_hex(12),
             "object": "charge",
@@ -237,6 +247,8 @@ class FakeStripe:
             customer=customer,
             customer_details={"email": email, "name": "Ana Example", "address": None},
         )
+        if session.get("shipping_address_collection"):
+            session["collected_information"] = {"shipping_details": self.address()}
         completed = self.emit("checkout.session.completed", session)
         created = self.emit("customer.subscription.created", subscription)
         invoice = self._invoice(subscription, "subscription_create", paid=True)
@@ -253,6 +265,8 @@ class FakeStripe:
         items = subscription["items"]["data"]
         amount = sum(i["price"]["unit_amount"] * i["quantity"] for i in items)
         now = int(time.time()) if at is None else at
+        prorations = subscription.pop("pending_prorations", None) or []  # create_prorations' items
+        amount += sum(p["amount"] for p in prorations)
         invoice = {
             "id": "in_" + secrets.token_hex(12),
             "object": "invoice",
@@ -283,17 +297,51 @@ class FakeStripe:
                         "period": {"start": i["current_period_start"], "end": i["current_period_end"]},
                     }
                     for i in items
-                ],
+                ]
+                + prorations,
             },
         }
         self.invoices[invoice["id"]] = invoice
+        if paid:
+            self._pay_invoice(invoice)
         return invoice
+
+    def _pay_invoice(self, invoice: dict[str, Any]) -> None:
+        """A paid invoice has a payment intent and a charge (what a refund of its order refunds); newer API
+        versions name it in `payments` rather than `payment_intent`."""
+        intent = "pi_" + secrets.token_hex(12)
+        invoice["payments"] = {
+            "object": "list",
+            "data": [
+                {
+                    "object": "invoice_payment",
+                    "status": "paid",
+                    "amount_paid": invoice["amount_paid"],
+                    "payment": {"type": "payment_intent", "payment_intent": intent},
+                }
+            ],
+        }
+        self.charges[intent] = {
+            "id": "ch_" + secrets.token_hex(12),
+            "object": "charge",
+            "amount": invoice["amount_paid"],
+            "amount_refunded": 0,
+            "currency": invoice["currency"],
+            "payment_intent": intent,
+            "refunded": False,
+        }
 
     def renew(self, sub_id: str, *, fail: bool = False) -> dict[str, Any]:
         """Stripe's clock (a test clock) reaches the end of the period: the next period's invoice is paid
         (or its charge fails and the subscription is past due), with the events dated then. Returns
         `invoice.paid` or `invoice.payment_failed`."""
         subscription = self.subscriptions[sub_id]
+        end = subscription["items"]["data"][0]["current_period_end"]
+        if subscription["cancel_at_period_end"]:  # cancelled at the period's end: it ends, nothing is billed
+            self.clock = max(self.clock, end)
+            subscription.update(status="canceled", ended_at=end, canceled_at=end)
+            return self.emit("customer.subscription.deleted", subscription, at=end)
+        self._next_phase(subscription)
         start = 0
         for item in subscription["items"]["data"]:
             start = item["current_period_end"]
@@ -306,6 +354,21 @@ class FakeStripe:
         self.emit("customer.subscription.updated", subscription, at=start)
         return event
 
+    def _next_phase(self, subscription: dict[str, Any]) -> None:
+        """A subscription schedule's next phase starts at the period's end: its prices replace the items'
+        (no proration, as the phase begins with the period), and a schedule ending in `release` lets go."""
+        schedule = self.schedules.get(subscription.get("schedule") or "")
+        if schedule is None or len(schedule["phases"]) < 2:
+            return
+        nxt = schedule["phases"][1]
+        for item, phase_item in zip(subscription["items"]["data"], nxt["items"], strict=False):
+            item["price"] = phase_item["price_object"]
+            item["quantity"] = int(phase_item.get("quantity") or item["quantity"])
+        schedule["phases"] = schedule["phases"][1:]
+        if schedule["end_behavior"] == "release":
+            schedule.update(status="released", released_subscription=subscription["id"], subscription=None)
+            subscription["schedule"] = None
+
     def retry(self, sub_id: str, invoice_id: str) -> dict[str, Any]:
         """Stripe's retry of a failed charge succeeds: `invoice.paid` for the same invoice."""
         invoice = self.invoices[invoice_id]
@@ -315,6 +378,7 @@ class FakeStripe:
             status="paid", amount_paid=invoice["amount_due"], attempt_count=invoice["attempt_count"] + 1
         )
         invoice["status_transitions"] = {"paid_at": now}
+        self._pay_invoice(invoice)
         self.subscriptions[sub_id]["status"] = "active"
         event = self.emit("invoice.paid", invoice, at=now)
         self.emit("customer.subscription.updated", self.subscriptions[sub_id], at=now)
@@ -427,7 +491,7 @@ class FakeStripe:
         self.sessions[session_id] = session
         return 200, self._public(session)
 
-    _PRIVATE = ("payment_intent_data", "subscription_data", "line_items_params")
+    _PRIVATE = ("payment_intent_data", "subscription_data", "line_items_params", "pending_prorations")
 
     @classmethod
     def _public(cls, session: dict[str, Any]) -> dict[str, Any]:
@@ -527,6 +591,12 @@ class FakeStripe:
             subscription.update(status="canceled", ended_at=int(time.time()))
             self.emit("customer.subscription.deleted", subscription)
             return 200, subscription
+        if "cancel_at_period_end" in params and subscription.get("schedule"):
+            return 400, {
+                "type": "invalid_request_error",
+                "message": f"The subscription is managed by the subscription schedule `{subscription['schedule']}`, "
+                "and updating any cancelation behavior directly is not allowed. Please update the schedule instead.",
+            }
         if "cancel_at_period_end" in params:
             subscription["cancel_at_period_end"] = params["cancel_at_period_end"] == "true"
         if "pause_collection" in params:
@@ -545,44 +615,314 @@ class FakeStripe:
                     "behavior": pause["behavior"],
                     "resumes_at": int(resumes) if resumes else None,
                 }
-        by_id = {item["id"]: item for item in subscription["items"]["data"]}
-        for change in params.get("items") or []:
-            item = by_id.get(change.get("id"))
-            if item is None:
+        behavior = params.get("proration_behavior", "create_prorations")
+        if behavior not in ("create_prorations", "always_invoice", "none"):
+            return 400, {
+                "type": "invalid_request_error",
+                "message": "Invalid proration_behavior",
+                "param": "proration_behavior",
+            }
+        at = int(params.get("proration_date") or self.now())
+        status, changed = self._changed_items(subscription, params.get("items") or [])
+        if status != 200:
+            return status, changed
+        lines, reset = self._prorations(subscription, changed["items"], at)
+        if (
+            reset and behavior == "none"
+        ):  # the new period is charged in full, the old one's unused time not credited
+            lines = [line for line in lines if line["amount"] > 0]
+        for item, (price, quantity) in zip(subscription["items"]["data"], changed["items"], strict=True):
+            item["price"], item["quantity"] = price, quantity
+            if reset:  # another billing period resets the billing cycle: a new period starts now, whatever
+                # the proration behaviour, and is invoiced at once
+                item["current_period_start"], item["current_period_end"] = (
+                    at,
+                    at + self._period(price["recurring"]),
+                )
+        if lines and (behavior == "always_invoice" or reset):
+            self._proration_invoice(subscription, lines, at)
+        elif lines and behavior == "create_prorations":
+            subscription.setdefault("pending_prorations", []).extend(lines)
+        self.emit("customer.subscription.updated", subscription)
+        return 200, self._public_sub(subscription)
+
+    @staticmethod
+    def _public_sub(subscription: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in subscription.items() if k != "pending_prorations"}
+
+    def _changed_items(
+        self, subscription: dict[str, Any], changes: list[dict[str, Any]]
+    ) -> tuple[int, dict[str, Any]]:
+        """The (price, quantity) each item would have after `changes` (`items[n][id|quantity|price_data]`)."""
+        after = {item["id"]: (item["price"], int(item["quantity"])) for item in subscription["items"]["data"]}
+        for change in changes:
+            if change.get("id") not in after:
                 return 400, {
                     "type": "invalid_request_error",
                     "message": f"No such subscription item: '{change.get('id')}'",
                     "param": "items",
                 }
+            price, quantity = after[change["id"]]
             if "quantity" in change:
-                item["quantity"] = int(change["quantity"])
+                quantity = int(change["quantity"])
             if "price_data" in change:
-                price = change["price_data"]
-                if not price.get("product") or not price.get("recurring"):
+                data = change["price_data"]
+                if not data.get("product") or not data.get("recurring"):
                     return 400, {
                         "type": "invalid_request_error",
                         "message": "price_data needs product and recurring",
                         "param": "items",
                     }
-                item["price"] = {
-                    "id": "price_" + secrets.token_hex(12),
-                    "object": "price",
-                    "currency": price["currency"],
-                    "unit_amount": int(price["unit_amount"]),
-                    "product": price["product"],
-                    "recurring": {
-                        "interval": price["recurring"]["interval"],
-                        "interval_count": int(price["recurring"].get("interval_count", 1)),
-                    },
-                    "type": "recurring",
+                price = self._price(data)
+            after[change["id"]] = (price, quantity)
+        return 200, {"items": [after[item["id"]] for item in subscription["items"]["data"]]}
+
+    @staticmethod
+    def _price(data: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": "price_" + secrets.token_hex(12),
+            "object": "price",
+            "currency": data["currency"],
+            "unit_amount": int(data["unit_amount"]),
+            "product": data["product"],
+            "recurring": {
+                "interval": data["recurring"]["interval"],
+                "interval_count": int(data["recurring"].get("interval_count", 1)),
+            },
+            "type": "recurring",
+        }
+
+    def _prorations(
+        self, subscription: dict[str, Any], after: list[tuple[dict[str, Any], int]], at: int
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Stripe's proration for changing the items at `at`: a credit for the unused time of each changed
+        item's old price and a charge for the new one over the same time; a new billing interval instead
+        starts a new period at `at`, charged in full. Amounts are rounded half up per line."""
+        lines: list[dict[str, Any]] = []
+        reset = False
+        for item, (price, quantity) in zip(subscription["items"]["data"], after, strict=True):
+            old = item["price"]["unit_amount"] * item["quantity"]
+            new = price["unit_amount"] * quantity
+            if item["price"]["recurring"] != price["recurring"]:
+                reset = True
+            if old == new and not reset:
+                continue
+            start, end = item["current_period_start"], item["current_period_end"]
+            left, whole = max(0, end - at), max(1, end - start)
+            credit = (2 * old * left + whole) // (2 * whole)
+            if reset:
+                charge, period = new, {"start": at, "end": at + self._period(price["recurring"])}
+            else:
+                charge, period = (2 * new * left + whole) // (2 * whole), {"start": at, "end": end}
+            for amount, what in ((-credit, "Unused time"), (charge, "Remaining time")):
+                lines.append(
+                    {
+                        "id": "il_" + secrets.token_hex(8),
+                        "object": "line_item",
+                        "amount": amount,
+                        "description": what,
+                        "quantity": quantity,
+                        "period": period if amount > 0 else {"start": at, "end": end},
+                        "parent": {
+                            "type": "subscription_item_details",
+                            "subscription_item_details": {"proration": True, "subscription_item": item["id"]},
+                        },
+                    }
+                )
+        return lines, reset
+
+    def _proration_invoice(self, subscription: dict[str, Any], lines: list[dict[str, Any]], at: int) -> None:
+        """`always_invoice`: the prorations are invoiced and charged at once (a credit larger than the
+        charge goes to the customer's balance: nothing is charged)."""
+        total = sum(line["amount"] for line in lines)
+        invoice = {
+            "id": "in_" + secrets.token_hex(12),
+            "object": "invoice",
+            "status": "paid",
+            "customer": subscription["customer"],
+            "currency": subscription["currency"],
+            "total": total,
+            "amount_due": max(0, total),
+            "amount_paid": max(0, total),
+            "attempt_count": 1,
+            "billing_reason": "subscription_update",
+            "created": at,
+            "status_transitions": {"paid_at": at},
+            "parent": {
+                "type": "subscription_details",
+                "subscription_details": {
+                    "subscription": subscription["id"],
+                    "metadata": dict(subscription["metadata"]),
+                },
+            },
+            "lines": {"object": "list", "data": lines},
+        }
+        self.invoices[invoice["id"]] = invoice
+        if invoice["amount_paid"]:
+            self._pay_invoice(invoice)
+        self.emit("invoice.paid", invoice, at=at)
+
+    def _preview(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """`POST /v1/invoices/create_preview` for a subscription change: the proration it would invoice."""
+        subscription = self.subscriptions.get(params.get("subscription", ""))
+        if subscription is None:
+            return 400, {
+                "type": "invalid_request_error",
+                "message": f"No such subscription: '{params.get('subscription')}'",
+                "param": "subscription",
+            }
+        details = params.get("subscription_details") or {}
+        status, changed = self._changed_items(subscription, details.get("items") or [])
+        if status != 200:
+            return status, changed
+        at = int(details.get("proration_date") or self.now())
+        lines, reset = self._prorations(subscription, changed["items"], at)
+        total = sum(line["amount"] for line in lines)
+        return 200, {
+            "id": None,
+            "object": "invoice",
+            "status": "draft",
+            "currency": subscription["currency"],
+            "subscription_proration_date": at,
+            "total": total,
+            "amount_due": max(0, total),
+            "lines": {"object": "list", "data": lines},
+        }
+
+    def _schedule(self, schedule_id: str | None, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Subscription schedules: create one `from_subscription` (one phase: the current period), or update
+        its phases (`phases[n][items][m][price|price_data|quantity]`, `start_date`, `end_date`, `duration`)."""
+        if schedule_id is None:
+            subscription = self.subscriptions.get(params.get("from_subscription", ""))
+            if subscription is None:
+                return 400, {"type": "invalid_request_error", "message": "No such subscription"}
+            if subscription.get("schedule"):
+                return 400, {
+                    "type": "invalid_request_error",
+                    "message": "You cannot migrate a subscription that is already attached to a schedule",
                 }
-        self.emit("customer.subscription.updated", subscription)
-        return 200, subscription
+            first = subscription["items"]["data"][0]
+            schedule = {
+                "id": "sub_sched_" + secrets.token_hex(10),
+                "object": "subscription_schedule",
+                "status": "active",
+                "subscription": subscription["id"],
+                "end_behavior": "release",
+                "phases": [
+                    {
+                        "start_date": first["current_period_start"],
+                        "end_date": first["current_period_end"],
+                        "items": [
+                            {"price": i["price"]["id"], "price_object": i["price"], "quantity": i["quantity"]}
+                            for i in subscription["items"]["data"]
+                        ],
+                    }
+                ],
+            }
+            self.schedules[schedule["id"]] = schedule
+            subscription["schedule"] = schedule["id"]
+            return 200, self._public_schedule(schedule)
+        schedule = self.schedules.get(schedule_id)
+        if schedule is None:
+            return 404, {
+                "type": "invalid_request_error",
+                "message": f"No such subscription_schedule: '{schedule_id}'",
+            }
+        prices = {i["price_object"]["id"]: i["price_object"] for p in schedule["phases"] for i in p["items"]}
+        subscription = self.subscriptions.get(schedule.get("subscription") or "")
+        for sub_item in (
+            (subscription or {}).get("items", {}).get("data", [])
+        ):  # its prices now (after a swap)
+            prices.setdefault(sub_item["price"]["id"], sub_item["price"])
+        phases = []
+        for phase in params.get("phases") or []:
+            items = []
+            for item in phase.get("items") or []:
+                if "price_data" in item:
+                    price = self._price(item["price_data"])
+                elif item.get("price") in prices:
+                    price = prices[item["price"]]
+                else:
+                    return 400, {
+                        "type": "invalid_request_error",
+                        "message": "No such price",
+                        "param": "phases",
+                    }
+                items.append(
+                    {"price": price["id"], "price_object": price, "quantity": int(item.get("quantity", 1))}
+                )
+            phases.append(
+                {
+                    "start_date": int(phase.get("start_date") or 0) or None,
+                    "end_date": phase.get("end_date"),
+                    "items": items,
+                }
+            )
+        if not phases:
+            return 400, {"type": "invalid_request_error", "message": "phases is required", "param": "phases"}
+        schedule["phases"] = phases
+        schedule["end_behavior"] = params.get("end_behavior", schedule["end_behavior"])
+        return 200, self._public_schedule(schedule)
+
+    def _release(self, schedule_id: str) -> tuple[int, dict[str, Any]]:
+        """`POST /v1/subscription_schedules/{id}/release`: the subscription goes on as it is, unscheduled."""
+        schedule = self.schedules.get(schedule_id)
+        if schedule is None or schedule["status"] != "active":
+            return 400, {
+                "type": "invalid_request_error",
+                "message": f"No active subscription_schedule: '{schedule_id}'",
+            }
+        subscription = self.subscriptions[schedule["subscription"]]
+        subscription["schedule"] = None
+        schedule.update(status="released", released_subscription=subscription["id"], subscription=None)
+        return 200, self._public_schedule(schedule)
+
+    @staticmethod
+    def _public_schedule(schedule: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **schedule,
+            "phases": [
+                {**p, "items": [{"price": i["price"], "quantity": i["quantity"]} for i in p["items"]]}
+                for p in schedule["phases"]
+            ],
+        }
+
+    def _portal(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        customer = params.get("customer")
+        if not customer or not any(s["customer"] == customer for s in self.subscriptions.values()):
+            return 400, {
+                "type": "invalid_request_error",
+                "message": f"No such customer: '{customer}'",
+                "param": "customer",
+            }
+        portal_id = "bps_" + secrets.token_hex(12)
+        session = {
+            "id": portal_id,
+            "object": "billing_portal.session",
+            "customer": customer,
+            "return_url": params.get("return_url"),
+            "url": f"https://billing.stripe.com/p/session/test_{portal_id}",
+            "livemode": False,
+            "created": self.now(),
+        }
+        self.portal_sessions[portal_id] = session
+        return 200, session
 
     def _route(self, method: str, path: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         sub_match = re.fullmatch(r"/v1/subscriptions/([^/]+)", path)
         if sub_match:
-            return self._subscription(method, sub_match.group(1), params)
+            status, body = self._subscription(method, sub_match.group(1), params)
+            return status, self._public_sub(body) if status == 200 else body
+        if method == "POST" and path == "/v1/invoices/create_preview":
+            return self._preview(params)
+        release = re.fullmatch(r"/v1/subscription_schedules/([^/]+)/release", path)
+        if method == "POST" and release:
+            return self._release(release.group(1))
+        schedule = re.fullmatch(r"/v1/subscription_schedules(?:/([^/]+))?", path)
+        if method == "POST" and schedule:
+            return self._schedule(schedule.group(1), params)
+        if method == "POST" and path == "/v1/billing_portal/sessions":
+            return self._portal(params)
         if method == "POST" and path == "/v1/checkout/sessions":
             return self._create_session(params)
         if method == "POST" and path == "/v1/refunds":

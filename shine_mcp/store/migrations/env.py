@@ -8,6 +8,7 @@ from sqlmodel import SQLModel
 
 import shine_mcp.store.carts  # noqa: F401
 import shine_mcp.store.chat  # noqa: F401
+import shine_mcp.store.memberships  # noqa: F401
 import shine_mcp.store.orders  # noqa: F401
 import shine_mcp.store.profiles  # noqa: F401
 import shine_mcp.store.skin_reports  # noqa: F401
