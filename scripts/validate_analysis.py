@@ -19,6 +19,7 @@ from PIL import Image
 
 from shine_mcp.models import Analysis, ImageRejected, analyze
 from shine_mcp.tools._skin_compare import compare
+from tests.skin.validation import drawings as D
 from tests.skin.validation import faces as V
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "analysis.md"
@@ -85,7 +86,22 @@ def rows() -> list[tuple[str, str, str]]:
     results = {f.id: attempt(f.image) for f in faces}
     found = [f for f in faces if isinstance(results[f.id], Analysis)]
     out.append(("faces in the set (one-face cut-outs)", str(len(faces)), "≥ 30"))
-    out.append(("faces found", percent(len(found), len(faces)), "≥ 98 % of frontal faces"))
+    frontal = [f for f in faces if f.frontal]
+    out.append(
+        (
+            "frontal faces found (each ~30 % of the frame wide)",
+            percent(sum(f.id in {g.id for g in found} for f in frontal), len(frontal)),
+            "≥ 98 % of frontal faces",
+        )
+    )
+    sideways = [f for f in faces if not f.frontal]
+    out.append(
+        (
+            "faces seen from the side: refused, told to face the camera",
+            percent(sum(results[f.id] == "no_face" for f in sideways), len(sideways)),
+            "",
+        )
+    )
     analyses = [r for r in results.values() if isinstance(r, Analysis)]
     itas = [a.metric("ita") for a in analyses]
     reported = [m for m in itas if m.value is not None]
@@ -110,6 +126,21 @@ def rows() -> list[tuple[str, str, str]]:
         if name in noise:
             rms, _, used = noise[name]
             out.append((f"same-photo variants: {name} change RMS ({used} pairs)", f"{rms:.2f}", target))
+    apparent = [
+        float(a.metric("ita").details.get("apparent_ita", a.metric("ita").value or 0.0))
+        - float(b.metric("ita").details.get("apparent_ita", b.metric("ita").value or 0.0))
+        for b, a in pairs
+        if b.metric("ita").value is not None and a.metric("ita").value is not None
+    ]
+    if apparent:
+        out.append(
+            (
+                f"same-photo variants: ITA as the skin measures it, before the whites-of-the-eyes correction "
+                f"({len(apparent)} pairs)",
+                f"{math.sqrt(sum(c * c for c in apparent) / len(apparent)):.2f}",
+                "sd ≤ 1.5°",
+            )
+        )
     false_changes = sum(
         any(c.verdict in ("increased", "decreased") for c in compare(before, after).changes)
         for before, after in pairs
@@ -126,11 +157,29 @@ def rows() -> list[tuple[str, str, str]]:
                 withheld += result.metric("ita").value is None
         return percent(withheld, done)
 
+    blue = [attempt(V.tinted(f.image, (0.55, 0.8, 1.6))) for f in found]
+    blue_done = [b for b in blue if isinstance(b, Analysis)]
+    outside = [b for b in blue_done if b.gate("skin_colour").measured < 0.0]
     out.append(
         (
-            "blue light (screen glow): ITA withheld",
-            withheld_rate(lambda f: V.tinted(f.image, (0.55, 0.8, 1.6))),
+            "blue light (screen glow): ITA withheld, of casts that put the skin's hue outside its range",
+            percent(sum(b.metric("ita").value is None for b in outside), len(outside)),
             "100 %",
+        )
+    )
+    out.append(
+        (
+            "blue light (screen glow), every face: ITA withheld / reported corrected by the whites of the eyes",
+            f"{percent(sum(b.metric('ita').value is None for b in blue_done), len(blue_done))} / "
+            + percent(
+                sum(
+                    b.metric("ita").value is not None
+                    and b.metric("ita").details["colour_reference"] != "none"
+                    for b in blue_done
+                ),
+                len(blue_done),
+            ),
+            "",
         )
     )
     out.append(
@@ -157,6 +206,71 @@ def rows() -> list[tuple[str, str, str]]:
         )
     )
 
+    # drawings: line-art faces from a registry package and faces drawn with Pillow
+    drawn = [*D.package_drawings(), *D.pillow_drawings()]
+    codes = [attempt(d.image) for d in drawn]
+    out.append(
+        (
+            f"drawn faces ({len(D.package_drawings())} OpenMoji, {len(D.pillow_drawings())} drawn here): "
+            "analysed / refused as drawings / no face found",
+            f"{sum(isinstance(c, Analysis) for c in codes)} / {sum(c == 'drawing' for c in codes)} / "
+            f"{sum(c == 'no_face' for c in codes)}",
+            "0 analysed",
+        )
+    )
+
+    # the light, from the whites of the eyes
+    referenced = [
+        (f, results[f.id])
+        for f in found
+        if isinstance(results[f.id], Analysis)
+        and results[f.id].metric("ita").value is not None  # type: ignore[union-attr]
+        and results[f.id].metric("ita").details["colour_reference"] != "none"  # type: ignore[union-attr]
+    ]
+    out.append(
+        (
+            "ITA corrected by the light seen on the whites of the eyes",
+            percent(len(referenced), len(reported)),
+            "",
+        )
+    )
+    ref_widths = [
+        float(r.metric("ita").details["ita_high"]) - float(r.metric("ita").details["ita_low"])  # type: ignore[union-attr]
+        for _, r in referenced
+    ]
+    if ref_widths:
+        out.append(
+            (
+                "median width of the ITA range with / without that reference",
+                f"{statistics.median(ref_widths):.1f}° / {statistics.median([w for m, w in zip(reported, widths, strict=True) if m.details['colour_reference'] == 'none'] or [0.0]):.1f}°",
+                "narrower with a reference",
+            )
+        )
+    for kelvin in (3000, 5000, 8000, 10000):
+        raw, fixed, withheld_cast = [], [], 0
+        for face, base in referenced:
+            assert isinstance(base, Analysis)
+            cast = attempt(V.white_balance(face.image, kelvin))
+            if not isinstance(cast, Analysis):
+                continue
+            ita = cast.metric("ita")
+            if ita.value is None:
+                withheld_cast += 1
+            elif ita.details["colour_reference"] != "none":
+                raw.append(
+                    abs(
+                        float(ita.details["apparent_ita"]) - float(base.metric("ita").details["apparent_ita"])
+                    )
+                )
+                fixed.append(abs(ita.value - (base.metric("ita").value or 0.0)))
+        out.append(
+            (
+                f"{kelvin} K light, daylight white balance: median ITA error apparent → corrected ({len(fixed)} faces; withheld {withheld_cast})",
+                f"{statistics.median(raw):.1f}° → {statistics.median(fixed):.1f}°" if fixed else "n/a",
+                "corrected toward the uncast value",
+            )
+        )
+
     # one person per photo
     groups = [p for p in V.photos() if len(p.faces) > 1]
     refused = sum(isinstance(attempt(p.image), str) for p in groups)
@@ -170,25 +284,60 @@ def rows() -> list[tuple[str, str, str]]:
             "100 %",
         )
     )
+    tenth = [
+        attempt(V.second_face_at(V.framed(main, shape), donor, 0.10, position))
+        for main in found
+        if main.photo != donor.photo
+        for shape in V.FRAME_SHAPES
+        for position in V.POSITIONS
+    ]
+    refused_tenth = sum(isinstance(r, str) for r in tenth)
+    multiple = sum(r == "multiple_faces" for r in tenth)
+    out.append(
+        (
+            "a second face 10 % of the frame wide at 4 corners and 4 edges, square, 3:4 and 4:3 frames: "
+            "refused (as multiple faces / otherwise: the pasted face covers the main one's forehead)",
+            f"{percent(refused_tenth, len(tenth))} ({multiple} / {refused_tenth - multiple})",
+            "100 % when ≥ 10 % of the width",
+        )
+    )
 
     # fairness: recolours across the Monk scale
     for label, tones in MONK_GROUPS.items():
-        done = exposure_refusals = 0
+        done = exposure_refusals = withheld_tone = 0
         confidences: list[float] = []
+        shine_added: list[float] = []
         for face in found:
             for tone in tones:
-                result = attempt(V.recolour(face.image, face.box, V.monk_lab(tone)))
+                result = attempt(V.recolour_exposed(face.image, face.box, V.monk_lab(tone)))
                 if not isinstance(result, Analysis):
                     continue
                 done += 1
                 exposure_refusals += not result.gate("brightness").passed
+                withheld_tone += result.metric("ita").value is None
                 confidences.append(result.metric("ita").confidence)
+                shiny = attempt(
+                    V.highlight(V.recolour_exposed(face.image, face.box, V.monk_lab(tone)), face.box)
+                )
+                before, after = result.metric("shine").value, None
+                if isinstance(shiny, Analysis):
+                    after = shiny.metric("shine").value
+                if before is not None and after is not None:
+                    shine_added.append(after - before)
         mean = statistics.fmean(confidences) if confidences else 0.0
         out.append(
             (
-                f"{label} recolours: refused for exposure / mean ITA confidence",
-                f"{percent(exposure_refusals, done)} / {mean:.2f}",
+                f"{label} recolours (exposed, nothing clipped): refused for exposure / ITA withheld / mean ITA confidence",
+                f"{percent(exposure_refusals, done)} / {percent(withheld_tone, done)} / {mean:.2f}",
                 "0 % for 9-10; within 5 pp",
+            )
+        )
+        added = f"{statistics.fmean(shine_added):.1f} pp ({len(shine_added)})" if shine_added else "n/a"
+        out.append(
+            (
+                f"{label}: shine added by the same highlight on forehead and nose",
+                added,
+                "within 2 pp across groups",
             )
         )
     return out

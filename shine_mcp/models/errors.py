@@ -13,6 +13,7 @@ RejectionCode = Literal[
     "no_face",
     "multiple_faces",
     "face_cut_off",
+    "drawing",
 ]
 
 

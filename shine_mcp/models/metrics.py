@@ -8,6 +8,7 @@ from functools import cache
 from pathlib import Path
 
 from .colour import classify_ita, hue_angle, ita, ita_under_lighting
+from .illuminant import NO_REFERENCE, REFERENCE_WHITE_BALANCE_UNCERTAINTY, Illuminant, kelvin_hint
 from .measure import Measurements, RegionStats
 from .quality import margin
 from .report import Gate, Metric, MetricName, RegionName
@@ -21,6 +22,12 @@ MIN_REFERENCE_PIXELS = 120
 # Colour from a photo without a colour reference (grey card, white paper) in the frame: the camera's
 # exposure and white balance are unknown, so apparent colour is never reported as certain.
 NO_REFERENCE_CONFIDENCE = 0.5
+# With the whites of the eyes as a reference, ITA is corrected for the light's colour and its range
+# narrows, but the confidence stays capped as without one: the exposure stays unknown, the sclera's own
+# colour varies from person to person, and whether it can be told from the skin depends on the skin's
+# colour (near-grey skin, Monk 1-2 and 9-10, hides it), so a reference must not make one tone's reports
+# more confident than another's (issue 16: confidence within 5 points across Monk groups).
+REFERENCE_CONFIDENCE = NO_REFERENCE_CONFIDENCE
 # How far a phone's automatic exposure and white balance are commonly off on faces: +-25 % exposure,
 # +-15 % red/blue gain (about +-1000 K near daylight: 7500 K vs 6500 K is +25 % blue, -5 % red). ITA is reported as the range this allows.
 EXPOSURE_UNCERTAINTY = (0.8, 1.25)
@@ -34,12 +41,16 @@ SOFT_BANDS = {
     "sharpness": 1.5,
     "clipping": 3.0,
     "brightness": 10.0,
-    "colour": 5.0,
+    # The colour and skin_colour gates measure the skin's own chroma and hue: they withhold implausible
+    # colour, but a margin on them would lower confidence for the palest and darkest tones (Monk 1-3
+    # sit near hue 90, Monk 10 near chroma 4), which says nothing about how well the photo was taken.
+    "colour": 0.0,
     "uneven_lighting": 5.0,
     "head_roll": 10.0,
     "head_yaw": 10.0,
-    "skin_colour": 10.0,
+    "skin_colour": 0.0,
     "occlusion": 0.0,  # a count: a covered region withholds; none covered lowers nothing
+    "light": 0.0,  # found or not, the reference decides the ITA range, not a soft margin
 }
 
 
@@ -61,12 +72,13 @@ def _metric(
     base_confidence: float,
     details: dict[str, float | int | str] | None = None,
     note: str = "",
+    colour_cap: float = NO_REFERENCE_CONFIDENCE,
 ) -> Metric:
     blocking = [g for g in gates if name in g.blocks]
     limited = [g.name for g in blocking if not g.passed]
     confidence = base_confidence
     if name in COLOUR_METRICS:
-        confidence = min(confidence, NO_REFERENCE_CONFIDENCE)
+        confidence = min(confidence, colour_cap)
     for gate in blocking:
         confidence *= 0.6 + 0.4 * margin(gate, SOFT_BANDS[gate.name]) if gate.passed else 0.0
     withheld = bool(limited) or value is None
@@ -77,13 +89,25 @@ def _metric(
         unit=definition["unit"],
         confidence=0.0 if withheld else round(max(0.0, min(1.0, confidence)), 2),
         regions_used=list(regions),
-        limited_by=limited,  # type: ignore[arg-type]
+        limited_by=limited,
         explanation=definition["explanation"] + (f"; {note}" if note else ""),
         details={} if withheld else dict(details or {}),
     )
 
 
-def colour_metrics(m: Measurements, gates: list[Gate]) -> list[Metric]:
+def skin_lab(m: Measurements) -> tuple[float, float, float] | None:
+    """Mean CIELAB of the forehead, cheek and chin skin (neither clipped, shiny nor shadowed)."""
+    used = tuple(r for r in COLOUR_REGIONS if m.regions[r]["valid"] >= 30)
+    stats = m.combined(used) if used else None
+    if stats is None or stats["valid"] < MIN_COLOUR_PIXELS:
+        return None
+    lab = (stats.mean("sum_l"), stats.mean("sum_a"), stats.mean("sum_b"))
+    if lab[0] is None or lab[1] is None or lab[2] is None:
+        return None
+    return lab[0], lab[1], lab[2]
+
+
+def colour_metrics(m: Measurements, gates: list[Gate], light: Illuminant = NO_REFERENCE) -> list[Metric]:
     used = tuple(r for r in COLOUR_REGIONS if m.regions[r]["valid"] >= 30)
     stats = m.combined(used) if used else None
     enough = stats is not None and stats["valid"] >= MIN_COLOUR_PIXELS
@@ -104,18 +128,37 @@ def colour_metrics(m: Measurements, gates: list[Gate]) -> list[Metric]:
             _metric("hue_angle", None, gates, used, 0.0),
             _metric("ita", None, gates, used, 0.0),
         ]
-    angle = ita(lab[0], lab[2])
-    low, high = ita_under_lighting((lab[0], lab[1], lab[2]), EXPOSURE_UNCERTAINTY, WHITE_BALANCE_UNCERTAINTY)
+    apparent = (lab[0], lab[1], lab[2])
+    corrected = light.correct(apparent) if light.found else apparent
+    angle = ita(corrected[0], corrected[2])
+    balance = REFERENCE_WHITE_BALANCE_UNCERTAINTY if light.found else WHITE_BALANCE_UNCERTAINTY
+    low, high = ita_under_lighting(corrected, EXPOSURE_UNCERTAINTY, balance)
     cls = classify_ita(angle)
     lighter, darker = classify_ita(high).category, classify_ita(low).category
     details: dict[str, float | int | str] = {
         "ita_low": round(low, 2),
         "ita_high": round(high, 2),
-        "colour_reference": "none",
-        "lighting_uncertainty": "exposure -20 % to +25 %, white balance +-15 % red/blue, about +-1000 K (no colour reference in the photo)",
         "nearest_boundary_deg": cls.nearest_boundary_deg,
         "distance_to_boundary_deg": round(cls.distance_to_boundary_deg, 2),
     }
+    if light.found:
+        details |= {
+            "colour_reference": "whites of the eyes",
+            "light": kelvin_hint(light.gains),
+            "apparent_ita": round(ita(apparent[0], apparent[2]), 2),
+            "light_gain_red": round(light.gains[0], 4),
+            "light_gain_blue": round(light.gains[2], 4),
+            "lighting_uncertainty": "corrected for the light's colour seen on the whites of the eyes; "
+            "exposure -20 % to +25 %, white balance +-5 % red/blue",
+        }
+    else:
+        details |= {
+            "colour_reference": "none",
+            "lighting_uncertainty": "exposure -20 % to +25 %, white balance +-15 % red/blue, about +-1000 K "
+            "(no colour reference in the photo)",
+            "narrower_range": "a photo in even light, looking at the camera with your eyes open, lets the "
+            "whites of your eyes show the light's colour, which narrows this range",
+        }
     if lighter == darker:
         details["category"] = cls.category
     else:
@@ -123,7 +166,15 @@ def colour_metrics(m: Measurements, gates: list[Gate]) -> list[Metric]:
     return [
         *metrics,
         _metric("hue_angle", hue_angle(lab[1], lab[2]), gates, used, base),
-        _metric("ita", angle, gates, used, base, details),
+        _metric(
+            "ita",
+            angle,
+            gates,
+            used,
+            base,
+            details,
+            colour_cap=REFERENCE_CONFIDENCE if light.found else NO_REFERENCE_CONFIDENCE,
+        ),
     ]
 
 
@@ -200,5 +251,5 @@ def fine_scale(m: Measurements, gates: list[Gate]) -> list[Metric]:
     ]
 
 
-def all_metrics(m: Measurements, gates: list[Gate]) -> list[Metric]:
-    return [*colour_metrics(m, gates), redness(m, gates), shine(m, gates), *fine_scale(m, gates)]
+def all_metrics(m: Measurements, gates: list[Gate], light: Illuminant = NO_REFERENCE) -> list[Metric]:
+    return [*colour_metrics(m, gates, light), redness(m, gates), shine(m, gates), *fine_scale(m, gates)]

@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from . import illuminant
 from .assets import model_infos
 from .errors import ImageRejected
-from .face import INPUT_SIZE, Face, detect_faces
+from .face import INPUT_SIZE, Face, detect_faces, refine
 from .intake import IntakeResult, open_photo
 from .measure import measure
-from .metrics import all_metrics
-from .quality import evaluate_gates, frame_bright_end, gate_specs, head_pose
+from .metrics import all_metrics, skin_lab
+from .quality import evaluate_gates, frame_bright_end, gate_specs, head_pose, is_drawing
 from .regions import face_crop, region_masks
 from .report import Analysis, Box, FaceInfo, ImageInfo, Metric, Point, Withheld
 from .skin_type import Answers, infer_skin_type
@@ -27,13 +28,16 @@ NOTICE = (
 EDGE_TOLERANCE = 0.05  # BlazeFace boxes of whole faces near an edge overshoot it by a few percent
 WANTED_FACE_WIDTH = 190.0  # decoded face width that lets the normalised crop shrink, never enlarge
 # One person per photo: a second face this wide (share of the frame's width) is refused even when the
-# whole-frame detection (128 px input) misses it; a second pass looks at tiles half the frame's size.
-# 0.10 less the detector's box jitter. Measured (pasted faces, 4:3 frames both ways, 6 positions): 12 %
-# and wider always caught; 10 % in a portrait frame only about half the time (16 px in a tile).
-SECOND_FACE_MIN_WIDTH = 0.09
+# whole-frame detection (128 px input) misses it; a second pass looks at tiles 0.6 of the frame's width.
+# 0.10 less the detector's box jitter: a pasted face 10 % of the width measures 9.0-10.5 % in a tile.
+SECOND_FACE_MIN_WIDTH = 0.08
 SECOND_PASS_DETAIL = 2.0  # tiles are first box-reduced to no less than this many detector inputs wide
-SECOND_PASS_TILE = 0.6  # tile side, share of the frame's long side
-SECOND_PASS_OVERLAP = 0.2  # least overlap of neighbouring tiles, share of the long side
+# Tile side, share of the frame's WIDTH (what the 10 % is of): a face a tenth of the width is then 21 px
+# of the detector's 128 px input; BlazeFace finds faces from 18 px (pasted real faces, every anchor
+# offset) and misses most under 16. Tiles sized from the long side left such a face 16 px in a 3:4
+# portrait and missed 19 of 24 (issue 16); a portrait now takes 2 x 3 tiles (six runs), a 4:3 landscape 2 x 2.
+SECOND_PASS_TILE = 0.6
+SECOND_PASS_OVERLAP = 0.2  # least overlap of neighbouring tiles, share of the frame's width
 SECOND_PASS_SLACK = 0.02  # share of a tile step the overlap may fall short by, for whole-pixel tiles
 SECOND_PASS_SCORE = 0.7  # a main face half covered by a second one scores ~0.75 in a tile; checked on the set
 
@@ -96,10 +100,11 @@ def _overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float
 
 def second_pass_tiles(width: int, height: int) -> list[tuple[int, int, int, int]]:
     """(left, top, right, bottom) of the overlapping square tiles `other_faces` looks at: each
-    SECOND_PASS_TILE of the long side, neighbours overlapping by at least SECOND_PASS_OVERLAP of it
-    (less SECOND_PASS_SLACK of a step, so that rounding to whole pixels never adds a row of tiles)."""
-    side = max(1, round(SECOND_PASS_TILE * max(width, height)))
-    overlap = SECOND_PASS_OVERLAP * max(width, height)
+    SECOND_PASS_TILE of the width (no taller than the frame), neighbours overlapping by at least
+    SECOND_PASS_OVERLAP of the width (less SECOND_PASS_SLACK of a step, so that rounding to whole pixels
+    never adds a row of tiles)."""
+    side = max(1, min(round(SECOND_PASS_TILE * width), height))
+    overlap = min(SECOND_PASS_OVERLAP * width, side / 2)
 
     def starts(length: int) -> list[int]:
         if length <= side:
@@ -118,11 +123,11 @@ def other_faces(image: Image.Image, main: Face) -> list[Face]:
     """Faces at least SECOND_FACE_MIN_WIDTH of the frame wide that the whole-frame pass missed.
 
     The detector sees the frame shrunk to 128 px, where a face a tenth of the frame wide is ~13 px and
-    easily missed; here it looks again at overlapping square tiles 0.6 of the frame's long side (2 x 2
-    for a 4:3 photo), where the same face is 1.7 times as large. Tiles overlap by at least a fifth of
-    the long side, so a face up to that size lies whole in one of them; larger faces the whole-frame
-    pass already sees (25 px and more)."""
-    factor = max(1, int(SECOND_PASS_TILE * max(image.size) / (SECOND_PASS_DETAIL * INPUT_SIZE)))
+    easily missed; here it looks again at overlapping square tiles 0.6 of the frame's width (2 x 2 for
+    a 4:3 landscape, 2 x 3 for a 3:4 portrait), where such a face is 21 px. Tiles overlap by at least a
+    fifth of the width, so a face up to that size lies whole in one of them; larger faces the
+    whole-frame pass already sees (19 px and more in a portrait)."""
+    factor = max(1, int(SECOND_PASS_TILE * image.width / (SECOND_PASS_DETAIL * INPUT_SIZE)))
     small = image.reduce(factor) if factor > 1 else image
     sx, sy = image.width / small.width, image.height / small.height
     found: list[Face] = []
@@ -152,7 +157,8 @@ def locate_face(data: bytes, intake: IntakeResult) -> tuple[IntakeResult, Face]:
 
     A stage of its own so a caller (the MCP tool) can report progress and check for cancellation
     between decoding, finding the face and measuring."""
-    face = the_one_face(intake.image)
+    # the regions are placed from the keypoints: measure them again on the face alone (`refine`)
+    face = refine(intake.image, the_one_face(intake.image))
     if intake.scale < 1.0 and face.box[2] < WANTED_FACE_WIDTH:
         wanted_scale = min(1.0, WANTED_FACE_WIDTH / (face.box[2] / intake.scale))
         small = intake.image.size
@@ -198,10 +204,20 @@ def report_on_face(intake: IntakeResult, face: Face, answers: Answers | None = N
     crop = face_crop(intake.image, face)
     masks = region_masks(crop)
     measurements = measure(np.asarray(intake.to_srgb(crop.image)), masks)
+    if is_drawing(measurements, masks):
+        raise ImageRejected(
+            "drawing",
+            "this looks like a drawing or a cartoon, not a photo: Shine measures real skin, so send a "
+            "photo of your face taken with a camera",
+        )
     original_face = face.scaled(1.0 / intake.scale, 1.0 / intake.scale)
     frame_bright = frame_bright_end(intake.image)
-    gates = evaluate_gates(intake.original_size, original_face, crop, measurements, masks, frame_bright)
-    metrics = all_metrics(measurements, gates)
+    skin = skin_lab(measurements)
+    light = illuminant.estimate(crop, measurements.lab, skin) if skin else illuminant.NO_REFERENCE
+    gates = evaluate_gates(
+        intake.original_size, original_face, crop, measurements, masks, frame_bright, light
+    )
+    metrics = all_metrics(measurements, gates, light)
     shine = next(m for m in metrics if m.name == "shine")
     roll, yaw = head_pose(crop)
     x, y, w, h = original_face.box

@@ -13,6 +13,7 @@ from PIL import Image
 
 from .colour import srgb_to_lab
 from .face import Face
+from .illuminant import NO_REFERENCE, Illuminant
 from .measure import Measurements
 from .regions import CROP_SIZE, EYE_CENTRE, EYE_DISTANCE, REGIONS, FaceCrop
 from .report import Gate
@@ -24,9 +25,15 @@ SKIN_REGIONS = ("forehead", "right_cheek", "left_cheek", "chin")
 EAR_WIDTH_OVER_DEPTH = 0.65
 NOSE_DEPTH_OVER_EYES = 0.4
 FRAME_SAMPLE_SIDE = 160  # px: the exposure of the frame needs no detail
-# CIELAB hue of skin under daylight is ~40-70 degrees for every tone (Xiao 2017; Del Bino 2006); a
-# residual white-balance error of a camera moves it by up to ~15: outside this the light decides.
+# CIELAB hue of skin under daylight is ~40-70 degrees for most people (Xiao 2017; Del Bino 2006); a
+# residual white-balance error of a camera moves it by up to ~15: outside this the light decides. A
+# range to 100 (for the Monk 3-4 swatches at 89) let a third more blue-lit faces through; near-grey skin
+# is kept inside by HUE_NOISE_AB instead.
 SKIN_HUE_RANGE = (25.0, 90.0)
+# a*b* units: a colour this close to the hue range is inside it within noise (a few JPEG levels move a
+# near-grey cheek's hue by tens of degrees but its a*, b* by about one unit; Monk 1-2 and 9-10 have
+# C* 4-8, Monk 3-4 sit at hue 89 with C* 14-18)
+HUE_NOISE_AB = 1.0
 MIN_REGION_PIXELS = 60
 FLAT_SPREAD_L = 1.0  # L* between the 10th and 90th percentile: real skin always shades more than this
 CLIPPED_L = 98.0  # blown-out pixels are flat too; the clipping gate speaks for them
@@ -37,6 +44,15 @@ OUTLIER_WEIGHTS = np.array([0.5, 1.0, 1.0])  # lightness varies with the face's 
 FEATURE_EYE = (0.3, 0.45, 0.2)
 FEATURE_LIPS = (0.4, 0.15)
 FEATURE_MIN_CONTRAST = 8.0  # L*: a window flatter than this shows no edge to judge focus by
+# A drawing, not a photo: skin in a photo always varies from pixel to pixel (pores, shading, sensor
+# noise, JPEG); a drawn face is filled flat. Share of unclipped skin-region pixels whose 3 x 3
+# neighbourhood varies by less than FLAT_PIXEL_SD L*: the faces of the validation set measure 0.0-0.36
+# (0.53 on Monk 1 recolours, whose brightest skin has clipped), drawn and line-art faces 0.6-0.99.
+FLAT_PIXEL_SD = 0.15
+DRAWING_FLAT_SHARE = 0.58
+# A region this much of flat pixels is covered in part (a card, a plaster): regions of the validation
+# faces measure at most 0.54, a white card or a flat skin-coloured patch over a cheek 0.35-1.0.
+COVERED_FLAT_SHARE = 0.6
 
 
 @dataclass(frozen=True)
@@ -91,16 +107,24 @@ def sharpness(m: Measurements) -> float:
     return max(0.0, s["sum_lap2"] / s["fine"] - mean * mean)
 
 
+def _focus_points(crop: FaceCrop) -> tuple[dict[str, tuple[float, float]], float]:
+    """The keypoints the sharpness windows are placed from, and their eye distance in crop pixels: the
+    whole-frame pass's, which the 6.5 px limit was calibrated on (`face.refine`)."""
+    points = crop.focus_keypoints or crop.keypoints
+    (rx, ry), (lx, ly) = points["right_eye"], points["left_eye"]
+    return points, max(float(np.hypot(lx - rx, ly - ry)), 1.0)
+
+
 def _feature_windows(crop: FaceCrop) -> list[tuple[float, float, float, float]]:
     """(left, top, right, bottom) around each eye with its brow, and around the lips, in crop pixels."""
-    d = EYE_DISTANCE
+    points, d = _focus_points(crop)
     windows = []
     for name in ("right_eye", "left_eye"):
-        x, y = crop.keypoints[name]
+        x, y = points[name]
         windows.append(
             (x - FEATURE_EYE[0] * d, y - FEATURE_EYE[1] * d, x + FEATURE_EYE[0] * d, y + FEATURE_EYE[2] * d)
         )
-    x, y = crop.keypoints["mouth_center"]
+    x, y = points["mouth_center"]
     windows.append(
         (x - FEATURE_LIPS[0] * d, y - FEATURE_LIPS[1] * d, x + FEATURE_LIPS[0] * d, y + FEATURE_LIPS[1] * d)
     )
@@ -140,7 +164,8 @@ def edge_width(crop: FaceCrop, m: Measurements) -> float:
         if contrast < FEATURE_MIN_CONTRAST:
             continue
         widths.append(contrast / max(float(np.percentile(steep, 99)), 1e-6))
-    return float(np.median(widths)) if widths else float(CROP_SIZE)
+    # in the units of a crop whose eyes are EYE_DISTANCE apart by the focus keypoints, as calibrated
+    return float(np.median(widths)) * EYE_DISTANCE / _focus_points(crop)[1] if widths else float(CROP_SIZE)
 
 
 def frame_bright_end(image: Image.Image) -> float:
@@ -166,13 +191,31 @@ def skin_hue_inside(m: Measurements) -> float:
     if chroma < gate_specs()["colour"].threshold:
         return SKIN_HUE_RANGE[1] - SKIN_HUE_RANGE[0]
     hue = math.degrees(math.atan2(b, a))
-    return min(hue - SKIN_HUE_RANGE[0], SKIN_HUE_RANGE[1] - hue)
+    inside = min(hue - SKIN_HUE_RANGE[0], SKIN_HUE_RANGE[1] - hue)
+    near = chroma * math.sin(math.radians(min(-inside, 90.0))) < HUE_NOISE_AB
+    if inside < 0.0 and near and b > 0.0:  # skin of every tone is yellower than grey (b* > 0)
+        return 0.0  # near-grey skin (Monk 1-2, 9-10): its hue swings with noise, its colour does not
+    return inside
+
+
+def flat_pixels(m: Measurements) -> np.ndarray:
+    """bool [H, W]: pixels whose 3 x 3 neighbourhood varies by less than FLAT_PIXEL_SD L* (the crop's
+    border, which has no full neighbourhood, is never flat)."""
+    lum = m.lab[..., 0].astype(np.float64)
+    shifted = np.stack(
+        [lum[dy : lum.shape[0] - 2 + dy, dx : lum.shape[1] - 2 + dx] for dy in range(3) for dx in range(3)]
+    )
+    flat = np.zeros(lum.shape, dtype=bool)
+    flat[1:-1, 1:-1] = shifted.std(axis=0) < FLAT_PIXEL_SD
+    return flat
 
 
 def covered_regions(m: Measurements, masks: np.ndarray) -> list[str]:
     """Skin regions that measure a cover rather than skin: a flat uniform patch (paper, a plaster, a
-    sticker: skin always has shading and texture) or a colour far from every other region's."""
+    sticker: skin always has shading and texture), a region mostly of flat pixels (a cover over part of
+    it, whose edge with the skin hides it from the spread), or a colour far from every other region's."""
     lab = m.lab
+    flat = flat_pixels(m)
     index = {name: i for i, name in enumerate(REGIONS)}
     stats: dict[str, tuple[np.ndarray, float]] = {}
     for name in SKIN_REGIONS:
@@ -183,6 +226,11 @@ def covered_regions(m: Measurements, masks: np.ndarray) -> list[str]:
         spread = float(np.percentile(pixels[:, 0], 90) - np.percentile(pixels[:, 0], 10))
         stats[name] = (np.median(pixels, axis=0), spread)
     covered = [name for name, (_, spread) in stats.items() if spread < FLAT_SPREAD_L]
+    for name in SKIN_REGIONS:
+        region = masks[index[name]] > 0.5
+        enough = name not in covered and region.sum() >= MIN_REGION_PIXELS
+        if enough and float(flat[region].mean()) >= COVERED_FLAT_SHARE:
+            covered.append(name)
     for name, (colour, _) in stats.items():
         others = [c for other, (c, _) in stats.items() if other != name and other not in covered]
         if len(others) < 2:
@@ -191,6 +239,21 @@ def covered_regions(m: Measurements, masks: np.ndarray) -> list[str]:
         if distances[0] > OUTLIER_DELTA_E and name not in covered:
             covered.append(name)
     return covered
+
+
+def flat_share(m: Measurements, masks: np.ndarray) -> float:
+    """Share of the forehead, cheek and chin pixels (unclipped) whose 3 x 3 neighbourhood is flat: near
+    0 on photographed skin, most of the face on a drawing."""
+    flat = flat_pixels(m)
+    index = [REGIONS.index(name) for name in SKIN_REGIONS]
+    skin = (masks[index].max(axis=0) > 0.5) & (m.lab[..., 0] < CLIPPED_L)
+    skin[[0, -1], :] = False
+    skin[:, [0, -1]] = False
+    return float(flat[skin].mean()) if skin.sum() >= MIN_REGION_PIXELS else 0.0
+
+
+def is_drawing(m: Measurements, masks: np.ndarray) -> bool:
+    return flat_share(m, masks) >= DRAWING_FLAT_SHARE
 
 
 def cheek_difference(m: Measurements) -> float:
@@ -207,6 +270,7 @@ def evaluate_gates(
     m: Measurements,
     masks: np.ndarray,
     frame_bright: float,
+    light: Illuminant = NO_REFERENCE,
 ) -> list[Gate]:
     """Every gate, passed or not, with its measured value: the report shows all of them."""
     roll, yaw = head_pose(crop)
@@ -223,6 +287,7 @@ def evaluate_gates(
         "head_yaw": abs(yaw),
         "skin_colour": skin_hue_inside(m),
         "occlusion": float(len(covered_regions(m, masks))),
+        "light": light.correctable_margin,
     }
     gates = []
     for name, spec in gate_specs().items():

@@ -46,6 +46,8 @@ class FaceCrop:
     scale: float  # source pixels per crop pixel
     roll_deg: float
     keypoints: dict[str, tuple[float, float]]  # in crop coordinates
+    # where the whole-frame detection put them, in crop coordinates: the sharpness gate's windows
+    focus_keypoints: dict[str, tuple[float, float]] | None = None
 
 
 def _affine(face: Face) -> tuple[float, float, float, float, float, float, float, float]:
@@ -83,11 +85,15 @@ def face_crop(image: Image.Image, face: Face) -> FaceCrop:
     src_y = d * grid_x + e * grid_y + f
     inside = (src_x >= 0) & (src_x < image.width) & (src_y >= 0) & (src_y < image.height)
     det = a * e - b * d
-    keypoints = {}
-    for name, (px, py) in face.keypoints.items():
-        ux, uy = px - c, py - f
-        keypoints[name] = ((e * ux - b * uy) / det, (-d * ux + a * uy) / det)
-    return FaceCrop(crop, inside, s, roll, keypoints)
+
+    def to_crop(points: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        return {
+            name: ((e * (px - c) - b * (py - f)) / det, (-d * (px - c) + a * (py - f)) / det)
+            for name, (px, py) in points.items()
+        }
+
+    focus = to_crop(face.whole_frame_keypoints) if face.whole_frame_keypoints else None
+    return FaceCrop(crop, inside, s, roll, to_crop(face.keypoints), focus)
 
 
 def _ellipse(cx: float, cy: float, rx: float, ry: float) -> np.ndarray:
@@ -115,5 +121,5 @@ def region_masks(crop: FaceCrop) -> np.ndarray:
     top = ey + 0.1 * d
     nose = _ellipse(nx, (top + ny) / 2, 0.1 * d, max((ny - top) / 2, 0.1 * d))
     chin = _ellipse(mx, my + 0.42 * d, 0.25 * d, 0.12 * d)
-    masks = np.stack([forehead, right_cheek, left_cheek, nose, chin]) & crop.inside
+    masks: np.ndarray = np.stack([forehead, right_cheek, left_cheek, nose, chin]) & crop.inside
     return masks.astype(np.float32)

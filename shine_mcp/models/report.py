@@ -32,6 +32,7 @@ GateName = Literal[
     "head_yaw",
     "skin_colour",
     "occlusion",
+    "light",
 ]
 RegionName = Literal["forehead", "right_cheek", "left_cheek", "nose", "chin"]
 

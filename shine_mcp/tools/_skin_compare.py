@@ -57,7 +57,37 @@ def uncertainty(metric: Metric) -> float:
         spec["rms"] * spec["calibration_confidence"],
         spec.get("real_faces_rms", 0.0) * spec.get("real_faces_confidence", 0.0),
     )
-    return max(at_full_confidence / confidence, spec.get("floor", 0.0))
+    return float(max(at_full_confidence / confidence, spec.get("floor", 0.0)))
+
+
+def through_formula(analysis: Analysis, name: MetricName) -> float:
+    """ITA's or hue's standard uncertainty carried from the same-photo noise of L*, a* and b* on the
+    outside faces through the metric's formula at the measured colour; 0 for other metrics.
+
+    ITA = atan((L* - 50) / b*) and hue = atan(b* / a*) turn steep where the colour is pale in chroma: at
+    L* 53, b* 8 one unit of L* moves ITA by 6 degrees, so a flat figure measured on typical faces (1 degree
+    per unit) would call a re-compression of the same photo a change (issue 16)."""
+    if name not in ("ita", "hue_angle"):
+        return 0.0
+    lab = [analysis.metric(n) for n in ("lab_l", "lab_a", "lab_b")]
+    if any(m.value is None for m in lab):
+        return 0.0
+    data = repeatability()
+    sigma = []
+    for m in lab:
+        spec = data["metrics"][m.name]
+        sigma.append(
+            spec["real_faces_rms"] * spec["real_faces_confidence"] / max(m.confidence, data["min_confidence"])
+        )
+    light, red, yellow = (float(m.value or 0.0) for m in lab)
+    if name == "ita":
+        rise, run, (s_rise, s_run) = light - 50.0, yellow, (sigma[0], sigma[2])
+    else:
+        rise, run, (s_rise, s_run) = yellow, red, (sigma[2], sigma[1])
+    squared = rise * rise + run * run
+    if squared < 1e-6:
+        return 0.0
+    return math.degrees(math.hypot(run * s_rise, rise * s_run) / squared)
 
 
 def _withheld_why(metric: Metric, which: str) -> str:
@@ -66,7 +96,8 @@ def _withheld_why(metric: Metric, which: str) -> str:
     return f"withheld in the {which} photo (too little clear skin)"
 
 
-def metric_change(before: Metric, after: Metric) -> MetricChange:
+def metric_change(before: Metric, after: Metric, least: tuple[float, float] = (0.0, 0.0)) -> MetricChange:
+    """`least`: each value's uncertainty is at least this (see `through_formula`)."""
     if before.value is None or after.value is None:
         reasons = [_withheld_why(m, w) for m, w in ((before, "before"), (after, "after")) if m.value is None]
         return MetricChange(
@@ -81,7 +112,7 @@ def metric_change(before: Metric, after: Metric) -> MetricChange:
         )
     change = after.value - before.value
     k = repeatability()["coverage_factor"]
-    band = k * math.hypot(uncertainty(before), uncertainty(after))
+    band = k * math.hypot(max(uncertainty(before), least[0]), max(uncertainty(after), least[1]))
     verdict: Verdict = "no_meaningful_change"
     if abs(change) > band:
         verdict = "increased" if change > 0 else "decreased"
@@ -148,6 +179,11 @@ def differences(before: Analysis, after: Analysis) -> list[str]:
 
 
 def compare(before: Analysis, after: Analysis) -> ComparisonResult:
-    changes = [metric_change(b, after.metric(b.name)) for b in before.metrics]
+    changes = [
+        metric_change(
+            b, after.metric(b.name), (through_formula(before, b.name), through_formula(after, b.name))
+        )
+        for b in before.metrics
+    ]
     notes = differences(before, after)
     return ComparisonResult(changes=changes, weak=bool(notes), notes=notes)

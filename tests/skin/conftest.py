@@ -16,8 +16,8 @@ import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
+from shine_mcp.auth.identity import identity_meta
 from shine_mcp.config import Settings
-from shine_mcp.identity import identity_meta
 from shine_mcp.integrations.image_fetch import ImageFetcher
 from shine_mcp.integrations.public_http import AddressPolicy
 from shine_mcp.services import Services

@@ -10,12 +10,12 @@ from pathlib import Path
 from mcp import Client
 from PIL import Image
 
+from shine_mcp.clock import utcnow
 from shine_mcp.config import Settings
 from shine_mcp.models import NOTICE, Analysis
 from shine_mcp.models.assets import model_infos
 from shine_mcp.services import Services
 from shine_mcp.store import chat
-from shine_mcp.store.tables import utcnow
 
 from .conftest import b64, call, call_error, count, data_url, encode, web_user
 

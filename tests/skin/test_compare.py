@@ -77,6 +77,31 @@ def test_three_dark_spots_more_are_within_the_noise_but_four_are_not(base: Analy
         assert change.verdict == verdict, (extra, change.uncertainty)
 
 
+def with_colour(analysis: Analysis, values: dict[str, float]) -> Analysis:
+    metrics = [
+        m.model_copy(update={"value": values[m.name]}) if m.name in values else m for m in analysis.metrics
+    ]
+    return analysis.model_copy(update={"metrics": metrics})
+
+
+def test_a_re_compression_of_a_pale_chroma_face_is_no_ita_change_but_the_same_shift_elsewhere_is(
+    base: Analysis,
+) -> None:
+    """Measured on the outside face faceapi-2#2 (L* 53, b* 8: ITA is steep there) and its JPEG q50 copy:
+    L* 52.94 -> 51.97 and b* 8.34 -> 7.69 moved ITA 19.4 -> 14.4 degrees. Near L* 50 with little b* one
+    unit of L* moves ITA by 6 degrees, so the same retake noise in L* and b* must widen ITA's band there;
+    a 7-degree ITA change on a typical face (L* 65, b* 18: 1-2 degrees per unit) is still a change."""
+    pale_before = with_colour(base, {"lab_l": 52.94, "lab_a": 1.99, "lab_b": 8.34, "ita": 19.41})
+    pale_after = with_colour(base, {"lab_l": 51.97, "lab_a": 2.89, "lab_b": 7.69, "ita": 14.37})
+    ita = next(c for c in compare(pale_before, pale_after).changes if c.name == "ita")
+    assert ita.verdict == "no_meaningful_change", ita.uncertainty
+
+    typical_before = with_colour(base, {"lab_l": 65.0, "lab_a": 12.0, "lab_b": 18.0, "ita": 39.81})
+    typical_after = with_colour(base, {"lab_l": 62.0, "lab_a": 12.0, "lab_b": 18.6, "ita": 32.83})
+    ita = next(c for c in compare(typical_before, typical_after).changes if c.name == "ita")
+    assert ita.verdict == "decreased", ita.uncertainty
+
+
 def test_different_models_make_a_comparison_weak(base: Analysis) -> None:
     models = [
         ModelInfo.model_validate({**m.model_dump(), "sha256": "0" * 64}) if m.name == "skin_metrics" else m

@@ -8,8 +8,8 @@ import pytest
 from mcp import Client
 from PIL import Image
 
+from shine_mcp.auth.identity import identity_meta
 from shine_mcp.config import Settings
-from shine_mcp.identity import identity_meta
 from shine_mcp.models import analyze
 from shine_mcp.services import Services
 from tests.models.conftest import add_cheek_redness, scaled_exposure

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from shine_mcp.clock import utcnow
 from shine_mcp.config import Settings
 from shine_mcp.store import skin_reports as store
 from shine_mcp.store.db import Database, open_database
 from shine_mcp.store.photos import PhotoStore, user_folder
 from shine_mcp.store.skin_reports import SkinReportRecord
-from shine_mcp.store.tables import utcnow
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

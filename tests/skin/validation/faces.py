@@ -28,6 +28,7 @@ class Photo:
     image: Image.Image
     faces: tuple[Box, ...]
     light: str
+    profile: tuple[int, ...] = ()  # 1-based numbers of the faces seen from the side (manifest `profile`)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class OneFace:
     photo: str
     image: Image.Image
     box: Box
+    frontal: bool = True  # False for a face seen from the side (the detector is for frontal faces)
 
 
 @cache
@@ -46,7 +48,8 @@ def photos() -> tuple[Photo, ...]:
     out = []
     for p in fetcher.manifest()["photos"]:
         image = Image.open(fetcher.photo_path(p, cache_dir)).convert("RGB")
-        out.append(Photo(p["id"], image, tuple(tuple(map(float, f)) for f in p["faces"]), p["light"]))  # type: ignore[misc]
+        faces = tuple(tuple(map(float, f)) for f in p["faces"])
+        out.append(Photo(p["id"], image, faces, p["light"], tuple(p.get("profile", ()))))  # type: ignore[arg-type]
     return tuple(out)
 
 
@@ -76,7 +79,8 @@ def one_faces() -> tuple[OneFace, ...]:
             left = min(max(0.0, cx - side / 2), image.width - side)
             top = min(max(0.0, cy - side / 2), image.height - side)
             crop = image.crop((round(left), round(top), round(left + side), round(top + side)))
-            out.append(OneFace(f"{photo.id}#{i + 1}", photo.id, crop, (x - left, y - top, w, h)))
+            box = (x - left, y - top, w, h)
+            out.append(OneFace(f"{photo.id}#{i + 1}", photo.id, crop, box, i + 1 not in photo.profile))
     return tuple(out)
 
 
@@ -141,6 +145,41 @@ def recolour(image: Image.Image, box: Box, target_lab: np.ndarray) -> Image.Imag
     moved = lab + shift * mask[..., None]
     rgb = lab_to_srgb(moved)
     return Image.fromarray((rgb * 255.0).round().astype(np.uint8))
+
+
+def recolour_exposed(image: Image.Image, box: Box, target_lab: np.ndarray) -> Image.Image:
+    """The face's skin given the median colour `target_lab` without leaving the gamut, then exposed as a
+    camera exposes a face. Lightness is scaled rather than shifted (shadows stay proportionally darker)
+    and the a*, b* shift is scaled down in shadows (dark skin in shadow has little chroma), where a flat
+    Lab shift pushed the shadows of Monk 9-10 to black and their chroma out of gamut; when the skin's
+    brightest 1 % would still pass 97 % of full scale (Monk 1-3 sit at L* 92-94, so their shaded
+    highlights pass white) the whole photo is darkened in linear light. The fairness checks compare
+    well-exposed photos of every tone; a blown-out face is refused whatever its tone."""
+    mask = skin_mask(image, box)
+    lab = srgb_to_lab(np.asarray(image, dtype=np.float64) / 255.0)
+    median = skin_median(image, box)
+    target = np.asarray(target_lab)
+    relative = np.clip(lab[..., 0] / max(float(median[0]), 1.0), 0.0, 1.0)
+    moved = lab.copy()
+    moved[..., 0] = lab[..., 0] * (1.0 + mask * (target[0] / max(float(median[0]), 1.0) - 1.0))
+    for axis in (1, 2):
+        moved[..., axis] = lab[..., axis] + mask * relative * (target[axis] - median[axis])
+    fy = (moved[..., 0] + 16.0) / 116.0
+    f = np.stack([fy + moved[..., 1] / 500.0, fy, fy - moved[..., 2] / 200.0], axis=-1)
+    xyz = np.where(f**3 > LAB_EPSILON, f**3, (f - LAB_OFFSET) / LAB_SLOPE) * D65_WHITE
+    linear = np.clip(xyz @ np.linalg.inv(SRGB_TO_XYZ).T, 0.0, None)
+    bright = float(np.percentile(linear[mask > 0.5].max(axis=-1), 99))
+    return from_linear(linear * min(1.0, 0.97 / max(bright, 1e-6)))
+
+
+def highlight(image: Image.Image, box: Box, strength: float = 0.25) -> Image.Image:
+    """A specular highlight on the forehead and the nose: the light's own colour (white) added in linear
+    light, as a shiny film reflects it, the same amount on every skin tone (dichromatic model)."""
+    x, y, w, h = box
+    yy, xx = np.mgrid[0 : image.height, 0 : image.width].astype(np.float64)
+    spots = ((x + 0.5 * w, y + 0.22 * h, 0.16 * w, 0.07 * h), (x + 0.5 * w, y + 0.55 * h, 0.05 * w, 0.1 * h))
+    film = sum(np.exp(-(((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2)) for cx, cy, rx, ry in spots)
+    return from_linear(to_linear(image) + strength * np.asarray(film)[..., None])
 
 
 def kelvin_rgb(kelvin: float) -> np.ndarray:
@@ -253,3 +292,42 @@ def sensor_noise(image: Image.Image, sd: float, seed: int = 1) -> Image.Image:
     rng = np.random.default_rng(seed)
     noisy = np.asarray(image, dtype=np.float64) + rng.normal(0.0, sd, (image.height, image.width, 3))
     return Image.fromarray(np.clip(noisy, 0.0, 255.0).round().astype(np.uint8))
+
+
+# Where `second_face_at` pastes a face: (horizontal, vertical) share of the free room left of / above it.
+POSITIONS: dict[str, tuple[float, float]] = {
+    "top-left": (0.0, 0.0),
+    "top": (0.5, 0.0),
+    "top-right": (1.0, 0.0),
+    "left": (0.0, 0.5),
+    "right": (1.0, 0.5),
+    "bottom-left": (0.0, 1.0),
+    "bottom": (0.5, 1.0),
+    "bottom-right": (1.0, 1.0),
+}
+FRAME_SHAPES: dict[str, tuple[int, int]] = {"square": (1, 1), "portrait": (3, 4), "landscape": (4, 3)}
+
+
+def framed(face: OneFace, shape: str, fill: tuple[int, int, int] = (118, 110, 102)) -> Image.Image:
+    """The one-face photo centred in a `shape` frame (square, 3:4 portrait or 4:3 landscape) as wide or
+    as tall as it."""
+    side = face.image.width
+    across, down = FRAME_SHAPES[shape]
+    size = (side, side * down // across) if down >= across else (side * across // down, side)
+    frame = Image.new("RGB", size, fill)
+    frame.paste(face.image, ((size[0] - side) // 2, (size[1] - side) // 2))
+    return frame
+
+
+def second_face_at(image: Image.Image, other: OneFace, width_fraction: float, position: str) -> Image.Image:
+    """Paste `other`'s face (with a margin of its surroundings) so the face is `width_fraction` of the
+    frame's width, at one of POSITIONS: a corner or the middle of an edge."""
+    x, y, w, h = other.box
+    pad = 0.6 * w
+    face = other.image.crop((int(x - pad), int(y - pad), int(x + w + pad), int(y + h + pad)))
+    scale = width_fraction * image.width / w
+    face = face.resize((max(1, round(face.width * scale)), max(1, round(face.height * scale))))
+    across, down = POSITIONS[position]
+    out = image.copy()
+    out.paste(face, (round(across * (image.width - face.width)), round(down * (image.height - face.height))))
+    return out
