@@ -21,12 +21,13 @@ from sqlalchemy import bindparam, text, update
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import col
 
+from shine_mcp.clock import utcnow
 from shine_mcp.config import Settings
 from shine_mcp.integrations.payments import sign_payload
 from shine_mcp.orders.service import simulated_webhook_secret
 from shine_mcp.services import Services
 from shine_mcp.store.orders import Order, OrderLine, insert_order
-from shine_mcp.store.tables import Product, ProductVariant, default_variant_id, utcnow
+from shine_mcp.store.tables import Product, ProductVariant, default_variant_id
 
 SHINE = str(Path(sys.executable).parent / "shine")
 SECRET_KEY = (

@@ -322,6 +322,32 @@ class Settings(BaseSettings):
             "catalog price)."
         ),
     )
+    premium_monthly_price_minor: int = Field(
+        default=799,
+        ge=0,
+        validation_alias="SHINE_PREMIUM_MONTHLY_PRICE_MINOR",
+        description="Price of the monthly premium membership, in minor units of SHINE_PREMIUM_CURRENCY (799: $7.99).",
+    )
+    premium_yearly_price_minor: int = Field(
+        default=7900,
+        ge=0,
+        validation_alias="SHINE_PREMIUM_YEARLY_PRICE_MINOR",
+        description="Price of the yearly premium membership, in minor units (7900: $79.00, about two months free).",
+    )
+    premium_currency: str = Field(
+        default="USD",
+        min_length=3,
+        max_length=3,
+        validation_alias="SHINE_PREMIUM_CURRENCY",
+        description="ISO 4217 currency of the premium membership prices.",
+    )
+    premium_member_discount_percent: int = Field(
+        default=10,
+        ge=0,
+        le=90,
+        validation_alias="SHINE_PREMIUM_MEMBER_DISCOUNT_PERCENT",
+        description="Member prices: percent off every one-off checkout for a premium member (0: none).",
+    )
     affiliate_links: dict[str, dict[str, str]] = Field(
         default={},
         validation_alias="SHINE_AFFILIATE_LINKS",

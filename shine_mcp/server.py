@@ -39,7 +39,9 @@ from shine_mcp.tools import browse as browse_tools
 from shine_mcp.tools import catalog as catalog_tools
 from shine_mcp.tools import checkout as checkout_tools
 from shine_mcp.tools import ingredients as ingredient_tools
+from shine_mcp.tools import membership as membership_tools
 from shine_mcp.tools import profile as profile_tools
+from shine_mcp.tools import progress as progress_tools
 from shine_mcp.tools import skin as skin_tools
 from shine_mcp.tools import subscriptions as subscription_tools
 from shine_mcp.vocabulary import meaning_among
@@ -210,6 +212,8 @@ def build_server(
     advice_tools.register(server, services)
     checkout_tools.register(server, services)
     subscription_tools.register(server, services)
+    membership_tools.register(server, services)
+    progress_tools.register(server, services)
     browse_tools.register(server, services)
     catalog_resources.register(server, services)
     prompts.register(server, services)

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 import anyio
 
 from shine_mcp.config import Settings
+from shine_mcp.observers import Observers
 from shine_mcp.store.catalog import ensure_demo_catalog
 from shine_mcp.store.db import Database, open_database
 
@@ -30,6 +31,7 @@ class Services:
         # Decoding a photo holds tens of MB: every decode (analyze_skin, chat uploads) waits its turn here,
         # one per core, so concurrent uploads queue instead of multiplying the memory they hold.
         self.analysis_limiter = anyio.CapacityLimiter(max(1, os.cpu_count() or 1))
+        self.observers = Observers()  # outcomes for the web shell's metrics
 
     @property
     def db(self) -> Database:
@@ -39,6 +41,7 @@ class Services:
 
     async def _start(self) -> None:
         self._db = await open_database(self.settings)
+        self.observers.database_opened(self._db)
         if self.settings.load_demo_catalog:
             async with self._db.one_process_at_a_time():  # workers starting together load it once
                 loaded = await ensure_demo_catalog(self._db)

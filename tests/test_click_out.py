@@ -17,12 +17,13 @@ from sqlmodel import col, select
 from agent.cards import product_card
 from shine_mcp.auth.accounts import upsert_user
 from shine_mcp.auth.sessions import cookie_name, create_session
+from shine_mcp.clock import utcnow
 from shine_mcp.config import Settings
 from shine_mcp.integrations.google import VerifiedPerson
 from shine_mcp.store.catalog import get_product, get_variants, upsert_products
 from shine_mcp.store.importers import read_catalog
 from shine_mcp.store.search import SearchFilters, search_products
-from shine_mcp.store.tables import Click, ProductVariant, utcnow
+from shine_mcp.store.tables import Click, ProductVariant
 from tests.checkout.conftest import CLEANSER, SERUM, Shop, in_own_task, open_shop, shop_settings
 from web_shell.chat import chat_cookie_name, chat_token
 

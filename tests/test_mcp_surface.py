@@ -16,10 +16,10 @@ from mcp.types import (
     TextContent,
 )
 
+from shine_mcp.auth.identity import Caller, identity_meta
 from shine_mcp.auth.policy import ADMIN, READ, SHOP
 from shine_mcp.auth.toolsets import MERCHANT_TOOLS, toolset_of, toolsets_for
 from shine_mcp.config import Settings
-from shine_mcp.identity import Caller, identity_meta
 from shine_mcp.server import build_server
 from shine_mcp.services import Services
 from shine_mcp.vocabulary import CATEGORIES, CONCERNS, SKIN_TYPES

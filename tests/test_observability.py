@@ -178,3 +178,35 @@ def test_shine_serve_writes_json_lines_with_request_ids(data_dir: Path) -> None:
     assert any(line["request_id"] == "json-serve-1" and "/healthz" in line["message"] for line in lines), (
         lines
     )
+
+
+async def test_metrics_count_skin_analyses_by_outcome_and_failed_photo_check(shine: str) -> None:
+    import base64
+
+    import matplotlib
+    import skimage
+
+    def data_url(path: Path, media: str) -> str:
+        return f"data:{media};base64," + base64.b64encode(path.read_bytes()).decode()
+
+    face = data_url(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg", "image/jpeg")
+    cat = data_url(Path(skimage.__file__).parent / "data" / "chelsea.png", "image/png")
+    with anyio.fail_after(120):
+        async with (
+            httpx2.AsyncClient(timeout=120) as http,
+            Client(streamable_http_client(f"{shine}/mcp", http_client=http)) as client,
+        ):
+            reported = await client.call_tool("analyze_skin", {"image": face})
+            refused = await client.call_tool("analyze_skin", {"image": cat})
+    assert not reported.is_error and refused.is_error
+    assert reported.structured_content is not None
+    failed = [g["name"] for g in reported.structured_content["gates"] if not g["passed"]]
+
+    async with httpx.AsyncClient() as http:
+        scraped = (await http.get(f"{shine}/metrics")).text
+    analyses = samples(scraped, "shine_skin_analyses_total")
+    assert analyses.pop(frozenset({("outcome", "reported")})) == 1
+    ((labels, count),) = analyses.items()  # the cat: refused with its code (no face found)
+    assert count == 1 and dict(labels)["outcome"] != "reported"
+    checks = samples(scraped, "shine_skin_failed_photo_checks_total")
+    assert checks == {frozenset({("gate", name)}): 1 for name in failed}

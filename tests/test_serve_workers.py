@@ -1,5 +1,5 @@
 """`shine serve --workers 2` on a fresh PostgreSQL database: both workers migrate, load the catalog and
-start without tripping over each other, and the port answers from them."""
+start without tripping over each other, the port answers from them, and `/metrics` counts them all."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ import threading
 import time
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
 from tests.store.test_migration_lock import fresh_database
 from tests.support.postgres import free_port
+from tests.test_observability import samples
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -74,3 +76,56 @@ def test_two_workers_start_together_on_a_fresh_postgresql_and_answer(
     health = answers[0].json()
     assert health["integrations"]["database"] == "postgresql"
     assert health["catalog_products"] >= 200  # the demo catalog, loaded once between the two
+
+
+async def healthz_on_fresh_connections(base: str, count: int) -> None:
+    """`count` requests, 16 at a time, each on a connection of its own: the kernel hands the accepts to
+    whichever worker is waiting, so both get some."""
+    limit = anyio.Semaphore(16)
+
+    async def one() -> None:
+        async with limit, httpx.AsyncClient(base_url=base, timeout=30) as http:
+            assert (await http.get("/healthz", headers={"Connection": "close"})).status_code == 200
+
+    async with anyio.create_task_group() as group:
+        for _ in range(count):
+            group.start_soon(one)
+
+
+def test_metrics_from_any_worker_count_the_requests_of_every_worker(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    url = asyncio.run(fresh_database(postgres_url, "shine_worker_metrics"))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHINE_", "DATABASE_URL", "PROMETHEUS_"))}
+    env.update(SHINE_DATA_DIR=str(tmp_path), DATABASE_URL=url, SHINE_SECRET_KEY="workers-test-" + "k" * 32)
+    (tmp_path / "tmp").mkdir()
+    env["TMPDIR"] = str(tmp_path / "tmp")  # where serve makes its metrics directory
+    process = subprocess.Popen(
+        [SHINE, "serve", "--workers", "2", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    seen: list[str] = []
+    try:
+        wait_for_started_workers(lines_of(process), 2, seen)
+        asyncio.run(healthz_on_fresh_connections(base, 120))
+        scrapes = [
+            httpx.get(f"{base}/metrics", headers={"Connection": "close"}, timeout=10) for _ in range(4)
+        ]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    for scraped in scrapes:  # whichever worker answered
+        assert scraped.status_code == 200
+        per_worker = samples(scraped.text, "shine_worker_http_requests_total")
+        assert len(per_worker) == 2 and all(count > 0 for count in per_worker.values()), per_worker
+        requests = samples(scraped.text, "shine_http_requests_total")
+        assert requests[frozenset({("route", "/healthz"), ("method", "GET"), ("status", "200")})] == 120
+        # Each worker's database pool, labelled with its process id.
+        pools = samples(scraped.text, "shine_db_pool_size")
+        assert len({dict(labels)["pid"] for labels in pools}) == 2 and set(pools.values()) == {5.0}, pools
+    assert not list((tmp_path / "tmp").glob("shine-metrics-*")), "the metrics files outlived serve"

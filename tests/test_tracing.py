@@ -103,6 +103,49 @@ async def test_a_tool_call_over_http_is_one_trace_from_request_to_database(
         assert "FROM" not in str(value)
 
 
+REMOTE_VIEW = """
+import asyncio
+from mcp import Client
+
+async def main() -> None:
+    async with Client("{url}") as client:
+        found = await client.call_tool("search_products", {{"query": "cleanser", "limit": 1}})
+        product_id = found.structured_content["products"][0]["id"]
+        result = await client.call_tool("get_product", {{"product_id": product_id}})
+    print("error" if result.is_error else "ok")
+
+asyncio.run(main())
+"""
+
+
+def ancestors(span: ReadableSpan, spans: list[ReadableSpan]) -> list[str]:
+    """The names of `span`'s parents, nearest first, as far as the finished spans go."""
+    by_id = {s.context.span_id: s for s in spans}
+    names: list[str] = []
+    parent = span.parent
+    while parent is not None and parent.span_id in by_id:
+        names.append(by_id[parent.span_id].name)
+        parent = by_id[parent.span_id].parent
+    return names
+
+
+async def test_a_write_queued_for_the_writer_thread_is_traced_under_its_tool_call(
+    served: str, exporter: InMemorySpanExporter
+) -> None:
+    # get_product counts the view: an upsert run on SQLite's writer thread, not in the request's task.
+    exporter.clear()
+    assert await asyncio.to_thread(run_python, REMOTE_VIEW.format(url=f"{served}/mcp")) == "ok"
+
+    spans = list(exporter.get_finished_spans())
+    tool = next(s for s in spans if s.name == "tools/call get_product")
+    writes = [s for s in spans if s.name == "db INSERT"]
+    assert writes, [s.name for s in spans]
+    # Every queued write (the view count, each request's rate-limit count) is inside its request's trace.
+    assert all(ancestors(write, spans)[-1:] == ["POST /mcp"] for write in writes)
+    (view,) = [w for w in writes if ancestors(w, spans) == ["tools/call get_product", "POST /mcp"]]
+    assert view.context.trace_id == tool.context.trace_id
+
+
 async def test_a_request_span_is_named_by_its_route_template_not_its_path(
     served: str, exporter: InMemorySpanExporter
 ) -> None:

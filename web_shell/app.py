@@ -16,13 +16,14 @@ from shine_mcp import __version__
 from shine_mcp.auth.authority import Authority, Clock
 from shine_mcp.auth.gate import FrontDoor
 from shine_mcp.auth.hosts import transport_security
+from shine_mcp.auth.identity import http_user_id
+from shine_mcp.clock import utcnow
 from shine_mcp.config import Settings
 from shine_mcp.server import build_server
 from shine_mcp.services import Services
 from shine_mcp.store.catalog import count_products
 from shine_mcp.store.purge import PurgeJob
 from shine_mcp.store.stream_events import RETRY_INTERVAL_MS, DatabaseEventStore, StreamEventScope
-from shine_mcp.store.tables import utcnow
 from shine_mcp.tracing import TracingMiddleware
 from web_shell import auth, chat, click_out, my_data, pages, payments, widget_sign_in
 from web_shell.busy import BusyGuard
@@ -56,6 +57,7 @@ def create_app(
 
     metrics = Metrics()
     server.tool_observers.append(metrics.tool_call)
+    metrics.watch(services)
     chat_service = chat.ChatService(services, authority, server, advisor_model)
     payments_web = payments.PaymentsWeb(services, webhook_outcome=metrics.webhook)
 
@@ -94,7 +96,7 @@ def create_app(
         *pages.routes(services),
         *click_out.routes(services),
         *payments_web.routes(),
-        Mount("/", StreamEventScope(mcp_app)),
+        Mount("/", StreamEventScope(mcp_app, user_of=lambda scope: http_user_id(scope, settings))),
     ]
     return Starlette(
         routes=routes,

@@ -24,10 +24,10 @@ from starlette.routing import BaseRoute, Route
 from agent import Attachment
 from shine_mcp.auth.authority import Authority
 from shine_mcp.auth.keys import derive, master_key
+from shine_mcp.clock import utcnow
 from shine_mcp.models import ImageRejected, keepable_photo
 from shine_mcp.services import Services
 from shine_mcp.store import chat as store
-from shine_mcp.store.tables import utcnow
 from web_shell import shop_page
 from web_shell.auth import WebIdentity, start_guest_session, web_identity
 from web_shell.chat_runs import ChatService, conversation_of

@@ -27,9 +27,9 @@ from agent.conversation import fit
 from agent.events import Done, ErrorEvent, Event, event_data, event_name
 from agent.model import Model
 from shine_mcp.auth.authority import Authority
+from shine_mcp.clock import utcnow
 from shine_mcp.services import Services
 from shine_mcp.store import chat as store
-from shine_mcp.store.tables import utcnow
 
 if TYPE_CHECKING:
     from web_shell.auth import WebIdentity

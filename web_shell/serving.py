@@ -12,6 +12,9 @@ limits belong there too (nginx's `client_header_timeout`, `client_body_timeout`)
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import tempfile
 from typing import Any
 
 import h11
@@ -119,8 +122,43 @@ def worker_app() -> Any:
     return create_app(settings)
 
 
+class Supervisor(Multiprocess):
+    """uvicorn's supervisor, plus: a worker that died or was replaced has its live gauges (pool, breaker)
+    removed from the metrics files, so `/metrics` stops showing a process that is gone."""
+
+    def __init__(self, config: uvicorn.Config, sockets: list[Any], metrics_dir: str) -> None:
+        super().__init__(config, sockets)
+        self.metrics_dir = metrics_dir
+
+    def _forget_gone(self, before: set[int | None]) -> None:
+        from prometheus_client.multiprocess import mark_process_dead
+
+        for pid in before - {process.pid for process in self.processes}:
+            if pid is not None:
+                mark_process_dead(pid, self.metrics_dir)
+
+    def keep_subprocess_alive(self) -> None:
+        before = {process.pid for process in self.processes}
+        super().keep_subprocess_alive()
+        self._forget_gone(before)
+
+    def restart_all(self) -> None:
+        before = {process.pid for process in self.processes}
+        super().restart_all()
+        self._forget_gone(before)
+
+
 def serve_workers(settings: Settings, workers: int) -> None:
     """Run `workers` processes on one listening socket under uvicorn's supervisor, which restarts a worker
-    that dies. Each has its own caches and MCP sessions; the database (PostgreSQL) is what they share."""
-    config = uvicorn_config(f"{__name__}:worker_app", settings, factory=True, workers=workers)
-    Multiprocess(config, sockets=[config.bind_socket()]).run()
+    that dies. Each has its own caches and MCP sessions; the database (PostgreSQL) is what they share.
+
+    Metrics: each worker writes its counters to files in a fresh directory made here before the workers
+    start (prometheus_client's multiprocess mode, `PROMETHEUS_MULTIPROC_DIR`, read as each worker imports
+    it), so `/metrics` on any worker counts the requests of all; the directory goes when `serve` ends."""
+    metrics_dir = tempfile.mkdtemp(prefix="shine-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        config = uvicorn_config(f"{__name__}:worker_app", settings, factory=True, workers=workers)
+        Supervisor(config, [config.bind_socket()], metrics_dir).run()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -20,9 +20,8 @@ from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, delete, inser
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel, col, select
 
+from shine_mcp.clock import aware, utcnow
 from shine_mcp.store.db import Database
-from shine_mcp.store.tables import utcnow
-from shine_mcp.store.users import aware
 
 CHAT_PREFIX = "chs_"
 UPLOAD_PREFIX = "upl_"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import queue
 import random
@@ -79,11 +80,14 @@ class SqliteThreads:
             with self.engine.connect() as connection:  # closing without a commit rolls back
                 return work(connection)
 
-        return await asyncio.get_running_loop().run_in_executor(self._reads, unit)
+        # The caller's context goes along (run_in_executor drops it): its trace span parents the
+        # statements' spans, and log lines written there carry its request id.
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self._reads, context.run, unit)
 
     async def write(self, work: Callable[[Connection], T]) -> T:
         loop = asyncio.get_running_loop()
-        unit: _Unit[T] = _Unit(work, loop.create_future(), loop)
+        unit: _Unit[T] = _Unit(work, loop.create_future(), loop, contextvars.copy_context())
         self._units.put(unit)
         return await unit.future
 
@@ -116,7 +120,7 @@ class SqliteThreads:
     def _run(self, unit: _Unit[Any]) -> None:
         try:
             with self.engine.connect() as connection:  # closing without a commit rolls back
-                result = _immediately(connection, unit.work)
+                result = unit.context.run(_immediately, connection, unit.work)
         except BaseException as error:
             unit.settle(error=error)
         else:
@@ -136,6 +140,7 @@ class _Unit(Generic[T]):
     work: Callable[[Connection], T]
     future: asyncio.Future[T]
     loop: asyncio.AbstractEventLoop
+    context: contextvars.Context  # the caller's (its trace span, its request id), run in on the thread
 
     def settle(self, *, result: Any = None, error: BaseException | None = None) -> None:
         def deliver() -> None:
@@ -272,6 +277,14 @@ def alembic_config(url: str) -> Config:
 
 
 HAND_MANAGED_TABLES = ("products_fts", "catalog_version", "catalog_row_changes", "sqlite_sequence")
+HAND_MANAGED_SEARCH = (  # PostgreSQL's full-text columns and their indexes
+    "search_vector",
+    "ix_products_search_vector",
+    "name_vector",
+    "ix_products_name_vector",
+    "description_vector",
+    "ix_products_description_vector",
+)
 
 
 def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
@@ -279,7 +292,7 @@ def include_object(obj: object, name: str | None, type_: str, reflected: bool, c
     tracking) out of comparisons."""
     if type_ == "table" and name is not None and name.startswith(HAND_MANAGED_TABLES):
         return False
-    return not (type_ in ("column", "index") and name in ("search_vector", "ix_products_search_vector"))
+    return not (type_ in ("column", "index") and name in HAND_MANAGED_SEARCH)
 
 
 MIGRATION_LOCK_KEY = 0x5348494E45  # "SHINE": the advisory lock that lets one process at a time migrate

@@ -19,9 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
 
+from shine_mcp.clock import aware, utcnow
 from shine_mcp.store.db import Database
-from shine_mcp.store.tables import utcnow
-from shine_mcp.store.users import aware
 
 
 def new_id(prefix: str) -> str:

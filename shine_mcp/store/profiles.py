@@ -18,10 +18,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
+from shine_mcp.clock import aware, utcnow
 from shine_mcp.store.db import Database
 from shine_mcp.store.generation import Generation
-from shine_mcp.store.tables import utcnow
-from shine_mcp.store.users import aware
 
 
 class Profile(SQLModel, table=True):

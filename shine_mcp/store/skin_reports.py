@@ -18,10 +18,9 @@ from sqlalchemy import JSON, Column, DateTime, Index, and_, func, or_
 from sqlalchemy import delete as sa_delete
 from sqlmodel import Field, SQLModel, col, select
 
+from shine_mcp.clock import aware, utcnow
 from shine_mcp.store.db import Database
 from shine_mcp.store.photos import PhotoStore
-from shine_mcp.store.tables import utcnow
-from shine_mcp.store.users import aware
 
 REPORT_PREFIX = "rep_"
 

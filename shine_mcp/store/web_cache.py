@@ -17,8 +17,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
+from shine_mcp.clock import utcnow
 from shine_mcp.store.db import Database
-from shine_mcp.store.tables import utcnow
 
 
 class WebCacheEntry(SQLModel, table=True):

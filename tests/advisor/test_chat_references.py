@@ -11,10 +11,10 @@ import pytest
 from mcp.server.mcpserver import MCPServer
 
 from agent import OfflinePlanner
+from shine_mcp.clock import utcnow
 from shine_mcp.orders import machine
 from shine_mcp.orders.service import Commerce
 from shine_mcp.services import Services
-from shine_mcp.store.tables import utcnow
 from tests.advisor.conftest import Chat, Recorder, chatting
 from tests.advisor.test_offline import calls
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from shine_mcp.clock import utcnow
 from shine_mcp.config import Settings
 from shine_mcp.store import chat as chat_store
 from shine_mcp.store.db import Database, open_database
-from shine_mcp.store.tables import utcnow
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

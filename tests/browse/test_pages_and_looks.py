@@ -9,8 +9,8 @@ from typing import Any
 
 from mcp.types import CallToolResult
 
+from shine_mcp.auth.identity import identity_meta
 from shine_mcp.config import Settings
-from shine_mcp.identity import identity_meta
 from shine_mcp.store import skin_reports
 from shine_mcp.store.catalog import get_product
 from shine_mcp.store.skin_reports import SkinReportRecord

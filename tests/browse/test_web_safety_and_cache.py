@@ -7,10 +7,10 @@ from datetime import timedelta
 import anyio
 import pytest
 
+from shine_mcp.clock import utcnow
 from shine_mcp.integrations.firecrawl import BrowseError, CircuitBreaker
 from shine_mcp.services import Services
 from shine_mcp.store import web_cache
-from shine_mcp.store.tables import utcnow
 from shine_mcp.tools._web_safety import (
     UnsafeUrl,
     image_identity,

@@ -22,11 +22,11 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from shine_mcp.auth.accounts import upsert_user
-from shine_mcp.identity import identity_meta
+from shine_mcp.auth.identity import identity_meta
+from shine_mcp.clock import utcnow
 from shine_mcp.integrations.google import VerifiedPerson
 from shine_mcp.server import build_server
 from shine_mcp.services import Services
-from shine_mcp.store.tables import utcnow
 from tests.advisor.web import shine_web
 from tests.conftest import make_settings
 from tests.e2e.browser import (

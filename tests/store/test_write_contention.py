@@ -21,11 +21,11 @@ from sqlmodel import col
 
 from shine_mcp.auth.ratelimit import Limit, RateLimiter
 from shine_mcp.auth.sessions import create_session
+from shine_mcp.clock import utcnow
 from shine_mcp.config import Settings
 from shine_mcp.store import chat as store
 from shine_mcp.store import db as db_module
 from shine_mcp.store.db import Database, open_database
-from shine_mcp.store.tables import utcnow
 from shine_mcp.store.users import RateLimitBucket
 from tests.advisor.web import SSE, GatedModel, post_chat, shine_web
 from tests.conftest import make_settings
