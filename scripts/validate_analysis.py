@@ -18,7 +18,7 @@ from pathlib import Path
 from PIL import Image
 
 from shine_mcp.models import Analysis, ImageRejected, analyze
-from shine_mcp.tools._skin_compare import compare
+from shine_mcp.models.compare import compare
 from tests.skin.validation import drawings as D
 from tests.skin.validation import faces as V
 

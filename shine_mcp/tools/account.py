@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from shine_mcp.auth import audit
 from shine_mcp.auth.accounts import get_user
-from shine_mcp.auth.identity import current_user, require_admin
+from shine_mcp.auth.identity import Caller, current_user, require_admin
 from shine_mcp.auth.policy import ADMIN, TOOL_SCOPE_META
 from shine_mcp.clock import aware
 from shine_mcp.orders.service import Commerce
@@ -45,31 +45,35 @@ class AuditPage(BaseModel):
     events: list[AuditEntry] = Field(description="Newest first.")
 
 
-def register(server: MCPServer, services: Services) -> None:
-    members = Commerce(services).membership
+class AccountTools:
+    """The account tools of one server and the membership service that says who is premium now."""
 
-    @server.tool(annotations=READ_ONLY)
-    async def get_account(ctx: Context) -> Account:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.members = Commerce(services).membership
+
+    async def get_account(self, ctx: Context) -> Account:
         """Who Shine thinks is calling: user id, email and name when signed in, roles and what this
         connection may do. Use it to greet the person by name or to explain why a tool was refused."""
-        caller = current_user(ctx, services.settings)
-        user = None if caller.is_guest else await get_user(services.db, caller.user_id)
+        caller = current_user(ctx, self.services.settings)
+        user = None if caller.is_guest else await get_user(self.services.db, caller.user_id)
         return Account(
             user_id=caller.user_id,
             signed_in=user is not None,
             email=user.email if user else None,
             name=user.name if user else None,
-            # premium: while a premium membership runs, asked now (never a grant kept from an earlier sign-in).
-            roles=sorted(
-                (set(caller.roles) - {"premium"})
-                | ({"premium"} if not caller.is_guest and await members.premium(caller.user_id) else set())
-            ),
+            roles=await self._roles(caller),
             scopes=sorted(caller.scopes),
             via=caller.source,
         )
 
-    @server.tool(annotations=READ_ONLY, meta={TOOL_SCOPE_META: ADMIN})
+    async def _roles(self, caller: Caller) -> list[str]:
+        """premium: while a premium membership runs, asked now (never a grant kept from an earlier sign-in)."""
+        premium = not caller.is_guest and await self.members.premium(caller.user_id)
+        return sorted((set(caller.roles) - {"premium"}) | ({"premium"} if premium else set()))
+
     async def admin_list_audit_events(
+        self,
         ctx: Context,
         action: Annotated[
             audit.Action | None,
@@ -86,9 +90,8 @@ def register(server: MCPServer, services: Services) -> None:
 
         Use it when an admin asks who signed in, which apps were approved or what happened to an
         account."""
-        caller = current_user(ctx, services.settings)
-        require_admin(caller)
-        rows = await audit.events(services.db, actor_id=user_id, action=action, limit=limit)
+        require_admin(current_user(ctx, self.services.settings))
+        rows = await audit.events(self.services.db, actor_id=user_id, action=action, limit=limit)
         return AuditPage(
             events=[
                 AuditEntry(
@@ -102,3 +105,9 @@ def register(server: MCPServer, services: Services) -> None:
                 for r in rows
             ]
         )
+
+
+def register(server: MCPServer, services: Services) -> None:
+    tools = AccountTools(services)
+    server.tool(annotations=READ_ONLY)(tools.get_account)
+    server.tool(annotations=READ_ONLY, meta={TOOL_SCOPE_META: ADMIN})(tools.admin_list_audit_events)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Annotated
 
@@ -17,14 +17,13 @@ from pydantic import Field
 from shine_mcp.auth.identity import current_user, require_admin
 from shine_mcp.auth.policy import ADMIN, TOOL_SCOPE_META
 from shine_mcp.auth.toolsets import TOOLSET_META
-from shine_mcp.clock import utcnow
-from shine_mcp.integrations.billing import SimulatedBilling
 from shine_mcp.money import MoneyError, to_minor
 from shine_mcp.orders import cart as carts
 from shine_mcp.orders.cart import MAX_QUANTITY
 from shine_mcp.orders.checkout import cancel_refusal
+from shine_mcp.orders.checks import report_now, report_period_refusal, sold_elsewhere_refusal
 from shine_mcp.orders.errors import OrderError
-from shine_mcp.orders.report import MAX_DAYS
+from shine_mcp.orders.report import day_bounds
 from shine_mcp.orders.report import sales_report as build_report
 from shine_mcp.orders.service import Commerce, uses_stripe
 from shine_mcp.orders.views import (
@@ -45,13 +44,17 @@ from shine_mcp.orders.views import (
 )
 from shine_mcp.services import Services
 from shine_mcp.store import orders as store
-from shine_mcp.store.catalog import get_product as fetch_product
-from shine_mcp.store.clicks import ClicksReport, clicks_report, clicks_report_view, sold_elsewhere_only
+from shine_mcp.store.clicks import ClicksReport, clicks_report, clicks_report_view
 from shine_mcp.store.orders import Order, order_lines
-from shine_mcp.store.views import where_to_buy
 from shine_mcp.tools._confirm import Confirm, needs_confirmation
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+ADD = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
+CHECKOUT = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+)
+PAYMENT_LINK_CHANGE = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
+REFUND = ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=True)
 CART_CHANGE = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
 )
@@ -84,25 +87,31 @@ def refusals() -> Iterator[None]:
         raise ToolError(exc.message) from exc
 
 
-def register(server: MCPServer, services: Services, *, commerce: Commerce | None = None) -> None:
-    """`commerce` is a seam for tests (a gateway with an injected clock); by default it follows Settings."""
-    shop = commerce or Commerce(services)
-    settings = services.settings
+def _check_period(start: date, end: date) -> None:
+    refusal = report_period_refusal(start, end)
+    if refusal:
+        raise ToolError(refusal)
 
-    async def view_of(order: Order) -> OrderView:
-        return order_view(order, (await order_lines(services.db, [order.id]))[order.id])
 
-    async def own_order(ctx: Context, order_id: str) -> Order:
-        caller = current_user(ctx, settings)
-        order = await store.get_order(services.db, order_id, caller.user_id)
+class CheckoutTools:
+    """The cart, checkout and order tools of one server and the shop they sell through."""
+
+    def __init__(self, services: Services, commerce: Commerce | None = None) -> None:
+        self.services = services
+        self.shop = commerce or Commerce(services)
+
+    async def _view_of(self, order: Order) -> OrderView:
+        return order_view(order, (await order_lines(self.services.db, [order.id]))[order.id])
+
+    async def _own_order(self, ctx: Context, order_id: str) -> Order:
+        caller = current_user(ctx, self.services.settings)
+        order = await store.get_order(self.services.db, order_id, caller.user_id)
         if order is None:
             raise ToolError(f"you have no order {order_id!r}; list_orders lists yours")
         return order
 
-    @server.tool(
-        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
-    )
     async def add_to_cart(
+        self,
         ctx: Context,
         product_id: ProductId,
         quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY, description="How many to add.")] = 1,
@@ -113,30 +122,19 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
         Use it when the shopper wants to buy something; pass variant_id for a size or shade they chose.
         Without one it takes the only variant, or the first in stock, and a notice says which. Checks stock
         and that the cart stays in one currency. Returns the whole cart with current prices and subtotal."""
-        caller = current_user(ctx, settings)
+        caller = current_user(ctx, self.services.settings)
         try:
-            added = await carts.add(services.db, caller.user_id, product_id, quantity, variant_id)
+            added = await carts.add(self.services.db, caller.user_id, product_id, quantity, variant_id)
         except OrderError as exc:
-            await refuse_if_sold_elsewhere(product_id)  # out of stock here: say where it is sold instead
-            raise ToolError(exc.message) from exc
+            settings = self.services.settings  # out of stock here: say where it is sold instead
+            elsewhere = await sold_elsewhere_refusal(
+                self.services.db, product_id, settings.affiliate_links, base_url=settings.base_url
+            )
+            raise ToolError(elsewhere or exc.message) from exc
         return cart_view(added.cart, added.chosen)
 
-    async def refuse_if_sold_elsewhere(product_id: str) -> None:
-        """An affiliate-only product (no stock of the shop's own, a merchant link): point to the link."""
-        if not settings.affiliate_links:
-            return
-        product = await fetch_product(services.db, product_id.strip())
-        if product is None or not sold_elsewhere_only(product, settings.affiliate_links):
-            return
-        where = where_to_buy(product, settings.affiliate_links, base_url=settings.base_url)
-        if where is not None:
-            raise ToolError(
-                f"{product.name} is sold by {where.merchant}, not through this shop's cart; "
-                f"buy it there: {where.url}"
-            )
-
-    @server.tool(annotations=CART_CHANGE)
     async def update_cart_item(
+        self,
         ctx: Context,
         product_id: ProductId,
         quantity: Annotated[int, Field(ge=0, le=MAX_QUANTITY, description="The new quantity; 0 removes it.")],
@@ -147,14 +145,14 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
         """Set how many of one product the cart holds (0 removes it).
 
         Use it when the shopper changes a quantity. Returns the whole cart with the new subtotal."""
-        caller = current_user(ctx, settings)
+        caller = current_user(ctx, self.services.settings)
         with refusals():
             return cart_view(
-                await carts.set_quantity(services.db, caller.user_id, product_id, quantity, variant_id)
+                await carts.set_quantity(self.services.db, caller.user_id, product_id, quantity, variant_id)
             )
 
-    @server.tool(annotations=CART_CHANGE)
     async def remove_from_cart(
+        self,
         ctx: Context,
         product_id: ProductId,
         variant_id: Annotated[
@@ -166,27 +164,24 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
         Use it when the shopper no longer wants a product in their cart.
 
         Returns the whole cart that is left, with its subtotal."""
-        caller = current_user(ctx, settings)
+        caller = current_user(ctx, self.services.settings)
         with refusals():
-            return cart_view(await carts.set_quantity(services.db, caller.user_id, product_id, 0, variant_id))
+            return cart_view(
+                await carts.set_quantity(self.services.db, caller.user_id, product_id, 0, variant_id)
+            )
 
-    @server.tool(annotations=READ_ONLY)
-    async def view_cart(ctx: Context) -> Cart:
+    async def view_cart(self, ctx: Context) -> Cart:
         """Show the shopper's cart: each product with its current catalog price, line totals and subtotal.
 
         Use it when the shopper asks what is in their cart, and before checkout.
 
         Notices say what must be fixed before checkout (stock, products gone) and which prices changed
         since the products were added."""
-        caller = current_user(ctx, settings)
-        return cart_view(await carts.view(services.db, caller.user_id))
+        caller = current_user(ctx, self.services.settings)
+        return cart_view(await carts.view(self.services.db, caller.user_id))
 
-    @server.tool(
-        annotations=ToolAnnotations(
-            read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
-        )
-    )
     async def checkout(
+        self,
         ctx: Context,
         success_url: Annotated[
             str | None,
@@ -208,9 +203,9 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
         Use it when the shopper is ready to pay; give them `checkout_url`. Calling it again for the same
         cart returns the same order and link (never a second charge). If a price changed, it refuses and
         says so: confirm with the shopper, then call it again."""
-        caller = current_user(ctx, settings)
+        caller = current_user(ctx, self.services.settings)
         with refusals():
-            outcome = await shop.checkout.checkout(caller.user_id, success_url, cancel_url)
+            outcome = await self.shop.checkout.checkout(caller.user_id, success_url, cancel_url)
         order = order_view(outcome.order, outcome.lines)
         simulated = outcome.order.gateway == "simulated"
         notice = SIMULATION_NOTICE if simulated else None
@@ -225,19 +220,18 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
             notice=notice,
         )
 
-    @server.tool(annotations=READ_ONLY)
-    async def get_order(ctx: Context, order_id: OrderId) -> OrderView:
+    async def get_order(self, ctx: Context, order_id: OrderId) -> OrderView:
         """One of the shopper's orders: status and what happens next, the lines at the prices paid, the
         total, refunds, and tracking once shipped. Only the caller's own orders can be read.
 
         Use it when the shopper asks about one order: where it is, what it held, whether it was
         refunded."""
-        order = await own_order(ctx, order_id)
-        order = await shop.checkout.refresh(order)  # a pending order may have been paid meanwhile
-        return await view_of(order)
+        order = await self._own_order(ctx, order_id)
+        order = await self.shop.checkout.refresh(order)  # a pending order may have been paid meanwhile
+        return await self._view_of(order)
 
-    @server.tool(annotations=READ_ONLY)
     async def list_orders(
+        self,
         ctx: Context,
         status: Annotated[OrderStatus | None, Field(description="Only orders in this status.")] = None,
         limit: Annotated[int, Field(ge=1, le=50, description="How many, newest first.")] = 20,
@@ -247,44 +241,42 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
         Use it when the shopper asks about their orders without naming one.
 
         Use get_order with an order id for the lines, tracking and what happens next."""
-        caller = current_user(ctx, settings)
+        caller = current_user(ctx, self.services.settings)
         rows = await store.list_orders(
-            services.db, caller.user_id, statuses=[status] if status else None, limit=limit
+            self.services.db, caller.user_id, statuses=[status] if status else None, limit=limit
         )
-        lines = await order_lines(services.db, [o.id for o in rows])
+        lines = await order_lines(self.services.db, [o.id for o in rows])
         return OrderList(orders=[order_summary(o, lines[o.id]) for o in rows])
 
-    @server.tool(
-        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
-    )
-    async def cancel_order(ctx: Context, order_id: OrderId, confirm: Confirm = False) -> OrderView:
+    async def cancel_order(self, ctx: Context, order_id: OrderId, confirm: Confirm = False) -> OrderView:
         """Cancel one of the shopper's orders that is not paid yet; its payment link stops working.
 
         Use it when the shopper changes their mind before paying.
 
         A paid order cannot be cancelled: use request_refund. Call it without confirm first: that cancels
         nothing and says what would happen; after the shopper says yes, call with confirm=true."""
-        caller = current_user(ctx, settings)
+        caller = current_user(ctx, self.services.settings)
         if confirm is not True:
-            order = await own_order(ctx, order_id)
+            order = await self._own_order(ctx, order_id)
             refusal = cancel_refusal(order)
             if refusal:
                 raise ToolError(refusal)
-            lines = (await order_lines(services.db, [order.id]))[order.id]
-            items = ", ".join(f"{line.quantity} × {line.brand} {line.name}".strip() for line in lines)
-            raise needs_confirmation(
-                "cancel_order",
-                f"This cancels your unpaid order {order.id} ({items}; {describe_total(order)}): its payment "
-                "link stops working. Nothing has been charged.",
-            )
+            raise await self._confirm_cancel(order)
         with refusals():
-            order = await shop.checkout.cancel(caller.user_id, order_id)
-        return await view_of(order)
+            order = await self.shop.checkout.cancel(caller.user_id, order_id)
+        return await self._view_of(order)
 
-    @server.tool(
-        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
-    )
+    async def _confirm_cancel(self, order: Order) -> ToolError:
+        lines = (await order_lines(self.services.db, [order.id]))[order.id]
+        items = ", ".join(f"{line.quantity} × {line.brand} {line.name}".strip() for line in lines)
+        return needs_confirmation(
+            "cancel_order",
+            f"This cancels your unpaid order {order.id} ({items}; {describe_total(order)}): its payment "
+            "link stops working. Nothing has been charged.",
+        )
+
     async def request_refund(
+        self,
         ctx: Context,
         order_id: OrderId,
         reason: Annotated[
@@ -296,16 +288,13 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
         Use it when the shopper wants their money back for an order they paid for.
 
         The shop reviews the request and refunds it; no money moves yet. Asking twice changes nothing."""
-        caller = current_user(ctx, settings)
+        caller = current_user(ctx, self.services.settings)
         with refusals():
-            order = await shop.refunds.request(caller.user_id, order_id, reason.strip())
-        return await view_of(order)
+            order = await self.shop.refunds.request(caller.user_id, order_id, reason.strip())
+        return await self._view_of(order)
 
-    @server.tool(
-        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=True),
-        meta={TOOL_SCOPE_META: ADMIN},
-    )
     async def refund_order(
+        self,
         ctx: Context,
         order_id: OrderId,
         amount: Annotated[
@@ -319,9 +308,9 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
 
         Partial refunds are allowed; the total never exceeds what was paid. If the provider does not answer,
         calling again retries the same refund (it can never pay back twice). Refused for non-admins."""
-        caller = current_user(ctx, settings)
+        caller = current_user(ctx, self.services.settings)
         require_admin(caller)
-        order = await store.get_order(services.db, order_id)
+        order = await store.get_order(self.services.db, order_id)
         if order is None:
             raise ToolError(f"there is no order {order_id!r}")
         try:
@@ -329,11 +318,11 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
         except MoneyError as exc:
             raise ToolError(f"amount: {exc}") from exc
         with refusals():
-            updated, refund = await shop.refunds.refund(caller.user_id, order_id, amount_minor)
-        return refund_view(refund, updated, (await order_lines(services.db, [order_id]))[order_id])
+            updated, refund = await self.shop.refunds.refund(caller.user_id, order_id, amount_minor)
+        return refund_view(refund, updated, (await order_lines(self.services.db, [order_id]))[order_id])
 
-    @server.tool(annotations=READ_ONLY, meta={TOOL_SCOPE_META: ADMIN})
     async def sales_report(
+        self,
         ctx: Context,
         start: Annotated[date, Field(description="First day (UTC), e.g. 2026-11-01.")],
         end: Annotated[date, Field(description="Last day (UTC), included.")],
@@ -351,19 +340,17 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
         Use it when an admin asks how the shop sold over a period.
 
         Revenue counts on the day of payment, refunds on the day they were made. Refused for non-admins."""
-        caller = current_user(ctx, settings)
-        require_admin(caller)
-        if end < start:
-            raise ToolError("end is before start; give the first day, then the last")
-        if (end - start).days >= MAX_DAYS:
-            raise ToolError(f"at most {MAX_DAYS} days per report; split the period")
-        simulated = not uses_stripe(settings) if include_simulated is None else include_simulated
-        billing = shop.billing()
-        now = billing.clock() if isinstance(billing, SimulatedBilling) else utcnow()
-        return report_view(await build_report(services.db, start, end, include_simulated=simulated, now=now))
+        require_admin(current_user(ctx, self.services.settings))
+        _check_period(start, end)
+        simulated = (
+            not uses_stripe(self.services.settings) if include_simulated is None else include_simulated
+        )
+        now = report_now(self.shop.billing())
+        report = await build_report(self.services.db, start, end, include_simulated=simulated, now=now)
+        return report_view(report)
 
-    @server.tool(annotations=READ_ONLY, meta={TOOL_SCOPE_META: ADMIN, TOOLSET_META: "merchant"})
     async def admin_clicks_report(
+        self,
         ctx: Context,
         start: Annotated[date, Field(description="First day (UTC), e.g. 2026-11-01.")],
         end: Annotated[date, Field(description="Last day (UTC), included.")],
@@ -374,11 +361,26 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
 
         Affiliate mode's sales report: which products send shoppers to which merchant, and from where.
         Clicks carry no personal data. Refused for non-admins."""
-        require_admin(current_user(ctx, settings))
-        if end < start:
-            raise ToolError("end is before start; give the first day, then the last")
-        if (end - start).days >= MAX_DAYS:
-            raise ToolError(f"at most {MAX_DAYS} days per report; split the period")
-        since = datetime.combine(start, time.min, UTC)
-        until = datetime.combine(end + timedelta(days=1), time.min, UTC)
-        return clicks_report_view(start, end, await clicks_report(services.db, since, until))
+        require_admin(current_user(ctx, self.services.settings))
+        _check_period(start, end)
+        since, until = day_bounds(start, end)
+        return clicks_report_view(start, end, await clicks_report(self.services.db, since, until))
+
+
+def register(server: MCPServer, services: Services, *, commerce: Commerce | None = None) -> None:
+    """`commerce` is a seam for tests (a gateway with an injected clock); by default it follows Settings."""
+    tools = CheckoutTools(services, commerce)
+    server.tool(annotations=ADD)(tools.add_to_cart)
+    server.tool(annotations=CART_CHANGE)(tools.update_cart_item)
+    server.tool(annotations=CART_CHANGE)(tools.remove_from_cart)
+    server.tool(annotations=READ_ONLY)(tools.view_cart)
+    server.tool(annotations=CHECKOUT)(tools.checkout)
+    server.tool(annotations=READ_ONLY)(tools.get_order)
+    server.tool(annotations=READ_ONLY)(tools.list_orders)
+    server.tool(annotations=PAYMENT_LINK_CHANGE)(tools.cancel_order)
+    server.tool(annotations=ADD)(tools.request_refund)
+    server.tool(annotations=REFUND, meta={TOOL_SCOPE_META: ADMIN})(tools.refund_order)
+    server.tool(annotations=READ_ONLY, meta={TOOL_SCOPE_META: ADMIN})(tools.sales_report)
+    server.tool(annotations=READ_ONLY, meta={TOOL_SCOPE_META: ADMIN, TOOLSET_META: "merchant"})(
+        tools.admin_clicks_report
+    )

@@ -1,7 +1,7 @@
 """Skin tools: analyse a face photo into a stored report, read, list, compare and delete the caller's reports.
 
 The analysis itself is `shine_mcp.models`; reading the `image` argument is `integrations.photo_source`;
-comparing two reports is `_skin_compare`. Reports hold metrics only; a photo is kept only when asked, and
+comparing two reports is `models.compare`. Reports hold metrics only; a photo is kept only when asked, and
 only as a metadata-free re-encode. The tools are methods of `SkinTools`; `register` only registers them.
 """
 
@@ -33,6 +33,7 @@ from shine_mcp.models import (
     open_photo,
     report_on_face,
 )
+from shine_mcp.models.compare import MetricChange, compare
 from shine_mcp.models.report import GateName, MetricName
 from shine_mcp.services import Services
 from shine_mcp.store import chat as chat_store
@@ -40,7 +41,6 @@ from shine_mcp.store import skin_reports as store
 from shine_mcp.store.photos import PhotoStore
 from shine_mcp.store.skin_reports import SkinReportRecord
 from shine_mcp.tools._confirm import Confirm, needs_confirmation
-from shine_mcp.tools._skin_compare import MetricChange, compare
 
 T = TypeVar("T")
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from shine_mcp.models import Analysis, analyze
 from shine_mcp.models.assets import ModelInfo
-from shine_mcp.tools._skin_compare import compare, differences, repeatability, uncertainty
+from shine_mcp.models.compare import compare, differences, repeatability, uncertainty
 from tests.models.conftest import blurred, scaled_exposure
 
 from .conftest import encode

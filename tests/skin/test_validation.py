@@ -259,7 +259,7 @@ def test_single_faces_of_the_set_are_not_refused_as_groups(one_faces: tuple[V.On
 
 
 def test_same_photo_variants_report_no_significant_change(frontal: V.OneFace) -> None:
-    from shine_mcp.tools._skin_compare import compare
+    from shine_mcp.models.compare import compare
 
     base = run(frontal.image)
     variants = [
@@ -299,7 +299,7 @@ def test_the_real_face_retake_noise_in_the_repeatability_file_is_what_the_set_me
 ) -> None:
     """Re-measure skin_repeatability.json's `real_faces_*` figures: if the pipeline drifts, update them."""
     from scripts.validate_analysis import retake_noise
-    from shine_mcp.tools._skin_compare import repeatability
+    from shine_mcp.models.compare import repeatability
 
     measured = retake_noise(same_photo_pairs)
     specs = repeatability()["metrics"]
@@ -319,7 +319,7 @@ def test_no_same_photo_variant_of_the_set_reports_a_texture_or_dark_spot_change(
 ) -> None:
     """Texture and dark spots are reported on the faces the sharpness check passes; their noise in
     skin_repeatability.json is measured on these pairs, so none of them may read as a change."""
-    from shine_mcp.tools._skin_compare import compare
+    from shine_mcp.models.compare import compare
 
     compared = 0
     for before, after in same_photo_pairs:
@@ -333,7 +333,7 @@ def test_no_same_photo_variant_of_the_set_reports_a_texture_or_dark_spot_change(
 def test_same_photo_variants_of_the_set_rarely_report_a_significant_change(
     same_photo_pairs: tuple[tuple[Analysis, Analysis], ...],
 ) -> None:
-    from shine_mcp.tools._skin_compare import compare
+    from shine_mcp.models.compare import compare
 
     flagged = sum(
         any(c.verdict in ("increased", "decreased") for c in compare(before, after).changes)
