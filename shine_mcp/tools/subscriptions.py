@@ -18,7 +18,7 @@ from shine_mcp.money import Money, format_money
 from shine_mcp.orders.cart import MAX_QUANTITY
 from shine_mcp.orders.errors import OrderError
 from shine_mcp.orders.service import Commerce
-from shine_mcp.orders.subscribing import MAX_WEEKS, MIN_WEEKS, Plan, RoutinePlan
+from shine_mcp.orders.subscribing import MAX_WEEKS, MIN_WEEKS, Plan, RoutinePlan, Swap
 from shine_mcp.orders.views import SIMULATION_NOTICE
 from shine_mcp.services import Services
 from shine_mcp.store.subscriptions import Subscription
@@ -174,12 +174,48 @@ def _describe_routine(plan: RoutinePlan) -> str:
     )
 
 
-def register(server: MCPServer, services: Services, *, commerce: Commerce | None = None) -> None:
-    shop = commerce or Commerce(services)
-    settings = services.settings
+def _describe_swap(swap: Swap, subscription_id: str) -> str:
+    currency = swap.subscription.currency
+    if swap.due_now_minor:
+        money = f"{format_money(swap.due_now_minor, currency)} is charged now for the rest of this period"
+    elif swap.credit_minor:
+        money = (
+            f"{format_money(swap.credit_minor, currency)} for the rest of this period is taken off "
+            "the next charges"
+        )
+    else:
+        money = "nothing more is charged now"
+    return (
+        f"This swaps subscription {subscription_id} to {swap.plan.product.brand} {swap.plan.name} "
+        f"at {format_money(swap.plan.amount_minor, currency)} each delivery from now on; {money}."
+    )
 
-    @server.tool(annotations=CHANGE, meta=SHOP_META)
+
+def _describe_cancel(sub: Subscription) -> str:
+    view = subscription_view(sub)
+    until = f" on {sub.current_period_end:%d %B %Y}" if sub.current_period_end else ""
+    items = ", ".join(f"{i.quantity} × {i.name}" for i in view.items)
+    return (
+        f"This cancels your refill subscription {sub.id} ({items}, every {sub.interval_weeks} "
+        f"weeks): it ends{until}, at the end of the period already paid for, and nothing more is "
+        "charged."
+    )
+
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+ENDS = ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=True)
+
+
+class SubscriptionTools:
+    """The refill subscription tools of one server and the commerce service (subscriptions, gateway) they
+    share."""
+
+    def __init__(self, services: Services, shop: Commerce) -> None:
+        self.settings = services.settings
+        self.shop = shop
+
     async def subscribe(
+        self,
         ctx: Context,
         product_id: ProductId,
         quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY, description="How many each delivery.")] = 1,
@@ -195,12 +231,12 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
         says how). Call it without confirm first: that starts nothing and says the product, interval and
         price; after the shopper says yes, call again with the same arguments and confirm=true, then give
         them `checkout_url`, where the first delivery is paid."""
-        caller = current_user(ctx, settings)
+        caller = current_user(ctx, self.settings)
         with refusals():
-            plan = await shop.subscriptions.plan(product_id, quantity, variant_id, interval_weeks)
+            plan = await self.shop.subscriptions.plan(product_id, quantity, variant_id, interval_weeks)
             if confirm is not True:
                 raise needs_confirmation("subscribe", _describe(plan))
-            started = await shop.subscriptions.start(caller.user_id, plan)
+            started = await self.shop.subscriptions.start(caller.user_id, plan)
         view = subscription_view(started.subscription)
         return SubscribeResult(
             subscription=view,
@@ -210,8 +246,8 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
             notice=plan.chosen,
         )
 
-    @server.tool(annotations=CHANGE, meta=SHOP_META)
     async def subscribe_to_routine(
+        self,
         ctx: Context,
         product_ids: Annotated[
             list[ProductId],
@@ -229,12 +265,12 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
         Call it without confirm first: that starts nothing and says the products, interval and price; after
         the shopper says yes, call again with the same arguments and confirm=true, then give them
         `checkout_url`, where the first delivery is paid."""
-        caller = current_user(ctx, settings)
+        caller = current_user(ctx, self.settings)
         with refusals():
-            plan = await shop.subscriptions.plan_routine(list(product_ids), interval_weeks)
+            plan = await self.shop.subscriptions.plan_routine(list(product_ids), interval_weeks)
             if confirm is not True:
                 raise needs_confirmation("subscribe_to_routine", _describe_routine(plan))
-            started = await shop.subscriptions.start(caller.user_id, plan)
+            started = await self.shop.subscriptions.start(caller.user_id, plan)
         return SubscribeResult(
             subscription=subscription_view(started.subscription),
             checkout_url=started.subscription.checkout_url,
@@ -242,21 +278,18 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
             reused=started.reused,
         )
 
-    @server.tool(
-        annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False), meta={TOOL_SCOPE_META: READ}
-    )
-    async def list_subscriptions(ctx: Context) -> SubscriptionList:
+    async def list_subscriptions(self, ctx: Context) -> SubscriptionList:
         """The shopper's own refill subscriptions, newest first: status, products, interval, price per
         delivery and the next delivery date.
 
         Use it when the shopper asks about their refills, and to find the id of one to change."""
-        caller = current_user(ctx, settings)
+        caller = current_user(ctx, self.settings)
         return SubscriptionList(
-            subscriptions=[subscription_view(s) for s in await shop.subscriptions.mine(caller.user_id)]
+            subscriptions=[subscription_view(s) for s in await self.shop.subscriptions.mine(caller.user_id)]
         )
 
-    @server.tool(annotations=CHANGE, meta=SHOP_META)
     async def update_subscription(
+        self,
         ctx: Context,
         subscription_id: SubscriptionId,
         interval_weeks: Weeks = None,
@@ -291,34 +324,13 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
         Use it when the shopper wants refills more or less often, more of them, to skip one, or another
         product. Changes apply from the next delivery on; a swap charges (or credits) the price difference
         for the rest of the period at once, so it needs confirm=true after the shopper's yes."""
-        caller = current_user(ctx, settings)
+        caller = current_user(ctx, self.settings)
+        if swap_to_product_id is not None or swap_to_variant_id is not None:
+            return await self._swap(
+                caller.user_id, subscription_id, swap_to_product_id, swap_to_variant_id, confirm
+            )
         with refusals():
-            if swap_to_product_id is not None or swap_to_variant_id is not None:
-                swap = await shop.subscriptions.quote_swap(
-                    caller.user_id,
-                    subscription_id,
-                    swap_to_product_id,
-                    swap_to_variant_id,
-                )
-                if confirm is not True:
-                    currency = swap.subscription.currency
-                    if swap.due_now_minor:
-                        money = f"{format_money(swap.due_now_minor, currency)} is charged now for the rest of this period"
-                    elif swap.credit_minor:
-                        money = (
-                            f"{format_money(swap.credit_minor, currency)} for the rest of this period is taken off "
-                            "the next charges"
-                        )
-                    else:
-                        money = "nothing more is charged now"
-                    raise needs_confirmation(
-                        "update_subscription",
-                        f"This swaps subscription {subscription_id} to {swap.plan.product.brand} {swap.plan.name} "
-                        f"at {format_money(swap.plan.amount_minor, currency)} each delivery from now on; {money}.",
-                    )
-                sub = await shop.subscriptions.swap(caller.user_id, swap)
-                return subscription_view(sub)
-            sub = await shop.subscriptions.update(
+            sub = await self.shop.subscriptions.update(
                 caller.user_id,
                 subscription_id,
                 interval_weeks=interval_weeks,
@@ -327,8 +339,23 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
             )
         return with_next_refill(sub) if interval_weeks is not None else subscription_view(sub)
 
-    @server.tool(annotations=CHANGE, meta=SHOP_META)
+    async def _swap(
+        self,
+        user_id: str,
+        subscription_id: str,
+        product_id: str | None,
+        variant_id: str | None,
+        confirm: bool,
+    ) -> SubscriptionView:
+        with refusals():
+            swap = await self.shop.subscriptions.quote_swap(user_id, subscription_id, product_id, variant_id)
+            if confirm is not True:
+                raise needs_confirmation("update_subscription", _describe_swap(swap, subscription_id))
+            sub = await self.shop.subscriptions.swap(user_id, swap)
+        return subscription_view(sub)
+
     async def pause_subscription(
+        self,
         ctx: Context,
         subscription_id: SubscriptionId,
         resume: Annotated[bool, Field(description="true resumes a paused subscription.")] = False,
@@ -337,40 +364,38 @@ def register(server: MCPServer, services: Services, *, commerce: Commerce | None
         resume it with resume=true.
 
         Use it when the shopper wants refills to stop for a while without cancelling, or to restart."""
-        caller = current_user(ctx, settings)
+        caller = current_user(ctx, self.settings)
         with refusals():
-            sub = await shop.subscriptions.pause(caller.user_id, subscription_id, resume=resume)
+            sub = await self.shop.subscriptions.pause(caller.user_id, subscription_id, resume=resume)
         return subscription_view(sub)
 
-    @server.tool(
-        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=True),
-        meta=SHOP_META,
-    )
     async def cancel_subscription(
-        ctx: Context, subscription_id: SubscriptionId, confirm: Confirm = False
+        self, ctx: Context, subscription_id: SubscriptionId, confirm: Confirm = False
     ) -> SubscriptionView:
         """Cancel one of the shopper's subscriptions at the end of the period already paid for: that
         delivery still comes, nothing more is charged. Call it without confirm first: that cancels nothing
         and says what would happen; after the shopper says yes, call with confirm=true.
 
         Use it when the shopper wants no more refills."""
-        caller = current_user(ctx, settings)
+        caller = current_user(ctx, self.settings)
         with refusals():
             if confirm is not True:
-                sub = await shop.subscriptions.own(caller.user_id, subscription_id)
+                sub = await self.shop.subscriptions.own(caller.user_id, subscription_id)
                 if sub.status == "canceled":
                     raise OrderError(f"subscription {sub.id} has already ended")
-                view = subscription_view(sub)
-                until = f" on {sub.current_period_end:%d %B %Y}" if sub.current_period_end else ""
-                items = ", ".join(f"{i.quantity} × {i.name}" for i in view.items)
-                raise needs_confirmation(
-                    "cancel_subscription",
-                    f"This cancels your refill subscription {sub.id} ({items}, every {sub.interval_weeks} "
-                    f"weeks): it ends{until}, at the end of the period already paid for, and nothing more is "
-                    "charged.",
-                )
-            sub = await shop.subscriptions.cancel(caller.user_id, subscription_id)
+                raise needs_confirmation("cancel_subscription", _describe_cancel(sub))
+            sub = await self.shop.subscriptions.cancel(caller.user_id, subscription_id)
         return subscription_view(sub)
+
+
+def register(server: MCPServer, services: Services, *, commerce: Commerce | None = None) -> None:
+    tools = SubscriptionTools(services, commerce or Commerce(services))
+    server.tool(annotations=CHANGE, meta=SHOP_META)(tools.subscribe)
+    server.tool(annotations=CHANGE, meta=SHOP_META)(tools.subscribe_to_routine)
+    server.tool(annotations=READ_ONLY, meta={TOOL_SCOPE_META: READ})(tools.list_subscriptions)
+    server.tool(annotations=CHANGE, meta=SHOP_META)(tools.update_subscription)
+    server.tool(annotations=CHANGE, meta=SHOP_META)(tools.pause_subscription)
+    server.tool(annotations=ENDS, meta=SHOP_META)(tools.cancel_subscription)
 
 
 __all__ = ["register", "subscription_view", "ToolError"]
