@@ -7,6 +7,7 @@ and emoji are just words or nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import select as sa_select
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shine_mcp.store.db import Database, SqliteThreads
 from shine_mcp.store.search_index import (
@@ -71,6 +73,7 @@ class SearchFilters:
 class SearchResult:
     products: list[ProductRow]  # plain rows: ten ORM objects would cost more than the query
     total: int
+    more: bool = False  # more than `total` match (PostgreSQL counts a broad word search up to COUNT_CAP)
 
 
 def _like(value: str) -> str:
@@ -133,10 +136,26 @@ def _order(concerns: list[str], *ranks: str) -> str:
 
 
 @dataclass(frozen=True)
+class _Tier:
+    page: str  # one page (:limit from :offset) of the tier, best first, ranked exactly; and the tier's size
+    count: str  # how many products are in the tier
+
+
+@dataclass(frozen=True)
+class _Broad:
+    """A PostgreSQL word search matching more than `COUNT_CAP` products, ranked without ranking them all."""
+
+    capped: str  # how many match, counting no further than :cap, and when no more, the page
+    tiers: tuple[_Tier, ...]  # the products with a word in their name or brand, then in their description
+    others: str  # the most popular of the rest (:others of them) ranked, :rest from :skip
+
+
+@dataclass(frozen=True)
 class _Query:
     page: str  # ids of one page, best first (bounded top-N sort), and the total when `counted`
     count: str  # how many match in all
     counted: bool = False  # the page's second column is the total (a window count over the same scan)
+    broad: _Broad | None = None  # PostgreSQL: the cheaper plan when the words match very many products
 
 
 def _plain(prefix: str, count_prefix: str, body: str, order: str) -> _Query:
@@ -185,11 +204,108 @@ def _postgres_query(filters: SearchFilters, params: dict[str, object]) -> _Query
         order = _order(concerns)
     elif safe:
         params["tsquery"] = " | ".join(safe)
-        clauses.insert(0, "p.search_vector @@ to_tsquery('english', :tsquery)")
-        order = _order(concerns, "ts_rank_cd(p.search_vector, to_tsquery('english', :tsquery)) DESC")
+        filtered = " AND ".join(clauses) or "1 = 1"
+        clauses.insert(0, f"p.search_vector @@ {_TSQUERY}")
+        order = _order(concerns, f"{_RANK} DESC")
+        plain = _plain("", "", f"FROM products p WHERE {' AND '.join(clauses)}", order)
+        return plain if concerns else dataclasses.replace(plain, broad=_broad(filtered))
     else:
         order = _order(concerns)
     return _plain("", "", f"FROM products p WHERE {' AND '.join(clauses) or '1 = 1'}", order)
+
+
+_TSQUERY = "to_tsquery('english', :tsquery)"
+_RANK = f"ts_rank_cd(p.search_vector, {_TSQUERY})"
+# Past this many matches a PostgreSQL word search reports "more than COUNT_CAP" and ranks a shortlist.
+COUNT_CAP = 1000
+
+
+def _broad(filtered: str) -> _Broad:
+    """Ranking and counting every match costs time in proportion to the matches (250 ms for a word in
+    10 000 of 50 000 products). Past `COUNT_CAP` matches, the products with a word in their name or brand
+    come first, then those with it in their description, each tier ranked exactly as the plain query ranks
+    (the name and brand weigh most; a product described with the word mostly lists it too); after them,
+    the `COUNT_CAP - (those tiers)` most popular of the products with the word only in their ingredient
+    list, ranked. The tiers and the shortlist are the same for every page, so pages neither repeat nor
+    skip a product; a later tier is only read when the earlier ones cannot fill the page."""
+    named = f"p.name_vector @@ {_TSQUERY}"
+    described = f"p.description_vector @@ {_TSQUERY}"
+    tiers = []
+    for where in (f"{named} AND {filtered}", f"{described} AND NOT ({named}) AND {filtered}"):
+        tiers.append(
+            _Tier(
+                page=f"SELECT p.id, count(*) OVER () FROM products p WHERE {where} "
+                f"ORDER BY {_order([], f'{_RANK} DESC')} "
+                "LIMIT :limit OFFSET :offset",
+                count=f"SELECT count(*) FROM products p WHERE {where}",
+            )
+        )
+    others = f"p.search_vector @@ {_TSQUERY} AND NOT ({named}) AND NOT ({described}) AND {filtered}"
+    return _Broad(
+        # The matches' count, up to :cap; at most COUNT_CAP of them, they are all at hand: ranked and
+        # paged in the same statement. Past it, none is ranked (the CASE skips ts_rank_cd).
+        capped=(
+            f"WITH capped AS MATERIALIZED (SELECT p.id, p.search_vector, {_POPULARITY} AS popularity "
+            f"FROM products p WHERE p.search_vector @@ {_TSQUERY} AND {filtered} LIMIT :cap), "
+            "total AS (SELECT count(*) AS n FROM capped) "
+            "SELECT total.n, page.id FROM total LEFT JOIN LATERAL (SELECT c.id FROM capped c "
+            f"WHERE total.n < :cap ORDER BY ts_rank_cd(c.search_vector, {_TSQUERY}) DESC, "
+            "c.popularity DESC, c.id LIMIT :limit OFFSET :offset) AS page ON true"
+        ),
+        tiers=tuple(tiers),
+        others=(
+            f"SELECT c.id FROM (SELECT p.id, p.search_vector, {_POPULARITY} AS popularity FROM products p "
+            f"WHERE {others} ORDER BY {_POPULARITY} DESC, p.id LIMIT :others) AS c "
+            f"ORDER BY ts_rank_cd(c.search_vector, {_TSQUERY}) DESC, c.popularity DESC, c.id "
+            "LIMIT :rest OFFSET :skip"
+        ),
+    )
+
+
+async def _broad_page(
+    session: AsyncSession, broad: _Broad, params: dict[str, object], *, limit: int, offset: int
+) -> tuple[list[str], int, bool]:
+    """The page's ids, the total and whether more match than the total says."""
+    # The first tier first: when more than COUNT_CAP products name a word (a brand), nothing else is read.
+    first = list(await session.execute(text(broad.tiers[0].page), params))
+    if first and int(first[0][1]) > COUNT_CAP:
+        return [str(row[0]) for row in first], COUNT_CAP, True
+    capped = (await session.execute(text(broad.capped), {**params, "cap": COUNT_CAP + 1})).all()
+    if int(capped[0][0]) <= COUNT_CAP:
+        return [str(row[1]) for row in capped if row[1] is not None], int(capped[0][0]), False
+    return await _tiered_page(session, broad, params, first, limit=limit, offset=offset), COUNT_CAP, True
+
+
+async def _tiered_page(
+    session: AsyncSession,
+    broad: _Broad,
+    params: dict[str, object],
+    first: list[Any],
+    *,
+    limit: int,
+    offset: int,
+) -> list[str]:
+    ids: list[str] = []
+    before = 0  # products in the tiers already read
+    for i, tier in enumerate(broad.tiers):
+        skip = max(0, offset - before)
+        if i == 0:
+            rows = first  # read with this page's limit and offset
+        else:
+            paged = {**params, "limit": limit - len(ids), "offset": skip}
+            rows = list(await session.execute(text(tier.page), paged))
+        ids += [str(row[0]) for row in rows]
+        if len(ids) == limit:
+            return ids
+        # Each row carries the tier's size; an empty page (offset past the tier) needs it counted.
+        before += (
+            int(rows[0][1]) if rows else int((await session.execute(text(tier.count), params)).scalar_one())
+        )
+    shortlist = COUNT_CAP - before
+    if shortlist <= 0:
+        return ids
+    others = {**params, "others": shortlist, "rest": limit - len(ids), "skip": max(0, offset - before)}
+    return ids + [str(row[0]) for row in await session.execute(text(broad.others), others)]
 
 
 def _known_total(query: _Query, rows: list[Any], offset: int, limit: int) -> int | None:
@@ -329,14 +445,17 @@ async def search_products(
             db.dialect == "postgresql"
         ):  # one snapshot for the page and its rows (by default, one per statement)
             await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        rows = list((await session.execute(text(query.page), params)).all())
-        total = _known_total(query, rows, offset, limit)
-        if total is None:
-            total = int((await session.execute(text(query.count), params)).scalar_one())
-        ids = [row[0] for row in rows]
+        if query.broad is not None:
+            ids, total, more = await _broad_page(session, query.broad, params, limit=limit, offset=offset)
+        else:
+            rows = list((await session.execute(text(query.page), params)).all())
+            known = _known_total(query, rows, offset, limit)
+            if known is None:
+                known = int((await session.execute(text(query.count), params)).scalar_one())
+            ids, total, more = [row[0] for row in rows], known, False
         if not ids:
-            return SearchResult(products=[], total=total)
+            return SearchResult(products=[], total=total, more=more)
         table = Product.__table__  # type: ignore[attr-defined]
         loaded = await session.execute(sa_select(table).where(table.c.id.in_(ids)))
         by_id = {row.id: ProductRow(**row._mapping) for row in loaded}
-    return SearchResult(products=[by_id[i] for i in ids if i in by_id], total=total)
+    return SearchResult(products=[by_id[i] for i in ids if i in by_id], total=total, more=more)

@@ -1,0 +1,126 @@
+"""Broad word searches on PostgreSQL rank a shortlist and count up to a cap, and still show the products the
+full ranking (every match ranked and counted, the query before the shortlist) puts first."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+from mcp import Client
+from sqlalchemy import text
+
+from shine_mcp.config import Settings
+from shine_mcp.server import build_server
+from shine_mcp.services import Services
+from shine_mcp.store.catalog import demo_catalog_records, upsert_products
+from shine_mcp.store.db import Database, open_database
+from shine_mcp.store.search import COUNT_CAP, SearchFilters, _postgres_query, query_terms, search_products
+
+pytestmark = pytest.mark.postgres
+
+PRODUCTS = 6000  # enough for a common word to match well over COUNT_CAP products
+
+
+async def build(settings: Settings) -> None:
+    """The benchmark's catalog shape: the demo products renamed and repriced, with their ratings."""
+    db = await open_database(settings)
+    async with db.session() as session, session.begin():
+        await session.execute(text("DELETE FROM products"))
+    _notice, demo = demo_catalog_records()
+    rng = random.Random(7)
+    records = [
+        demo[i % len(demo)].model_copy(
+            update={
+                "handle": f"{demo[i % len(demo)].handle}-{i}",
+                "name": f"{demo[i % len(demo)].name} {rng.choice(['Plus', 'Pro', 'Lite', ''])} {i}",
+                "price": Decimal(rng.randint(500, 12000)) / 100,
+                "stock": rng.randint(0, 50),
+            }
+        )
+        for i in range(PRODUCTS)
+    ]
+    await upsert_products(db, records, source="test")
+    await db.close()
+
+
+@pytest.fixture(scope="module")
+def built(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("pg"), database_url=postgres_url)
+    asyncio.run(build(settings))
+    return settings
+
+
+@pytest.fixture
+async def catalog(built: Settings) -> AsyncIterator[Database]:
+    db = await open_database(built)
+    yield db
+    await db.close()
+
+
+async def fully_ranked(
+    db: Database, filters: SearchFilters, *, limit: int, offset: int
+) -> tuple[list[str], int]:
+    """Ids and total from the query that ranks and counts every match."""
+    params: dict[str, object] = {"limit": limit, "offset": offset}
+    query = _postgres_query(filters, params)
+    async with db.session() as session:
+        rows = (await session.execute(text(query.page), params)).all()
+    return [str(row[0]) for row in rows], int(rows[0][1]) if rows else 0
+
+
+# niacinamide, hyaluronic: named by some products, listed by many; several words at once; glycerin: named by
+# none, described by some, listed by most; tocopherol: only listed (the popularity shortlist); plus: named by
+# more than COUNT_CAP.
+@pytest.mark.parametrize(
+    "words", ["niacinamide", "hyaluronic", "hyaluronic acid serum", "glycerin", "tocopherol", "plus"]
+)
+async def test_a_broad_search_shows_what_ranking_every_match_shows_first(
+    catalog: Database, words: str
+) -> None:
+    filters = SearchFilters(terms=tuple(query_terms(words)))
+    expected, matches = await fully_ranked(catalog, filters, limit=20, offset=0)
+    assert matches > COUNT_CAP  # the shortlist is what is under test
+
+    first = await search_products(catalog, filters, limit=10)
+    second = await search_products(catalog, filters, limit=10, offset=10)
+
+    assert [p.id for p in first.products + second.products] == expected
+    assert (first.total, first.more) == (COUNT_CAP, True)
+
+
+async def test_a_narrow_search_is_ranked_and_counted_whole(catalog: Database) -> None:
+    filters = SearchFilters(
+        terms=("hyaluronic",), category="moisturiser", max_price_minor=3000, currency="USD"
+    )
+    expected, matches = await fully_ranked(catalog, filters, limit=10, offset=0)
+    assert 10 < matches <= COUNT_CAP
+
+    found = await search_products(catalog, filters, limit=10)
+
+    assert [p.id for p in found.products] == expected
+    assert (found.total, found.more) == (matches, False)
+
+
+@pytest.mark.parametrize("word", ["glycerin", "tocopherol"])  # the pages cross from one tier to the next
+async def test_pages_of_a_broad_search_neither_repeat_nor_skip(catalog: Database, word: str) -> None:
+    filters = SearchFilters(terms=(word,))
+    seen: list[str] = []
+    for offset in range(0, 100, 20):
+        seen += [p.id for p in (await search_products(catalog, filters, limit=20, offset=offset)).products]
+    whole = await search_products(catalog, filters, limit=100)
+    assert seen == [p.id for p in whole.products]
+    assert len(set(seen)) == 100
+
+
+async def test_the_search_tool_says_when_more_products_match_than_it_counted(built: Settings) -> None:
+    services = Services(built)
+    async with services.running(), Client(build_server(built, services)) as client:
+        result = await client.call_tool("search_products", {"query": "niacinamide", "limit": 5})
+    assert not result.is_error, result.content
+    found = result.structured_content
+    assert found is not None
+    assert found["total"] == COUNT_CAP
+    assert found["notice"] is not None and f"More than {COUNT_CAP:,} products match" in found["notice"]
