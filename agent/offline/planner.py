@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from agent.model import Finish, Message, ModelEvent, TextChunk, ToolCall, ToolSpec
 from agent.offline.context import Context, Seen, read_history
+from agent.offline.intents import Intent
 from agent.offline.naming import Resolution, resolve, tokens
 from agent.offline.reading import ONE_LESS, Reading, book, image_query, read
 from agent.offline.replies import (
@@ -57,8 +58,28 @@ def _items(schema: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def coerce(value: Any, schema: dict[str, Any]) -> Any:
-    """Fit a slot's value to one parameter's JSON schema, or None when it does not fit."""
+# The unit each money parameter takes, by the parameter's name. The planner's amounts are in the currency's
+# major unit ("under $25" is 25). Tool input schemas carry no unit marker (no format, multipleOf or x-
+# extension), and adding one to Shine's would change its public schema snapshot, so the unit is keyed on the
+# name here, never on how a description is worded. Shine's own money parameters take major units and pass
+# through; the minor-unit names follow Shine's `*_minor` convention (`Money.amount_minor`) and the common
+# `*_cents`. A test keeps every price, budget or amount parameter of Shine's tools listed.
+MONEY_UNITS: dict[str, Literal["major", "minor"]] = {
+    "budget": "major",
+    "max_price": "major",
+    "amount": "major",
+    "budget_minor": "minor",
+    "max_price_minor": "minor",
+    "amount_minor": "minor",
+    "budget_cents": "minor",
+    "max_price_cents": "minor",
+    "amount_cents": "minor",
+}
+MINOR_PER_MAJOR = 100  # the slots do not know the currency; a minor-unit parameter is taken to be cents
+
+
+def coerce(value: Any, schema: dict[str, Any], name: str) -> Any:
+    """Fit a slot's value to the JSON schema of parameter `name`, or None when it does not fit."""
     if value is None or value == [] or value == "":
         return None
     types = _schema_types(schema)
@@ -80,9 +101,8 @@ def coerce(value: Any, schema: dict[str, Any]) -> Any:
     if isinstance(value, bool):
         return value if not types or "boolean" in types else None
     if isinstance(value, int | float):
-        description = str(schema.get("description", "")).lower()
-        if "minor unit" in description or "cents" in description:
-            return int(round(value * 100))
+        if MONEY_UNITS.get(name) == "minor":
+            return int(round(value * MINOR_PER_MAJOR))
         if "integer" in types and "number" not in types:
             return int(round(value))
         if "number" in types or not types:
@@ -92,8 +112,10 @@ def coerce(value: Any, schema: dict[str, Any]) -> Any:
 
 
 # Intents whose next step needs the one product the shopper named; a search by its name finds it first.
-REFERENCE_INTENTS = frozenset({"add_to_cart", "remove_from_cart", "product_info", "safety"})
-CHANGES_CART = frozenset({"add_to_cart", "remove_from_cart"})
+REFERENCE_INTENTS = frozenset(
+    {Intent.ADD_TO_CART, Intent.REMOVE_FROM_CART, Intent.PRODUCT_INFO, Intent.SAFETY}
+)
+CHANGES_CART = frozenset({Intent.ADD_TO_CART, Intent.REMOVE_FROM_CART})
 _YES_WORDS = re.compile(
     r"^\W*(?:yes|yeah|yep|sure|ok(?:ay)?|please|go ahead|do it|confirm(?:ed)?)\b[\s,.!-]*", re.I
 )
@@ -105,7 +127,9 @@ PASTED_MAX_NAME = 40  # average characters per name; prose between commas runs l
 class Slots:
     """Values for `$name` in plans.json, from the message, the conversation and this turn's results."""
 
-    def __init__(self, reading: Reading, context: Context, policy: Policy, intent: str = "unknown") -> None:
+    def __init__(
+        self, reading: Reading, context: Context, policy: Policy, intent: Intent = Intent.UNKNOWN
+    ) -> None:
         self.reading, self.context, self.policy, self.intent = reading, context, policy, intent
         self.asked: list[dict[str, Any]] = []  # the products the shopper may mean: ask which
         self.learned_orders: list[dict[str, Any]] | None = None  # list_orders in this turn
@@ -209,11 +233,11 @@ class Slots:
         guess = self.confirmed_guess()
         if guess:
             return [guess]
-        if self.intent == "subscribe":
+        if self.intent == Intent.SUBSCRIBE:
             picked = self.routine_pick()
             if picked:
                 return [picked]
-        if self.intent in ("remove_from_cart", "change_quantity") and self.name_words():
+        if self.intent in (Intent.REMOVE_FROM_CART, Intent.CHANGE_QUANTITY) and self.name_words():
             in_cart = self.in_cart()
             if in_cart.meant is not None:
                 return [in_cart.meant["id"]]
@@ -582,7 +606,7 @@ class Slots:
         if len(said) >= 8 and not self.policy.is_confirmation(said):
             return said[:500]
         for earlier in reversed(self.context.earlier):
-            if read(earlier.request).intent == "refund":
+            if read(earlier.request).intent == Intent.REFUND:
                 return earlier.request.strip()[:500]
         return self.reading.text.strip()[:500] or "the shopper asked for a refund"
 
@@ -615,51 +639,53 @@ class OfflinePlanner:
     def __init__(self, policy: Policy | None = None) -> None:
         self.policy = policy or load_policy()
 
-    def _intent(self, reading: Reading, context: Context) -> str:
+    def _intent(self, reading: Reading, context: Context) -> Intent:
         intent = reading.intent
         if context.earlier:
             follow_up = self._follow_up(reading, context)
             if follow_up is not None:
                 return follow_up
         cart_seen = context.cart_shown_last_turn(self.policy.shows_cart, self.policy.checkout_tools)
-        if intent in ("unknown", "greeting") and cart_seen and self.policy.is_confirmation(reading.text):
-            return "checkout"
-        if intent == "unknown" and cart_seen and self.policy.is_refusal(reading.text):
-            return "unknown"
-        if intent == "unknown" and (reading.personal or reading.category or reading.budget or reading.query):
-            return "find_products"
+        if (
+            intent in (Intent.UNKNOWN, Intent.GREETING)
+            and cart_seen
+            and self.policy.is_confirmation(reading.text)
+        ):
+            return Intent.CHECKOUT
+        if intent == Intent.UNKNOWN and cart_seen and self.policy.is_refusal(reading.text):
+            return Intent.UNKNOWN
+        if intent == Intent.UNKNOWN and (
+            reading.personal or reading.category or reading.budget or reading.query
+        ):
+            return Intent.FIND_PRODUCTS
         return intent
 
-    def _follow_up(self, reading: Reading, context: Context) -> str | None:
+    def _follow_up(self, reading: Reading, context: Context) -> Intent | None:
         """An answer to the question the previous reply asked: which product, which order, or yes."""
         previous = context.earlier[-1]
         asked = " ".join(previous.said)
         slots = Slots(reading, context, self.policy)
         answered = self.policy.is_confirmation(reading.text) or self.policy.is_refusal(reading.text)
-        if answered and reading.intent in ("unknown", "greeting", "refund") and slots.refund_proposed():
-            return "refund" if self.policy.is_confirmation(reading.text) else "unknown"
-        if answered and reading.intent in ("unknown", "greeting", "subscribe") and slots.subscribe_proposed():
-            return "subscribe" if self.policy.is_confirmation(reading.text) else "unknown"
+        unasked = (Intent.UNKNOWN, Intent.GREETING)  # "yes", "no", "hi": no request of their own
+        if answered and reading.intent in (*unasked, Intent.REFUND) and slots.refund_proposed():
+            return Intent.REFUND if self.policy.is_confirmation(reading.text) else Intent.UNKNOWN
+        if answered and reading.intent in (*unasked, Intent.SUBSCRIBE) and slots.subscribe_proposed():
+            return Intent.SUBSCRIBE if self.policy.is_confirmation(reading.text) else Intent.UNKNOWN
         for tool, intent in (
-            ("subscribe_to_routine", "subscribe_routine"),
-            ("cancel_subscription", "cancel_refill"),
+            ("subscribe_to_routine", Intent.SUBSCRIBE_ROUTINE),
+            ("cancel_subscription", Intent.CANCEL_REFILL),
         ):
-            if answered and reading.intent in ("unknown", "greeting", intent) and slots.proposed(tool):
-                return intent if self.policy.is_confirmation(reading.text) else "unknown"
+            if answered and reading.intent in (*unasked, intent) and slots.proposed(tool):
+                return intent if self.policy.is_confirmation(reading.text) else Intent.UNKNOWN
         if (
             WHICH_ORDER in asked
             and (reading.ordinals or reading.order_id)
-            and reading.intent
-            in (
-                "unknown",
-                "order_status",
-                "refund",
-            )
+            and reading.intent in (Intent.UNKNOWN, Intent.ORDER_STATUS, Intent.REFUND)
         ):
-            return "refund"
+            return Intent.REFUND
         short = len(reading.text.split()) <= 8
         which = WHICH_ONE in asked or DO_YOU_MEAN in asked
-        if which and short and reading.intent in ("unknown", "find_products", "greeting"):
+        if which and short and reading.intent in (Intent.UNKNOWN, Intent.FIND_PRODUCTS, Intent.GREETING):
             before = Context(context.turns[:-1])
             return self._intent(read(before.current.request), before)
         return None
@@ -678,7 +704,7 @@ class OfflinePlanner:
                 if isinstance(template, str) and template.startswith("$")
                 else template
             )
-            value = coerce(raw, properties[param])
+            value = coerce(raw, properties[param], param)
             if value is not None:
                 arguments[param] = value
         missing = [p for p in spec.required() if p not in arguments]

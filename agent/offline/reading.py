@@ -10,6 +10,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from agent.offline.intents import Intent
+
 _ORDINALS = {
     "first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3,
     "fifth": 4, "5th": 4, "last": -1,
@@ -62,8 +64,10 @@ _ACTION_WORDS = frozenset(
 
 
 @dataclass(frozen=True)
-class Intent:
-    name: str
+class IntentRule:
+    """How plans.json recognises one intent: its patterns (first match wins)."""
+
+    name: Intent
     patterns: tuple[re.Pattern[str], ...]
     needs_attachment_or: tuple[re.Pattern[str], ...] = ()
 
@@ -72,8 +76,8 @@ class Intent:
 class Book:
     """plans.json, compiled."""
 
-    intents: tuple[Intent, ...]
-    plans: dict[str, list[dict[str, Any]]]
+    intents: tuple[IntentRule, ...]
+    plans: dict[Intent, list[dict[str, Any]]]
     filler: frozenset[str]
     concerns: dict[str, tuple[str, ...]]
     categories: dict[str, tuple[str, ...]]
@@ -87,16 +91,19 @@ def book() -> Book:
     def compiled(patterns: list[str]) -> tuple[re.Pattern[str], ...]:
         return tuple(re.compile(p, re.IGNORECASE) for p in patterns)
 
-    intents = tuple(
-        Intent(i["name"], compiled(i.get("patterns", [])), compiled(i.get("needs_attachment_or", [])))
+    intents = tuple(  # Intent(...) refuses a name the advisor has no answer for
+        IntentRule(
+            Intent(i["name"]), compiled(i.get("patterns", [])), compiled(i.get("needs_attachment_or", []))
+        )
         for i in raw["intents"]
     )
-    for intent in intents:
-        if intent.name not in raw["plans"]:
-            raise ValueError(f"plans.json: intent {intent.name!r} has no plan")
+    plans = {Intent(name): steps for name, steps in raw["plans"].items()}
+    for rule in intents:
+        if rule.name not in plans:
+            raise ValueError(f"plans.json: intent {rule.name!r} has no plan")
     return Book(
         intents=intents,
-        plans=raw["plans"],
+        plans=plans,
         filler=frozenset(raw["filler"]),
         concerns={k: tuple(v) for k, v in raw["concerns"].items()},
         categories={k: tuple(v) for k, v in raw["categories"].items()},
@@ -109,7 +116,7 @@ class Reading:
     """What one message says, before it is matched against any tool's schema."""
 
     text: str
-    intent: str = "unknown"
+    intent: Intent = Intent.UNKNOWN
     concerns: list[str] = field(default_factory=list)
     skin_type: str | None = None
     category: str | None = None
@@ -149,16 +156,16 @@ def _find_vocab(text: str, vocab: dict[str, tuple[str, ...]]) -> tuple[list[str]
     return found, consumed
 
 
-def classify(text: str, has_attachment: bool) -> str:
+def classify(text: str, has_attachment: bool) -> Intent:
     lowered = text.lower()
-    for intent in book().intents:
-        if intent.needs_attachment_or:
-            if has_attachment or any(p.search(lowered) for p in intent.needs_attachment_or):
-                return intent.name
+    for rule in book().intents:
+        if rule.needs_attachment_or:
+            if has_attachment or any(p.search(lowered) for p in rule.needs_attachment_or):
+                return rule.name
             continue
-        if any(p.search(lowered) for p in intent.patterns):
-            return intent.name
-    return "unknown"
+        if any(p.search(lowered) for p in rule.patterns):
+            return rule.name
+    return Intent.UNKNOWN
 
 
 def read(message: str) -> Reading:
