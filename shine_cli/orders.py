@@ -105,7 +105,7 @@ def pending_fulfilment(
     from shine_mcp.store.orders import get_order, held_orders, jobs, order_lines
 
     async def work(commerce: Commerce) -> list[_Waiting]:
-        db = commerce.db()
+        db = commerce.db
         held = await held_orders(db)
         lines = await order_lines(db, [o.id for o in held])
         found = [_Waiting(o, "held", _held_request(o, lines[o.id]), o.attention) for o in held]
@@ -166,7 +166,7 @@ def mark_shipped(
     from shine_mcp.store.orders import get_order
 
     async def work(commerce: Commerce) -> str:
-        order = await get_order(commerce.db(), order_id)
+        order = await get_order(commerce.db, order_id)
         if order is None:
             return f"no order {order_id}"
         if order.paid_at is None:
@@ -194,7 +194,7 @@ def retry_fulfilment(order_id: Annotated[str, typer.Argument(help="The order, e.
     from shine_mcp.store.orders import FulfilmentJob
 
     async def work(commerce: Commerce) -> int:
-        async with commerce.db().session() as session:
+        async with commerce.db.session() as session:
             changed = await session.execute(
                 update(FulfilmentJob)
                 .where(
@@ -246,7 +246,7 @@ def list_all(
     async def work(commerce: Commerce) -> list[Any]:
         statuses = [status] if status else None
         return await list_orders(
-            commerce.db(), None, statuses=statuses, limit=limit, refund_requested=refund_requests
+            commerce.db, None, statuses=statuses, limit=limit, refund_requested=refund_requests
         )
 
     rows = _run(work)
@@ -284,7 +284,7 @@ def report(
     except ValueError as exc:
         raise typer.BadParameter("dates look like 2026-11-01") from exc
     result = _run(
-        lambda commerce: sales_report(commerce.db(), first, last, include_simulated=include_simulated)
+        lambda commerce: sales_report(commerce.db, first, last, include_simulated=include_simulated)
     )
     table = Table(title=f"Sales {first} to {last}" + (" (simulated included)" if include_simulated else ""))
     for column in ("day", "currency", "orders", "revenue", "refunds", "net"):

@@ -112,9 +112,7 @@ def report(
             now = billing.clock() if isinstance(billing, SimulatedBilling) else utcnow()
             last = date.fromisoformat(end) if end else now.date()
             first = first or last - timedelta(days=29)
-            return await sales_report(
-                commerce.db(), first, last, include_simulated=include_simulated, now=now
-            )
+            return await sales_report(commerce.db, first, last, include_simulated=include_simulated, now=now)
 
     try:
         first = date.fromisoformat(start) if start else None

@@ -16,7 +16,7 @@ import anyio
 from shine_mcp.config import Settings
 from shine_mcp.observers import Observers
 from shine_mcp.store.catalog import ensure_demo_catalog
-from shine_mcp.store.db import Database, open_database
+from shine_mcp.store.db import Database
 
 log = logging.getLogger("shine")
 
@@ -24,7 +24,7 @@ log = logging.getLogger("shine")
 class Services:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._db: Database | None = None
+        self.db = Database(settings)  # opened by whoever enters `running()` first
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self._users = 0
         self._lock = anyio.Lock()
@@ -33,18 +33,12 @@ class Services:
         self.analysis_limiter = anyio.CapacityLimiter(max(1, os.cpu_count() or 1))
         self.observers = Observers()  # outcomes for the web shell's metrics
 
-    @property
-    def db(self) -> Database:
-        if self._db is None:
-            raise RuntimeError("Services used outside `running()`; enter it first")
-        return self._db
-
     async def _start(self) -> None:
-        self._db = await open_database(self.settings)
-        self.observers.database_opened(self._db)
+        await self.db.open()
+        self.observers.database_opened(self.db)
         if self.settings.load_demo_catalog:
-            async with self._db.one_process_at_a_time():  # workers starting together load it once
-                loaded = await ensure_demo_catalog(self._db)
+            async with self.db.one_process_at_a_time():  # workers starting together load it once
+                loaded = await ensure_demo_catalog(self.db)
             if loaded:
                 log.info("catalog was empty: loaded %d demo products", loaded)
 
@@ -59,9 +53,7 @@ class Services:
             except Exception:  # one failing clean-up must not stop the others
                 log.exception("clean-up %r failed", callback)
         self._on_stop.clear()
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        await self.db.close()
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Services]:

@@ -187,7 +187,7 @@ async def test_a_last_event_id_replays_only_its_own_session_and_events_leave_aft
     url = request.getfixturevalue("postgres_url") if dialect == "postgresql" else None
     db = await open_database(make_settings(tmp_path, load_demo_catalog=False, database_url=url))
     clock = [NOW]
-    store = DatabaseEventStore(lambda: db, clock=lambda: clock[0])
+    store = DatabaseEventStore(db, clock=lambda: clock[0])
     replayed: list[tuple[str, str | None, list[str]]] = []
 
     async def inner(scope: Scope, receive: Receive, send: Send) -> None:
@@ -229,7 +229,7 @@ async def test_a_last_event_id_replays_nothing_to_another_person_in_the_same_ses
     """The events are that person's tool results: someone else who learns the session id, signed in as
     themselves, resumes nothing (and neither does a request that names no one)."""
     db = await open_database(make_settings(tmp_path, load_demo_catalog=False))
-    store = DatabaseEventStore(lambda: db)
+    store = DatabaseEventStore(db)
     replayed: list[tuple[str | None, list[str]]] = []
 
     async def inner(scope: Scope, receive: Receive, send: Send) -> None:

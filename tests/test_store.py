@@ -14,9 +14,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
+from shine_mcp.auth.ratelimit import Limit, RateLimiter
+from shine_mcp.clock import utcnow
 from shine_mcp.config import Settings
+from shine_mcp.services import Services
 from shine_mcp.store.catalog import count_products, get_product, get_products, upsert_products
-from shine_mcp.store.db import Database, include_object, open_database
+from shine_mcp.store.db import Database, DatabaseNotOpen, include_object, open_database
 from shine_mcp.store.records import ProductIn, product_id_for
 from shine_mcp.store.search import SearchFilters, search_products
 
@@ -118,7 +121,7 @@ async def test_the_sqlite_read_path_returns_what_the_orm_loads(tmp_path: Path) -
         [record(f"r{i}", price=Decimal(f"{5 + i}.00"), size=None if i % 2 else "30 ml") for i in range(7)],
         source="test",
     )
-    without_reader = dataclasses.replace(database, threads=None)
+    without_reader = database.engine_only()
     cases = [
         (SearchFilters(), 3, 0),
         (SearchFilters(), 3, 3),
@@ -181,6 +184,54 @@ async def test_upgrading_again_keeps_every_product(tmp_path: Path) -> None:
     again = await open_database(settings)
     assert await count_products(again) == 1
     await again.close()
+
+
+async def test_a_database_used_before_it_is_opened_says_to_open_it(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    database = Database(Settings(data_dir=data_dir, database_url=None))
+    assert not data_dir.exists()  # building it opens nothing
+    with pytest.raises(DatabaseNotOpen, match=r"await db\.open\(\)"):
+        await count_products(database)
+    with pytest.raises(DatabaseNotOpen):
+        _ = database.dialect
+    await database.close()  # closing what was never opened does nothing
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def test_opening_twice_keeps_one_engine_and_a_closed_database_opens_again(
+    request: pytest.FixtureRequest, tmp_path: Path, dialect: str
+) -> None:
+    url = request.getfixturevalue("postgres_url") if dialect == "postgresql" else None
+    database = Database(Settings(data_dir=tmp_path, database_url=url))
+    assert await database.open() is database
+    engine = database.engine
+    await database.open()
+    assert database.engine is engine
+    await upsert_products(database, [record("kept")], source="test")
+    await database.close()
+    await database.close()
+    with pytest.raises(DatabaseNotOpen):
+        await count_products(database)
+    await database.open()
+    try:
+        assert database.engine is not engine
+        assert await count_products(database) == 1
+    finally:
+        await database.close()
+
+
+async def test_services_hand_out_their_database_before_it_opens(tmp_path: Path) -> None:
+    services = Services(Settings(data_dir=tmp_path, database_url=None, load_demo_catalog=False))
+    limiter = RateLimiter(services.db, utcnow)  # built before the app starts, as the server builds it
+    limits = [Limit("user:someone:test", 5)]
+    with pytest.raises(DatabaseNotOpen):
+        await limiter.hit(limits)
+    async with services.running():
+        assert (await limiter.hit(limits)).allowed
+    with pytest.raises(DatabaseNotOpen):  # the last user out closed it
+        await limiter.hit(limits)
+    async with services.running():  # and the next one opens the same object again
+        assert (await limiter.hit(limits)).allowed
 
 
 async def test_words_within_a_category_count_and_rank_only_that_category(db: Database) -> None:

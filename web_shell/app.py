@@ -51,7 +51,7 @@ def create_app(
         transport_security=transport_security(settings),
         max_request_body_size=MAX_MCP_BODY_BYTES,
         # Kept in the database: a dropped stream resumes with Last-Event-ID (store/stream_events.py).
-        event_store=DatabaseEventStore(lambda: services.db, clock=clock),
+        event_store=DatabaseEventStore(services.db, clock=clock),
         retry_interval=RETRY_INTERVAL_MS,
     )
 
@@ -74,7 +74,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        purge = PurgeJob(lambda: services.db, settings.purge_seconds, clock=clock)
+        purge = PurgeJob(services.db, settings.purge_seconds, clock=clock)
         app.state.purge = purge  # tests follow its passes
         app.state.mcp_server = server  # tests register slow tools of their own (resumable streams)
         async with (

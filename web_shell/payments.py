@@ -101,7 +101,7 @@ class PaymentsWeb:
         self.webhook_outcome = webhook_outcome or (lambda _outcome: None)
         self.commerce = commerce or Commerce(services)
         self.worker = FulfilmentWorker(
-            lambda: services.db, self.commerce.ledger, self.settings, housekeeping=self.commerce.housekeeping
+            services.db, self.commerce.ledger, self.settings, housekeeping=self.commerce.housekeeping
         )
         self.commerce.on_paid(self.worker.wake)
 

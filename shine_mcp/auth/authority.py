@@ -49,8 +49,8 @@ class Authority:
                 f"SHINE_PUBLIC_URL to the https address clients use (now {settings.base_url})"
             )
         self.keys = Keys.load(settings)
-        self.provider = ShineAuthProvider(settings, lambda: services.db, self.keys, clock)
-        self.limiter = RateLimiter(lambda: services.db, clock)
+        self.provider = ShineAuthProvider(settings, services.db, self.keys, clock)
+        self.limiter = RateLimiter(services.db, clock)
         self.catalog = ToolCatalog()
         self.google = (
             GoogleSignIn(

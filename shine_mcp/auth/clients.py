@@ -23,15 +23,13 @@ log = logging.getLogger("shine.auth")
 
 
 class Clients:
-    def __init__(
-        self, settings: Settings, db: Callable[[], Database], keys: Keys, clock: Callable[[], datetime]
-    ) -> None:
+    def __init__(self, settings: Settings, db: Database, keys: Keys, clock: Callable[[], datetime]) -> None:
         self.settings, self._db, self.keys, self.clock = settings, db, keys, clock
 
     async def get(self, client_id: str) -> OAuthClientInformationFull | None:
         if is_metadata_url(client_id):
             return await self._document_client(client_id)
-        async with self._db().session() as session:
+        async with self._db.session() as session:
             row = await session.get(OAuthClient, client_id)
         if row is None or row.kind != "dcr":
             return None
@@ -42,7 +40,7 @@ class Clients:
 
     async def _document_client(self, url: str) -> OAuthClientInformationFull | None:
         now = self.clock()
-        async with self._db().session() as session:
+        async with self._db.session() as session:
             row = await session.get(OAuthClient, url)
         if row is not None and row.refresh_after is not None and aware(row.refresh_after) > now:
             return OAuthClientInformationFull.model_validate({**row.client_metadata, "client_id": url})
@@ -60,7 +58,7 @@ class Clients:
         if client.scope is None:
             client.scope = " ".join(SCOPES)
         metadata = client.model_dump(mode="json", exclude_none=True, exclude={"client_id"})
-        async with self._db().session() as session:
+        async with self._db.session() as session:
             stored = await session.get(OAuthClient, url)
             if stored is None:
                 session.add(
@@ -86,7 +84,7 @@ class Clients:
             mode="json", exclude_none=True, exclude={"client_id", "client_secret"}
         )
         secret = self.keys.encrypt(client_info.client_secret, now) if client_info.client_secret else None
-        async with self._db().session() as session:
+        async with self._db.session() as session:
             session.add(
                 OAuthClient(
                     client_id=client_info.client_id,
@@ -98,7 +96,7 @@ class Clients:
             )
             await session.commit()
         await audit.record(
-            self._db(),
+            self._db,
             "client_registered",
             client_id=client_info.client_id,
             at=now,

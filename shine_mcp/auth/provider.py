@@ -77,9 +77,7 @@ class PendingAuthorization:
 
 
 class ShineAuthProvider(OAuthAuthorizationServerProvider[ShineCode, ShineRefreshToken, ShineAccessToken]):
-    def __init__(
-        self, settings: Settings, db: Callable[[], Database], keys: Keys, clock: Callable[[], datetime]
-    ) -> None:
+    def __init__(self, settings: Settings, db: Database, keys: Keys, clock: Callable[[], datetime]) -> None:
         self.settings, self._db, self.keys, self.clock = settings, db, keys, clock
         self.issuer, self.resource = issuer(settings), resource_url(settings)
         self.clients = Clients(settings, db, keys, clock)
@@ -102,7 +100,7 @@ class ShineAuthProvider(OAuthAuthorizationServerProvider[ShineCode, ShineRefresh
             )
         now = self.clock()
         request_id = await tokens.save_request(
-            self._db(),
+            self._db,
             client_id=client.client_id,
             params={
                 "redirect_uri": str(params.redirect_uri),
@@ -116,7 +114,7 @@ class ShineAuthProvider(OAuthAuthorizationServerProvider[ShineCode, ShineRefresh
         return f"{self.settings.base_url}/auth/consent?request={request_id}"
 
     async def pending(self, request_id: str) -> PendingAuthorization | None:
-        row = await tokens.find_request(self._db(), request_id, now=self.clock())
+        row = await tokens.find_request(self._db, request_id, now=self.clock())
         if row is None:
             return None
         client = await self.get_client(row.client_id)
@@ -131,7 +129,7 @@ class ShineAuthProvider(OAuthAuthorizationServerProvider[ShineCode, ShineRefresh
     ) -> str | None:
         """Issue a code for an approved request; the client's redirect URL, or None if the request is gone."""
         now = self.clock()
-        row = await tokens.take_request(self._db(), request_id, now=now)
+        row = await tokens.take_request(self._db, request_id, now=now)
         if row is None:
             return None
         params = row.params
@@ -141,7 +139,7 @@ class ShineAuthProvider(OAuthAuthorizationServerProvider[ShineCode, ShineRefresh
                 params, error="access_denied", error_description="your account cannot grant these"
             )
         code = await tokens.create_code(
-            self._db(),
+            self._db,
             client_id=row.client_id,
             user_id=user_id,
             scopes=granted,
@@ -152,7 +150,7 @@ class ShineAuthProvider(OAuthAuthorizationServerProvider[ShineCode, ShineRefresh
             now=now,
         )
         await audit.record(
-            self._db(),
+            self._db,
             "consent_granted",
             actor_id=user_id,
             client_id=row.client_id,
@@ -164,11 +162,11 @@ class ShineAuthProvider(OAuthAuthorizationServerProvider[ShineCode, ShineRefresh
 
     async def deny(self, request_id: str, user_id: str | None, ip: str | None) -> str | None:
         now = self.clock()
-        row = await tokens.take_request(self._db(), request_id, now=now)
+        row = await tokens.take_request(self._db, request_id, now=now)
         if row is None:
             return None
         await audit.record(
-            self._db(), "consent_denied", actor_id=user_id, client_id=row.client_id, ip=ip, at=now
+            self._db, "consent_denied", actor_id=user_id, client_id=row.client_id, ip=ip, at=now
         )
         return self._answer(row.params, error="access_denied", error_description="the person declined")
 
@@ -186,14 +184,14 @@ class ShineAuthProvider(OAuthAuthorizationServerProvider[ShineCode, ShineRefresh
     async def load_authorization_code(
         self, client: OAuthClientInformationFull, authorization_code: str
     ) -> ShineCode | None:
-        row = await tokens.find_code(self._db(), authorization_code)
+        row = await tokens.find_code(self._db, authorization_code)
         if row is None or row.client_id != client.client_id:
             return None
         now = self.clock()
         if row.used_at is not None:
-            revoked = await tokens.revoke_family(self._db(), row.family_id, now=now)
+            revoked = await tokens.revoke_family(self._db, row.family_id, now=now)
             await audit.record(
-                self._db(),
+                self._db,
                 "code_replayed",
                 actor_id=row.user_id,
                 client_id=row.client_id,
@@ -221,13 +219,13 @@ class ShineAuthProvider(OAuthAuthorizationServerProvider[ShineCode, ShineRefresh
     ) -> OAuthToken:
         now = self.clock()
         code_hash = token_hash(authorization_code.code)
-        if not await tokens.spend_code(self._db(), code_hash, now=now):
+        if not await tokens.spend_code(self._db, code_hash, now=now):
             raise TokenError("invalid_grant", "authorization code was already used")
         user_id = authorization_code.subject or ""
-        if await get_user(self._db(), user_id) is None:
+        if await get_user(self._db, user_id) is None:
             raise TokenError("invalid_grant", "the account that approved this client no longer exists")
         issued = await tokens.issue(
-            self._db(),
+            self._db,
             family_id=authorization_code.family_id,
             client_id=client.client_id,
             user_id=user_id,
@@ -238,20 +236,20 @@ class ShineAuthProvider(OAuthAuthorizationServerProvider[ShineCode, ShineRefresh
         )
         assert issued is not None
         await audit.record(
-            self._db(),
+            self._db,
             "token_issued",
             actor_id=user_id,
             client_id=client.client_id,
             at=now,
             scopes=issued.scopes,
         )
-        await tokens.sweep(self._db(), now=now)
+        await tokens.sweep(self._db, now=now)
         return self._token_response(issued)
 
     async def load_refresh_token(
         self, client: OAuthClientInformationFull, refresh_token: str
     ) -> ShineRefreshToken | None:
-        row = await tokens.find_token(self._db(), refresh_token, "refresh")
+        row = await tokens.find_token(self._db, refresh_token, "refresh")
         if row is None or row.client_id != client.client_id:
             return None
         now = self.clock()
@@ -272,23 +270,23 @@ class ShineAuthProvider(OAuthAuthorizationServerProvider[ShineCode, ShineRefresh
         )
 
     async def _reused(self, family_id: str, user_id: str, client_id: str, now: datetime) -> None:
-        revoked = await tokens.revoke_family(self._db(), family_id, now=now)
+        revoked = await tokens.revoke_family(self._db, family_id, now=now)
         log.warning("refresh token reused: revoked %d tokens of client %s", revoked, client_id)
         await audit.record(
-            self._db(), "refresh_token_reused", actor_id=user_id, client_id=client_id, at=now, revoked=revoked
+            self._db, "refresh_token_reused", actor_id=user_id, client_id=client_id, at=now, revoked=revoked
         )
 
     async def exchange_refresh_token(
         self, client: OAuthClientInformationFull, refresh_token: ShineRefreshToken, scopes: list[str]
     ) -> OAuthToken:
         now = self.clock()
-        row = await tokens.find_token(self._db(), refresh_token.token, "refresh")
+        row = await tokens.find_token(self._db, refresh_token.token, "refresh")
         if row is None or not tokens.live(row, now):
             raise TokenError("invalid_grant", "refresh token is no longer valid")
-        if await get_user(self._db(), row.user_id) is None:
+        if await get_user(self._db, row.user_id) is None:
             raise TokenError("invalid_grant", "the account behind this token no longer exists")
         issued = await tokens.issue(
-            self._db(),
+            self._db,
             family_id=row.family_id,
             client_id=client.client_id,
             user_id=row.user_id,
@@ -302,7 +300,7 @@ class ShineAuthProvider(OAuthAuthorizationServerProvider[ShineCode, ShineRefresh
             await self._reused(row.family_id, row.user_id, row.client_id, now)
             raise TokenError("invalid_grant", "refresh token was already used; sign in again")
         await audit.record(
-            self._db(),
+            self._db,
             "token_refreshed",
             actor_id=row.user_id,
             client_id=client.client_id,
@@ -323,7 +321,7 @@ class ShineAuthProvider(OAuthAuthorizationServerProvider[ShineCode, ShineRefresh
         cached = _verified.get()
         if cached is not None and cached[0] == token:
             return cached[1]  # type: ignore[return-value]
-        found = await tokens.find_access_token(self._db(), token)
+        found = await tokens.find_access_token(self._db, token)
         if found is None or not tokens.live(found[0], self.clock()):
             return None
         row, user = found
@@ -341,9 +339,9 @@ class ShineAuthProvider(OAuthAuthorizationServerProvider[ShineCode, ShineRefresh
 
     async def revoke_token(self, token: ShineAccessToken | ShineRefreshToken) -> None:
         now = self.clock()
-        revoked = await tokens.revoke_family(self._db(), token.family_id, now=now)
+        revoked = await tokens.revoke_family(self._db, token.family_id, now=now)
         await audit.record(
-            self._db(),
+            self._db,
             "token_revoked",
             actor_id=token.subject,
             client_id=token.client_id,

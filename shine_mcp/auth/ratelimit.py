@@ -43,7 +43,7 @@ class Verdict:
 
 
 class RateLimiter:
-    def __init__(self, db: Callable[[], Database], clock: Callable[[], datetime]) -> None:
+    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
         self._db, self._clock = db, clock
 
     async def hit(self, limits: Sequence[Limit]) -> Verdict:
@@ -64,7 +64,7 @@ class RateLimiter:
             return {str(row[0]): (int(row[1]), int(row[2])) for row in rows}
 
         try:
-            by_key = await self._db().write(counting)
+            by_key = await self._db.write(counting)
         except DatabaseBusy:
             log.warning("rate limiter: the database stayed busy; this request gets 503")
             raise

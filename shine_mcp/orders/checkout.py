@@ -157,7 +157,7 @@ def cancel_refusal(order: Order) -> str | None:
 class Checkout:
     def __init__(
         self,
-        db: Callable[[], Database],
+        db: Database,
         gateway: Callable[[], PaymentGateway],
         ledger: Ledger,
         settings: Settings,
@@ -180,7 +180,7 @@ class Checkout:
     async def _checkout_once(
         self, user_id: str, success_url: str | None, cancel_url: str | None
     ) -> CheckoutOutcome | None:
-        db = self._db()
+        db = self._db
         snapshot = await read_cart(db, user_id)
         priced = await carts.price_cart(db, snapshot)
         if snapshot is None or not priced.lines:
@@ -270,10 +270,10 @@ class Checkout:
             except PaymentError as exc:
                 again = " (your order is kept: checking out again will not create a second one)"
                 raise OrderError(exc.message + (again if exc.retryable else "")) from exc
-            await attach_session(self._db(), order.id, session)
+            await attach_session(self._db, order.id, session)
         elif order.session_expires_at is not None and order.session_expires_at <= self._clock():
             await self.refresh(order)
-        current = await get_order(self._db(), order.id)
+        current = await get_order(self._db, order.id)
         if current is None:
             raise AssertionError("the order vanished")
         if current.status == Status.PENDING.value:
@@ -305,7 +305,7 @@ class Checkout:
         there. `unattached` names the order whose session this is when this process stopped after creating
         the session and before storing its id; the caller has checked it (a signed return link), and the
         provider must agree (the session's `client_reference_id`)."""
-        db = self._db()
+        db = self._db
         order = await find_order(db, session_id=session_id)
         if order is None:
             order = await get_order(db, unattached) if unattached else None
@@ -328,7 +328,7 @@ class Checkout:
 
     async def _close_older(self, order: Order) -> tuple[str, ...]:
         """Older unpaid orders of the same cart: expire their sessions so only the newest can be paid."""
-        async with self._db().session() as s:
+        async with self._db.session() as s:
             older = list(
                 (
                     await s.execute(
@@ -350,7 +350,7 @@ class Checkout:
         return tuple(closed)
 
     async def cancel(self, user_id: str, order_id: str) -> Order:
-        db = self._db()
+        db = self._db
         order = await get_order(db, order_id, user_id)
         if order is None:
             raise OrderError(f"you have no order {order_id!r}; list_orders lists yours")

@@ -62,7 +62,7 @@ def partner_secrets(settings: Settings) -> list[str]:
 class FulfilmentWorker:
     def __init__(
         self,
-        db: Callable[[], Database],
+        db: Database,
         ledger: Ledger,
         settings: Settings,
         *,
@@ -105,7 +105,7 @@ class FulfilmentWorker:
     async def run_once(self) -> int:
         """Deliver every job that is due now; returns how many were handled."""
         now = self._clock()
-        async with self._db().session() as session:
+        async with self._db.session() as session:
             due = list(
                 (
                     await session.execute(
@@ -131,7 +131,7 @@ class FulfilmentWorker:
         return handled
 
     async def _claim(self, job_id: str, now: datetime) -> bool:
-        async with self._db().session() as session:
+        async with self._db.session() as session:
             claimed = await session.execute(
                 update(FulfilmentJob)
                 .where(
@@ -145,7 +145,7 @@ class FulfilmentWorker:
         return bool(getattr(claimed, "rowcount", 0))
 
     async def _save(self, job_id: str, **values: object) -> None:
-        async with self._db().session() as session:
+        async with self._db.session() as session:
             await session.execute(
                 update(FulfilmentJob)
                 .where(col(FulfilmentJob.id) == job_id)
@@ -154,11 +154,11 @@ class FulfilmentWorker:
             await session.commit()
 
     async def _deliver(self, job_id: str) -> None:
-        async with self._db().session() as session:
+        async with self._db.session() as session:
             job = await session.get(FulfilmentJob, job_id)
         if job is None:
             return
-        order = await get_order(self._db(), job.order_id)
+        order = await get_order(self._db, job.order_id)
         if order is None or machine.Status(order.status) in machine.DO_NOT_SHIP:
             await self._save(
                 job_id, status="cancelled", last_error=f"order is {order.status if order else 'gone'}"
@@ -228,14 +228,14 @@ class FulfilmentWorker:
     async def _give_up(self, job: FulfilmentJob, detail: str) -> None:
         await self._save(job.id, status="failed", last_error=detail[:500])
         log.error("order %s could not be sent to fulfilment: %s", job.order_id, detail)
-        async with self._db().session() as session:
+        async with self._db.session() as session:
             order = await lock_order(session, job.order_id)
             if order is not None:
                 note(order, f"fulfilment failed ({detail}): ship it yourself or retry it")
                 await session.commit()
 
     async def next_due(self) -> datetime | None:
-        async with self._db().session() as session:
+        async with self._db.session() as session:
             value = (
                 await session.execute(
                     select(func.min(FulfilmentJob.next_attempt_at)).where(

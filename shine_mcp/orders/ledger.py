@@ -151,7 +151,7 @@ def _paid_amount_problem(order: Order, event: Event) -> str | None:
 class Ledger:
     def __init__(
         self,
-        db: Callable[[], Database],
+        db: Database,
         *,
         callback_url: str,
         on_paid: Callable[[str], None] | None = None,
@@ -170,7 +170,7 @@ class Ledger:
         """Apply `event` to the order. `dedupe` = (source, event id, type): the event is recorded in the same
         transaction, and a second delivery of it does nothing (`Applied.duplicate`). `known` is the order
         as the caller just read it (saves a read; a stale copy is detected and re-read)."""
-        db = self._db()
+        db = self._db
         for _ in range(20):
             order = known if known is not None else await get_order(db, order_id)
             known = None

@@ -74,7 +74,7 @@ class PlanChange:
 class Memberships:
     def __init__(
         self,
-        db: Callable[[], Database],
+        db: Database,
         billing: Callable[[], Billing],
         events: MembershipEvents,
         settings: Settings,
@@ -90,14 +90,14 @@ class Memberships:
 
     async def latest(self, user_id: str) -> Membership | None:
         """The membership that counts: the newest one that has not ended, else the newest."""
-        found = await memberships_of(self._db(), user_id)
+        found = await memberships_of(self._db, user_id)
         live = [m for m in found if m.status != MemberStatus.CANCELED.value]
         return (live or found)[0] if found else None
 
     async def premium(self, user_id: str) -> bool:
         """Asked on every request that gives a member something: from the membership's facts, now."""
         now = self._clock()
-        return any(is_premium(m, now) for m in await memberships_of(self._db(), user_id))
+        return any(is_premium(m, now) for m in await memberships_of(self._db, user_id))
 
     async def member_discount(self, user_id: str) -> int:
         """The member-price percent off a checkout for this person now (0 for non-members)."""
@@ -108,7 +108,7 @@ class Memberships:
         """A membership and its payment page; the same request again within a day returns the same one."""
         if user_id.startswith(GUEST_PREFIX):
             raise OrderError("premium needs an account: sign in first, then join")
-        db = self._db()
+        db = self._db
         now = self._clock()
         for existing in await memberships_of(db, user_id):
             if is_premium(existing, now) or existing.status in ("active", "past_due"):
@@ -253,7 +253,7 @@ class Memberships:
                 row.amount_minor = self.price(change.plan)
 
         await self.events.change(m.id, switched, None)
-        found = await get_membership(self._db(), m.id)
+        found = await get_membership(self._db, m.id)
         assert found is not None
         return found
 
@@ -282,7 +282,7 @@ class Memberships:
             row.pending_plan = None
 
         await self.events.change(m.id, cancelled, None)
-        found = await get_membership(self._db(), m.id)
+        found = await get_membership(self._db, m.id)
         assert found is not None
         return found
 
@@ -303,7 +303,7 @@ class Memberships:
     async def end_all(self, user_id: str) -> int:
         """End a person's running memberships at once (they are erasing their data)."""
         ended = 0
-        for m in await memberships_of(self._db(), user_id, limit=1000):
+        for m in await memberships_of(self._db, user_id, limit=1000):
             if m.status == MemberStatus.CANCELED.value:
                 continue
             if m.provider_subscription_id is not None:

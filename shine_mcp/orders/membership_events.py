@@ -177,7 +177,7 @@ def membership_id_of(obj: Mapping[str, Any]) -> str | None:
 class MembershipEvents:
     """Applies the provider's events for memberships; `Webhooks.handle` hands them over (`claims`)."""
 
-    def __init__(self, db: Callable[[], Database]) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     async def _target(self, type_: str, obj: Mapping[str, Any]) -> str | None:
@@ -195,7 +195,7 @@ class MembershipEvents:
             provider = _id(obj.get("subscription"))
         if provider is None:
             return None
-        membership = await find_membership(self._db(), provider_id=provider)
+        membership = await find_membership(self._db, provider_id=provider)
         return membership.id if membership else None
 
     async def claims(self, type_: str, obj: Mapping[str, Any]) -> bool:
@@ -241,7 +241,7 @@ class MembershipEvents:
         nothing), retrying when another write got there first."""
         if membership_id is None:
             return Outcome("unknown_subscription")
-        db = self._db()
+        db = self._db
         for _ in range(20):
             result = await db.write(lambda c: self._write(c, str(membership_id), mutate, dedupe))
             if result is not None:

@@ -27,7 +27,7 @@ COUNTED = ("pending", "succeeded")  # money the provider has committed to give b
 class Refunds:
     def __init__(
         self,
-        db: Callable[[], Database],
+        db: Database,
         gateway: Callable[[], PaymentGateway],
         ledger: Ledger,
         settings: Settings,
@@ -38,7 +38,7 @@ class Refunds:
 
     async def request(self, user_id: str, order_id: str, reason: str) -> Order:
         """The buyer asks for their money back; the merchant decides (refund_order)."""
-        order = await get_order(self._db(), order_id, user_id)
+        order = await get_order(self._db, order_id, user_id)
         if order is None:
             raise OrderError(f"you have no order {order_id!r}; list_orders lists yours")
         if order.paid_at is None:
@@ -62,7 +62,7 @@ class Refunds:
 
     async def refund(self, admin_id: str, order_id: str, amount_minor: int | None) -> tuple[Order, Refund]:
         """Give back `amount_minor` (default: everything not refunded yet) of a paid order."""
-        db = self._db()
+        db = self._db
         order = await get_order(db, order_id)
         if order is None:
             raise OrderError(f"there is no order {order_id!r}")
@@ -145,7 +145,7 @@ class Refunds:
         return applied.order, refund
 
     async def _update(self, refund_id: str, **values: object) -> None:
-        async with self._db().session() as session:
+        async with self._db.session() as session:
             await session.execute(
                 update(Refund).where(col(Refund.id) == refund_id).values(updated_at=self._clock(), **values)
             )

@@ -91,6 +91,7 @@ class Commerce:
         )
         self.subscriptions.billing_now = self.now
 
+    @property
     def db(self) -> Database:
         return self.services.db
 

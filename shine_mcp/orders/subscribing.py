@@ -178,7 +178,7 @@ class Started:
 class Subscriptions:
     def __init__(
         self,
-        db: Callable[[], Database],
+        db: Database,
         billing: Callable[[], Billing],
         events: SubscriptionEvents,
         settings: Settings,
@@ -194,7 +194,7 @@ class Subscriptions:
     async def plan(
         self, product_id: str, quantity: int, variant_id: str | None, interval_weeks: int | None
     ) -> Plan:
-        db = self._db()
+        db = self._db
         product = await get_product(db, product_id.strip())
         if product is None:
             raise OrderError(f"no product with id '{product_id}'; search_products lists product ids")
@@ -220,7 +220,7 @@ class Subscriptions:
 
     async def plan_routine(self, product_ids: list[str], interval_weeks: int | None) -> RoutinePlan:
         """One of each product (its only, or first in-stock, size), every `interval_weeks` or the suggestion."""
-        db = self._db()
+        db = self._db
         lines: list[RoutineLine] = []
         percent = self._settings.subscription_discount_percent
         for product_id in dict.fromkeys(p.strip() for p in product_ids):
@@ -256,7 +256,7 @@ class Subscriptions:
         day returns the same unpaid subscription and link instead of a second one."""
         if user_id.startswith(GUEST_PREFIX):
             raise OrderError("a refill subscription needs an account: sign in first, then subscribe")
-        db = self._db()
+        db = self._db
         items = plan.items()
         now = self._clock()
         for existing in await list_subscriptions(db, user_id, limit=20):
@@ -321,13 +321,13 @@ class Subscriptions:
         return user.email if user is not None and user.email_verified else None
 
     async def own(self, user_id: str, sub_id: str) -> Subscription:
-        sub = await get_subscription(self._db(), sub_id, user_id)
+        sub = await get_subscription(self._db, sub_id, user_id)
         if sub is None:
             raise OrderError(f"you have no subscription {sub_id!r}; list_subscriptions lists yours")
         return sub
 
     async def mine(self, user_id: str) -> list[Subscription]:
-        return await list_subscriptions(self._db(), user_id)
+        return await list_subscriptions(self._db, user_id)
 
     def _live(self, sub: Subscription, doing: str) -> str:
         """The provider's id of a subscription that can still change, or a refusal."""
@@ -438,7 +438,7 @@ class Subscriptions:
             at = sub.snapshot_at + timedelta(milliseconds=1)
         snapshot = Snapshot.of(updated, at)
         await self._events.change(sub.id, lambda s: apply_snapshot(s, snapshot))
-        found = await get_subscription(self._db(), sub.id)
+        found = await get_subscription(self._db, sub.id)
         assert found is not None
         return found
 
@@ -453,7 +453,7 @@ class Subscriptions:
         """End every live subscription of a person at once (they are erasing their data: nothing more may be
         charged or sent to them). Raises when the provider cannot be reached, before anything is erased."""
         ended = 0
-        for sub in await list_subscriptions(self._db(), user_id, limit=10_000):
+        for sub in await list_subscriptions(self._db, user_id, limit=10_000):
             if sub.status == SubStatus.CANCELED.value:
                 continue
             if sub.provider_subscription_id is None:  # never paid: nothing runs at the provider

@@ -290,7 +290,7 @@ class SubscriptionEvents:
 
     def __init__(
         self,
-        db: Callable[[], Database],
+        db: Database,
         ledger: Ledger,
         *,
         base_url: Callable[[], str],
@@ -306,7 +306,7 @@ class SubscriptionEvents:
             return await self._session_completed(event_id, type_, obj)
         if type_.startswith("customer.subscription."):
             snapshot = Snapshot.of(obj, at)
-            sub = await find_subscription(self._db(), provider_id=snapshot.provider_id)
+            sub = await find_subscription(self._db, provider_id=snapshot.provider_id)
             sub_id = sub.id if sub else snapshot.shine_id
             deleted = type_ == "customer.subscription.deleted"
             return await self.change(
@@ -316,7 +316,7 @@ class SubscriptionEvents:
         if type_ == "invoice.paid" and obj.get("billing_reason") != "subscription_update":
             paid_at = when((obj.get("status_transitions") or {}).get("paid_at")) or at
             return await self._invoice_paid(event_id, type_, obj, provider, shine, paid_at)
-        sub = await find_subscription(self._db(), provider_id=provider) if provider else None
+        sub = await find_subscription(self._db, provider_id=provider) if provider else None
         sub_id = sub.id if sub else shine
         if type_ == "invoice.paid":  # a proration invoice (a swap part-way through a period): nothing to send
 
@@ -337,7 +337,7 @@ class SubscriptionEvents:
         metadata = obj.get("metadata") or {}
         sub_id = obj.get("client_reference_id") or metadata.get(METADATA_KEY)
         if sub_id is None and obj.get("id"):
-            found = await find_subscription(self._db(), session_id=str(obj["id"]))
+            found = await find_subscription(self._db, session_id=str(obj["id"]))
             sub_id = found.id if found else None
         details = obj.get("customer_details") or {}
         collected = (obj.get("collected_information") or {}).get("shipping_details") or obj.get(
@@ -392,7 +392,7 @@ class SubscriptionEvents:
         transaction, after the facts are written."""
         if sub_id is None:
             return Outcome("unknown_subscription")
-        db = self._db()
+        db = self._db
         for _ in range(20):
             result = await db.write(
                 lambda connection: self._write(connection, str(sub_id), mutate, dedupe, then)
@@ -453,7 +453,7 @@ class SubscriptionEvents:
             return Outcome("unknown_subscription")
         invoice_id = str(obj["id"])
         period_end = invoice_period_end(obj)
-        db = self._db()
+        db = self._db
         for _ in range(20):
             done = await db.write(
                 lambda connection: self._pay_invoice(

@@ -65,7 +65,7 @@ class MembershipHook(Protocol):
 class Webhooks:
     def __init__(
         self,
-        db: Callable[[], Database],
+        db: Database,
         gateway: Callable[[], PaymentGateway],
         ledger: Ledger,
         subscriptions: SubscriptionEvents | None = None,
@@ -110,7 +110,7 @@ class Webhooks:
         return WebhookResult(event_id, type_, "applied", order.id, applied.order.status)
 
     async def _order(self, type_: str, obj: Mapping[str, Any]) -> Order | None:
-        db = self._db()
+        db = self._db
         metadata = obj.get("metadata") or {}
         if type_.startswith("checkout.session."):
             candidate = obj.get("client_reference_id") or metadata.get("order_id")

@@ -208,13 +208,13 @@ async def purge_expired_uploads(db: Database, *, now: datetime) -> int:
     )
 
 
-def upload_lookup(db: Callable[[], Database]) -> Callable[[str, str], Awaitable[bytes | None]]:
+def upload_lookup(db: Database) -> Callable[[str, str], Awaitable[bytes | None]]:
     """The `uploads` seam of the skin tools (`(user_id, upload_id) -> bytes | None`) over this table, so
-    `analyze_skin(image="upl_…")` reads a chat upload of the same person. `db` is called per lookup
-    (`lambda: services.db`): the database opens after the server is built."""
+    `analyze_skin(image="upl_…")` reads a chat upload of the same person. `db` may open after the server
+    is built: it is used only per lookup."""
 
     async def lookup(user_id: str, upload_id: str) -> bytes | None:
-        row = await get_upload(db(), user_id, upload_id, now=utcnow())
+        row = await get_upload(db, user_id, upload_id, now=utcnow())
         return row.data if row is not None else None
 
     return lookup

@@ -13,10 +13,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+import anyio
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine as create_sync_engine
@@ -35,7 +36,15 @@ from shine_mcp.store.writes import (
     is_busy,
 )
 
-__all__ = ["RETRY_AFTER_SECONDS", "Database", "DatabaseBusy", "SqliteThreads", "is_busy", "open_database"]
+__all__ = [
+    "RETRY_AFTER_SECONDS",
+    "Database",
+    "DatabaseBusy",
+    "DatabaseNotOpen",
+    "SqliteThreads",
+    "is_busy",
+    "open_database",
+]
 
 log = logging.getLogger("shine.store")
 
@@ -186,17 +195,66 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(url.split("///", 1)[1].split("?", 1)[0])
 
 
-@dataclass(frozen=True)
-class Database:
-    """One engine and its session factory, created once per process and passed to whoever needs it."""
+class DatabaseNotOpen(RuntimeError):
+    """The database was used before `Database.open()` (or after `close()`)."""
 
+
+@dataclass(frozen=True)
+class _Opened:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    threads: SqliteThreads | None = field(default=None, compare=False)
+    threads: SqliteThreads | None
+    owned: bool = True  # False on a view of another Database's engine (`engine_only`)
+
+
+class Database:
+    """The configured database, one per process, passed to whoever needs it from the moment it is built.
+
+    Building it opens nothing: `open()` (when the app starts; once, later calls do nothing) creates the
+    engine and brings the schema up to date, and `close()` disposes of it (it can be opened again).
+    Using it in between raises `DatabaseNotOpen`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._opened: _Opened | None = None
+        self._lock = anyio.Lock()
+
+    async def open(self, *, migrate: bool = True) -> Database:
+        """Create the engine and apply any pending migrations (never destructive); idempotent."""
+        async with self._lock:
+            if self._opened is None:
+                self._opened = await _open(self.settings, migrate=migrate)
+        return self
+
+    def _require(self) -> _Opened:
+        if self._opened is None:
+            raise DatabaseNotOpen(
+                "the database is not open: call `await db.open()` (the app and `Services.running()` do) first"
+            )
+        return self._opened
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._require().engine
+
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        return self._require().sessions
+
+    @property
+    def threads(self) -> SqliteThreads | None:
+        return self._require().threads
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    def engine_only(self) -> Database:
+        """This open database without SQLite's threads of its own: `read` and `write` go through the async
+        engine (to compare the two paths). Closing the view leaves this one open."""
+        view = Database(self.settings)
+        view._opened = replace(self._require(), threads=None, owned=False)
+        return view
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -240,9 +298,14 @@ class Database:
                 await connection.exec_driver_sql(f"SELECT pg_advisory_unlock({STARTUP_LOCK_KEY})")
 
     async def close(self) -> None:
-        if self.threads is not None:
-            self.threads.close()
-        await self.engine.dispose()
+        """Dispose of the engine (and SQLite's threads); nothing when not open."""
+        async with self._lock:
+            opened, self._opened = self._opened, None
+            if opened is None or not opened.owned:
+                return
+            if opened.threads is not None:
+                opened.threads.close()
+            await opened.engine.dispose()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -302,7 +365,7 @@ STARTUP_LOCK_KEY = MIGRATION_LOCK_KEY + 1  # `Database.one_process_at_a_time`
 def _upgrade(connection: Connection, url: str) -> None:
     if connection.dialect.name == "postgresql":
         # Workers starting together would each create the same tables (one crashes on a duplicate key in
-        # pg_type); the lock lasts until `open_database`'s transaction ends, and whoever waited for it
+        # pg_type); the lock lasts until `Database.open`'s transaction ends, and whoever waited for it
         # then finds the schema current and does nothing.
         connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
     config = alembic_config(url)
@@ -311,7 +374,11 @@ def _upgrade(connection: Connection, url: str) -> None:
 
 
 async def open_database(settings: Settings, *, migrate: bool = True) -> Database:
-    """Open the configured database and apply any pending migrations (never destructive)."""
+    """The configured database, opened (see `Database.open`)."""
+    return await Database(settings).open(migrate=migrate)
+
+
+async def _open(settings: Settings, *, migrate: bool) -> _Opened:
     url = settings.effective_database_url
     if url.startswith("sqlite") and ":memory:" not in url:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -322,7 +389,7 @@ async def open_database(settings: Settings, *, migrate: bool = True) -> Database
     if migrate:
         async with engine.begin() as conn:
             await conn.run_sync(_upgrade, url)
-    return Database(
+    return _Opened(
         engine=engine,
         sessions=async_sessionmaker(engine, expire_on_commit=False),
         threads=SqliteThreads(sqlite_file, gate) if sqlite_file is not None else None,

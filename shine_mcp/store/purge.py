@@ -92,9 +92,7 @@ class PurgeJob:
     """`purge_expired` every `every_seconds` while `running()` (0: never), starting at once. A pass that
     fails is logged and the next one tries again; `wait_for_passes` lets tests follow it without sleeping."""
 
-    def __init__(
-        self, db: Callable[[], Database], every_seconds: float, *, clock: Callable[[], datetime] = utcnow
-    ) -> None:
+    def __init__(self, db: Database, every_seconds: float, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._db, self.every, self._clock = db, every_seconds, clock
         self.passes = 0
         self.last: dict[str, int] = {}
@@ -102,7 +100,7 @@ class PurgeJob:
 
     async def purge_once(self) -> dict[str, int]:
         try:
-            self.last = await purge_expired(self._db(), self._clock())
+            self.last = await purge_expired(self._db, self._clock())
         except Exception:
             log.exception("purging expired rows failed; trying again in %s s", self.every)
         else:

@@ -143,7 +143,7 @@ class DatabaseEventStore(EventStore):
     """`EventStore` on the shared database, so the events of a stream outlive the connection that carried
     them (and the process, when several workers share PostgreSQL)."""
 
-    def __init__(self, db: Callable[[], Database], *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._db, self._clock = db, clock
 
     async def store_event(self, stream_id: str, message: JSONRPCMessage | None) -> str:
@@ -162,7 +162,7 @@ class DatabaseEventStore(EventStore):
             connection.commit()
             return int(row_id)
 
-        return str(await self._db().write(work))
+        return str(await self._db.write(work))
 
     async def replay_events_after(self, last_event_id: str, send_callback: EventCallback) -> str | None:
         if not last_event_id.isdigit() or len(last_event_id) > 18:
@@ -191,7 +191,7 @@ class DatabaseEventStore(EventStore):
             ).all()
             return str(row.stream_id), [(int(event.id), dict(event.message)) for event in events]
 
-        stream_id, events = await self._db().read(work)
+        stream_id, events = await self._db.read(work)
         for event_id, message in events:
             await send_callback(EventMessage(jsonrpc_message_adapter.validate_python(message), str(event_id)))
         return stream_id

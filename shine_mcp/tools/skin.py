@@ -162,7 +162,7 @@ class SkinTools:
         self.fetcher = fetcher or ImageFetcher(
             max_bytes=settings.max_photo_bytes, timeout=settings.photo_fetch_timeout
         )
-        self.find_upload = uploads or chat_store.upload_lookup(lambda: services.db)
+        self.find_upload = uploads or chat_store.upload_lookup(services.db)
         self.photos = PhotoStore(settings.data_dir)
         # Analyses hold decoded photos: they share the process's decode limit with chat uploads.
         self.limiter = services.analysis_limiter

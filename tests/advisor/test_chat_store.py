@@ -40,7 +40,7 @@ async def test_an_upload_keeps_its_bytes_and_expires_after_its_ttl_unless_kept(d
     assert await chat_store.get_upload(db, "gst_a", brief.id, now=later) is None
     assert await chat_store.purge_expired_uploads(db, now=later) == 1
     assert await chat_store.get_upload(db, "gst_a", kept.id, now=later + timedelta(days=365)) is not None
-    assert await chat_store.upload_lookup(lambda: db)("gst_a", kept.id) == b"y"
+    assert await chat_store.upload_lookup(db)("gst_a", kept.id) == b"y"
     assert not await chat_store.delete_upload(db, "gst_b", kept.id)
     assert await chat_store.delete_upload(db, "gst_a", kept.id)
 

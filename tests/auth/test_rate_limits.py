@@ -106,7 +106,7 @@ async def _count_with(db_settings: Settings) -> list[bool]:
         now + timedelta(minutes=2),
     ]
     position = iter(times)
-    limiter = RateLimiter(lambda: db, lambda: next(position))
+    limiter = RateLimiter(db, lambda: next(position))
     try:
         return [(await limiter.hit([Limit("user:usr_ana", 3)])).allowed for _ in times]
     finally:

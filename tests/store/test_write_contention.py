@@ -90,7 +90,7 @@ async def test_concurrent_rate_limit_hits_and_chat_saves_are_all_stored(tmp_path
     settings = make_settings(tmp_path, load_demo_catalog=False)
     db = await open_database(settings)
     started = utcnow()
-    limiter = RateLimiter(lambda: db, lambda: started)  # one window: every hit lands in one counter
+    limiter = RateLimiter(db, lambda: started)  # one window: every hit lands in one counter
     failures: list[Exception] = []
     try:
         with anyio.fail_after(120):
