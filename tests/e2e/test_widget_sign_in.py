@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -192,9 +193,23 @@ def test_a_shopper_signs_in_from_the_shops_own_site_through_a_popup(
     )
     assert unaided is False
 
+    # After a reload, "Your data" opened while the chat is still loading waits to know who is signed in.
+    held: list[Any] = []
+    chat_url = f"{shine}/api/chat"
+    page.route(
+        chat_url, lambda route: held.append(route) if route.request.method == "GET" else route.continue_()
+    )
     page.reload()
     open_widget(page)
-    expect(your_data(page)).to_contain_text("Signed in as ana@example.com")
+    page.get_by_role("button", name="Your data").click()
+    for _ in range(200):  # bounded: the widget asks for the chat as soon as it opens
+        if held:
+            break
+        page.wait_for_timeout(25)
+    assert held, "the widget did not load its chat"
+    held[0].continue_()
+    page.unroute(chat_url)
+    expect(page.get_by_role("article", name="Your data")).to_contain_text("Signed in as ana@example.com")
 
     # A page on a third origin can neither use the token nor get a code, even with Shine's cookie.
     other = context.new_page()

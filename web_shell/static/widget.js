@@ -597,9 +597,10 @@
   function checkout() { converse({ confirm_checkout: true, message: "Check out my cart." }, "Check out my cart."); }
 
   function loadHistory() {
-    if (state.loaded) return Promise.resolve();
+    // While the first load is on its way, callers wait for it (the "Your data" card needs to know who is signed in).
+    if (state.loaded) return state.loading || Promise.resolve();
     state.loaded = true;
-    return fetch(BASE + "/api/chat", { credentials: "include", headers: headers() })
+    state.loading = fetch(BASE + "/api/chat", { credentials: "include", headers: headers() })
       .then(function (response) {
         if (response.status === 401 && state.widgetToken) {
           // The sign-in ended (signed out elsewhere, or idle too long): carry on as a guest.
@@ -621,6 +622,7 @@
         }
       })
       .catch(function () { failure("Shine is not reachable right now."); });
+    return state.loading;
   }
 
   // --- your data: download, delete, close the account (the advisor cannot; only these buttons can) -----
@@ -806,11 +808,13 @@
 
   dataButton.addEventListener("click", function () {
     if (state.busy) return;
-    var existing = log.querySelector("article[aria-label='Your data']");
-    if (existing) existing.remove();
-    var box = add(dataCard());
-    var first = box.querySelector("button");
-    if (first) first.focus();
+    (state.loading || Promise.resolve()).then(function () {
+      var existing = log.querySelector("article[aria-label='Your data']");
+      if (existing) existing.remove();
+      var box = add(dataCard());
+      var first = box.querySelector("button");
+      if (first) first.focus();
+    });
   });
 
   // --- photos ----------------------------------------------------------------------------------------
