@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -120,25 +120,24 @@ async def get_variants(db: Database, product_id: str) -> list[ProductVariant]:
         return list((await session.execute(query)).scalars())
 
 
-async def variants_of(db: Database, product_ids: Sequence[str]) -> dict[str, list[ProductVariant]]:
-    """The variants of several products (a page of search results), each in the shop's order: one query in
-    one hop to a reader thread, as the search itself (a session would cost more than the search)."""
-    if not product_ids:
-        return {}
+def variants_query(product_ids: Sequence[str]) -> Any:
+    """The variants of these products (a page of search results), each product's in the shop's order.
+    `search_products(..., with_variants=True)` reads them in the search's own hop or session: on
+    PostgreSQL a connection of their own (checkout, ping, BEGIN, ROLLBACK) cost more than the query."""
     table = ProductVariant.__table__  # type: ignore[attr-defined]
-    query = (
+    return (
         sa_select(table)
         .where(table.c.product_id.in_(list(product_ids)))
         .order_by(table.c.product_id, table.c.position, table.c.id)
     )
 
-    def work(connection: Connection) -> dict[str, list[ProductVariant]]:
-        found: dict[str, list[ProductVariant]] = {}
-        for row in connection.execute(query):
-            found.setdefault(row.product_id, []).append(ProductVariant(**row._mapping))
-        return found
 
-    return await db.read(work)
+def variants_by_product(rows: Iterable[Any]) -> dict[str, list[ProductVariant]]:
+    """The rows of `variants_query`, grouped by product."""
+    found: dict[str, list[ProductVariant]] = {}
+    for row in rows:
+        found.setdefault(row.product_id, []).append(ProductVariant(**row._mapping))
+    return found
 
 
 async def get_variants_by_id(db: Database, variant_ids: Sequence[str]) -> dict[str, ProductVariant]:

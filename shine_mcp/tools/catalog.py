@@ -23,7 +23,7 @@ from shine_mcp.knowledge import load_knowledge
 from shine_mcp.money import to_minor_rounded
 from shine_mcp.services import Services
 from shine_mcp.store.catalog import get_product as fetch_product
-from shine_mcp.store.catalog import get_variants, main_currency, variants_of
+from shine_mcp.store.catalog import get_variants, main_currency
 from shine_mcp.store.db import Database
 from shine_mcp.store.profiles import record_view
 from shine_mcp.store.search import SearchFilters, SearchResult, catalog_brands
@@ -157,8 +157,8 @@ class CatalogTools:
             reading, excluded_words, category, skin_type, concerns, price, in_stock_only
         )
         offset = _decode_cursor(cursor, filters) if cursor else 0
-        result = await run_search(self.services.db, filters, limit=limit, offset=offset)
-        variants = await variants_of(self.services.db, [p.id for p in result.products])  # shades to pick
+        result = await run_search(self.services.db, filters, limit=limit, offset=offset, with_variants=True)
+        variants = result.variants or {}  # shades to pick, read with the page
         return self._page(reading, filters, excluded_words, result, offset, variants)
 
     async def _filters(

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 from mcp import Client
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from shine_mcp.config import Settings
 from shine_mcp.server import build_server
@@ -124,3 +124,66 @@ async def test_the_search_tool_says_when_more_products_match_than_it_counted(bui
     assert found is not None
     assert found["total"] == COUNT_CAP
     assert found["notice"] is not None and f"More than {COUNT_CAP:,} products match" in found["notice"]
+
+
+async def test_a_search_tool_call_reads_the_page_and_its_shades_over_one_connection(built: Settings) -> None:
+    services = Services(built)
+    checkouts: list[object] = []
+    async with services.running(), Client(build_server(built, services)) as client:
+        arguments = {"query": "niacinamide serum", "limit": 5}
+        await client.call_tool("search_products", arguments)  # reads the brands and the currency once
+        event.listen(services.db.engine.sync_engine, "checkout", lambda *args: checkouts.append(args))
+        result = await client.call_tool("search_products", arguments)
+    assert not result.is_error, result.content
+    assert result.structured_content is not None and result.structured_content["products"]
+    assert len(checkouts) == 1
+
+
+async def test_the_search_vector_ranked_for_every_match_is_kept_in_the_product_row(catalog: Database) -> None:
+    """Storage MAIN: the toaster moves the other long values out of a row before this one (0999e)."""
+    async with catalog.session() as session:
+        storage = (
+            await session.execute(
+                text(
+                    "SELECT attstorage::text FROM pg_attribute "
+                    "WHERE attrelid = 'products'::regclass AND attname = 'search_vector'"
+                )
+            )
+        ).scalar_one()
+    assert storage == "m"
+
+
+async def test_a_narrowed_word_search_is_answered_by_counting_and_ranking_in_one_statement(
+    catalog: Database,
+) -> None:
+    """With filters, few products match: the name tier (read first for a brand) would be a wasted query."""
+    filters = SearchFilters(
+        terms=("hyaluronic",), category="moisturiser", max_price_minor=3000, currency="USD"
+    )
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        statements.append(statement)
+
+    event.listen(catalog.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        found = await search_products(catalog, filters, limit=10)
+    finally:
+        event.remove(catalog.engine.sync_engine, "before_cursor_execute", record)
+
+    assert found.products and not found.more
+    assert [s.split()[0] for s in statements] == ["WITH", "SELECT"]  # the counted page, then its rows
+
+
+async def test_a_filtered_word_search_matching_more_than_the_cap_still_shows_the_best_first(
+    catalog: Database,
+) -> None:
+    filters = SearchFilters(terms=("plus",), in_stock_only=True)
+    expected, matches = await fully_ranked(catalog, filters, limit=20, offset=0)
+    assert matches > COUNT_CAP
+
+    first = await search_products(catalog, filters, limit=10)
+    second = await search_products(catalog, filters, limit=10, offset=10)
+
+    assert [p.id for p in first.products + second.products] == expected
+    assert (first.total, first.more) == (COUNT_CAP, True)
