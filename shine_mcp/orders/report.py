@@ -52,15 +52,13 @@ class VariantSales:
 
 
 @dataclass
-class Recurring:
-    """One currency's refill subscriptions in the report."""
+class RecurringTally:
+    """One currency's recurring revenue: what runs now, its monthly value, and churn over the period."""
 
     active: int = 0
     monthly_minor: Fraction = Fraction(0)  # exact until shown
     active_at_start: int = 0
     ended: int = 0
-    upcoming_refills: int = 0
-    upcoming_minor: int = 0
 
     @property
     def mrr_minor(self) -> int:
@@ -73,23 +71,18 @@ class Recurring:
 
 
 @dataclass
-class Members:
+class Recurring(RecurringTally):
+    """One currency's refill subscriptions in the report."""
+
+    upcoming_refills: int = 0
+    upcoming_minor: int = 0
+
+
+@dataclass
+class Members(RecurringTally):
     """One currency's premium memberships in the report."""
 
-    active: int = 0
-    monthly_minor: Fraction = Fraction(0)  # exact until shown
-    active_at_start: int = 0
     joined: int = 0
-    ended: int = 0
-
-    @property
-    def mrr_minor(self) -> int:
-        return round(self.monthly_minor)
-
-    @property
-    def churn(self) -> float | None:
-        """Ended in the period over members at its start; unknown when there were none at the start."""
-        return self.ended / self.active_at_start if self.active_at_start else None
 
 
 def per_delivery_minor(sub: Subscription) -> int:

@@ -8,13 +8,12 @@ premium member while it runs. Its status is derived from facts the provider's ev
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel, col, select
 
-from shine_mcp.clock import aware, utcnow
 from shine_mcp.store.db import Database
+from shine_mcp.store.tables import created_field, moment_field, with_utc
 
 DATES = (
     "created_at",
@@ -26,14 +25,6 @@ DATES = (
     "ended_at",
     "current_period_end",
 )
-
-
-def _when() -> Any:
-    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
-
-
-def _now() -> Any:
-    return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
 class Membership(SQLModel, table=True):
@@ -60,27 +51,22 @@ class Membership(SQLModel, table=True):
     checkout_url: str | None = Field(default=None, max_length=2000)
     provider_subscription_id: str | None = Field(default=None, max_length=255)
     provider_customer_id: str | None = Field(default=None, max_length=255)
-    snapshot_at: datetime | None = _when()
+    snapshot_at: datetime | None = moment_field()
     snapshot_status: str | None = Field(default=None, max_length=30)
     snapshot_interval: str | None = Field(default=None, max_length=10)  # month | year
     cancel_at_period_end: bool = False
-    current_period_end: datetime | None = _when()
-    activated_at: datetime | None = _when()
-    last_paid_at: datetime | None = _when()
-    last_failed_at: datetime | None = _when()
-    ended_at: datetime | None = _when()
+    current_period_end: datetime | None = moment_field()
+    activated_at: datetime | None = moment_field()
+    last_paid_at: datetime | None = moment_field()
+    last_failed_at: datetime | None = moment_field()
+    ended_at: datetime | None = moment_field()
     lock_version: int = 0
-    created_at: datetime = _now()
-    updated_at: datetime = _now()
+    created_at: datetime = created_field()
+    updated_at: datetime = created_field()
 
 
 def with_zones(membership: Membership) -> Membership:
-    """SQLite returns naive datetimes; every stored one is UTC."""
-    for name in DATES:
-        value = getattr(membership, name)
-        if value is not None:
-            setattr(membership, name, aware(value))
-    return membership
+    return with_utc(membership, DATES)
 
 
 async def get_membership(db: Database, membership_id: str) -> Membership | None:

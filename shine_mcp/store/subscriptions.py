@@ -11,11 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel, col, select
 
-from shine_mcp.clock import aware, utcnow
 from shine_mcp.store.db import Database
+from shine_mcp.store.tables import created_field, moment_field, with_utc
 
 DATES = (
     "created_at",
@@ -29,14 +29,6 @@ DATES = (
     "next_delivery",
     "skip_until",
 )
-
-
-def _when() -> Any:
-    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
-
-
-def _now() -> Any:
-    return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
 class Subscription(SQLModel, table=True):
@@ -67,30 +59,25 @@ class Subscription(SQLModel, table=True):
     provider_subscription_id: str | None = Field(default=None, max_length=255)
     provider_customer_id: str | None = Field(default=None, max_length=255)
     # The newest subscription object the provider sent (by its event's time): status and settings.
-    snapshot_at: datetime | None = _when()
+    snapshot_at: datetime | None = moment_field()
     snapshot_status: str | None = Field(default=None, max_length=30)
     cancel_at_period_end: bool = False
     paused: bool = False
-    skip_until: datetime | None = _when()  # deliveries before this are skipped
-    current_period_end: datetime | None = _when()
-    next_delivery: datetime | None = _when()
+    skip_until: datetime | None = moment_field()  # deliveries before this are skipped
+    current_period_end: datetime | None = moment_field()
+    next_delivery: datetime | None = moment_field()
     # Facts from invoices and the end of the subscription: each only moves forward.
-    activated_at: datetime | None = _when()
-    last_paid_at: datetime | None = _when()
-    last_failed_at: datetime | None = _when()
-    ended_at: datetime | None = _when()
+    activated_at: datetime | None = moment_field()
+    last_paid_at: datetime | None = moment_field()
+    last_failed_at: datetime | None = moment_field()
+    ended_at: datetime | None = moment_field()
     lock_version: int = 0
-    created_at: datetime = _now()
-    updated_at: datetime = _now()
+    created_at: datetime = created_field()
+    updated_at: datetime = created_field()
 
 
 def with_zones(sub: Subscription) -> Subscription:
-    """SQLite returns naive datetimes; every stored one is UTC."""
-    for name in DATES:
-        value = getattr(sub, name)
-        if value is not None:
-            setattr(sub, name, aware(value))
-    return sub
+    return with_utc(sub, DATES)
 
 
 async def get_subscription(db: Database, sub_id: str, user_id: str | None = None) -> Subscription | None:
@@ -167,7 +154,7 @@ class SimulatedSubscription(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=255)  # "sub_sim_…"
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    created_at: datetime = _now()
+    created_at: datetime = created_field()
 
 
 class SimulatedSubscriptions:

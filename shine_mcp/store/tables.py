@@ -5,11 +5,33 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, Column, DateTime, ForeignKeyConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from shine_mcp.clock import utcnow
+from shine_mcp.clock import aware, utcnow
+
+Row = TypeVar("Row")
+
+
+def moment_field() -> Any:
+    """A nullable timezone-aware moment column (an event-derived fact not known yet)."""
+    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+
+
+def created_field() -> Any:
+    """A timezone-aware column stamped with the time the row is made."""
+    return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+def with_utc(row: Row, names: Iterable[str]) -> Row:
+    """SQLite returns naive datetimes; every stored one is UTC."""
+    for name in names:
+        value = getattr(row, name)
+        if value is not None:
+            setattr(row, name, aware(value))
+    return row
 
 
 def pipe_join(values: Iterable[str]) -> str:
