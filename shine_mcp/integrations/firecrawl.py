@@ -64,6 +64,11 @@ DEFAULT_API_URL = (
 BACKOFF_BASE = 0.25
 BACKOFF_CAP = 4.0
 _STATUS = re.compile(r"(?:status code|failed \(|HTTP )\s*(\d{3})")
+# How Node's fetch (inside firecrawl-mcp) says the API could not be reached at all.
+_UNREACHABLE = re.compile(
+    r"ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|socket hang up|fetch failed"
+)
+UNREACHABLE = "Firecrawl can't be reached right now; try again in a few minutes"
 
 
 class BrowseError(Exception):
@@ -232,6 +237,8 @@ def _classify(text: str) -> BrowseError:
     lowered = text.lower()
     match = _STATUS.search(text)
     status = int(match.group(1)) if match else None
+    if status is None and _UNREACHABLE.search(text):
+        return BrowseError("unavailable", UNREACHABLE)
     if status == 402 or "insufficient credits" in lowered or "payment required" in lowered:
         return BrowseError(
             "out_of_credits",
@@ -489,9 +496,9 @@ class FirecrawlAPIBrowser(ResilientBrowser):
                 "timeout", f"Firecrawl did not answer within {self.config.call_timeout:g} s; try again later"
             ) from None
         except Exception as error:  # firecrawl-py's client (httpx) could not reach the API
-            # As firecrawl-mcp reports it ("connect ECONNREFUSED …" as the tool's error): a failed request.
+            # Read as firecrawl-mcp's "connect ECONNREFUSED …" is: an outage, counted by the breaker.
             log.warning("firecrawl %s: %s", tool, self._redact(repr(error)))
-            raise BrowseError("failed", "Firecrawl could not do this request") from None
+            raise BrowseError("unavailable", UNREACHABLE) from None
         try:
             body = response.json()
         except ValueError:

@@ -118,8 +118,33 @@ async def test_a_down_firecrawl_gives_the_same_clear_error(
     async with shine(settings) as app:
         images = await app.client.call_tool("browse_web_images", SEARCH)
         page = await app.client.call_tool("read_product_page", {"url": PAGES[0]})
-    for result in (images, page):
-        assert result.is_error and "Firecrawl could not do this request" in _text(result)
+    # Three refused attempts (the call and its two retries) open the breaker: the next call is answered at once.
+    assert images.is_error and "Firecrawl can't be reached right now" in _text(images)
+    assert page.is_error and "Firecrawl is not answering; try again in 30 s" in _text(page)
+
+
+@pytest.mark.parametrize("node", [True, False], ids=["firecrawl-mcp", "direct"])
+async def test_an_unreachable_firecrawl_opens_the_breaker(
+    browse_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch, node: bool
+) -> None:
+    """A refused connection is an outage, not a refusal of the request: after the breaker's count of them,
+    the next call is answered at once instead of waiting on Firecrawl again."""
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    limits: dict[str, Any] = {
+        "firecrawl_breaker_failures": 2,
+        "firecrawl_breaker_seconds": 60,
+        "firecrawl_retries": 0,
+    }
+    settings = browse_settings(firecrawl_api_url=down, **limits)
+    if not node:
+        strip_node(monkeypatch)
+        settings = browse_settings(firecrawl_api_url=down, firecrawl_command=NPX, **limits)
+    async with shine(settings) as app:
+        for query in ("glass skin", "dewy skin"):
+            result = await app.client.call_tool("browse_web_images", {"query": query})
+            assert "Firecrawl can't be reached right now" in _text(result)
+        third = await app.client.call_tool("browse_web_images", {"query": "matte skin"})
+    assert third.is_error and "Firecrawl is not answering; try again in" in _text(third)
 
 
 async def test_the_direct_client_retries_a_server_error_and_reports_out_of_credits(
