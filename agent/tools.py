@@ -90,13 +90,16 @@ class ToolBox:
         attachments: AttachmentResolver | None = None,
         policy: Policy | None = None,
         timeout: float = 120.0,
+        specs: list[ToolSpec] | None = None,
     ) -> None:
+        """`specs`: the tools as an earlier ToolBox on the same server and policy listed them (`specs()`),
+        so a new reply does not list them again (the tools are fixed when the server is built)."""
         self.client = client
         self.policy = policy or load_policy()
         self._meta = meta or (lambda: None)
         self._attachments = attachments
         self._timeout = timeout
-        self._specs: list[ToolSpec] | None = None
+        self._specs: list[ToolSpec] | None = specs
         self._broken: set[str] = set()
 
     async def specs(self) -> list[ToolSpec]:

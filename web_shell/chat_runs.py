@@ -1,6 +1,7 @@
 """Advisor replies as background runs whose events are kept in order, so the Server-Sent Events stream of a
 reply can be read from the start or resumed after a dropped connection (`Last-Event-ID`); and
-`ChatService`, which starts them: per reply, an in-process MCP client and an advisor acting as the person.
+`ChatService`, which starts them: per reply, an advisor acting as the person, on the app's one in-process
+MCP client.
 
 A run belongs to the process that started it: it lives in memory while it runs and for `KEEP_FINISHED`
 after, which covers a phone switching networks; after that, the saved conversation is the record.
@@ -25,7 +26,7 @@ from mcp.server.mcpserver import MCPServer
 from agent import Advisor, Attachment, Conversation, Limits, ToolBox, build_model
 from agent.conversation import fit
 from agent.events import Done, ErrorEvent, Event, event_data, event_name
-from agent.model import Model
+from agent.model import Model, ToolSpec
 from shine_mcp.auth.authority import Authority
 from shine_mcp.clock import utcnow
 from shine_mcp.services import Services
@@ -141,6 +142,8 @@ class ChatService:
         )
         self.runs = Runs()
         self._group: TaskGroup | None = None
+        self._client: Client | None = None  # the advisors' in-process MCP session (`running`)
+        self._specs: list[ToolSpec] | None = None  # the tools as the first reply's ToolBox listed them
         self._capabilities: dict[str, bool] | None = None
 
     async def capabilities(self) -> dict[str, bool]:
@@ -160,13 +163,18 @@ class ChatService:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Runs outlive the request that started them (a reply keeps going if the connection drops)."""
-        async with anyio.create_task_group() as group:
-            self._group = group
+        """Runs outlive the request that started them (a reply keeps going if the connection drops).
+
+        Every run's advisor calls the tools through one in-process MCP session opened here, and the tool
+        list is read once: a session per reply listed the whole list (~145 KB) and compiled each called
+        tool's output schema again, ~40 ms of CPU a reply, more than its tool calls. Who is asking goes
+        with each call (`_meta`, `WebIdentity.meta`), never with the session."""
+        async with Client(self.server) as client, anyio.create_task_group() as group:
+            self._group, self._client = group, client
             try:
                 yield
             finally:
-                self._group = None
+                self._group = self._client = None
                 group.cancel_scope.cancel()
 
     async def start(
@@ -216,13 +224,17 @@ class ChatService:
 
         try:
             conversation = conversation_of(chat)
-            async with Client(self.server) as client:
-                # Upload ids go to the tools as they are: analyze_skin reads the caller's chat uploads itself.
-                tools = ToolBox(client, meta=lambda: identity.meta(self.settings))
-                advisor = Advisor(self.model, tools, limits=self.limits, instructions=client.instructions)
-                await advisor.reply(
-                    conversation, text, emit, attachments=attachments, confirm_checkout=confirm_checkout
-                )
+            client = self._client
+            if client is None:
+                raise RuntimeError("the chat service is not running (the app's lifespan did not start it)")
+            # Upload ids go to the tools as they are: analyze_skin reads the caller's chat uploads itself.
+            tools = ToolBox(client, meta=lambda: identity.meta(self.settings), specs=self._specs)
+            advisor = Advisor(self.model, tools, limits=self.limits, instructions=client.instructions)
+            await advisor.reply(
+                conversation, text, emit, attachments=attachments, confirm_checkout=confirm_checkout
+            )
+            if self._specs is None:
+                self._specs = await tools.specs()  # listed during the reply: kept, not asked again
             stored = conversation.model_copy()
             stored.messages = fit(conversation.messages, self.limits.context_tokens)
             saved = await self._save(run, identity, chat, stored)
