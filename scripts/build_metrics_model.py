@@ -22,7 +22,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 MODELS = Path(__file__).resolve().parent.parent / "shine_mcp" / "models"
-VERSION = "1"
+VERSION = "2"
 IR_VERSION = 8
 OPSET = 17
 REGIONS = ("forehead", "right_cheek", "left_cheek", "nose", "chin")
@@ -53,9 +53,19 @@ THRESHOLDS = {
     # a pixel is skin-like if within this weighted distance of the cheeks' mean colour; lightness is
     # down-weighted (x0.5) so shading and highlights on skin stay in while hair, brows, hats drop out
     "skin_distance": 20.0,
-    # dichromatic reflection: a highlight adds white light, so it is brighter *and* less chromatic
-    "specular_dl": 15.0,
-    "specular_chroma_ratio": 0.75,
+    # dichromatic reflection: a highlight adds the light's own colour (white, once the camera has
+    # balanced for the light) on top of the skin's, so every channel rises, by about the same amount.
+    # Both are judged in linear light, against the cheeks' mean: the smallest channel's rise, a fraction
+    # of full scale, must pass `specular_linear_excess`, and the rise must be near white, its smallest
+    # channel at least `specular_white_ratio` of its largest. The same film of light rises the same on
+    # every skin tone, where it adds several times more L* to dark skin than to light and lowers dark
+    # skin's chroma far more: judged as 15 L* above and < 0.75x the chroma of the cheeks, one highlight
+    # read 7.2 pp on Monk 7-10 and 0.6-1.5 pp on Monk 1-6. The white ratio keeps out what only looks
+    # like a highlight in L*: a forehead lit brighter than the cheeks, or a side-lit half face, rises in
+    # the skin's own colour (blue least), and a blown-out patch in its clipped colour (issue 16;
+    # docs/analysis.md, "What the colour rows say").
+    "specular_linear_excess": 0.15,
+    "specular_white_ratio": 0.75,
     "shadow_dl": 20.0,
     # band-pass scales in crop pixels (the crop puts 80 px between the eyes, about 0.8 mm a pixel)
     "sigma_fine": 1.0,
@@ -184,6 +194,14 @@ def build_model() -> onnx.ModelProto:
     )
     ref_w = g.op("Mul", cheeks, unclipped)
     l_ref, a_ref, b_ref, c_ref = (g.weighted_mean(ref_w, x) for x in (lightness, a, b, chroma))
+    # the cheeks' mean in linear light, per channel: [3] (one MatMul of the flattened weights and pixels)
+    ref_count = g.op("Max", g.op("ReduceSum", ref_w, keepdims=0), g.scalar(1.0))
+    linear_sum = g.op(
+        "MatMul",
+        g.op("Reshape", ref_w, g.const([1, -1], "shape", np.int64)),
+        g.op("Reshape", linear, g.const([-1, 3], "shape", np.int64)),
+    )
+    linear_ref = g.op("Div", g.op("Reshape", linear_sum, g.const([3], "shape", np.int64)), ref_count)
     g.op(
         "Concat",
         *(g.op("Unsqueeze", x, g.const([0], "ax", np.int64)) for x in (l_ref, a_ref, b_ref, c_ref)),
@@ -206,8 +224,17 @@ def build_model() -> onnx.ModelProto:
     )
     skin_like = g.op("Cast", g.op("Less", dist, g.scalar(t["skin_distance"])), to=TensorProto.FLOAT)
     considered = g.op("Mul", skin_like, unclipped)
-    is_bright = g.op("Greater", dl, g.scalar(t["specular_dl"]))
-    is_pale = g.op("Less", chroma, g.op("Mul", c_ref, g.scalar(t["specular_chroma_ratio"])))
+    # the light added over the cheeks in every channel (linear): a highlight if enough and near white.
+    # One Gemm subtracts the cheeks' mean from every pixel and Min/Max compare the three channels
+    # elementwise: a broadcast Sub and a reduce over the 3-wide last axis cost several times more.
+    linear_2d = g.op("Reshape", linear, g.const([-1, 3], "shape", np.int64))
+    rise_2d = g.op("Gemm", linear_2d, g.const(np.eye(3), "eye"), g.op("Neg", linear_ref))
+    rise = g.ops("Split", [rise_2d], 3, axis=1)
+    hw_of_lightness = g.op("Shape", lightness)
+    rise_least = g.op("Reshape", g.op("Min", *rise), hw_of_lightness)
+    rise_most = g.op("Reshape", g.op("Max", *rise), hw_of_lightness)
+    is_bright = g.op("Greater", rise_least, g.scalar(t["specular_linear_excess"]))
+    is_pale = g.op("GreaterOrEqual", rise_least, g.op("Mul", rise_most, g.scalar(t["specular_white_ratio"])))
     # highlights count even where they are too white to pass as skin or have clipped: a strong
     # glint is the clearest shine there is
     specular = g.op("Cast", g.op("And", is_bright, is_pale), to=TensorProto.FLOAT)
