@@ -83,6 +83,41 @@ def test_a_well_exposed_face_recoloured_to_monk_9_or_10_is_not_refused_for_expos
     assert lab_l < 35.0  # the skin really is dark: the photo was not judged by it
 
 
+@pytest.mark.parametrize(("face_id", "tone"), [("faceapi-3#1", 8), ("faceapi-3#1", 10), ("faceapi-1#3", 10)])
+def test_a_face_recoloured_to_a_dark_monk_tone_keeps_its_colour_and_light_measurable(
+    one_faces: tuple[V.OneFace, ...], face_id: str, tone: int
+) -> None:
+    """The recolour must change all of the face's skin, as a darker-skinned person's photo would show
+    it: the lit side of a side-lit face and a shiny forehead were left in their own colour, which the
+    occlusion and light checks then (rightly) read as a cover, so ITA was withheld more often at Monk
+    7-10 than at 1-6 (17 % against 8-11 %, issue 16)."""
+    face = next(f for f in one_faces if f.id == face_id)
+    result = run(V.recolour_exposed(face.image, face.box, V.monk_lab(tone)))
+    assert result.gate("occlusion").passed
+    assert result.gate("light").passed
+    assert result.metric("ita").value is not None
+
+
+def test_ita_is_withheld_as_often_on_dark_as_on_light_recolours_of_the_whole_set(
+    one_faces: tuple[V.OneFace, ...],
+) -> None:
+    """Issue 16: within 5 points across Monk 1-3, 4-6 and 7-10 (every face the analysis accepts, each
+    recoloured to every tone of the group). It was 11 / 8 / 17 %, the dark recolours carrying pale
+    patches the recolour had left in the face's own colour."""
+    groups = {"Monk 1-3": (1, 2, 3), "Monk 4-6": (4, 5, 6), "Monk 7-10": (7, 8, 9, 10)}
+    found = [f for f in one_faces if f.frontal and attempt(f.image) is not None]
+    withheld = {}
+    for group, tones in groups.items():
+        done = [
+            r
+            for f in found
+            for t in tones
+            if (r := attempt(V.recolour_exposed(f.image, f.box, V.monk_lab(t)))) is not None
+        ]
+        withheld[group] = sum(r.metric("ita").value is None for r in done) / len(done)
+    assert max(withheld.values()) - min(withheld.values()) <= 0.05, withheld
+
+
 def test_a_whole_photo_five_times_underexposed_is_still_refused_for_exposure(frontal: V.OneFace) -> None:
     result = run(V.exposure(frontal.image, 0.05))
     assert not result.gate("brightness").passed
@@ -181,13 +216,32 @@ def test_ita_is_a_range_and_a_category_is_given_only_when_the_range_sits_in_one(
     assert seen_without > 0
 
 
-def test_a_white_balance_sweep_keeps_ita_inside_the_widened_range_near_daylight(frontal: V.OneFace) -> None:
-    base = run(frontal.image).metric("ita")
-    assert base.value is not None
-    for kelvin in (5500, 7500):
-        moved = run(V.white_balance(frontal.image, kelvin)).metric("ita").value
-        assert moved is not None
-        assert float(base.details["ita_low"]) - 1.0 <= moved <= float(base.details["ita_high"]) + 1.0, kelvin
+def test_the_ita_ranges_of_a_face_and_its_white_balance_casts_overlap_across_the_set(
+    one_faces: tuple[V.OneFace, ...],
+) -> None:
+    """Issue 16: the same person in different photos gets overlapping ITA ranges. Over every frontal face
+    of the set and 5000-8000 K lights under a daylight white balance (once one face, which its highlight
+    rules now read differently under a cast, sat 0.4 degrees outside its range at 7500 K)."""
+    pairs = apart = 0
+    for face in (f for f in one_faces if f.frontal):
+        try:
+            base = run(face.image).metric("ita")
+        except ImageRejected:
+            continue
+        if base.value is None:
+            continue
+        for kelvin in (5000, 5500, 7500, 8000):
+            try:
+                cast = run(V.white_balance(face.image, kelvin)).metric("ita")
+            except ImageRejected:
+                continue
+            if cast.value is None:
+                continue
+            pairs += 1
+            low, high = float(base.details["ita_low"]), float(base.details["ita_high"])
+            apart += float(cast.details["ita_low"]) > high or float(cast.details["ita_high"]) < low
+    assert pairs >= 60
+    assert apart <= 0.05 * pairs, (apart, pairs)
 
 
 @pytest.mark.parametrize("fraction", [0.12, 0.2])
@@ -238,6 +292,20 @@ def test_a_second_face_a_tenth_of_the_frame_wide_is_refused_at_every_corner_and_
             except ImageRejected as refused:
                 assert refused.code == "multiple_faces", (main_id, position, refused.code)
     assert accepted == []
+
+
+@pytest.mark.parametrize("main_id", ["faceapi-2#2", "faceapi-4#3", "insightface-t1#5"])
+def test_a_second_face_over_the_main_face_s_forehead_is_refused_as_multiple_faces(
+    one_faces: tuple[V.OneFace, ...], main_id: str
+) -> None:
+    """A face a tenth of the frame wide pasted at the top middle of a 4:3 frame covers the main face's
+    forehead: the whole-frame pass then finds no face at all, and the photo was refused as 'no face
+    found' (5 of the 600 second-face photos) although it shows two people."""
+    other = next(f for f in one_faces if f.id == "faceapi-6#2")
+    frame = V.framed(next(f for f in one_faces if f.id == main_id), "landscape")
+    with pytest.raises(ImageRejected) as refused:
+        run(V.second_face_at(frame, other, 0.10, "top"))
+    assert refused.value.code == "multiple_faces"
 
 
 def test_every_group_photo_of_the_set_is_refused(one_faces: tuple[V.OneFace, ...]) -> None:
@@ -358,15 +426,14 @@ def test_same_photo_variants_of_the_set_move_ita_shine_and_spots_within_the_targ
         rms, _, used = measured[name]
         assert used >= 25, name
         assert rms <= target, (name, rms)
-    # ITA as the skin measures it: where the whites of the eyes correct it for the light, the correction
-    # (illuminant.py) adds the sclera's own measurement noise, which this test does not cover
+    # ITA as reported, corrected for the light seen on the whites of the eyes where they show it: the
+    # correction must not add more than the sclera's colour tells (1.75 with a window around each eye
+    # 0.09 eye distances tall, where a keypoint a few pixels off decided whether any sclera was seen)
     changes = []
     for before, after in same_photo_pairs:
         b, a = before.metric("ita"), after.metric("ita")
         if b.value is not None and a.value is not None:
-            changes.append(
-                float(a.details.get("apparent_ita", a.value)) - float(b.details.get("apparent_ita", b.value))
-            )
+            changes.append(a.value - b.value)
     assert len(changes) >= 100
     assert math.sqrt(sum(c * c for c in changes) / len(changes)) <= 1.5
 

@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from scripts import fetch_validation_faces as fetcher
 from shine_mcp.models.colour import D65_WHITE, LAB_EPSILON, LAB_OFFSET, LAB_SLOPE, SRGB_TO_XYZ, srgb_to_lab
+from shine_mcp.models.face import detect_faces
 
 Box = tuple[float, float, float, float]
 # Monk Skin Tone scale, lightest to darkest (Monk E., Google 2022, skintone.google, CC BY 4.0).
@@ -118,16 +119,46 @@ def monk_lab(tone: int) -> np.ndarray:
     return np.asarray(srgb_to_lab(rgb))
 
 
+def _features(image: Image.Image, box: Box) -> np.ndarray:
+    """bool [H, W]: the eyes and the mouth of the face in `box`, from the detector's keypoints (ellipses
+    0.3 x 0.2 eye distances around each eye, 0.45 x 0.25 around the mouth); none if it finds no face."""
+    x, y, w, h = box
+    faces = detect_faces(image)
+    out = np.zeros((image.height, image.width), dtype=bool)
+    if not faces:
+        return out
+    centre = (x + w / 2, y + h / 2)
+    face = min(faces, key=lambda f: math.dist(centre, (f.box[0] + f.box[2] / 2, f.box[1] + f.box[3] / 2)))
+    (rx, ry), (lx, ly) = face.keypoints["right_eye"], face.keypoints["left_eye"]
+    eyes = max(math.dist((rx, ry), (lx, ly)), 1.0)
+    yy, xx = np.mgrid[0 : image.height, 0 : image.width].astype(np.float64)
+    for (cx, cy), (ax, ay) in (
+        ((rx, ry), (0.3, 0.2)),
+        ((lx, ly), (0.3, 0.2)),
+        (face.keypoints["mouth_center"], (0.45, 0.25)),
+    ):
+        out |= ((xx - cx) / (ax * eyes)) ** 2 + ((yy - cy) / (ay * eyes)) ** 2 <= 1.0
+    return out
+
+
 def skin_mask(image: Image.Image, box: Box) -> np.ndarray:
-    """Soft mask of the face's skin: near the cheeks' median colour, inside an ellipse of the face box."""
+    """Soft mask of the face's skin: inside an ellipse of the face box, the eyes and mouth left out, near
+    the cheeks' median colour in a*, b* and no more than a little darker (hair, brows and nostrils are).
+
+    Skin lighter than the cheeks (the lit side of the face, a shiny forehead or nose) is skin whatever its
+    lightness: a mask that also required L* near the cheeks' left a lit forehead or half a side-lit face in
+    its own colour, so a face recoloured to Monk 8-10 carried a pale patch the occlusion check rightly saw
+    as a cover (10 of the 16 faces whose ITA was withheld at Monk 7-10, issue 16). The eyes are left out
+    by the keypoints rather than by colour, so their whites, the light's reference, keep their colour."""
     x, y, w, h = box
     lab = srgb_to_lab(np.asarray(image, dtype=np.float64) / 255.0)
     yy, xx = np.mgrid[0 : image.height, 0 : image.width].astype(np.float64)
     ellipse = ((xx - (x + w / 2)) / (0.55 * w)) ** 2 + ((yy - (y + 0.55 * h)) / (0.7 * h)) ** 2
     cheeks = lab[int(y + 0.55 * h) : int(y + 0.75 * h), int(x + 0.2 * w) : int(x + 0.8 * w)].reshape(-1, 3)
     median = np.median(cheeks, axis=0)
-    distance = np.linalg.norm((lab - median) * np.array([0.5, 1.0, 1.0]), axis=-1)
-    near = np.clip((30.0 - distance) / 10.0, 0.0, 1.0)
+    darker = np.minimum(lab[..., 0] - median[0], 0.0)
+    distance = np.sqrt((0.5 * darker) ** 2 + (lab[..., 1] - median[1]) ** 2 + (lab[..., 2] - median[2]) ** 2)
+    near = np.clip((30.0 - distance) / 10.0, 0.0, 1.0) * ~_features(image, box)
     return np.asarray(near * np.clip((1.15 - ellipse) / 0.3, 0.0, 1.0))
 
 
