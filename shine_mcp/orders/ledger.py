@@ -5,9 +5,11 @@ facts only if nobody changed it since it was read (`lock_version`, an optimistic
 try again), and do what a new status requires in the same commit: when an order becomes paid, take the
 stock, empty the cart and write the fulfilment outbox row (or, when another payment took the last units
 first, hold the order for the merchant: `hold_reason`); when it ends unpaid, free the cart for a new
-checkout. Reads happen before the transaction, so concurrent webhooks only queue for the writes (on SQLite, on
-the database's one writer thread: the whole transaction is one hop there). The
-caller answers the webhook after this returns, so a 2xx always means "committed".
+checkout. On SQLite the order is read before the transaction, so concurrent webhooks only queue for the
+writes on the database's one writer thread (the whole transaction is one hop there); on PostgreSQL it is
+read and locked inside it, one connection and one transaction per event, the stock rows every payment for
+a product locks written by the statement right before COMMIT (`take_stock`). The caller answers the
+webhook after this returns, so a 2xx always means "committed".
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from sqlalchemy import bindparam, delete, update
+from sqlalchemy import TextClause, bindparam, delete, text, update
 from sqlalchemy.engine import Connection
 from sqlmodel import col, select
 
@@ -33,14 +36,16 @@ from shine_mcp.store.orders import (
     Order,
     OrderLine,
     Refund,
-    get_order,
     new_id,
+    order_row,
     record_event,
     table_of,
 )
 from shine_mcp.store.tables import ProductVariant, default_variant_id
 
 log = logging.getLogger("shine.orders")
+
+Finder = Callable[[Connection], Order | None]  # reads the order an event is about, inside its unit
 
 ATTENTION_LIMIT = 500
 # Constant statements with bound parameters: compiled once, executed from the cache on every payment.
@@ -68,6 +73,80 @@ _HOLD = (
     .where(col(Order.id) == bindparam("order"))
     .values(hold_reason=bindparam("reason"), attention=bindparam("note"))
 )
+
+
+def _take_and_refresh_sql(count: int) -> TextClause:
+    """PostgreSQL: take `count` lines' stock from their variants (each only where enough is left) and bring
+    their products' stock and price range in line, in one statement; it returns the variants taken.
+
+    The variants' rows and then the products' are locked until COMMIT, the statement right after: one
+    round trip, where a variant UPDATE and then a product UPDATE held the first lock for two more. The
+    products are computed from the variants as this statement leaves them (the taken rows' new stock
+    from RETURNING: a data-modifying CTE's own changes are not in the statement's snapshot), the same
+    figures as `refresh_products`."""
+    wanted = ", ".join(
+        f"(CAST(:variant_{i} AS VARCHAR), CAST(:quantity_{i} AS INTEGER), CAST(:product_{i} AS VARCHAR))"
+        for i in range(count)
+    )
+    return text(
+        f"""WITH wanted (variant, quantity, product) AS (VALUES {wanted}),
+        taken AS (
+            UPDATE product_variants AS pv SET stock = pv.stock - w.quantity
+            FROM wanted AS w
+            WHERE pv.id = w.variant AND pv.stock >= w.quantity
+            RETURNING pv.id, pv.stock
+        ),
+        now AS (
+            SELECT v.product_id, v.price_minor, coalesce(t.stock, v.stock) AS stock
+            FROM product_variants AS v LEFT JOIN taken AS t ON t.id = v.id
+            WHERE v.product_id IN (SELECT product FROM wanted)
+        ),
+        totals AS (
+            SELECT product_id, coalesce(sum(stock), 0) AS stock,
+                min(price_minor) FILTER (WHERE stock > 0) AS low_in_stock, min(price_minor) AS low,
+                max(price_minor) FILTER (WHERE stock > 0) AS high_in_stock, max(price_minor) AS high
+            FROM now GROUP BY product_id
+        ),
+        refreshed AS (
+            UPDATE products AS p SET stock = s.stock,
+                price_minor = coalesce(s.low_in_stock, s.low, p.price_minor),
+                price_max_minor = coalesce(s.high_in_stock, s.high, p.price_minor)
+            FROM totals AS s WHERE p.id = s.product_id
+            RETURNING p.id
+        )
+        SELECT id FROM taken"""
+    )
+
+
+_TAKE_AND_REFRESH: dict[int, TextClause] = {}
+
+
+def take_stock(connection: Connection, lines: list[OrderLine]) -> tuple[list[OrderLine], bool]:
+    """Inside a payment's transaction, as its last writes: take each line's units from its variant where
+    enough are left. Returns the lines that found too few (someone else paid for the last units first)
+    and whether the products' stock and price range were brought in line already (PostgreSQL, one
+    statement for all: see `_take_and_refresh_sql`); otherwise the caller refreshes them."""
+    variants = [variant_of(line) for line in lines]
+    if connection.dialect.name != "postgresql" or len(set(variants)) != len(variants) or not lines:
+        # SQLite: the writer thread runs the unit without trips through the event loop; a line per update.
+        short = [
+            line
+            for line, variant in zip(lines, variants, strict=True)
+            if not connection.execute(_TAKE_STOCK, {"variant": variant, "quantity": line.quantity}).rowcount
+        ]
+        return short, False
+    statement = _TAKE_AND_REFRESH.get(len(lines))
+    if statement is None:
+        statement = _TAKE_AND_REFRESH[len(lines)] = _take_and_refresh_sql(len(lines))
+    parameters: dict[str, Any] = {}
+    for i, (line, variant) in enumerate(zip(lines, variants, strict=True)):
+        parameters |= {
+            f"variant_{i}": variant,
+            f"quantity_{i}": line.quantity,
+            f"product_{i}": line.product_id,
+        }
+    taken = set(connection.execute(statement, parameters).scalars())
+    return [line for line, variant in zip(lines, variants, strict=True) if variant not in taken], True
 
 
 def variant_of(line: OrderLine) -> str:
@@ -170,24 +249,60 @@ class Ledger:
         """Apply `event` to the order. `dedupe` = (source, event id, type): the event is recorded in the same
         transaction, and a second delivery of it does nothing (`Applied.duplicate`). `known` is the order
         as the caller just read it (saves a read; a stale copy is detected and re-read)."""
+        return await self.apply_found(partial(order_row, value=order_id), event, dedupe=dedupe, known=known)
+
+    async def apply_found(
+        self,
+        find: Finder,
+        event: Event,
+        *,
+        dedupe: tuple[str, str, str] | None = None,
+        known: Order | None = None,
+    ) -> Applied:
+        """Apply `event` to the order `find` reads (None: no such order, nothing recorded), in one write
+        transaction that records the event and writes the change.
+
+        PostgreSQL: one unit on one pooled connection, `find` included, locking the order: each statement
+        is a trip through the event loop, and a read of its own would cost a checkout, a transaction and
+        an optimistic retry. SQLite: `find` runs first on a reader thread, beside the one writer thread,
+        which then only writes (its units run one after another: measured, reading and computing there
+        too cut webhooks/s by a quarter or more); a change made meanwhile is seen by `lock_version` and
+        the order read again. `known`: the order as the caller just read it, for the first attempt."""
         db = self._db
         for _ in range(20):
-            order = known if known is not None else await get_order(db, order_id)
-            known = None
-            if order is None:
-                return Applied(order=None)  # not recorded: nothing was applied
-            outcome = await self._try(db, order, event, dedupe)
+            if known is not None or db.threads is not None:
+                order = known if known is not None else await db.read(find)
+                known = None
+                if order is None:
+                    return Applied(order=None)
+                outcome = await db.write(partial(self._write, order=order, event=event, dedupe=dedupe))
+            else:
+                outcome = await db.write(partial(self._find_and_write, find, event=event, dedupe=dedupe))
             if outcome is not None:
-                if outcome.became_paid and self._on_paid is not None:
-                    self._on_paid(order_id)
+                if outcome.became_paid and self._on_paid is not None and outcome.order is not None:
+                    self._on_paid(outcome.order.id)
                 return outcome
-        raise RuntimeError(f"order {order_id} kept changing under concurrent updates")
+        raise RuntimeError("an order kept changing under concurrent updates")
 
-    async def _try(
-        self, db: Database, order: Order, event: Event, dedupe: tuple[str, str, str] | None
+    def _find_and_write(
+        self, find: Finder, connection: Connection, *, event: Event, dedupe: tuple[str, str, str] | None
     ) -> Applied | None:
-        """One optimistic attempt: compute the change from the order as read, write it only if nobody
-        changed the order since (`lock_version`); None asks for a re-read and another attempt."""
+        order = find(connection)
+        if order is None:
+            connection.rollback()
+            return Applied(order=None)
+        return self._write(connection, order=order, event=event, dedupe=dedupe)
+
+    def _write(
+        self, connection: Connection, *, order: Order, event: Event, dedupe: tuple[str, str, str] | None
+    ) -> Applied | None:
+        """Inside the unit: record the event (a replay stops there), compute the change from the order as
+        read, and write it only if nobody changed the order since it was read (`lock_version`: a `known`
+        copy may be stale); None asks for another attempt."""
+        # Core statements, not the ORM session: a tenth of the cost per statement on this hot path.
+        if dedupe is not None and not record_event(connection, *dedupe, order_id=order.id):
+            connection.rollback()
+            return Applied(order=order, duplicate=True)
         seen = order.lock_version
         original = order.model_dump()
         before = Facts.of(order)
@@ -203,42 +318,34 @@ class Ledger:
         changes = {k: v for k, v in order.model_dump().items() if v != original[k]}
         applied = Applied(order=order, became_paid=became_paid, status_before=machine.status_of(before))
         if not changes and dedupe is None:
+            connection.rollback()
             return applied  # nothing new (a replay without an id, e.g. the success page after the webhook)
-
-        def write(connection: Connection) -> Applied | None:
-            # Core statements, not the ORM session: a tenth of the cost per statement on this hot path.
-            if dedupe is not None and not record_event(connection, *dedupe, order_id=order.id):
+        if changes:
+            order.updated_at = changes["updated_at"] = self._clock()
+            written = connection.execute(
+                update(Order)
+                .where(col(Order.id) == order.id, col(Order.lock_version) == seen)
+                .values(lock_version=seen + 1, **changes)
+            )
+            if not written.rowcount:
                 connection.rollback()
-                return Applied(order=None, duplicate=True)
-            if changes:
-                order.updated_at = changes["updated_at"] = self._clock()
-                written = connection.execute(
-                    update(Order)
-                    .where(col(Order.id) == order.id, col(Order.lock_version) == seen)
-                    .values(lock_version=seen + 1, **changes)
-                )
-                if not written.rowcount:
-                    connection.rollback()
-                    return None  # changed meanwhile: read it again
-                order.lock_version = seen + 1
-            if became_paid:
-                self._on_payment(connection, order, _lines(connection, order.id), status)
-            elif _restocks(before, after, order):
-                lines = _lines(connection, order.id)
-                connection.execute(
-                    _RESTOCK, [{"variant": variant_of(line), "quantity": line.quantity} for line in lines]
-                )
-                refresh_products(connection, [line.product_id for line in lines])
-            elif status in machine.UNPAID_ENDINGS and machine.status_of(before) is Status.PENDING:
-                # A new checkout of the same cart must make a new order.
-                bump_if_version(connection, order.cart_id, order.cart_version, clear=False)
-            if isinstance(event, machine.Refunded):
-                self._learn_refunds(connection, order, event)
-            connection.commit()
-            return applied
-
-        # One unit of work: on SQLite a single hop to the writer thread, which also queues the writers.
-        return await db.write(write)
+                return None  # changed meanwhile: read it again
+            order.lock_version = seen + 1
+        if became_paid:
+            self._on_payment(connection, order, _lines(connection, order.id), status)
+        elif _restocks(before, after, order):
+            lines = _lines(connection, order.id)
+            connection.execute(
+                _RESTOCK, [{"variant": variant_of(line), "quantity": line.quantity} for line in lines]
+            )
+            refresh_products(connection, [line.product_id for line in lines])
+        elif status in machine.UNPAID_ENDINGS and machine.status_of(before) is Status.PENDING:
+            # A new checkout of the same cart must make a new order.
+            bump_if_version(connection, order.cart_id, order.cart_version, clear=False)
+        if isinstance(event, machine.Refunded):
+            self._learn_refunds(connection, order, event)
+        connection.commit()
+        return applied
 
     def _check_payment(self, order: Order, before: Facts, event: Event) -> None:
         late = machine.late_payment_note(before)
@@ -260,8 +367,9 @@ class Ledger:
         The stock goes last. Every payment for a product updates its one variant row (and product row), and
         a row lock lasts until COMMIT, across each statement after it: on PostgreSQL a trip through a busy
         event loop each. Taken first, concurrent payments for one product queued behind four such trips
-        (measured: 2 workers handled fewer webhooks a second than 1); taken last, behind two. So the outbox
-        row is written as if the stock is there, and taken back in the rare case it was not."""
+        (measured: 2 workers handled fewer webhooks a second than 1); taken last, behind two, and on
+        PostgreSQL behind one (the COMMIT: variant and product in one statement, `take_stock`). So the
+        outbox row is written as if the stock is there, and taken back in the rare case it was not."""
         bump_if_version(connection, order.cart_id, order.cart_version, clear=True)
         job_id: str | None = None
         # Held already (the amount did not match): a person decides first. DO_NOT_SHIP: nothing to ship.
@@ -279,18 +387,13 @@ class Ledger:
             # A table-level insert with the row as parameters: the compiled statement is reused from the
             # cache (no unit-of-work flush, no cache key built over the values).
             connection.execute(table_of(FulfilmentJob).insert(), job.model_dump())
-        short = [
-            line
-            for line in lines
-            if not connection.execute(
-                _TAKE_STOCK, {"variant": variant_of(line), "quantity": line.quantity}
-            ).rowcount
-        ]
+        short, refreshed = take_stock(connection, lines)
         if short:
             if job_id is not None:  # a person decides first: restock and ship, or refund
                 connection.execute(_DROP_JOB, {"job": job_id})
             self._hold_oversold(connection, order, short)
-        refresh_products(connection, [line.product_id for line in lines])
+        if short or not refreshed:
+            refresh_products(connection, [line.product_id for line in lines])
 
     def _hold_oversold(self, connection: Connection, order: Order, short: list[OrderLine]) -> None:
         connection.execute(_TAKE_REST, [{"variant": variant_of(line)} for line in short])

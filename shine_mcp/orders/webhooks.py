@@ -13,15 +13,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from sqlalchemy.engine import Connection
+
 from shine_mcp.integrations.payments import CheckoutSession, PaymentGateway
 from shine_mcp.money import from_stripe_amount
 from shine_mcp.orders import machine
 from shine_mcp.orders.checkout import session_event
-from shine_mcp.orders.ledger import Ledger
+from shine_mcp.orders.ledger import Finder, Ledger
 from shine_mcp.orders.subscriptions import EVENTS as SUBSCRIPTION_EVENTS
 from shine_mcp.orders.subscriptions import Outcome, SubscriptionEvents
 from shine_mcp.store.db import Database
-from shine_mcp.store.orders import Order, find_order, get_order
+from shine_mcp.store.orders import Order, order_row
 
 log = logging.getLogger("shine.payments")
 
@@ -54,6 +56,31 @@ def _intent_id(value: Any) -> str | None:
     if isinstance(value, Mapping):
         value = value.get("id")
     return str(value) if value else None
+
+
+def _finder(type_: str, obj: Mapping[str, Any]) -> Finder:
+    """How the event's order is found inside the ledger's unit of work (the same transaction that applies
+    the event, so finding it costs no round trips of its own)."""
+    metadata = obj.get("metadata") or {}
+    tries: list[tuple[str, str]] = []
+    if type_.startswith("checkout.session."):
+        candidate = obj.get("client_reference_id") or metadata.get("order_id")
+        tries += [("id", str(candidate))] if candidate else []
+        tries += [("checkout_session_id", str(obj["id"]))] if obj.get("id") else []
+    else:
+        intent = _intent_id(obj.get("payment_intent"))
+        tries += [("payment_intent_id", intent)] if intent else []
+        # A refund or dispute can outrun the payment's own event: the payment carries the order id.
+        tries += [("id", str(metadata["order_id"]))] if metadata.get("order_id") else []
+
+    def find(connection: Connection) -> Order | None:
+        for by, value in tries:
+            found = order_row(connection, by=by, value=value)
+            if found is not None:
+                return found
+        return None
+
+    return find
 
 
 class MembershipHook(Protocol):
@@ -96,34 +123,16 @@ class Webhooks:
             return WebhookResult(event_id, type_, outcome, done.order_id, done.status)
         if type_ not in HANDLED:
             return WebhookResult(event_id, type_, "ignored")
-        order = await self._order(type_, obj)
+        applied = await self._ledger.apply_found(
+            _finder(type_, obj), self._event(type_, obj, at), dedupe=("stripe", event_id, type_)
+        )
+        order = applied.order
         if order is None:
             log.info("webhook %s (%s) names no order of this shop; ignored", event_id, type_)
             return WebhookResult(event_id, type_, "unknown_order")
-        applied = await self._ledger.apply(
-            order.id, self._event(type_, obj, at), dedupe=("stripe", event_id, type_), known=order
-        )
         if applied.duplicate:
             return WebhookResult(event_id, type_, "duplicate", order.id)
-        if applied.order is None:
-            return WebhookResult(event_id, type_, "unknown_order", order.id)
-        return WebhookResult(event_id, type_, "applied", order.id, applied.order.status)
-
-    async def _order(self, type_: str, obj: Mapping[str, Any]) -> Order | None:
-        db = self._db
-        metadata = obj.get("metadata") or {}
-        if type_.startswith("checkout.session."):
-            candidate = obj.get("client_reference_id") or metadata.get("order_id")
-            found = await get_order(db, str(candidate)) if candidate else None
-            if found is None and obj.get("id"):
-                found = await find_order(db, session_id=str(obj["id"]))
-            return found
-        intent = _intent_id(obj.get("payment_intent"))
-        found = await find_order(db, payment_intent_id=intent) if intent else None
-        if found is None and metadata.get("order_id"):
-            # A refund or dispute can outrun the payment's own event: the payment carries the order id.
-            found = await get_order(db, str(metadata["order_id"]))
-        return found
+        return WebhookResult(event_id, type_, "applied", order.id, order.status)
 
     def _event(self, type_: str, obj: Mapping[str, Any], at: datetime) -> machine.Event:
         if type_ == "checkout.session.completed":

@@ -13,7 +13,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKeyConstraint, Index, Table, UniqueConstraint, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    Table,
+    UniqueConstraint,
+    bindparam,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -226,10 +236,12 @@ def table_of(model: type[SQLModel]) -> Table:
     return table
 
 
-def _rows(connection: Connection, query: Any, model: type[M]) -> list[M]:
+def _rows(
+    connection: Connection, query: Any, model: type[M], parameters: dict[str, Any] | None = None
+) -> list[M]:
     """Hot-path reads (every webhook reads its order): a Core execute, then plain model objects, skipping
     the ORM session's identity map and loading machinery."""
-    return [model(**row._mapping) for row in connection.execute(query)]
+    return [model(**row._mapping) for row in connection.execute(query, parameters)]
 
 
 async def insert_order(db: Database, order: Order, lines: Sequence[OrderLine]) -> bool:
@@ -261,6 +273,22 @@ async def get_order(db: Database, order_id: str, user_id: str | None = None) -> 
     if user_id is not None:
         query = query.where(col(Order.user_id) == user_id)
     found = await db.read(lambda connection: _rows(connection, query, Order))
+    return with_zones(found[0]) if found else None
+
+
+# Inside a write unit (`Ledger.apply_found`): the order an event is about, read in the transaction that
+# changes it and locked until its COMMIT (PostgreSQL; SQLite's writer holds the whole file), so reading it
+# costs no connection, transaction or retry of its own. Constant statements: compiled once.
+_ORDER_BY = {
+    key: select(Order).where(col(getattr(Order, key)) == bindparam("value")).limit(1).with_for_update()
+    for key in ("id", "checkout_session_id", "payment_intent_id")
+}
+
+
+def order_row(connection: Connection, *, by: str = "id", value: str) -> Order | None:
+    """The order whose `by` column (id, checkout_session_id or payment_intent_id) is `value`, locked for
+    the caller's transaction; None when there is none."""
+    found = _rows(connection, _ORDER_BY[by], Order, {"value": value})
     return with_zones(found[0]) if found else None
 
 
