@@ -4,7 +4,8 @@
 On PostgreSQL the catalog is searched by PostgreSQL itself: a GIN index on the products' `search_vector`,
 the words matched with `to_tsquery` (each word reduced to letters and digits, OR-ed) and ranked by
 `ts_rank_cd`; past 1 000 matches the count stops there and only a shortlist is ranked (`store/search.py`,
-`_broad`). SQLite's in-memory index (`store/search_index.py`) is not used there, so every worker sees a
+`_broad`). Each case is one statement and one round trip per tool call (the last column counts them:
+statements, and what else asyncpg sends, BEGIN, ROLLBACK or a pool ping). SQLite's in-memory index (`store/search_index.py`) is not used there, so every worker sees a
 change the moment it commits, with nothing to invalidate across processes.
 
 Run: `.venv/bin/python benchmarks/bench_search_pg.py [--products 50000] [--runs 200]`.
@@ -15,18 +16,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mcp import Client
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from benchmarks.bench_load import postgres_cluster
 from benchmarks.bench_search import CASES, p95, timed_in_turns
@@ -67,10 +73,38 @@ async def build_catalog(settings: Settings, count: int) -> None:
             await connection.exec_driver_sql("VACUUM ANALYZE products")
 
 
-async def measure(settings: Settings, runs: int) -> list[tuple[str, str, list[float], list[float]]]:
+class RoundTrips:
+    """What the process sends to PostgreSQL: statements, and the rest asyncpg sends (BEGIN, ROLLBACK, a
+    pool ping's ';'), each one round trip (asyncpg prepares a statement once per connection)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.statements = 0
+        self.other: list[str] = []
+        self._logged: list[Any] = []
+        sync_engine = engine.sync_engine
+        event.listen(sync_engine, "checkout", self._log_connection)
+        event.listen(sync_engine, "before_cursor_execute", self._count)
+
+    def _log_connection(self, dbapi_connection: Any, *_args: object) -> None:
+        driver = dbapi_connection.driver_connection
+        if all(driver is not seen for seen in self._logged):
+            driver.add_query_logger(lambda query: self.other.append(query.query))
+            self._logged.append(driver)
+
+    def _count(self, *_args: object) -> None:
+        self.statements += 1
+
+    async def of(self, call: Callable[[], Awaitable[object]]) -> str:
+        self.statements, self.other = 0, []
+        await call()
+        return f"{self.statements + len(self.other)} ({self.statements} statement{'s' if self.statements != 1 else ''})"
+
+
+async def measure(settings: Settings, runs: int) -> list[tuple[str, str, list[float], list[float], str]]:
     services = Services(settings)
     rows = []
     async with services.running(), Client(build_server(settings, services)) as client:
+        trips = RoundTrips(services.db.engine)
         for name, arguments, filters, _sql in CASES:
 
             async def store_query(filters: SearchFilters = filters) -> object:
@@ -82,9 +116,10 @@ async def measure(settings: Settings, runs: int) -> list[tuple[str, str, list[fl
                 return result
 
             store_ms, tool_ms = await timed_in_turns([store_query, tool_call], runs)
+            sent = await trips.of(tool_call)  # warm: the connection pooled, its statements prepared
             found = await search_products(services.db, filters, limit=10)
             matches = f"{found.total:,}{'+' if found.more else ''}"  # '+': counted no further
-            rows.append((name, matches, store_ms, tool_ms))
+            rows.append((name, matches, store_ms, tool_ms, sent))
     return rows
 
 
@@ -103,14 +138,18 @@ def main() -> None:
             f"built a {args.products:,}-product catalog on PostgreSQL in {time.perf_counter() - started:.1f} s\n"
         )
         rows = asyncio.run(measure(settings, args.runs))
-    print("| query | matches | store median / p95 (ms) | tool call median / p95 (ms) |")
-    print("|---|---|---|---|")
-    for name, matches, store_ms, tool_ms in rows:
+    print(
+        "| query | matches | store median / p95 (ms) | tool call median / p95 (ms) | round trips per call |"
+    )
+    print("|---|---|---|---|---|")
+    for name, matches, store_ms, tool_ms, sent in rows:
         print(
             f"| {name} | {matches} | {statistics.median(store_ms):.2f} / {p95(store_ms):.2f} | "
-            f"{statistics.median(tool_ms):.2f} / {p95(tool_ms):.2f} |"
+            f"{statistics.median(tool_ms):.2f} / {p95(tool_ms):.2f} | {sent} |"
         )
-    worst = max(p95(tool_ms) for *_rest, tool_ms in rows)
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(f"\nmachine load average (1, 5, 15 min): {load} on {os.cpu_count()} CPUs")
+    worst = max(p95(tool_ms) for _name, _matches, _store, tool_ms, _sent in rows)
     met = "met" if worst < TARGET_P95_MS else "MISSED"
     print(f"\nworst tool-call p95 {worst:.2f} ms  ·  target < {TARGET_P95_MS:.0f} ms: {met}")
 

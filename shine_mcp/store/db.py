@@ -318,8 +318,42 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(url: str, gate: WriteGate | None = None) -> AsyncEngine:
-    """The async engine; on a SQLite file, `gate` (when given) queues its writers (see `WriteGate`)."""
+# A pooled PostgreSQL connection unused for this long is pinged before it is handed out again.
+PING_AFTER_IDLE_SECONDS = 5.0
+
+
+def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+    """Ping a connection on checkout only when it sat in the pool `idle_seconds` or longer.
+
+    SQLAlchemy's `pool_pre_ping` pings on every checkout, and through asyncpg a ping is three round trips
+    (BEGIN, ';', ROLLBACK): more than a search's own statement. A connection in steady use has just
+    worked; one left idle may have been dropped by a restart or a proxy's idle timeout, and a failed
+    ping makes the pool open a new one (a `DisconnectionError` from the checkout event). A connection
+    dropped within the idle time fails its statement, and the pool then replaces every connection
+    older than the failure; read-only searches retry once (`store/search.py`)."""
+    sync_engine = engine.sync_engine
+
+    def checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since < idle_seconds:
+            return  # new, or just used
+        try:
+            sync_engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise sa_exc.DisconnectionError("the database dropped an idle connection") from error
+
+    event.listen(sync_engine, "checkin", checked_in)
+    event.listen(sync_engine, "checkout", checked_out)
+
+
+def create_engine(
+    url: str, gate: WriteGate | None = None, *, ping_after_idle: float = PING_AFTER_IDLE_SECONDS
+) -> AsyncEngine:
+    """The async engine; on a SQLite file, `gate` (when given) queues its writers (see `WriteGate`); on
+    PostgreSQL a connection idle `ping_after_idle` seconds is pinged before use (`_ping_when_idle`)."""
     if url.startswith("sqlite"):
         # Writers waiting in the gate hold a pooled connection: leave some room for readers beside them
         # (each aiosqlite connection is a thread; many more would cost the event loop its GIL time).
@@ -329,7 +363,9 @@ def create_engine(url: str, gate: WriteGate | None = None) -> AsyncEngine:
         if gate is not None and _sqlite_file(url) is not None:
             gate.install(engine)
         return engine
-    return create_async_engine(url, pool_pre_ping=True)
+    engine = create_async_engine(url)
+    _ping_when_idle(engine, ping_after_idle)
+    return engine
 
 
 def alembic_config(url: str) -> Config:

@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from mcp import Client
 from sqlalchemy import event, text
+from sqlalchemy import select as sa_select
 
 from shine_mcp.config import Settings
 from shine_mcp.server import build_server
 from shine_mcp.services import Services
-from shine_mcp.store.catalog import demo_catalog_records, upsert_products
+from shine_mcp.store.catalog import demo_catalog_records, get_variants, upsert_products
 from shine_mcp.store.db import Database, open_database
 from shine_mcp.store.search import COUNT_CAP, SearchFilters, _postgres_query, query_terms, search_products
+from shine_mcp.store.tables import Product, ProductRow
 
 pytestmark = pytest.mark.postgres
 
@@ -104,15 +107,39 @@ async def test_a_narrow_search_is_ranked_and_counted_whole(catalog: Database) ->
     assert (found.total, found.more) == (matches, False)
 
 
-@pytest.mark.parametrize("word", ["glycerin", "tocopherol"])  # the pages cross from one tier to the next
+# The pages cross from one tier to the next; panthenol: named by a few (the first statement's page runs out).
+@pytest.mark.parametrize("word", ["glycerin", "tocopherol", "panthenol"])
 async def test_pages_of_a_broad_search_neither_repeat_nor_skip(catalog: Database, word: str) -> None:
     filters = SearchFilters(terms=(word,))
+    assert (await search_products(catalog, filters, limit=1)).more
     seen: list[str] = []
     for offset in range(0, 100, 20):
         seen += [p.id for p in (await search_products(catalog, filters, limit=20, offset=offset)).products]
     whole = await search_products(catalog, filters, limit=100)
     assert seen == [p.id for p in whole.products]
     assert len(set(seen)) == 100
+
+
+# Named by some products and matching fewer than COUNT_CAP in all: counted as the named ones and the others.
+@pytest.mark.parametrize("word", ["centella", "peptide", "ceramide"])
+async def test_a_word_named_by_some_and_matching_few_is_counted_and_ranked_whole(
+    catalog: Database, word: str
+) -> None:
+    filters = SearchFilters(terms=(word,))
+    expected, matches = await fully_ranked(catalog, filters, limit=10, offset=0)
+    async with catalog.session() as session:
+        named = (
+            await session.execute(
+                text("SELECT count(*) FROM products WHERE name_vector @@ to_tsquery('english', :w)"),
+                {"w": word},
+            )
+        ).scalar_one()
+    assert 10 < named < matches <= COUNT_CAP
+
+    found = await search_products(catalog, filters, limit=10)
+
+    assert [p.id for p in found.products] == expected
+    assert (found.total, found.more) == (matches, False)
 
 
 async def test_the_search_tool_says_when_more_products_match_than_it_counted(built: Settings) -> None:
@@ -153,7 +180,7 @@ async def test_the_search_vector_ranked_for_every_match_is_kept_in_the_product_r
     assert storage == "m"
 
 
-async def test_a_narrowed_word_search_is_answered_by_counting_and_ranking_in_one_statement(
+async def test_a_narrowed_word_search_is_answered_by_one_statement(
     catalog: Database,
 ) -> None:
     """With filters, few products match: the name tier (read first for a brand) would be a wasted query."""
@@ -172,7 +199,7 @@ async def test_a_narrowed_word_search_is_answered_by_counting_and_ranking_in_one
         event.remove(catalog.engine.sync_engine, "before_cursor_execute", record)
 
     assert found.products and not found.more
-    assert [s.split()[0] for s in statements] == ["WITH", "SELECT"]  # the counted page, then its rows
+    assert len(statements) == 1  # the counted page, its rows and their shades: one statement
 
 
 async def test_a_filtered_word_search_matching_more_than_the_cap_still_shows_the_best_first(
@@ -187,3 +214,80 @@ async def test_a_filtered_word_search_matching_more_than_the_cap_still_shows_the
 
     assert [p.id for p in first.products + second.products] == expected
     assert (first.total, first.more) == (COUNT_CAP, True)
+
+
+async def _sent_by(db: Database, search: Callable[[], Awaitable[object]]) -> tuple[list[str], list[str]]:
+    """The statements a search runs and what else asyncpg sends (BEGIN, ROLLBACK, a ping's ';')."""
+    statements: list[str] = []
+    other: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        statements.append(statement)
+
+    logged: list[Any] = []
+
+    def log_other(dbapi_connection: Any, *_args: object) -> None:
+        driver = dbapi_connection.driver_connection
+        if all(driver is not seen for seen in logged):
+            driver.add_query_logger(lambda query: other.append(query.query))
+            logged.append(driver)
+
+    engine = db.engine.sync_engine
+    event.listen(engine, "checkout", log_other)
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        await search()
+        statements.clear()
+        other.clear()
+        await search()  # warm: the connection is pooled, its statements prepared
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+        event.remove(engine, "checkout", log_other)
+    return statements, other
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {
+            "query": "hyaluronic",
+            "category": "moisturiser",
+            "skin_type": "dry",
+            "max_price": 25,
+        },  # counted whole
+        {"query": "cerave"},  # more than COUNT_CAP products name it
+        {"category": "sunscreen", "max_price": 20},  # filters only
+        {"query": "niacinamide"},  # named by some, listed by more than COUNT_CAP: the first page
+    ],
+)
+async def test_a_search_tool_call_is_one_statement_and_one_round_trip(
+    built: Settings, arguments: dict[str, object]
+) -> None:
+    services = Services(built)
+    async with services.running(), Client(build_server(built, services)) as client:
+
+        async def search() -> None:
+            result = await client.call_tool("search_products", {**arguments, "limit": 10})
+            assert not result.is_error, result.content
+            assert result.structured_content is not None and result.structured_content["products"]
+
+        statements, other = await _sent_by(services.db, search)
+    assert len(statements) == 1
+    assert other == []  # no BEGIN / ROLLBACK around it, no ping before it
+
+
+async def test_the_rows_and_shades_read_with_a_page_are_those_the_store_reads_one_by_one(
+    catalog: Database,
+) -> None:
+    for filters in (SearchFilters(terms=("cerave",)), SearchFilters(category="serum", max_price_minor=4000)):
+        found = await search_products(catalog, filters, limit=20, with_variants=True)
+        assert found.products and found.variants is not None
+        table = Product.__table__  # type: ignore[attr-defined]
+        async with catalog.session() as session:
+            for product in found.products:
+                row = (await session.execute(sa_select(table).where(table.c.id == product.id))).one()
+                assert product == ProductRow(**row._mapping)
+        for product in found.products:
+            expected = await get_variants(catalog, product.id)
+            assert [v.model_dump() for v in found.variants[product.id]] == [v.model_dump() for v in expected]
+            assert expected  # every product has at least one variant
