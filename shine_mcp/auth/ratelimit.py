@@ -4,8 +4,8 @@ Each hit is one `INSERT … ON CONFLICT DO UPDATE … RETURNING` (SQLite ≥ 3.3
 processes counting the same key never lose an update. The estimate weighs the previous minute by how
 much of it still overlaps the window, which avoids the double burst a fixed window allows at its edge.
 
-Every request writes here, so a hit is one unit of work for `Database.write` (on SQLite: one hop to the
-writer thread, which retries a locked database with jitter). When it still cannot count, `hit` raises
+Every request writes here, so a hit is one statement through `Database.write_one` (on SQLite: one hop to
+the writer thread, which retries a locked database with jitter; on PostgreSQL: one round trip, autocommit). When it still cannot count, `hit` raises
 `DatabaseBusy` and the web shell answers 503 with `Retry-After`: failing open would switch the limits off
 exactly when a flood makes the database busy. Old buckets are removed by the purge job (`store.purge`).
 """
@@ -64,7 +64,7 @@ class RateLimiter:
             return {str(row[0]): (int(row[1]), int(row[2])) for row in rows}
 
         try:
-            by_key = await self._db.write(counting)
+            by_key = await self._db.write_one(counting)
         except DatabaseBusy:
             log.warning("rate limiter: the database stayed busy; this request gets 503")
             raise

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from shine_mcp.auth.ratelimit import Limit, RateLimiter
 from shine_mcp.config import Settings
@@ -122,3 +123,28 @@ async def test_the_sliding_window_counts_on_sqlite(tmp_path: Path) -> None:
 @pytest.mark.postgres
 async def test_the_sliding_window_counts_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
     assert await _count_with(Settings(data_dir=tmp_path, database_url=postgres_url)) == EXPECTED
+
+
+@pytest.mark.postgres
+async def test_counting_a_request_on_postgresql_is_one_round_trip(tmp_path: Path, postgres_url: str) -> None:
+    """Every HTTP request is counted: its upsert is atomic on its own, so it runs without BEGIN and COMMIT
+    around it (three round trips, the largest cost in a 2-worker load run's profile, issue 20)."""
+    db = await open_database(Settings(data_dir=tmp_path, database_url=postgres_url))
+    try:
+        limiter = RateLimiter(db, lambda: datetime(2026, 1, 1, tzinfo=UTC))
+        await limiter.hit([Limit("ip:203.0.113.5:mcp", 10)])  # the pool now holds a connection
+        sent: list[str] = []
+        async with db.engine.connect() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None
+            driver.add_query_logger(lambda record: sent.append(record.query))
+        verdict = await limiter.hit([Limit("ip:203.0.113.5:mcp", 10), Limit("user:usr_ana:mcp", 10)])
+        assert verdict.allowed
+        # asyncpg's logger shows simple queries (BEGIN, COMMIT), not the prepared upsert itself
+        assert not [query for query in sent if query.startswith(("BEGIN", "COMMIT"))], sent
+        sent.clear()
+        async with db.engine.connect() as connection:  # the next unit of work has its transaction again
+            await connection.execute(text("SELECT 1"))
+        assert sent[0].startswith("BEGIN"), sent
+    finally:
+        await db.close()
