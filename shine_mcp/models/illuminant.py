@@ -5,6 +5,7 @@ the two cannot be told apart, so ITA is reported as a wide range. The sclera is 
 face: bright, nearly neutral, lit by the same light as the cheeks. Where enough of it shows (eyes open,
 in focus, not clipped) its colour gives the light's red and blue gains (von Kries, in linear sRGB), the
 skin's colour is corrected by them and the ITA range narrows; where it does not, the range stays wide.
+A white paper or grey card held beside the face (`reference_card.py`) is a better reference and wins.
 """
 
 from __future__ import annotations
@@ -54,17 +55,33 @@ REFERENCE_WHITE_BALANCE_UNCERTAINTY = 0.05
 # skin's red or blue channel is near clipping or near black, the correction divides noise, and on the
 # validation faces a 3000 K cast was corrected 20-50 degrees of ITA wrong: colour is withheld instead.
 CORRECTABLE_RED_OVER_BLUE = (0.45, 3.5)
+REFERENCE_NAMES = {
+    "whites_of_eyes": "whites of the eyes",
+    # found by its look, not told apart from a white or grey wall or shirt that agrees with the face
+    "white_paper": "white paper or another white surface beside your face",
+    "grey_card": "a grey card or another grey surface beside your face",
+}
 
 
 @dataclass(frozen=True)
 class Illuminant:
     """The light's colour relative to daylight, as gains on linear red, green (1.0) and blue."""
 
-    source: str  # "whites_of_eyes" or "none"
+    source: str  # "whites_of_eyes", "white_paper" or "grey_card" (held by the shopper), or "none"
     gains: tuple[float, float, float]  # what the skin is corrected by
     pixels: int
     # the light as the sclera measured it, before `gains` was scaled down for a small sclera; None: gains
     measured: tuple[float, float, float] | None = None
+    # how far the reference's own colour may be off neutral, as a share of the red/blue gains
+    balance_uncertainty: float = REFERENCE_WHITE_BALANCE_UNCERTAINTY
+    # True: the photo's pixels were divided by `gains` before they were measured (a held card), so the
+    # measured colour is already the colour under daylight
+    pixels_corrected: bool = False
+
+    @property
+    def described(self) -> str:
+        """The reference in the shopper's words."""
+        return REFERENCE_NAMES.get(self.source, "none")
 
     @property
     def found(self) -> bool:
@@ -79,6 +96,11 @@ class Illuminant:
         log_ratio = math.log(max(gains[0], 1e-6) / max(gains[2], 1e-6))
         low, high = (math.log(v) for v in CORRECTABLE_RED_OVER_BLUE)
         return min(log_ratio - low, high - log_ratio)
+
+    def cast(self, lab: tuple[float, float, float]) -> tuple[float, float, float]:
+        """The colour `lab` under daylight takes under this light: multiplied by its gains."""
+        out = linear_to_lab(lab_to_linear(np.array(lab)) * np.array(self.gains))
+        return float(out[0]), float(out[1]), float(out[2])
 
     def correct(self, lab: tuple[float, float, float]) -> tuple[float, float, float]:
         """The colour `lab` would have under daylight: divided by the light's gains in linear light."""

@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 
 from .colour import classify_ita, hue_angle, ita, ita_under_lighting
-from .illuminant import NO_REFERENCE, REFERENCE_WHITE_BALANCE_UNCERTAINTY, Illuminant, kelvin_hint
+from .illuminant import NO_REFERENCE, Illuminant, kelvin_hint
 from .measure import Measurements, RegionStats
 from .quality import margin
 from .report import Gate, Metric, MetricName, RegionName
@@ -134,8 +134,10 @@ def colour_metrics(m: Measurements, gates: list[Gate], light: Illuminant = NO_RE
         ]
     apparent = (lab[0], lab[1], lab[2])
     corrected = light.correct(apparent) if light.found else apparent
+    if light.pixels_corrected:  # measured on pixels already corrected for the light (a held card)
+        apparent, corrected = light.cast(apparent), apparent
     angle = ita(corrected[0], corrected[2])
-    balance = REFERENCE_WHITE_BALANCE_UNCERTAINTY if light.found else WHITE_BALANCE_UNCERTAINTY
+    balance = light.balance_uncertainty if light.found else WHITE_BALANCE_UNCERTAINTY
     low, high = ita_under_lighting(corrected, EXPOSURE_UNCERTAINTY, balance)
     cls = classify_ita(angle)
     lighter, darker = classify_ita(high).category, classify_ita(low).category
@@ -147,21 +149,22 @@ def colour_metrics(m: Measurements, gates: list[Gate], light: Illuminant = NO_RE
     }
     if light.found:
         details |= {
-            "colour_reference": "whites of the eyes",
+            "colour_reference": light.described,
             "light": kelvin_hint(light.gains),
             "apparent_ita": round(ita(apparent[0], apparent[2]), 2),
             "light_gain_red": round(light.gains[0], 4),
             "light_gain_blue": round(light.gains[2], 4),
-            "lighting_uncertainty": "corrected for the light's colour seen on the whites of the eyes; "
-            "exposure -20 % to +25 %, white balance +-5 % red/blue",
+            "lighting_uncertainty": f"corrected for the light's colour seen on {light.described}; "
+            f"exposure -20 % to +25 %, white balance +-{round(100 * light.balance_uncertainty)} % red/blue",
         }
     else:
         details |= {
             "colour_reference": "none",
             "lighting_uncertainty": "exposure -20 % to +25 %, white balance +-15 % red/blue, about +-1000 K "
             "(no colour reference in the photo)",
-            "narrower_range": "a photo in even light, looking at the camera with your eyes open, lets the "
-            "whites of your eyes show the light's colour, which narrows this range",
+            "narrower_range": "hold a sheet of plain white paper beside your face, in the same light, and "
+            "take the photo again: the paper shows the colour of the light, which narrows this range (looking "
+            "at the camera with your eyes open in even light helps too)",
         }
     if lighter == darker:
         details["category"] = cls.category

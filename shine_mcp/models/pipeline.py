@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import illuminant
+from . import illuminant, reference_card
 from .assets import model_infos
 from .errors import ImageRejected
 from .face import INPUT_SIZE, Face, detect_faces, refine
@@ -230,6 +230,11 @@ def report_on_face(intake: IntakeResult, face: Face, answers: Answers | None = N
     frame_bright = frame_bright_end(intake.image)
     skin = skin_lab(measurements)
     light = illuminant.estimate(crop, measurements.lab, skin) if skin else illuminant.NO_REFERENCE
+    # a white paper or grey card held beside the face is a known-neutral reference: it wins over the eyes
+    held = reference_card.find(intake.image, face.box, skin, light, intake.to_srgb) if skin else None
+    if held is not None:  # measured again under daylight: which pixels are highlights depends on the light
+        measurements = measure(reference_card.corrected(np.asarray(intake.to_srgb(crop.image)), held), masks)
+        light = held
     gates = evaluate_gates(
         intake.original_size, original_face, crop, measurements, masks, frame_bright, light
     )
