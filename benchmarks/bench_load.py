@@ -260,7 +260,14 @@ def run_configuration(
             if burst:
                 await _burst(served, report, burst_queue)
 
-        asyncio.run(both())
+        try:
+            asyncio.run(both())
+        except TimeoutError:
+            # A call that never returned: what the server said last is the lead (issue 20's hung checkout).
+            kept = Path(tempfile.gettempdir()) / f"shine-bench-load-hang-{workers}w.log"
+            shutil.copyfile(served.log_path, kept)
+            print(f"{label}: a call did not return; the server's log is kept at {kept}", file=sys.stderr)
+            raise
     url = settings.effective_database_url
     stored = asyncio.run(
         read_back(url, report.orders_acknowledged, report.events_acknowledged, report.webhook_orders)
