@@ -17,7 +17,7 @@ from .face import INPUT_SIZE, Face, detect_faces, refine
 from .intake import IntakeResult, open_photo
 from .measure import measure
 from .metrics import all_metrics, skin_lab
-from .quality import evaluate_gates, frame_bright_end, gate_specs, head_pose, is_drawing
+from .quality import evaluate_gates, flat_pixels, frame_bright_end, gate_specs, head_pose, is_drawing
 from .regions import face_crop, region_masks
 from .report import Analysis, Box, FaceInfo, ImageInfo, Metric, Point, Withheld
 from .skin_type import Answers, infer_skin_type
@@ -31,7 +31,7 @@ WANTED_FACE_WIDTH = 190.0  # decoded face width that lets the normalised crop sh
 # whole-frame detection (128 px input) misses it; a second pass looks at tiles 0.6 of the frame's width.
 # 0.10 less the detector's box jitter: a pasted face 10 % of the width measures 9.0-10.5 % in a tile.
 SECOND_FACE_MIN_WIDTH = 0.08
-SECOND_PASS_DETAIL = 2.0  # tiles are first box-reduced to no less than this many detector inputs wide
+SECOND_PASS_DETAIL = 2.0  # box-reduced first to no less than this many times the size the tiles need
 # Tile side, share of the frame's WIDTH (what the 10 % is of): a face a tenth of the width is then 21 px
 # of the detector's 128 px input; BlazeFace finds faces from 18 px (pasted real faces, every anchor
 # offset) and misses most under 16. Tiles sized from the long side left such a face 16 px in a 3:4
@@ -141,12 +141,21 @@ def other_faces(image: Image.Image, main: Face | None, score: float = SECOND_PAS
     a 4:3 landscape, 2 x 3 for a 3:4 portrait), where such a face is 21 px. Tiles overlap by at least a
     fifth of the width, so a face up to that size lies whole in one of them; larger faces the
     whole-frame pass already sees (19 px and more in a portrait)."""
-    factor = max(1, int(SECOND_PASS_TILE * image.width / (SECOND_PASS_DETAIL * INPUT_SIZE)))
-    small = image.reduce(factor) if factor > 1 else image
+    tiles = second_pass_tiles(image.width, image.height)
+    # The frame is shrunk once so that a tile is the detector's input size, and the tiles are cut from
+    # that: one resize instead of one per tile (six on a portrait), which cost as much as the tiles' runs.
+    shrink = INPUT_SIZE / max(tiles[0][2] - tiles[0][0], 1)
+    small = image.resize(
+        (max(INPUT_SIZE, round(image.width * shrink)), max(INPUT_SIZE, round(image.height * shrink))),
+        Image.Resampling.BILINEAR,
+        reducing_gap=SECOND_PASS_DETAIL,
+    )
     sx, sy = image.width / small.width, image.height / small.height
     found: list[Face] = []
-    for left, top, right, bottom in second_pass_tiles(small.width, small.height):
-        for face in detect_faces(small.crop((left, top, right, bottom)), score):
+    for tile_left, tile_top, _, _ in tiles:
+        left = max(0, min(round(tile_left * shrink), small.width - INPUT_SIZE))
+        top = max(0, min(round(tile_top * shrink), small.height - INPUT_SIZE))
+        for face in detect_faces(small.crop((left, top, left + INPUT_SIZE, top + INPUT_SIZE)), score):
             x, y, w, h = face.box
             moved = Face(
                 face.score,
@@ -219,8 +228,10 @@ def report_on_face(intake: IntakeResult, face: Face, answers: Answers | None = N
     """Crop, gate and measure the face `locate_face` found, and assemble the report."""
     crop = face_crop(intake.image, face)
     masks = region_masks(crop)
-    measurements = measure(np.asarray(intake.to_srgb(crop.image)), masks)
-    if is_drawing(measurements, masks):
+    srgb = np.asarray(intake.to_srgb(crop.image))
+    measurements = measure(srgb, masks)
+    flat = flat_pixels(measurements)  # the drawing check and the occlusion gate both need it
+    if is_drawing(measurements, masks, flat):
         raise ImageRejected(
             "drawing",
             "this looks like a drawing or a cartoon, not a photo: Shine measures real skin, so send a "
@@ -233,10 +244,11 @@ def report_on_face(intake: IntakeResult, face: Face, answers: Answers | None = N
     # a white paper or grey card held beside the face is a known-neutral reference: it wins over the eyes
     held = reference_card.find(intake.image, face.box, skin, light, intake.to_srgb) if skin else None
     if held is not None:  # measured again under daylight: which pixels are highlights depends on the light
-        measurements = measure(reference_card.corrected(np.asarray(intake.to_srgb(crop.image)), held), masks)
+        measurements = measure(reference_card.corrected(srgb, held), masks)
+        flat = flat_pixels(measurements)
         light = held
     gates = evaluate_gates(
-        intake.original_size, original_face, crop, measurements, masks, frame_bright, light
+        intake.original_size, original_face, crop, measurements, masks, frame_bright, light, flat
     )
     metrics = all_metrics(measurements, gates, light)
     shine = next(m for m in metrics if m.name == "shine")

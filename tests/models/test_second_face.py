@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from shine_mcp.models import analyze, pipeline
-from shine_mcp.models.face import Face, detect_faces
+from shine_mcp.models.face import INPUT_SIZE, Face, detect_faces
 from shine_mcp.models.pipeline import SECOND_PASS_OVERLAP, SECOND_PASS_TILE, second_pass_tiles
 
 from .conftest import encode
@@ -70,3 +70,43 @@ def test_a_small_face_decoded_again_larger_is_found_on_the_first_decode_only(
     assert seen and all(w <= first_decode[0] and h <= first_decode[1] for w, h in seen), seen
     box = result.face.box
     assert 270 < box.x < box.x + box.width < 270 + 900  # the face where it was pasted, in full pixels
+
+
+def test_the_second_face_pass_shrinks_the_frame_once_and_shows_the_detector_tiles_of_its_input_size(
+    hopper: Image.Image, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six tiles of a 750 x 1000 portrait are cut from one copy shrunk so a tile is 128 px, instead of
+    each 450 px tile being resized on its own (six resizes cost as much as the six detector runs)."""
+    frame = Image.new("RGB", (750, 1000), (120, 112, 104))
+    frame.paste(hopper.resize((600, 703)), (75, 150))
+    main = detect_faces(frame)[0]
+    seen: list[tuple[int, int]] = []
+
+    def counting(image: Image.Image, *args: float) -> list[Face]:
+        seen.append(image.size)
+        return detect_faces(image, *args)
+
+    monkeypatch.setattr(pipeline, "detect_faces", counting)
+    assert pipeline.other_faces(frame, main) == []
+    assert seen == [(INPUT_SIZE, INPUT_SIZE)] * 6
+
+
+@pytest.mark.parametrize("corner", [(0.03, 0.03), (0.85, 0.05), (0.04, 0.86), (0.86, 0.87), (0.45, 0.45)])
+def test_a_face_found_in_a_tile_is_placed_where_it_is_in_the_frame(
+    hopper: Image.Image, corner: tuple[float, float]
+) -> None:
+    """A face 12 % of the frame's width, pasted anywhere in a portrait, comes back with its box on it."""
+    frame = Image.new("RGB", (750, 1000), (120, 112, 104))
+    hx, hy, hw, _ = detect_faces(hopper)[0].box
+    scale = 0.12 * frame.width / hw
+    small = hopper.resize((round(hopper.width * scale), round(hopper.height * scale)))
+    left = round(corner[0] * (frame.width - small.width))
+    top = round(corner[1] * (frame.height - small.height))
+    frame.paste(small, (left, top))
+    found = pipeline.other_faces(frame, None)
+    assert len(found) == 1
+    x, y, w, _ = found[0].box
+    expected = (left + hx * scale, top + hy * scale, hw * scale)
+    # the detector's box jitters by ~10 % of a face's width between a face's sizes and positions
+    assert abs(x - expected[0]) < 0.15 * expected[2] and abs(y - expected[1]) < 0.15 * expected[2], (x, y)
+    assert 0.85 * expected[2] < w < 1.15 * expected[2]
