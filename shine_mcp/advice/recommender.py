@@ -21,7 +21,7 @@ from shine_mcp.auth.identity import Caller
 from shine_mcp.knowledge import KnowledgeBase
 from shine_mcp.money import format_money
 from shine_mcp.services import Services
-from shine_mcp.store.catalog import catalog_fingerprint, index_rows, read_products
+from shine_mcp.store.catalog import catalog_fingerprint, index_rows, read_products, sale_rows
 from shine_mcp.store.db import Database
 from shine_mcp.store.profiles import feedback_generation
 from shine_mcp.store.signals import Signals, collaborative_signals
@@ -72,7 +72,12 @@ class Recommender:
         self.services = services
         self.kb = kb
         self._signal_cache: dict[tuple[str, str | None], tuple[int, float, Signals]] = {}
-        self.index = IndexCache(lambda: index_rows(services.db), lambda: catalog_fingerprint(services.db), kb)
+        self.index = IndexCache(
+            lambda: index_rows(services.db),
+            lambda: catalog_fingerprint(services.db),
+            kb,
+            read_sales=lambda: sale_rows(services.db),
+        )
 
     @property
     def db(self) -> Database:  # opened when the server starts, after the tools are registered

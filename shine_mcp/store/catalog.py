@@ -58,8 +58,21 @@ async def index_rows(db: Database) -> list[tuple[Any, ...]]:
     return await db.read(work)
 
 
+async def sale_rows(db: Database) -> list[tuple[str, int, int]]:
+    """Every product's (id, price, stock), ordered by id: what a sale changes in a product (its stock, and
+    its price when its cheapest variant sold out), without its `updated_at`."""
+    table = Product.__table__  # type: ignore[attr-defined]
+    query = sa_select(table.c.id, table.c.price_minor, table.c.stock).order_by(table.c.id)
+
+    def work(connection: Connection) -> list[tuple[str, int, int]]:
+        return [(row[0], row[1], row[2]) for row in connection.execute(query)]
+
+    return await db.read(work)
+
+
 async def catalog_fingerprint(db: Database) -> tuple[Any, ...]:
-    """Changes when another process imports or edits products: (count, last update)."""
+    """Changes when another process imports or edits products, or sells some: (count, last update, stock
+    sum). A sale changes the stock sum alone (`refresh_products` leaves `updated_at` as it was)."""
     table = Product.__table__  # type: ignore[attr-defined]
     query = sa_select(func.count(), func.max(table.c.updated_at), func.sum(table.c.stock))
 
