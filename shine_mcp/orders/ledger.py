@@ -8,8 +8,11 @@ first, hold the order for the merchant: `hold_reason`); when it ends unpaid, fre
 checkout. On SQLite the order is read before the transaction, so concurrent webhooks only queue for the
 writes on the database's one writer thread (the whole transaction is one hop there); on PostgreSQL it is
 read and locked inside it, one connection and one transaction per event, the stock rows every payment for
-a product locks written by the statement right before COMMIT (`take_stock`). The caller answers the
-webhook after this returns, so a 2xx always means "committed".
+a product locks written by the statement right before COMMIT (`take_stock`). A payment event on PostgreSQL
+goes first without a transaction: the order read with its lines, then every write in one statement that
+commits on its own and writes only if the order is as read, the event new and the stock there
+(`paid_at_once`); otherwise the transaction sorts it out. The caller answers the webhook after this
+returns, so a 2xx always means "committed".
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from sqlalchemy import TextClause, bindparam, delete, text, update
+from sqlalchemy import bindparam, delete, update
 from sqlalchemy.engine import Connection
 from sqlmodel import col, select
 
 from shine_mcp.clock import utcnow
 from shine_mcp.orders import machine
 from shine_mcp.orders.machine import Event, Facts, Hold, Status
+from shine_mcp.orders.paid_at_once import Driver, payment_sql, stock_parameters, stock_sql
 from shine_mcp.orders.privacy import IN_FLIGHT_NOTE, erased
 from shine_mcp.store.carts import bump_if_version
 from shine_mcp.store.catalog import refresh_products
@@ -34,10 +38,10 @@ from shine_mcp.store.db import Database
 from shine_mcp.store.orders import (
     FulfilmentJob,
     Order,
+    OrderFinder,
     OrderLine,
     Refund,
     new_id,
-    order_row,
     record_event,
     table_of,
 )
@@ -45,7 +49,6 @@ from shine_mcp.store.tables import ProductVariant, default_variant_id
 
 log = logging.getLogger("shine.orders")
 
-Finder = Callable[[Connection], Order | None]  # reads the order an event is about, inside its unit
 
 ATTENTION_LIMIT = 500
 # Constant statements with bound parameters: compiled once, executed from the cache on every payment.
@@ -75,57 +78,11 @@ _HOLD = (
 )
 
 
-def _take_and_refresh_sql(count: int) -> TextClause:
-    """PostgreSQL: take `count` lines' stock from their variants (each only where enough is left) and bring
-    their products' stock and price range in line, in one statement; it returns the variants taken.
-
-    The variants' rows and then the products' are locked until COMMIT, the statement right after: one
-    round trip, where a variant UPDATE and then a product UPDATE held the first lock for two more. The
-    products are computed from the variants as this statement leaves them (the taken rows' new stock
-    from RETURNING: a data-modifying CTE's own changes are not in the statement's snapshot), the same
-    figures as `refresh_products`."""
-    wanted = ", ".join(
-        f"(CAST(:variant_{i} AS VARCHAR), CAST(:quantity_{i} AS INTEGER), CAST(:product_{i} AS VARCHAR))"
-        for i in range(count)
-    )
-    return text(
-        f"""WITH wanted (variant, quantity, product) AS (VALUES {wanted}),
-        taken AS (
-            UPDATE product_variants AS pv SET stock = pv.stock - w.quantity
-            FROM wanted AS w
-            WHERE pv.id = w.variant AND pv.stock >= w.quantity
-            RETURNING pv.id, pv.stock
-        ),
-        now AS (
-            SELECT v.product_id, v.price_minor, coalesce(t.stock, v.stock) AS stock
-            FROM product_variants AS v LEFT JOIN taken AS t ON t.id = v.id
-            WHERE v.product_id IN (SELECT product FROM wanted)
-        ),
-        totals AS (
-            SELECT product_id, coalesce(sum(stock), 0) AS stock,
-                min(price_minor) FILTER (WHERE stock > 0) AS low_in_stock, min(price_minor) AS low,
-                max(price_minor) FILTER (WHERE stock > 0) AS high_in_stock, max(price_minor) AS high
-            FROM now GROUP BY product_id
-        ),
-        refreshed AS (
-            UPDATE products AS p SET stock = s.stock,
-                price_minor = coalesce(s.low_in_stock, s.low, p.price_minor),
-                price_max_minor = coalesce(s.high_in_stock, s.high, p.price_minor)
-            FROM totals AS s WHERE p.id = s.product_id
-            RETURNING p.id
-        )
-        SELECT id FROM taken"""
-    )
-
-
-_TAKE_AND_REFRESH: dict[int, TextClause] = {}
-
-
 def take_stock(connection: Connection, lines: list[OrderLine]) -> tuple[list[OrderLine], bool]:
     """Inside a payment's transaction, as its last writes: take each line's units from its variant where
     enough are left. Returns the lines that found too few (someone else paid for the last units first)
     and whether the products' stock and price range were brought in line already (PostgreSQL, one
-    statement for all: see `_take_and_refresh_sql`); otherwise the caller refreshes them."""
+    statement for all: see `paid_at_once.stock_sql`); otherwise the caller refreshes them."""
     variants = [variant_of(line) for line in lines]
     if connection.dialect.name != "postgresql" or len(set(variants)) != len(variants) or not lines:
         # SQLite: the writer thread runs the unit without trips through the event loop; a line per update.
@@ -135,18 +92,13 @@ def take_stock(connection: Connection, lines: list[OrderLine]) -> tuple[list[Ord
             if not connection.execute(_TAKE_STOCK, {"variant": variant, "quantity": line.quantity}).rowcount
         ]
         return short, False
-    statement = _TAKE_AND_REFRESH.get(len(lines))
-    if statement is None:
-        statement = _TAKE_AND_REFRESH[len(lines)] = _take_and_refresh_sql(len(lines))
-    parameters: dict[str, Any] = {}
-    for i, (line, variant) in enumerate(zip(lines, variants, strict=True)):
-        parameters |= {
-            f"variant_{i}": variant,
-            f"quantity_{i}": line.quantity,
-            f"product_{i}": line.product_id,
-        }
-    taken = set(connection.execute(statement, parameters).scalars())
+    parameters = stock_parameters(_wanted(lines))
+    taken = set(connection.execute(stock_sql(len(lines)), parameters).scalars())
     return [line for line, variant in zip(lines, variants, strict=True) if variant not in taken], True
+
+
+def _wanted(lines: list[OrderLine]) -> list[tuple[str, int, str]]:
+    return [(variant_of(line), line.quantity, line.product_id) for line in lines]
 
 
 def variant_of(line: OrderLine) -> str:
@@ -249,11 +201,11 @@ class Ledger:
         """Apply `event` to the order. `dedupe` = (source, event id, type): the event is recorded in the same
         transaction, and a second delivery of it does nothing (`Applied.duplicate`). `known` is the order
         as the caller just read it (saves a read; a stale copy is detected and re-read)."""
-        return await self.apply_found(partial(order_row, value=order_id), event, dedupe=dedupe, known=known)
+        return await self.apply_found(OrderFinder((("id", order_id),)), event, dedupe=dedupe, known=known)
 
     async def apply_found(
         self,
-        find: Finder,
+        find: OrderFinder,
         event: Event,
         *,
         dedupe: tuple[str, str, str] | None = None,
@@ -267,8 +219,18 @@ class Ledger:
         an optimistic retry. SQLite: `find` runs first on a reader thread, beside the one writer thread,
         which then only writes (its units run one after another: measured, reading and computing there
         too cut webhooks/s by a quarter or more); a change made meanwhile is seen by `lock_version` and
-        the order read again. `known`: the order as the caller just read it, for the first attempt."""
+        the order read again. `known`: the order as the caller just read it, for the first attempt.
+
+        A payment with an event id on PostgreSQL is tried first without a transaction (`_pay_at_once`);
+        when that writes nothing, it is applied here as any event."""
         db = self._db
+        if known is None and db.threads is None and dedupe is not None and isinstance(event, machine.Paid):
+            async with db.engine.connect() as connection:
+                at_once = await self._pay_at_once(await Driver.of(connection), find, event, dedupe)
+            if at_once is not None:
+                if at_once.became_paid and self._on_paid is not None and at_once.order is not None:
+                    self._on_paid(at_once.order.id)
+                return at_once
         for _ in range(20):
             if known is not None or db.threads is not None:
                 order = known if known is not None else await db.read(find)
@@ -285,7 +247,7 @@ class Ledger:
         raise RuntimeError("an order kept changing under concurrent updates")
 
     def _find_and_write(
-        self, find: Finder, connection: Connection, *, event: Event, dedupe: tuple[str, str, str] | None
+        self, find: OrderFinder, connection: Connection, *, event: Event, dedupe: tuple[str, str, str] | None
     ) -> Applied | None:
         order = find(connection)
         if order is None:
@@ -293,17 +255,56 @@ class Ledger:
             return Applied(order=None)
         return self._write(connection, order=order, event=event, dedupe=dedupe)
 
-    def _write(
-        self, connection: Connection, *, order: Order, event: Event, dedupe: tuple[str, str, str] | None
+    async def _pay_at_once(
+        self, driver: Driver, find: OrderFinder, event: Event, dedupe: tuple[str, str, str]
     ) -> Applied | None:
-        """Inside the unit: record the event (a replay stops there), compute the change from the order as
-        read, and write it only if nobody changed the order since it was read (`lock_version`: a `known`
-        copy may be stale); None asks for another attempt."""
-        # Core statements, not the ORM session: a tenth of the cost per statement on this hot path.
-        if dedupe is not None and not record_event(connection, *dedupe, order_id=order.id):
-            connection.rollback()
-            return Applied(order=order, duplicate=True)
+        """PostgreSQL, without a transaction: a payment read (the order with its lines) and written by one
+        statement (`paid_at_once.payment_sql`), two round trips where the transaction takes ten. None: the
+        statement found the order changed, the event a replay or a line short of stock (or the event is not
+        a plain payment), and wrote nothing: the caller applies it in a transaction, which sorts each case
+        out."""
+        found = await find.with_lines(driver.fetch)
+        if found is None:
+            return Applied(order=None)
+        order, lines = found
         seen = order.lock_version
+        before, after, became_paid, changes = self._advance(order, event)
+        status = machine.status_of(after)
+        if not became_paid or not changes:
+            return None
+        wanted = _wanted(lines)
+        if not lines or len({variant for variant, _, _ in wanted}) != len(wanted):
+            return None
+        now = self._clock()
+        order.updated_at = changes["updated_at"] = now
+        job = self._job(order, lines, status)
+        job_row = job.model_dump() if job is not None else {}
+        statement = payment_sql(tuple(changes), tuple(job_row) if job is not None else None, len(lines))
+        source, event_id, type_ = dedupe
+        parameters = {
+            "order": order.id,
+            "seen": seen,
+            "next_lock": seen + 1,
+            "source": source,
+            "event_id": event_id,
+            "type": type_,
+            "received_at": utcnow(),
+            "cart": order.cart_id,
+            "cart_seen": order.cart_version,
+            "cart_next": order.cart_version + 1,
+            "now": utcnow(),
+            **{f"o_{name}": value for name, value in changes.items()},
+            **{f"j_{name}": value for name, value in job_row.items()},
+            **stock_parameters(wanted),
+        }
+        if not await driver.value(statement, parameters):
+            return None
+        order.lock_version = seen + 1
+        return Applied(order=order, became_paid=True, status_before=machine.status_of(before))
+
+    def _advance(self, order: Order, event: Event) -> tuple[Facts, Facts, bool, dict[str, Any]]:
+        """The order as `event` leaves it (changed in place): its facts before and after, whether it became
+        paid and the columns that changed with their new values."""
         original = order.model_dump()
         before = Facts.of(order)
         after = machine.advance(before, event)
@@ -316,6 +317,21 @@ class Ledger:
         if became_paid:
             self._check_payment(order, before, event)
         changes = {k: v for k, v in order.model_dump().items() if v != original[k]}
+        return before, after, became_paid, changes
+
+    def _write(
+        self, connection: Connection, *, order: Order, event: Event, dedupe: tuple[str, str, str] | None
+    ) -> Applied | None:
+        """Inside the unit: record the event (a replay stops there), compute the change from the order as
+        read, and write it only if nobody changed the order since it was read (`lock_version`: a `known`
+        copy may be stale); None asks for another attempt."""
+        # Core statements, not the ORM session: a tenth of the cost per statement on this hot path.
+        if dedupe is not None and not record_event(connection, *dedupe, order_id=order.id):
+            connection.rollback()
+            return Applied(order=order, duplicate=True)
+        seen = order.lock_version
+        before, after, became_paid, changes = self._advance(order, event)
+        status = machine.status_of(after)
         applied = Applied(order=order, became_paid=became_paid, status_before=machine.status_of(before))
         if not changes and dedupe is None:
             connection.rollback()
@@ -371,29 +387,34 @@ class Ledger:
         PostgreSQL behind one (the COMMIT: variant and product in one statement, `take_stock`). So the
         outbox row is written as if the stock is there, and taken back in the rare case it was not."""
         bump_if_version(connection, order.cart_id, order.cart_version, clear=True)
-        job_id: str | None = None
-        # Held already (the amount did not match): a person decides first. DO_NOT_SHIP: nothing to ship.
-        # fulfilling_at: already in a partner's hands (its news outran the payment's).
-        if order.hold_reason is None and status not in machine.DO_NOT_SHIP and order.fulfilling_at is None:
-            job_id = new_id("ful")
-            job = FulfilmentJob.model_construct(  # no validation: built here, and a model's __init__ is slow
-                id=job_id,
-                order_id=order.id,
-                user_id=order.user_id,
-                status="pending",
-                next_attempt_at=self._clock(),
-                payload=self._request(job_id, order, lines),
-            )
+        job = self._job(order, lines, status)
+        if job is not None:
             # A table-level insert with the row as parameters: the compiled statement is reused from the
             # cache (no unit-of-work flush, no cache key built over the values).
             connection.execute(table_of(FulfilmentJob).insert(), job.model_dump())
         short, refreshed = take_stock(connection, lines)
         if short:
-            if job_id is not None:  # a person decides first: restock and ship, or refund
-                connection.execute(_DROP_JOB, {"job": job_id})
+            if job is not None:  # a person decides first: restock and ship, or refund
+                connection.execute(_DROP_JOB, {"job": job.id})
             self._hold_oversold(connection, order, short)
         if short or not refreshed:
             refresh_products(connection, [line.product_id for line in lines])
+
+    def _job(self, order: Order, lines: list[OrderLine], status: Status) -> FulfilmentJob | None:
+        """A paid order's fulfilment outbox row; None when it must not ship: held already (the amount did not
+        match: a person decides first), nothing to ship (DO_NOT_SHIP), or already in a partner's hands
+        (`fulfilling_at`: its news outran the payment's)."""
+        if order.hold_reason is not None or status in machine.DO_NOT_SHIP or order.fulfilling_at is not None:
+            return None
+        job_id = new_id("ful")
+        return FulfilmentJob.model_construct(  # no validation: built here, and a model's __init__ is slow
+            id=job_id,
+            order_id=order.id,
+            user_id=order.user_id,
+            status="pending",
+            next_attempt_at=self._clock(),
+            payload=self._request(job_id, order, lines),
+        )
 
     def _hold_oversold(self, connection: Connection, order: Order, short: list[OrderLine]) -> None:
         connection.execute(_TAKE_REST, [{"variant": variant_of(line)} for line in short])

@@ -13,17 +13,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy.engine import Connection
-
 from shine_mcp.integrations.payments import CheckoutSession, PaymentGateway
 from shine_mcp.money import from_stripe_amount
 from shine_mcp.orders import machine
 from shine_mcp.orders.checkout import session_event
-from shine_mcp.orders.ledger import Finder, Ledger
+from shine_mcp.orders.ledger import Ledger
 from shine_mcp.orders.subscriptions import EVENTS as SUBSCRIPTION_EVENTS
 from shine_mcp.orders.subscriptions import Outcome, SubscriptionEvents
 from shine_mcp.store.db import Database
-from shine_mcp.store.orders import Order, order_row
+from shine_mcp.store.orders import OrderFinder
 
 log = logging.getLogger("shine.payments")
 
@@ -58,7 +56,7 @@ def _intent_id(value: Any) -> str | None:
     return str(value) if value else None
 
 
-def _finder(type_: str, obj: Mapping[str, Any]) -> Finder:
+def _finder(type_: str, obj: Mapping[str, Any]) -> OrderFinder:
     """How the event's order is found inside the ledger's unit of work (the same transaction that applies
     the event, so finding it costs no round trips of its own)."""
     metadata = obj.get("metadata") or {}
@@ -72,15 +70,7 @@ def _finder(type_: str, obj: Mapping[str, Any]) -> Finder:
         tries += [("payment_intent_id", intent)] if intent else []
         # A refund or dispute can outrun the payment's own event: the payment carries the order id.
         tries += [("id", str(metadata["order_id"]))] if metadata.get("order_id") else []
-
-    def find(connection: Connection) -> Order | None:
-        for by, value in tries:
-            found = order_row(connection, by=by, value=value)
-            if found is not None:
-                return found
-        return None
-
-    return find
+    return OrderFinder(tuple(tries))
 
 
 class MembershipHook(Protocol):

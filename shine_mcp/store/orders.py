@@ -9,7 +9,8 @@ rewrites what someone bought. Every row that says who bought what carries the bu
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -24,9 +25,11 @@ from sqlalchemy import (
     bindparam,
     update,
 )
+from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ClauseElement
 from sqlmodel import Field, SQLModel, col, select
 
 from shine_mcp.clock import aware, utcnow
@@ -290,6 +293,56 @@ def order_row(connection: Connection, *, by: str = "id", value: str) -> Order | 
     the caller's transaction; None when there is none."""
     found = _rows(connection, _ORDER_BY[by], Order, {"value": value})
     return with_zones(found[0]) if found else None
+
+
+def _with_lines(by: str) -> Any:
+    """The order (one at most, as `order_row`) and its lines (`line_…` columns, none for an order without
+    lines) in position order: one statement."""
+    orders, lines = table_of(Order), table_of(OrderLine)
+    found = core_select(orders).where(orders.c[by] == bindparam("value")).limit(1).subquery("found")
+    return (
+        core_select(found, *(column.label(f"line_{column.name}") for column in lines.c))
+        .select_from(found.outerjoin(lines, lines.c.order_id == found.c.id))
+        .order_by(lines.c.position)
+    )
+
+
+_WITH_LINES = {key: _with_lines(key) for key in _ORDER_BY}
+# Runs a statement with its parameters and returns its rows, each read by column name.
+Fetch = Callable[[ClauseElement, dict[str, Any]], Awaitable[Sequence[Mapping[str, Any]]]]
+_LINE_COLUMNS = [(f"line_{name}", name) for name in OrderLine.model_fields]
+
+
+@dataclass(frozen=True)
+class OrderFinder:
+    """How the order an event is about is found inside its unit: (column, value) pairs tried in turn, the
+    column one of id, checkout_session_id and payment_intent_id; the first that names an order wins."""
+
+    tries: tuple[tuple[str, str], ...]
+
+    def __call__(self, connection: Connection) -> Order | None:
+        """The order, locked for the caller's transaction (`order_row`)."""
+        for by, value in self.tries:
+            found = order_row(connection, by=by, value=value)
+            if found is not None:
+                return found
+        return None
+
+    async def with_lines(self, fetch: Fetch) -> tuple[Order, list[OrderLine]] | None:
+        """The order, not locked (for a unit without a transaction: `paid_at_once`), and its lines: one
+        statement (per try), run by `fetch`."""
+        for by, value in self.tries:
+            rows = await fetch(_WITH_LINES[by], {"value": value})
+            if rows:
+                first = rows[0]
+                order = with_zones(Order(**{name: first[name] for name in Order.model_fields}))
+                lines = [
+                    OrderLine(**{name: row[label] for label, name in _LINE_COLUMNS})
+                    for row in rows
+                    if row["line_position"] is not None
+                ]
+                return order, lines
+        return None
 
 
 async def find_order(
