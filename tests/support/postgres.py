@@ -52,6 +52,9 @@ def throwaway_cluster() -> Iterator[str]:
         check=True,
         capture_output=True,
     )
+    # The server's log goes to a file: a pipe nobody reads fills up at 64 KiB, and then every backend that
+    # logs (a duplicate-key error, say) blocks in write(2) for good, its statement never answered.
+    log = (root / "server.log").open("wb")
     server = subprocess.Popen(
         _as_postgres_user(
             [
@@ -71,7 +74,7 @@ def throwaway_cluster() -> Iterator[str]:
             ]
         ),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     try:
         deadline = time.monotonic() + 30
@@ -82,9 +85,7 @@ def throwaway_cluster() -> Iterator[str]:
             if ready.returncode == 0:
                 break
             if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"PostgreSQL did not start: {server.stderr.read() if server.stderr else ''!r}"
-                )
+                raise RuntimeError(f"PostgreSQL did not start: {(root / 'server.log').read_text()[-2000:]}")
             time.sleep(0.1)
         subprocess.run(
             [str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "shine"],
@@ -97,4 +98,5 @@ def throwaway_cluster() -> Iterator[str]:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+        log.close()
         shutil.rmtree(root, ignore_errors=True)
