@@ -1,21 +1,30 @@
-"""How `shine serve` runs the web shell under uvicorn: connection limits and the timeouts uvicorn lacks.
+"""How `shine serve` runs the web shell under uvicorn: the event loop, the HTTP parser, connection limits and
+the timeouts uvicorn lacks.
 
-uvicorn closes idle keep-alive connections (`timeout_keep_alive`) and caps header size
-(`h11_max_incomplete_event_size`), but it never times out a connection that is slow to send a request's
-headers: 800 such sockets stay open as long as their clients like. `HeaderDeadlineProtocol` is uvicorn's
-own h11 protocol plus that deadline (`SHINE_HEADER_TIMEOUT`); `limit_concurrency`
-(`SHINE_MAX_CONNECTIONS`) answers 503 past a number of open connections instead of holding them all.
-Slow *bodies* are timed out where they are read (`web_shell.limits`). Behind a reverse proxy these
-limits belong there too (nginx's `client_header_timeout`, `client_body_timeout`).
+Every request costs CPU in the event loop and the HTTP parser before Shine's code runs, and on a small
+machine that is what caps throughput: `shine serve` runs on uvloop (libuv; uvicorn's `loop="auto"` takes it
+when installed) and parses with httptools (llhttp, in C) instead of asyncio's pure-Python loop and h11.
+uvicorn closes idle keep-alive connections (`timeout_keep_alive`), but it never times out a connection that
+is slow to send a request's headers (800 such sockets stay open as long as their clients like), and it caps
+a request head's size only on h11 (`h11_max_incomplete_event_size`). `HeaderDeadlineHttpToolsProtocol` is
+uvicorn's httptools protocol plus both: a deadline for each request's head (`SHINE_HEADER_TIMEOUT`, 408) and
+the 16 KiB head limit (400). `HeaderDeadlineH11Protocol`, uvicorn's h11 protocol plus the deadline (h11
+keeps the limit), serves only where httptools is not installed. `limit_concurrency` (`SHINE_MAX_CONNECTIONS`)
+answers 503 past a number of open connections instead of holding them all. Slow *bodies* are timed out
+where they are read (`web_shell.limits`). Behind a reverse proxy these limits belong there too (nginx's
+`client_header_timeout`, `client_body_timeout`, `large_client_header_buffers`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+import signal
 import tempfile
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
 import h11
 import uvicorn
@@ -29,17 +38,40 @@ from shine_mcp.logs import configure_logging
 MAX_HEADER_BYTES = 16 * 1024  # h11's default, stated: a request head larger than this gets 400
 KEEP_ALIVE_SECONDS = 5
 TOO_SLOW = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+TOO_LARGE = "Request header too large."
 
 
 class ServeConfig(uvicorn.Config):
-    """uvicorn's Config with the one extra setting `HeaderDeadlineProtocol` reads."""
+    """uvicorn's Config with the one extra setting the header-deadline protocols read."""
 
     def __init__(self, app: Any, *, header_timeout: float, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
         self.header_timeout = header_timeout
 
 
-class HeaderDeadlineProtocol(H11Protocol):
+class HeadDeadline:
+    """One connection's deadline for a request head: `start` arms it (if not armed), `stop` disarms it, and
+    `expired` runs when it passes."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, seconds: float, expired: Callable[[], None]) -> None:
+        self.loop, self.seconds, self.expired = loop, seconds, expired
+        self.timer: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        if self.timer is None:
+            self.timer = self.loop.call_later(self.seconds, self._expire)
+
+    def stop(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _expire(self) -> None:
+        self.timer = None
+        self.expired()
+
+
+class HeaderDeadlineH11Protocol(H11Protocol):
     """uvicorn's h11 protocol, plus a deadline for each request's head.
 
     The deadline starts when the connection opens, and again at the first byte of each next request on a
@@ -54,43 +86,141 @@ class HeaderDeadlineProtocol(H11Protocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self.header_timeout: float = getattr(config, "header_timeout", 10.0)
-        self._head_deadline: asyncio.TimerHandle | None = None
+        self.head_deadline = HeadDeadline(
+            self.loop, getattr(config, "header_timeout", 10.0), self._head_too_slow
+        )
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._await_head()
+        self.head_deadline.start()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         if self.transport.is_closing():
-            self._head_arrived()
+            self.head_deadline.stop()
         elif self.conn.their_state is h11.IDLE:  # part of a head, or the first bytes of the next one
-            if self._head_deadline is None:
-                self._await_head()
+            self.head_deadline.start()
         else:
-            self._head_arrived()
+            self.head_deadline.stop()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._head_arrived()
+        self.head_deadline.stop()
         super().connection_lost(exc)
 
-    def _await_head(self) -> None:
-        self._head_deadline = self.loop.call_later(self.header_timeout, self._head_too_slow)
-
-    def _head_arrived(self) -> None:
-        if self._head_deadline is not None:
-            self._head_deadline.cancel()
-            self._head_deadline = None
-
     def _head_too_slow(self) -> None:
-        self._head_deadline = None
         if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            self.logger.debug(
-                "closed a connection that sent no request head within %s s", self.header_timeout
+            _close_too_slow(self)
+
+
+def _close_too_slow(protocol: Any) -> None:
+    """Answers 408 and closes: `protocol` is one of the header-deadline protocols."""
+    protocol.logger.debug(
+        "closed a connection that sent no request head within %s s", protocol.head_deadline.seconds
+    )
+    protocol.transport.write(TOO_SLOW)
+    protocol.transport.close()
+
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # httptools is not installed: h11 serves
+    HeaderDeadlineProtocol: type[asyncio.Protocol] = HeaderDeadlineH11Protocol
+else:
+
+    class HeaderDeadlineHttpToolsProtocol(HttpToolsProtocol):
+        """uvicorn's httptools protocol, plus a deadline for each request's head and a limit on its size.
+
+        The deadline works as `HeaderDeadlineH11Protocol`'s. The limit (`MAX_HEADER_BYTES`, what h11 keeps):
+        while a head is incomplete, every byte received since it began counts, so a head that never ends is
+        refused once past the limit rather than buffered until the deadline; a complete head is measured from
+        its parts (request line and header lines), so the limit holds however the head was split. Past it:
+        400, and the connection is closed, as uvicorn does on h11."""
+
+        def __init__(
+            self,
+            config: uvicorn.Config,
+            server_state: ServerState,
+            app_state: dict[str, Any],
+            _loop: asyncio.AbstractEventLoop | None = None,
+        ) -> None:
+            super().__init__(config, server_state, app_state, _loop)
+            self.head_deadline = HeadDeadline(
+                self.loop, getattr(config, "header_timeout", 10.0), self._head_too_slow
             )
-            self.transport.write(TOO_SLOW)
-            self.transport.close()
+            # Where the parser is: between requests, inside a head, or past one (body, or waiting to answer).
+            self.reading: Literal["between", "head", "past"] = "between"
+            self.head_bytes = 0  # bytes of the current incomplete head received so far
+            self.heads_completed = self.messages_completed = 0
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self.head_deadline.start()
+
+        def data_received(self, data: bytes) -> None:
+            reading, heads_completed = self.reading, self.heads_completed
+            messages_completed = self.messages_completed
+            super().data_received(data)
+            if self.transport.is_closing():
+                self.head_deadline.stop()
+                return
+            if self.reading == "past" or (
+                self.reading == "between" and self.messages_completed != messages_completed
+            ):
+                return  # a body to read, or this chunk ended with a whole request: no head is pending
+            # A head in progress, or bytes before one (the first of the next request): its deadline runs.
+            self.head_deadline.start()
+            if self.reading == "head" and reading != "past" and self.heads_completed == heads_completed:
+                # The head began at (or before) this chunk's first byte: all of the chunk is head. (One that began
+                # after another request within the chunk is counted from the next chunk on, and whole when done.)
+                self.head_bytes += len(data)
+                if self.head_bytes > MAX_HEADER_BYTES:
+                    self._refuse_large_head()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.head_deadline.stop()
+            super().connection_lost(exc)
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self.reading = "head"
+            self.head_bytes = 0
+
+        def on_headers_complete(self) -> None:
+            self.reading = "past"
+            self.heads_completed += 1
+            self.head_deadline.stop()
+            if self._complete_head_bytes() > MAX_HEADER_BYTES:
+                # Raised inside the parser's callback: feed_data raises HttpParserCallbackError, which uvicorn
+                # answers with 400 and a close; the request never reaches the app.
+                raise ValueError(TOO_LARGE)
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            self.reading = "between"
+            self.messages_completed += 1
+            super().on_message_complete()
+
+        def _complete_head_bytes(self) -> int:
+            """The head's size in bytes as sent, give or take optional whitespace around header values."""
+            request_line = len(self.parser.get_method()) + len(self.url) + len(b"  HTTP/1.1\r\n")
+            return request_line + sum(len(name) + len(value) + 4 for name, value in self.headers) + 2
+
+        def _refuse_large_head(self) -> None:
+            self.logger.warning("Invalid HTTP request received: %s", TOO_LARGE)
+            self.send_400_response(TOO_LARGE)
+            self.head_deadline.stop()
+
+        def _head_too_slow(self) -> None:
+            if self.reading == "past" or self.transport.is_closing():
+                return
+            if self.cycle is not None and not self.cycle.response_complete:
+                # The next head trickles in while this request is still being answered: its deadline runs
+                # again from now rather than cutting the answer short.
+                self.head_deadline.start()
+                return
+            _close_too_slow(self)
+
+    HeaderDeadlineProtocol = HeaderDeadlineHttpToolsProtocol
 
 
 def uvicorn_config(app: Any, settings: Settings, **extra: Any) -> ServeConfig:
@@ -102,10 +232,11 @@ def uvicorn_config(app: Any, settings: Settings, **extra: Any) -> ServeConfig:
         log_level="info",
         # JSON logs: uvicorn's loggers keep no handlers of their own and reach the root's JSON handler.
         log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
+        loop="auto",  # uvloop (installed with Shine), else asyncio's own loop
         http=HeaderDeadlineProtocol,
         header_timeout=settings.header_timeout,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,  # the httptools protocol keeps the same limit
         limit_concurrency=settings.max_connections,
         backlog=min(2048, settings.max_connections),
         **extra,
@@ -129,6 +260,14 @@ class Supervisor(Multiprocess):
     def __init__(self, config: uvicorn.Config, sockets: list[Any], metrics_dir: str) -> None:
         super().__init__(config, sockets)
         self.metrics_dir = metrics_dir
+        # `kill -USR1 <serve's pid>` asks every worker what it is doing (web_shell.task_dump).
+        signal.signal(signal.SIGUSR1, lambda _sig, _frame: self._dump_workers())
+
+    def _dump_workers(self) -> None:
+        for process in self.processes:
+            if process.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGUSR1)
 
     def _forget_gone(self, before: set[int | None]) -> None:
         from prometheus_client.multiprocess import mark_process_dead
