@@ -28,6 +28,7 @@ from shine_mcp.tracing import TracingMiddleware
 from web_shell import auth, chat, click_out, my_data, pages, payments, widget_sign_in
 from web_shell.busy import BusyGuard
 from web_shell.observability import Metrics, Observability, metrics_route
+from web_shell.task_dump import ConnectionHolders, dump_on_signal
 
 # A base64 selfie of 15 MB (the analysis intake cap) is ~20 MB of JSON; the SDK default is 4 MiB.
 MAX_MCP_BODY_BYTES = 21 * 1024 * 1024
@@ -58,6 +59,8 @@ def create_app(
     metrics = Metrics()
     server.tool_observers.append(metrics.tool_call)
     metrics.watch(services)
+    holders = ConnectionHolders()  # who holds each pooled connection, for SIGUSR1's dump
+    services.observers.database.append(holders.watch)
     chat_service = chat.ChatService(services, authority, server, advisor_model)
     payments_web = payments.PaymentsWeb(services, webhook_outcome=metrics.webhook)
 
@@ -84,7 +87,8 @@ def create_app(
             chat_service.running(),
             payments_web.running(),
         ):
-            yield
+            with dump_on_signal(holders):  # `kill -USR1 <pid>` logs every task's stack and the pool
+                yield
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
