@@ -12,8 +12,18 @@ every order checkout acknowledged, every turn a shopper saw and every event ackn
 stored ("lost writes"). The load generator's own CPU comes from /proc/self/stat; it shares the machine's
 cores with the server, so its share is printed next to the throughput.
 
-Run: `make bench` (or `.venv/bin/python benchmarks/bench_load.py [--seconds 20] [--chat 8] [--mcp 16]
-[--webhooks 2] [--burst 1000] [--workers 1,2,4] [--no-sqlite]`).
+The mix runs `--warmup` seconds first, not counted: each worker builds its caches and each client opens its
+MCP session then, and the clients carry on into the measured phase. Per configuration it prints the CPU a
+request took (server, generator, PostgreSQL with the backends of closed connections), PostgreSQL's
+transactions per request and the connections it accepted (a pool opening and closing them), how often the
+workers built their catalog index, and a ceiling: the requests/s the machine's cores could carry at that
+CPU if nothing waited (one core at most per worker). Before and after the runs, two CPU-bound processes
+are timed against one (`two_processes_probe`): what a second core gives on this machine at that moment.
+`--profile DIR` records each worker with py-spy during the measured phase (collapsed stacks; a sample is
+CPU or a wait for a core, so compare profiles of runs at the same load). `--workers 1,2,1,2` interleaves.
+
+Run: `make bench` (or `.venv/bin/python benchmarks/bench_load.py [--seconds 20] [--warmup 5] [--chat 8]
+[--mcp 16] [--webhooks 2] [--burst 1000] [--workers 1,2,4] [--no-sqlite] [--profile DIR]`).
 Targets: 0 errors and 0 lost writes everywhere; PostgreSQL 2 workers ≥ 1.6× 1 worker; webhooks ≥ 500/s
 with 2 workers on PostgreSQL.
 """
@@ -22,16 +32,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from statistics import median
+from typing import Any, cast
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -61,6 +73,7 @@ from benchmarks.load_support import (
 )
 
 CHECKOUT_EVERY = 4  # an MCP client checks out its cart every this many rounds
+CORES = os.cpu_count() or 1
 BURST_SENDERS = 8
 SCALING_TARGET = 1.6
 WEBHOOK_TARGET = 500.0
@@ -73,6 +86,7 @@ class MixedReport:
 
     label: str
     seconds: float
+    workers: int = 1
     load: LoadReport = field(default_factory=LoadReport)
     orders_acknowledged: set[str] = field(default_factory=set)
     events_acknowledged: set[str] = field(default_factory=set)
@@ -83,6 +97,10 @@ class MixedReport:
     generator_cpu: float = 0.0  # seconds of CPU the load generator took during the mixed phase
     server_cpu: float = 0.0
     database_cpu: float | None = None  # PostgreSQL's processes, when it runs on this machine
+    warmup_seconds: float = 0.0  # the same mix before the measured phase, not counted in the figures
+    database_transactions: int | None = None  # committed + rolled back in the mixed phase (PostgreSQL)
+    database_sessions: int | None = None  # connections PostgreSQL accepted in the mixed phase (pool churn)
+    index_builds: int = 0  # times a worker built its catalog index, warm-up included (server log)
     orders_stored: int = 0
     events_stored: int = 0
     paid_orders: int = 0
@@ -94,6 +112,32 @@ class MixedReport:
     @property
     def requests_per_second(self) -> float:
         return self.operations / self.seconds
+
+    def cpu_ms_per_request(self, cpu: float | None) -> float:
+        return 1000 * (cpu or 0.0) / self.operations if self.operations else 0.0
+
+    @property
+    def ceiling(self) -> float:
+        """The most requests/s this machine could carry at the CPU a request took here, if nothing waited:
+        the cores shared by server, generator and database, and no more than one core per worker for the
+        server's part. Whether a scaling target is reachable at all."""
+        per_request = self.server_cpu + self.generator_cpu + (self.database_cpu or 0.0)
+        if not per_request or not self.server_cpu:
+            return 0.0
+        return min(CORES * self.operations / per_request, self.workers * self.operations / self.server_cpu)
+
+    def absorb_warmup(self, warm: MixedReport) -> None:
+        """The warm-up's writes must be stored too and its errors are errors; its timings are not counted."""
+        self.warmup_seconds = warm.seconds
+        self.orders_acknowledged |= warm.orders_acknowledged
+        self.events_acknowledged |= warm.events_acknowledged
+        self.webhook_orders |= warm.webhook_orders
+        self.webhook_errors.update(warm.webhook_errors)
+        load, before = self.load, warm.load
+        load.replies_shown += before.replies_shown
+        load.replies_told_not_saved += before.replies_told_not_saved
+        load.chat_errors.update(before.chat_errors)
+        load.mcp_errors.update(before.mcp_errors)
 
     @property
     def webhooks_per_second(self) -> float:
@@ -124,8 +168,39 @@ class MixedReport:
         return self.lost_orders + self.lost_events + self.load.lost_turns
 
 
-# Refusals a shopper could act on: stock (one shared cart), a price that changed, an empty cart.
-MIXED_REFUSALS = (" in stock", "price", "changed", "empty")
+class Phased:
+    """The report of the phase under way, to the clients of both phases: the warm-up's until `switch`, the
+    measured one's after it. The clients keep their sessions and connections across the switch."""
+
+    def __init__(self, warm: MixedReport, measured: MixedReport, switch: float) -> None:
+        self.warm, self.measured, self.switch = warm, measured, switch
+        self.seconds = warm.seconds + measured.seconds
+        self.load = cast(LoadReport, _CurrentLoad(self))
+
+    def now(self) -> MixedReport:
+        return self.warm if time.monotonic() < self.switch else self.measured
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.now(), name)
+
+
+class _CurrentLoad:
+    """`Phased.load`: the chat shoppers' and MCP calls' `LoadReport`, of the phase under way."""
+
+    def __init__(self, phased: Phased) -> None:
+        object.__setattr__(self, "_phased", phased)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._phased.now().load, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._phased.now().load, name, value)
+
+
+# Refusals a shopper could act on: stock (one shared cart), a price that changed, an empty cart, and the
+# cap of one product per order (the MCP clients share one cart, which checkout does not empty before a
+# payment: at ~80 requests/s for 60 s it reached 99 of one product).
+MIXED_REFUSALS = (" in stock", "price", "changed", "empty", "of one product per order")
 
 
 async def mcp_shopper(base: str, number: int, deadline: float, report: MixedReport) -> None:
@@ -203,8 +278,21 @@ async def _mixed(
         tasks = [chat_shopper(served.base, n, deadline, report.load) for n in range(chat)]
         tasks += [mcp_shopper(served.base, n, deadline, report) for n in range(mcp)]
         tasks += [webhook_sender(http, events, report, "webhook", deadline) for _ in range(webhooks)]
-        # Work in flight at the deadline is finished; the bound covers a stuck server.
-        await asyncio.wait_for(asyncio.gather(*tasks), timeout=report.seconds + 180)
+        # Work in flight at the deadline is finished; the bound covers a stuck server (a call takes < 1 s at
+        # p99, and a pool wait gives up after 30 s: 90 s more means a call that will never return).
+        gathered = asyncio.gather(*tasks)
+        finished, _ = await asyncio.wait({gathered}, timeout=report.seconds + 90)
+        if not finished:  # the client side of the stuck call: which call, and where it waits
+            from web_shell.task_dump import dump_text
+
+            kept = Path(tempfile.gettempdir()) / "shine-bench-load-hang-client.txt"
+            kept.write_text(
+                dump_text(None, asyncio.get_running_loop(), "the load generator, a call not returning:")
+            )
+            print(f"{report.label}: the load generator's tasks are kept at {kept}", file=sys.stderr)
+            gathered.cancel()
+            raise TimeoutError(f"a call did not return within {report.seconds + 90:.0f} s")
+        await gathered
 
 
 async def _burst(
@@ -221,6 +309,70 @@ async def _burst(
     report.burst_events = count
 
 
+def keep_hang_evidence(served: Served, workers: int, database_url: str | None, kept: Path) -> None:
+    """What a stuck server was doing, kept at `kept` (its log) and beside it (`.pg.txt`): each worker's task
+    stacks and pool (SIGUSR1 to `shine serve`, which passes it to its workers: `web_shell.task_dump`), and
+    PostgreSQL's sessions in every state and its locks."""
+    import signal
+
+    os.kill(served.pid, signal.SIGUSR1)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:  # each worker writes its dump as soon as the signal reaches it
+        if served.log_path.read_text(errors="replace").count("what this worker is doing") >= workers:
+            break
+        time.sleep(0.2)
+    shutil.copyfile(served.log_path, kept)
+    if database_url:
+        kept.with_suffix(".pg.txt").write_text(asyncio.run(database_activity(database_url)))
+
+
+async def database_activity(url: str) -> str:
+    """pg_stat_activity (every session, idle in transaction included: state, wait, query) and pg_locks."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url)
+    parts: list[str] = []
+    try:
+        async with engine.connect() as connection:
+            for title, query in (
+                (
+                    "pg_stat_activity",
+                    "SELECT pid, datname, state, now() - xact_start AS in_transaction, now() - state_change AS in_state, "
+                    "wait_event_type, wait_event, pg_blocking_pids(pid) AS blocked_by, backend_xid, backend_type, "
+                    "left(query, 300) AS query "
+                    "FROM pg_stat_activity ORDER BY xact_start NULLS LAST",
+                ),
+                (
+                    "pg_locks",
+                    "SELECT l.pid, l.locktype, l.mode, l.granted, c.relname, l.transactionid, l.virtualxid "
+                    "FROM pg_locks l LEFT JOIN pg_class c ON c.oid = l.relation ORDER BY l.granted, l.pid",
+                ),
+            ):
+                rows = (await connection.execute(text(query))).all()
+                parts.append(f"== {title} ({len(rows)} rows)")
+                parts += [" | ".join(str(value) for value in row) for row in rows]
+                if title == "pg_stat_activity":  # each backend's process: running, sleeping or stopped
+                    parts.append("== backend processes (pid, state, CPU seconds so far)")
+                    parts += [_process_state(int(row[0])) for row in rows if row[0] is not None]
+    finally:
+        await engine.dispose()
+    return "\n".join(parts) + "\n"
+
+
+def _process_state(pid: int) -> str:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return f"{pid} | not on this machine"
+    try:  # the kernel function it sleeps in: a socket read, a futex (a lock), a timer...
+        sleeping_in = Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        sleeping_in = "?"
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return f"{pid} | {fields[0]} | {cpu:.2f} | {sleeping_in}"
+
+
 def run_configuration(
     label: str,
     data_dir: Path,
@@ -232,14 +384,16 @@ def run_configuration(
     mcp: int,
     webhooks: int,
     burst: int,
+    warmup: float = 0.0,
     shine: str = SHINE,
+    profile_dir: Path | None = None,
 ) -> MixedReport:
     """One configuration from a fresh store (a SQLite file in `data_dir`, or the database at `database_url`)."""
     settings = settings_for(data_dir, database_url)
-    mixed_orders = max(50, int(webhooks * seconds * 150))  # more than the senders can get through
+    mixed_orders = max(50, int(webhooks * (seconds + warmup) * 150))  # more than the senders can get through
     made = asyncio.run(prepare_store(settings, mixed_orders + burst))
     signed = [(order_id, *completed_event(settings, order_id, session_id)) for order_id, session_id in made]
-    report = MixedReport(label, seconds)
+    report = MixedReport(label, seconds, workers)
     with shine_serve(data_dir, workers=workers, database_url=database_url, shine=shine) as served:
 
         async def both() -> None:
@@ -249,14 +403,34 @@ def run_configuration(
             burst_queue: asyncio.Queue[tuple[str, str, bytes, str]] = asyncio.Queue()
             for item in signed[mixed_orders:]:
                 burst_queue.put_nowait(item)
+            # Each worker builds its caches on its first requests, and each client opens its MCP session
+            # (the tool list read on both sides) and its connections: the warm-up's figures are not counted;
+            # the clients carry on into the measured phase with the sessions they have.
+            warm = MixedReport(label, warmup, workers)
+            phased = Phased(warm, report, time.monotonic() + warmup)
             postmaster = postmaster_pid(database_url) if database_url else None
-            database_before = tree_cpu_seconds(postmaster) if postmaster else 0.0
-            cpu_before, server_before = cpu_seconds(), served.cpu()
-            await _mixed(served, report, mixed_queue, chat, mcp, webhooks)
-            report.generator_cpu = cpu_seconds() - cpu_before
-            report.server_cpu = served.cpu() - server_before
-            if postmaster:
-                report.database_cpu = tree_cpu_seconds(postmaster) - database_before
+            before: dict[str, Any] = {}
+            with ExitStack() as spies:
+
+                async def measure_from_switch() -> None:
+                    await asyncio.sleep(max(0.0, phased.switch - time.monotonic()))
+                    before["counts"] = await database_counts(database_url) if database_url else (0, 0)
+                    spies.enter_context(profiling(served, workers, report.seconds, profile_dir, label))
+                    before["database"] = tree_cpu_seconds(postmaster) if postmaster else 0.0
+                    before["generator"], before["server"] = cpu_seconds(), served.cpu()
+
+                switch = asyncio.create_task(measure_from_switch())
+                await _mixed(served, cast(MixedReport, phased), mixed_queue, chat, mcp, webhooks)
+                await switch
+                report.generator_cpu = cpu_seconds() - before["generator"]
+                report.server_cpu = served.cpu() - before["server"]
+                if postmaster:
+                    report.database_cpu = tree_cpu_seconds(postmaster) - before["database"]
+            report.absorb_warmup(warm)
+            if database_url:
+                transactions, sessions = await database_counts(database_url)
+                report.database_transactions = transactions - before["counts"][0]
+                report.database_sessions = sessions - before["counts"][1]
             if burst:
                 await _burst(served, report, burst_queue)
 
@@ -265,7 +439,7 @@ def run_configuration(
         except TimeoutError:
             # A call that never returned: what the server said last is the lead (issue 20's hung checkout).
             kept = Path(tempfile.gettempdir()) / f"shine-bench-load-hang-{workers}w.log"
-            shutil.copyfile(served.log_path, kept)
+            keep_hang_evidence(served, workers, database_url, kept)
             print(f"{label}: a call did not return; the server's log is kept at {kept}", file=sys.stderr)
             raise
     url = settings.effective_database_url
@@ -282,7 +456,113 @@ def run_configuration(
     report.load.statuses.update(int(status) for status in ACCESS_LINE.findall(log))
     report.load.locked_in_log = log.count("database is locked")
     report.load.tracebacks_in_log = log.count("Traceback (most recent call last)")
+    report.index_builds = log.count("catalog index built")
     return report
+
+
+async def database_counts(url: str) -> tuple[int, int]:
+    """Transactions the database has ended and connections it has accepted so far (PostgreSQL's own counts;
+    a backend reports within ~1 s). A pool that opens and closes connections under load shows in the second."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            found = await connection.execute(
+                text(
+                    "SELECT xact_commit + xact_rollback, sessions FROM pg_stat_database "
+                    "WHERE datname = current_database()"
+                )
+            )
+            transactions, sessions = found.one()
+            return int(transactions), int(sessions)
+    finally:
+        await engine.dispose()
+
+
+@contextmanager
+def profiling(
+    served: Served, workers: int, seconds: float, directory: Path | None, label: str
+) -> Iterator[None]:
+    """`py-spy record` on each worker for the measured phase, as collapsed stacks in `directory` (one file a
+    worker): where a worker's CPU goes, to compare 1 and 2 workers. Nothing when `directory` is None."""
+    if directory is None:
+        yield
+        return
+    import subprocess
+
+    from benchmarks.load_support import process_tree
+
+    directory.mkdir(parents=True, exist_ok=True)
+    pids = [served.pid] if workers == 1 else [p for p in process_tree(served.pid) if p != served.pid]
+    name = label.lower().replace(",", "").replace(" ", "-")
+    spies = [
+        subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                str(int(seconds)),
+                "--rate",
+                "200",
+                "--nonblocking",
+                "--format",
+                "raw",
+                "-o",
+                str(directory / f"{name}-{n}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for n, pid in enumerate(pids)
+    ]
+    try:
+        yield
+    finally:
+        for spy in spies:
+            spy.wait(timeout=seconds + 60)
+
+
+PROBE_CODE = """
+import time
+cpu, wall, table = time.process_time(), time.perf_counter(), {}
+for i in range(2_000_000):
+    table[i % 1000] = str(i)
+print(time.process_time() - cpu, time.perf_counter() - wall)
+"""
+
+
+def two_processes_probe(rounds: int = 3) -> str:
+    """How much two CPU-bound Python processes at once get done, against one alone (alone and in pairs,
+    interleaved): the most a second worker could add on this machine before any cost of Shine's own. On
+    two free cores the pair does 2.0× the work per second; other jobs, or two virtual cores that share
+    one physical core, give less, and a unit of work then also takes more CPU time."""
+    import subprocess
+
+    def run(copies: int) -> list[tuple[float, float]]:
+        started = [
+            subprocess.Popen([sys.executable, "-c", PROBE_CODE], stdout=subprocess.PIPE, text=True)
+            for _ in range(copies)
+        ]
+        return [tuple(map(float, process.communicate()[0].split())) for process in started]  # type: ignore[misc]
+
+    alone_wall, alone_cpu, pair_wall, pair_cpu = [], [], [], []
+    for _ in range(rounds):
+        ((cpu, wall),) = run(1)
+        alone_wall.append(wall)
+        alone_cpu.append(cpu)
+        pair = run(2)
+        pair_wall.append(max(wall for _, wall in pair))
+        pair_cpu.append(sum(cpu for cpu, _ in pair) / 2)
+    speedup = 2 * median(alone_wall) / median(pair_wall)
+    return (
+        f"this machine now: two CPU-bound processes at once do {speedup:.2f}× the work of one per second "
+        f"(2.00 on two free cores); a unit of work takes {median(pair_cpu) / median(alone_cpu):.2f}× the "
+        f"CPU time when two run (median of {rounds} interleaved rounds)"
+    )
 
 
 @contextmanager
@@ -313,7 +593,8 @@ def postgres_cluster(start: bool = True) -> Iterator[Callable[[str], str]]:
 
 def print_report(report: MixedReport, clients: str) -> None:
     load = report.load
-    print(f"\n{report.label}: {clients} for {report.seconds:.0f} s")
+    warm = f" after {report.warmup_seconds:.0f} s of warm-up" if report.warmup_seconds else ""
+    print(f"\n{report.label}: {clients} for {report.seconds:.0f} s{warm}")
     print(f"  {'operation':26} {'count':>6} {'p50':>9} {'p95':>9} {'p99':>9}")
     for operation, values in sorted(load.timings.items()):
         print(
@@ -333,6 +614,23 @@ def print_report(report: MixedReport, clients: str) -> None:
             else ""
         )
     )
+    database = report.cpu_ms_per_request(report.database_cpu)
+    print(
+        f"  CPU per request: server {report.cpu_ms_per_request(report.server_cpu):.1f} ms, load generator "
+        f"{report.cpu_ms_per_request(report.generator_cpu):.1f} ms"
+        + (f", PostgreSQL {database:.1f} ms" if report.database_cpu is not None else "")
+        + f"  ·  ceiling at that CPU on {CORES} cores: {report.ceiling:,.0f} requests/s"
+    )
+    if report.database_transactions is not None and report.operations:
+        opened = report.database_sessions or 0
+        print(
+            f"  database transactions per request: {report.database_transactions / report.operations:.2f}"
+            f"  ·  connections opened: {opened} ({opened / report.seconds:.1f}/s)"
+        )
+    print(
+        f"  catalog index built {report.index_builds} times by {report.workers} worker(s) "
+        "(once each is the first build; more is a rebuild)"
+    )
     print(f"  HTTP statuses (server log): {dict(sorted(load.statuses.items()))}")
     print(
         f"  errors {report.errors}: chat {dict(load.chat_errors) or 0}, MCP {dict(load.mcp_errors) or 0}, "
@@ -349,6 +647,9 @@ def print_report(report: MixedReport, clients: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--warmup", type=float, default=5.0, help="seconds of the same mix first, not counted (0: none)"
+    )
     parser.add_argument("--chat", type=int, default=8, help="chat shoppers")
     parser.add_argument("--mcp", type=int, default=16, help="MCP clients")
     parser.add_argument("--webhooks", type=int, default=2, help="webhook senders during the mixed phase")
@@ -356,7 +657,20 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2,4", help="PostgreSQL worker counts ('' for none)")
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--shine", default=SHINE, help="the `shine` command to serve")
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="the load generator's event loop (uvloop: less of the machine's CPU goes to the generator)",
+    )
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="py-spy each worker in the measured phase into this folder"
+    )
     args = parser.parse_args()
+    if args.loop == "uvloop":  # every asyncio.run here then runs on uvloop, as `shine serve` does
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     clients = f"{args.chat} chat shoppers + {args.mcp} MCP clients + {args.webhooks} webhook senders"
     shape: dict[str, Any] = dict(
         seconds=args.seconds,
@@ -364,8 +678,13 @@ def main() -> None:
         mcp=args.mcp,
         webhooks=args.webhooks,
         burst=args.burst,
+        warmup=args.warmup,
         shine=args.shine,
+        profile_dir=args.profile,
     )
+    probe = two_processes_probe() if args.workers.strip() else None
+    if probe is not None:
+        print(probe)
     reports: list[MixedReport] = []
     if not args.no_sqlite:
         with tempfile.TemporaryDirectory(prefix="shine-load-") as directory:
@@ -376,10 +695,10 @@ def main() -> None:
     worker_counts = [int(n) for n in args.workers.split(",") if n.strip()]
     by_workers: dict[int, MixedReport] = {}
     with postgres_cluster(start=bool(worker_counts)) as database:
-        for workers in worker_counts:
+        for run, workers in enumerate(worker_counts):  # a count may repeat: "1,2,1,2" interleaves runs
             directory = tempfile.mkdtemp(prefix="shine-load-pg-")
             try:
-                url = database(f"shine_load_{workers}")
+                url = database(f"shine_load_{run}_{workers}")
                 label = f"PostgreSQL, {workers} worker{'s' if workers > 1 else ''}"
                 report = run_configuration(label, Path(directory), workers=workers, database_url=url, **shape)
             finally:
@@ -392,7 +711,8 @@ def main() -> None:
         print(
             f"  {report.label:24} {report.requests_per_second:8,.1f} requests/s  webhooks "
             f"{report.webhooks_per_second:6,.0f}/s  errors {report.errors}  lost writes {report.lost_writes}  "
-            f"generator CPU {report.generator_cpu / report.seconds:.0%}"
+            f"generator CPU {report.generator_cpu / report.seconds:.0%}  server CPU "
+            f"{report.cpu_ms_per_request(report.server_cpu):.1f} ms/request  ceiling {report.ceiling:,.0f}/s"
         )
     clean = all(r.errors == 0 and r.lost_writes == 0 for r in reports)
     print(f"  target 0 errors and 0 lost writes in every configuration: {'met' if clean else 'MISSED'}")
@@ -403,6 +723,15 @@ def main() -> None:
                 ratio = by_workers[workers].requests_per_second / base
                 target = f"  ·  target ≥ {SCALING_TARGET}: {'met' if ratio >= SCALING_TARGET else 'MISSED'}"
                 print(f"  scaling 1 → {workers} workers: {ratio:.2f}×{target if workers == 2 else ''}")
+        one, two = by_workers[1].ceiling, by_workers[2].ceiling if 2 in by_workers else 0.0
+        if one and two:
+            # With the generator and PostgreSQL on the same cores, 2 workers can carry at most their ceiling.
+            print(
+                f"  ceilings at the CPU a request took: 1 worker {one:,.0f} requests/s, 2 workers {two:,.0f} "
+                f"requests/s ({CORES} cores, nothing waiting): 1 → 2 at most {two / one:.2f}×"
+            )
+    if probe is not None:  # before the runs and after them: other jobs on the machine come and go
+        print(f"  before the runs, {probe}\n  after the runs, {two_processes_probe()}")
     if 2 in by_workers:
         rate = by_workers[2].webhooks_per_second
         print(
