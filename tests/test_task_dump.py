@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import time
@@ -114,4 +115,5 @@ def test_sigusr1_to_shine_serve_reaches_every_worker(postgres_url: str, tmp_path
         process.wait(timeout=30)
     log = "".join(seen)
     # each pooled connection named by its PostgreSQL backend, to match pg_stat_activity's pid
-    assert "connection (backend " in log and "in transaction: False" in log and ") in the pool" in log, log
+    # (held by a start-up job or idle in the pool, whichever it is at the moment of the signal)
+    assert re.search(r"connection \(backend \d+, in transaction: (True|False)", log), log
