@@ -48,17 +48,17 @@ from typing import Any, cast
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx
-from mcp import Client
-
 from benchmarks.bench_load_sqlite import (
     ACCESS_LINE,
     QUERIES,
     LoadReport,
+    ToolCaller,
     _percentile,
     chat_shopper,
+    mcp_client,
     timed_call,
 )
+from benchmarks.lean_http import HttpError, LeanHttp
 from benchmarks.load_support import (
     SHINE,
     Served,
@@ -96,6 +96,9 @@ class MixedReport:
     burst_seconds: float = 0.0
     generator_cpu: float = 0.0  # seconds of CPU the load generator took during the mixed phase
     server_cpu: float = 0.0
+    # each worker's share of a core in the mixed phase and in the burst: how evenly connections spread
+    worker_shares: list[float] = field(default_factory=list)
+    burst_worker_shares: list[float] = field(default_factory=list)
     database_cpu: float | None = None  # PostgreSQL's processes, when it runs on this machine
     warmup_seconds: float = 0.0  # the same mix before the measured phase, not counted in the figures
     database_transactions: int | None = None  # committed + rolled back in the mixed phase (PostgreSQL)
@@ -203,16 +206,18 @@ class _CurrentLoad:
 MIXED_REFUSALS = (" in stock", "price", "changed", "empty", "of one product per order")
 
 
-async def mcp_shopper(base: str, number: int, deadline: float, report: MixedReport) -> None:
+async def mcp_shopper(
+    base: str, number: int, deadline: float, report: MixedReport, kind: str = "lean"
+) -> None:
     """One MCP client: search, open a product, ask for recommendations, add to the cart; check out now
     and then. Refusals a shopper could act on (stock, a price that changed) are counted, not errors."""
     load = report.load
 
-    async def call(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any] | None:
+    async def call(client: ToolCaller, tool: str, arguments: dict[str, Any]) -> dict[str, Any] | None:
         return await timed_call(client, load, tool, arguments, MIXED_REFUSALS)
 
     try:
-        async with Client(f"{base}/mcp") as client:
+        async with mcp_client(f"{base}/mcp", kind) as client:
             turn = number
             while time.monotonic() < deadline:
                 turn += 1
@@ -239,29 +244,36 @@ async def mcp_shopper(base: str, number: int, deadline: float, report: MixedRepo
 
 
 async def webhook_sender(
-    http: httpx.AsyncClient,
+    base: str,
     events: asyncio.Queue[tuple[str, str, bytes, str]],
     report: MixedReport,
     operation: str,
     deadline: float | None = None,
 ) -> None:
-    while not events.empty() and (deadline is None or time.monotonic() < deadline):
-        order_id, event_id, payload, signature = events.get_nowait()
-        report.webhook_orders.add(order_id)
-        started = time.perf_counter()
-        try:
-            response = await http.post(
-                "/stripe/webhook", content=payload, headers={"Stripe-Signature": signature}
-            )
-        except httpx.HTTPError as error:
-            report.webhook_errors[type(error).__name__] += 1
-            continue
-        report.load.time(operation, time.perf_counter() - started)
-        outcome = response.json().get("outcome") if response.status_code == 200 else None
-        if outcome == "applied":
-            report.events_acknowledged.add(event_id)
-        else:
-            report.webhook_errors[f"http {response.status_code} {outcome or response.text[:60]}"] += 1
+    """One sender on one kept connection, as a payment provider delivers: events one after another."""
+    async with LeanHttp(base, timeout=60) as http:
+        while not events.empty() and (deadline is None or time.monotonic() < deadline):
+            order_id, event_id, payload, signature = events.get_nowait()
+            report.webhook_orders.add(order_id)
+            started = time.perf_counter()
+            try:
+                response = await http.request(
+                    "POST",
+                    "/stripe/webhook",
+                    payload,
+                    {"content-type": "application/json", "stripe-signature": signature},
+                )
+            except (HttpError, TimeoutError, asyncio.IncompleteReadError) as error:
+                report.webhook_errors[type(error).__name__] += 1
+                await http.close()
+                continue
+            report.load.time(operation, time.perf_counter() - started)
+            outcome = response.json().get("outcome") if response.status == 200 else None
+            if outcome == "applied":
+                report.events_acknowledged.add(event_id)
+            else:
+                shown = outcome or response.body[:60].decode(errors="replace")
+                report.webhook_errors[f"http {response.status} {shown}"] += 1
 
 
 async def _mixed(
@@ -271,41 +283,38 @@ async def _mixed(
     chat: int,
     mcp: int,
     webhooks: int,
+    mcp_kind: str = "lean",
 ) -> None:
     deadline = time.monotonic() + report.seconds
-    limits = httpx.Limits(max_connections=max(1, webhooks), max_keepalive_connections=max(1, webhooks))
-    async with httpx.AsyncClient(base_url=served.base, limits=limits, timeout=60) as http:
-        tasks = [chat_shopper(served.base, n, deadline, report.load) for n in range(chat)]
-        tasks += [mcp_shopper(served.base, n, deadline, report) for n in range(mcp)]
-        tasks += [webhook_sender(http, events, report, "webhook", deadline) for _ in range(webhooks)]
-        # Work in flight at the deadline is finished; the bound covers a stuck server (a call takes < 1 s at
-        # p99, and a pool wait gives up after 30 s: 90 s more means a call that will never return).
-        gathered = asyncio.gather(*tasks)
-        finished, _ = await asyncio.wait({gathered}, timeout=report.seconds + 90)
-        if not finished:  # the client side of the stuck call: which call, and where it waits
-            from web_shell.task_dump import dump_text
+    tasks = [chat_shopper(served.base, n, deadline, report.load) for n in range(chat)]
+    tasks += [mcp_shopper(served.base, n, deadline, report, mcp_kind) for n in range(mcp)]
+    tasks += [webhook_sender(served.base, events, report, "webhook", deadline) for _ in range(webhooks)]
+    # Work in flight at the deadline is finished; the bound covers a stuck server (a call takes < 1 s at
+    # p99, and a pool wait gives up after 30 s: 90 s more means a call that will never return).
+    gathered = asyncio.gather(*tasks)
+    finished, _ = await asyncio.wait({gathered}, timeout=report.seconds + 90)
+    if not finished:  # the client side of the stuck call: which call, and where it waits
+        from web_shell.task_dump import dump_text
 
-            kept = Path(tempfile.gettempdir()) / "shine-bench-load-hang-client.txt"
-            kept.write_text(
-                dump_text(None, asyncio.get_running_loop(), "the load generator, a call not returning:")
-            )
-            print(f"{report.label}: the load generator's tasks are kept at {kept}", file=sys.stderr)
-            gathered.cancel()
-            raise TimeoutError(f"a call did not return within {report.seconds + 90:.0f} s")
-        await gathered
+        kept = Path(tempfile.gettempdir()) / "shine-bench-load-hang-client.txt"
+        kept.write_text(
+            dump_text(None, asyncio.get_running_loop(), "the load generator, a call not returning:")
+        )
+        print(f"{report.label}: the load generator's tasks are kept at {kept}", file=sys.stderr)
+        gathered.cancel()
+        raise TimeoutError(f"a call did not return within {report.seconds + 90:.0f} s")
+    await gathered
 
 
 async def _burst(
     served: Served, report: MixedReport, events: asyncio.Queue[tuple[str, str, bytes, str]]
 ) -> None:
     count = events.qsize()
-    limits = httpx.Limits(max_connections=BURST_SENDERS, max_keepalive_connections=BURST_SENDERS)
-    async with httpx.AsyncClient(base_url=served.base, limits=limits, timeout=60) as http:
-        started = time.perf_counter()
-        await asyncio.gather(
-            *(webhook_sender(http, events, report, "burst webhook") for _ in range(BURST_SENDERS))
-        )
-        report.burst_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(
+        *(webhook_sender(served.base, events, report, "burst webhook") for _ in range(BURST_SENDERS))
+    )
+    report.burst_seconds = time.perf_counter() - started
     report.burst_events = count
 
 
@@ -387,6 +396,7 @@ def run_configuration(
     warmup: float = 0.0,
     shine: str = SHINE,
     profile_dir: Path | None = None,
+    mcp_client: str = "lean",
 ) -> MixedReport:
     """One configuration from a fresh store (a SQLite file in `data_dir`, or the database at `database_url`)."""
     settings = settings_for(data_dir, database_url)
@@ -418,12 +428,14 @@ def run_configuration(
                     spies.enter_context(profiling(served, workers, report.seconds, profile_dir, label))
                     before["database"] = tree_cpu_seconds(postmaster) if postmaster else 0.0
                     before["generator"], before["server"] = cpu_seconds(), served.cpu()
+                    before["workers"] = served.worker_cpu()
 
                 switch = asyncio.create_task(measure_from_switch())
-                await _mixed(served, cast(MixedReport, phased), mixed_queue, chat, mcp, webhooks)
+                await _mixed(served, cast(MixedReport, phased), mixed_queue, chat, mcp, webhooks, mcp_client)
                 await switch
                 report.generator_cpu = cpu_seconds() - before["generator"]
                 report.server_cpu = served.cpu() - before["server"]
+                report.worker_shares = _shares(before["workers"], served.worker_cpu(), report.seconds)
                 if postmaster:
                     report.database_cpu = tree_cpu_seconds(postmaster) - before["database"]
             report.absorb_warmup(warm)
@@ -432,7 +444,9 @@ def run_configuration(
                 report.database_transactions = transactions - before["counts"][0]
                 report.database_sessions = sessions - before["counts"][1]
             if burst:
+                started = served.worker_cpu()
                 await _burst(served, report, burst_queue)
+                report.burst_worker_shares = _shares(started, served.worker_cpu(), report.burst_seconds)
 
         try:
             asyncio.run(both())
@@ -458,6 +472,12 @@ def run_configuration(
     report.load.tracebacks_in_log = log.count("Traceback (most recent call last)")
     report.index_builds = log.count("catalog index built")
     return report
+
+
+def _shares(before: dict[int, float], after: dict[int, float], seconds: float) -> list[float]:
+    """Each worker's CPU between two readings, as a share of a core, busiest first."""
+    used = [after[pid] - before.get(pid, 0.0) for pid in after]
+    return sorted((u / seconds for u in used), reverse=True) if seconds else []
 
 
 async def database_counts(url: str) -> tuple[int, int]:
@@ -614,6 +634,10 @@ def print_report(report: MixedReport, clients: str) -> None:
             else ""
         )
     )
+    if len(report.worker_shares) > 1:
+        mixed = " / ".join(f"{share:.0%}" for share in report.worker_shares)
+        burst = " / ".join(f"{share:.0%}" for share in report.burst_worker_shares)
+        print(f"  each worker's share of a core: mixed phase {mixed}" + (f", burst {burst}" if burst else ""))
     database = report.cpu_ms_per_request(report.database_cpu)
     print(
         f"  CPU per request: server {report.cpu_ms_per_request(report.server_cpu):.1f} ms, load generator "
@@ -666,6 +690,12 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=Path, default=None, help="py-spy each worker in the measured phase into this folder"
     )
+    parser.add_argument(
+        "--mcp-client",
+        choices=("lean", "sdk"),
+        default="lean",
+        help="the MCP clients: the benchmark's lean one (~0.3 ms of CPU a call) or the MCP SDK's (~3.5 ms)",
+    )
     args = parser.parse_args()
     if args.loop == "uvloop":  # every asyncio.run here then runs on uvloop, as `shine serve` does
         import uvloop
@@ -681,6 +711,7 @@ def main() -> None:
         warmup=args.warmup,
         shine=args.shine,
         profile_dir=args.profile,
+        mcp_client=args.mcp_client,
     )
     probe = two_processes_probe() if args.workers.strip() else None
     if probe is not None:

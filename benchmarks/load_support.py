@@ -110,6 +110,14 @@ def postmaster_pid(database_url: str) -> int | None:
     return None
 
 
+def _is_worker(pid: int) -> bool:
+    """A worker the supervisor spawned, not multiprocessing's resource tracker beside them."""
+    try:
+        return b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 @dataclass
 class Served:
     base: str
@@ -118,6 +126,15 @@ class Served:
 
     def cpu(self) -> float:
         return tree_cpu_seconds(self.pid)
+
+    def worker_cpu(self) -> dict[int, float]:
+        """Each worker's own CPU so far (the supervisor's children; the process itself with one worker)."""
+        workers = [p for p in process_tree(self.pid) if p != self.pid and _is_worker(p)] or [self.pid]
+        found: dict[int, float] = {}
+        for pid in workers:
+            with suppress(FileNotFoundError, ProcessLookupError):
+                found[pid] = cpu_seconds(pid)
+        return found
 
 
 @contextmanager
