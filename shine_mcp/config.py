@@ -44,6 +44,31 @@ class Settings(BaseSettings):
             "PostgreSQL: `postgresql+asyncpg://user:pass@host/db`."
         ),
     )
+    db_pool_size: int = Field(
+        default=15,
+        ge=1,
+        validation_alias="SHINE_DB_POOL_SIZE",
+        description="PostgreSQL: connections each process opens at most and keeps; a request beyond waits for one.",
+    )
+    db_statement_timeout_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        validation_alias="SHINE_DB_STATEMENT_TIMEOUT_SECONDS",
+        description=(
+            "PostgreSQL: longest a request's statement may run or wait for a lock; then the request ends with "
+            "'busy, try again' (503 with Retry-After) instead of hanging. Migrations, imports and purges are "
+            "exempt (0: Shine sets none)."
+        ),
+    )
+    db_idle_in_transaction_timeout_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        validation_alias="SHINE_DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS",
+        description=(
+            "PostgreSQL: a connection left idle inside a transaction this long is closed by the server, "
+            "releasing its locks (0: Shine sets none)."
+        ),
+    )
     host: str = Field(
         default="127.0.0.1", validation_alias="SHINE_HOST", description="`shine serve` bind address."
     )

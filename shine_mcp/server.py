@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -32,6 +33,7 @@ from shine_mcp.protocol import LongToolLog, resource_not_found, set_level
 from shine_mcp.resources import apps, completions, prompts
 from shine_mcp.resources import catalog as catalog_resources
 from shine_mcp.services import Services
+from shine_mcp.store.db import DatabaseBusy, busy_reason, database_busy
 from shine_mcp.tool_listing import listed
 from shine_mcp.tools import account as account_tools
 from shine_mcp.tools import advice as advice_tools
@@ -48,6 +50,8 @@ from shine_mcp.vocabulary import meaning_among
 
 if TYPE_CHECKING:
     from shine_mcp.auth.authority import Authority
+
+log = logging.getLogger("shine.tools")
 
 # Tools that read photos or the web: the client is told when they start and end (log notifications).
 LONG_TOOLS = frozenset(
@@ -107,6 +111,12 @@ class ShineServer(MCPServer):
             if not isinstance(exc, UnexpectedToolError):
                 outcome = "tool_error"
             cause = exc.__cause__
+            if isinstance(exc, UnexpectedToolError) and cause is not None and database_busy(cause):
+                # A locked database, no free connection, or a statement PostgreSQL cancelled at its timeout:
+                # not a crash, and the same call a moment later may well work. Say so (the web shell's 503).
+                outcome = "tool_error"
+                log.warning("tool %s: %s; the caller was told to retry", name, busy_reason(cause))
+                raise ToolError(f"Error executing tool {name}: {DatabaseBusy()}") from cause
             if isinstance(exc, UnexpectedToolError) or not isinstance(cause, ValidationError):
                 raise
             raise ToolError(f"Error executing tool {name}: {invalid_arguments(cause)}") from cause

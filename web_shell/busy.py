@@ -1,8 +1,9 @@
 """The last line for a busy database: an ASGI guard that answers 503 with `Retry-After` instead of a 500.
 
 Writes wait their turn and retry (`store.db`), so this is reached only when the database stayed locked past
-its patience or the connection pool had none free: the request did not happen, and saying "busy, retry in
-2 s" lets a client do exactly that. A response that already started (a chat stream) cannot change its
+its patience, the connection pool had none free, or PostgreSQL cancelled a statement that ran or waited past
+`SHINE_DB_STATEMENT_TIMEOUT_SECONDS`: the request did not happen, and saying "busy, retry in 2 s" lets a
+client do exactly that. A response that already started (a chat stream) cannot change its
 status; the chat reports a reply it could not save inside the stream instead (`chat_runs`).
 """
 
@@ -11,19 +12,17 @@ from __future__ import annotations
 import json
 import logging
 
-from sqlalchemy import exc as sa_exc
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shine_mcp.store.db import RETRY_AFTER_SECONDS, is_busy
+from shine_mcp.store.db import RETRY_AFTER_SECONDS, busy_reason, database_busy
 
 log = logging.getLogger("shine.web")
 
 
 def busy_error(error: BaseException) -> bool:
-    """A locked database or an exhausted connection pool, also inside an exception group (task groups)."""
-    if isinstance(error, BaseExceptionGroup):
-        return any(busy_error(inner) for inner in error.exceptions)
-    return is_busy(error) or isinstance(error, sa_exc.TimeoutError)
+    """A locked database, an exhausted connection pool or a PostgreSQL statement cancelled at its timeout,
+    also inside an exception group (task groups): `store.db.database_busy`."""
+    return database_busy(error)
 
 
 class BusyGuard:
@@ -47,7 +46,7 @@ class BusyGuard:
         except Exception as error:
             if started or not busy_error(error):
                 raise
-            log.warning("%s %s: the database is busy; answered 503", scope.get("method"), scope.get("path"))
+            log.warning("%s %s: %s; answered 503", scope.get("method"), scope.get("path"), busy_reason(error))
             body = json.dumps(
                 {"error": "busy", "message": f"Shine is busy; please try again in {RETRY_AFTER_SECONDS} s."}
             ).encode()

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from shine_mcp.clock import utcnow
-from shine_mcp.store.db import Database
+from shine_mcp.store.db import Database, lift_session_time_limits
 from shine_mcp.store.generation import Generation
 from shine_mcp.store.records import ProductIn
 from shine_mcp.store.tables import Product, ProductRow, ProductVariant
@@ -215,6 +215,7 @@ async def upsert_products(
     rows = [record.to_row(source) for record in records]
     variants = [variant for record in records for variant in record.variant_rows()]
     async with db.session() as session, session.begin():
+        await lift_session_time_limits(session)  # 50 000 products take longer than a request may
         existing: dict[str, Product] = {}
         for chunk in _chunks([r.id for r in rows]):
             found = await session.execute(select(Product).where(col(Product.id).in_(chunk)))
@@ -268,6 +269,7 @@ def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
 async def remove_source(db: Database, source: str) -> int:
     """Remove every product from one source (the demo catalog once a merchant imports their own)."""
     async with db.session() as session, session.begin():
+        await lift_session_time_limits(session)  # a whole imported catalog may go
         ids = select(Product.id).where(col(Product.source) == source)
         await session.execute(delete(ProductVariant).where(col(ProductVariant.product_id).in_(ids)))
         result = await session.execute(delete(Product).where(col(Product.source) == source))

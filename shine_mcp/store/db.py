@@ -21,7 +21,7 @@ import anyio
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine as create_sync_engine
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -42,8 +42,13 @@ __all__ = [
     "DatabaseBusy",
     "DatabaseNotOpen",
     "SqliteThreads",
+    "busy_reason",
+    "database_busy",
     "is_busy",
+    "lift_session_time_limits",
+    "lift_time_limits",
     "open_database",
+    "statement_cancelled",
 ]
 
 log = logging.getLogger("shine.store")
@@ -296,11 +301,15 @@ class Database:
     async def one_process_at_a_time(self) -> AsyncIterator[None]:
         """Run the block while no other process sharing this PostgreSQL database runs one: start-up work
         every worker would do (loading the demo catalog into an empty database) happens once, and the
-        others then find it done. A session advisory lock on a connection of its own; on SQLite, nothing."""
+        others then find it done. A session advisory lock on a connection of its own; on SQLite, nothing.
+
+        The lock's connection waits as long as another process holds the lock, and then sits idle in its
+        transaction while the block runs: both without the pool's time limits (`lift_time_limits`)."""
         if self.dialect != "postgresql":
             yield
             return
         async with self.engine.connect() as connection:
+            await connection.run_sync(lift_time_limits)
             await connection.exec_driver_sql(f"SELECT pg_advisory_lock({STARTUP_LOCK_KEY})")
             try:
                 yield
@@ -330,10 +339,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 # A pooled PostgreSQL connection unused for this long is pinged before it is handed out again.
 PING_AFTER_IDLE_SECONDS = 5.0
-# The PostgreSQL connections a process opens at most, all kept once opened. SQLAlchemy's default (5 kept,
-# 10 more closed as soon as they came back) opened and closed connections 3-6 times a second under the
-# load benchmark: a new one costs PostgreSQL a backend (~7 ms of CPU) and the worker asyncpg's set-up
-# (~3 ms), and its statements are prepared again. The same 15 at most; a 16th request waits for one.
+# The PostgreSQL connections a process opens at most, all kept once opened (SHINE_DB_POOL_SIZE). SQLAlchemy's
+# default (5 kept, 10 more closed as soon as they came back) opened and closed connections 3-6 times a second
+# under the load benchmark: a new one costs PostgreSQL a backend (~7 ms of CPU) and the worker asyncpg's
+# set-up (~3 ms), and its statements are prepared again. The same 15 at most; a 16th request waits for one.
 POSTGRES_POOL_SIZE = 15
 
 
@@ -365,10 +374,18 @@ def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
 
 
 def create_engine(
-    url: str, gate: WriteGate | None = None, *, ping_after_idle: float = PING_AFTER_IDLE_SECONDS
+    url: str,
+    gate: WriteGate | None = None,
+    *,
+    ping_after_idle: float = PING_AFTER_IDLE_SECONDS,
+    pool_size: int = POSTGRES_POOL_SIZE,
+    statement_timeout: float = 0.0,
+    idle_in_transaction_timeout: float = 0.0,
 ) -> AsyncEngine:
     """The async engine; on a SQLite file, `gate` (when given) queues its writers (see `WriteGate`); on
-    PostgreSQL a connection idle `ping_after_idle` seconds is pinged before use (`_ping_when_idle`)."""
+    PostgreSQL a connection idle `ping_after_idle` seconds is pinged before use (`_ping_when_idle`), the pool
+    keeps `pool_size` connections, and each connection's session carries the two timeouts (seconds, 0: none;
+    see `_time_limits`)."""
     if url.startswith("sqlite"):
         # Writers waiting in the gate hold a pooled connection: leave some room for readers beside them
         # (each aiosqlite connection is a thread; many more would cost the event loop its GIL time).
@@ -378,9 +395,80 @@ def create_engine(
         if gate is not None and _sqlite_file(url) is not None:
             gate.install(engine)
         return engine
-    engine = create_async_engine(url, pool_size=POSTGRES_POOL_SIZE, max_overflow=0)
+    engine = create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=0,
+        connect_args={"server_settings": _time_limits(statement_timeout, idle_in_transaction_timeout)},
+    )
     _ping_when_idle(engine, ping_after_idle)
     return engine
+
+
+def _time_limits(statement: float, idle_in_transaction: float) -> dict[str, str]:
+    """The session settings every pooled PostgreSQL connection starts with (sent as it connects: no round
+    trip). `statement_timeout` bounds a statement's run and its waits for locks: a write stuck behind another
+    connection's row lock is cancelled (SQLSTATE 57014, `statement_cancelled`) and the request ends with
+    "busy, try again" instead of hanging. `idle_in_transaction_session_timeout` closes a connection left
+    inside a transaction (a leaked session, a task stuck between two statements) so its locks go. Work that is
+    long on purpose lifts both for its own transaction (`lift_time_limits`).
+
+    A limit of 0 is not sent at all: the server's own setting (none, or a DBA's `ALTER ROLE … SET`) applies,
+    and a connection pooler that refuses unknown start-up parameters sees none."""
+    limits = {"statement_timeout": statement, "idle_in_transaction_session_timeout": idle_in_transaction}
+    return {name: str(max(1, round(seconds * 1000))) for name, seconds in limits.items() if seconds > 0}
+
+
+# Both limits off until the transaction ends (SET LOCAL), in one statement and one round trip.
+_NO_TIME_LIMITS = (
+    "SELECT set_config('statement_timeout', '0', true), "
+    "set_config('idle_in_transaction_session_timeout', '0', true)"
+)
+
+
+def lift_time_limits(connection: Connection) -> None:
+    """Inside a transaction of `connection`: no statement timeout and no idle-in-transaction timeout until it
+    ends, for work that is long on purpose (migrations and the wait for another process's, the start-up
+    catalog load's lock, a catalog import, the purge). Nothing on SQLite."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(_NO_TIME_LIMITS)
+
+
+async def lift_session_time_limits(session: AsyncSession) -> None:
+    """`lift_time_limits` for an ORM session's transaction."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.execute(text(_NO_TIME_LIMITS))
+
+
+QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement cancelled (its timeout, or an operator)
+
+
+def statement_cancelled(error: BaseException) -> bool:
+    """PostgreSQL cancelled the statement (`statement_timeout`, `pg_cancel_backend`): through SQLAlchemy or
+    straight from asyncpg. Nothing of the statement's transaction was written; trying again is safe."""
+    if isinstance(error, sa_exc.DBAPIError) and error.orig is not None:
+        error = error.orig
+    return getattr(error, "sqlstate", None) == QUERY_CANCELED
+
+
+def database_busy(error: BaseException) -> bool:
+    """The database could not serve this request now, and the same request a moment later may succeed:
+    SQLite stayed locked (`is_busy`), the pool had no connection free in time, or PostgreSQL cancelled a
+    statement that ran or waited too long. Also inside an exception group (task groups)."""
+    if isinstance(error, BaseExceptionGroup):
+        return any(database_busy(inner) for inner in error.exceptions)
+    return is_busy(error) or isinstance(error, sa_exc.TimeoutError) or statement_cancelled(error)
+
+
+def busy_reason(error: BaseException) -> str:
+    """Which of `database_busy`'s cases this is, for the operator's log: no SQL, no parameters."""
+    if isinstance(error, BaseExceptionGroup):
+        return next((busy_reason(inner) for inner in error.exceptions if database_busy(inner)), "busy")
+    if statement_cancelled(error):
+        return "a statement ran or waited past SHINE_DB_STATEMENT_TIMEOUT_SECONDS"
+    if isinstance(error, sa_exc.TimeoutError):
+        return "no pooled connection came free in time"
+    return "the database stayed locked"
 
 
 def alembic_config(url: str) -> Config:
@@ -415,6 +503,9 @@ STARTUP_LOCK_KEY = MIGRATION_LOCK_KEY + 1  # `Database.one_process_at_a_time`
 
 def _upgrade(connection: Connection, url: str) -> None:
     if connection.dialect.name == "postgresql":
+        # A migration may rewrite a large table, and a worker waits here for as long as another one takes
+        # to migrate: neither is cut short by the pool's statement timeout.
+        lift_time_limits(connection)
         # Workers starting together would each create the same tables (one crashes on a duplicate key in
         # pg_type); the lock lasts until `Database.open`'s transaction ends, and whoever waited for it
         # then finds the schema current and does nothing.
@@ -436,7 +527,13 @@ async def _open(settings: Settings, *, migrate: bool) -> _Opened:
         Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
     sqlite_file = _sqlite_file(url)
     gate = WriteGate() if sqlite_file is not None else None
-    engine = create_engine(url, gate)
+    engine = create_engine(
+        url,
+        gate,
+        pool_size=settings.db_pool_size,
+        statement_timeout=settings.db_statement_timeout_seconds,
+        idle_in_transaction_timeout=settings.db_idle_in_transaction_timeout_seconds,
+    )
     if migrate:
         async with engine.begin() as conn:
             await conn.run_sync(_upgrade, url)

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from shine_mcp.clock import utcnow
 from shine_mcp.store.chat import CHAT_IDLE_DAYS, ChatSession, ChatUpload
 from shine_mcp.store.clicks import unlink_purged_chats_statement
-from shine_mcp.store.db import Database
+from shine_mcp.store.db import Database, lift_time_limits
 from shine_mcp.store.stream_events import purge_statement as stream_events_purge
 from shine_mcp.store.users import (
     OAuthCode,
@@ -80,6 +80,7 @@ async def purge_expired(db: Database, now: datetime) -> dict[str, int]:
     for kind, statement in _statements(now).items():
 
         def work(connection: Connection, statement: Any = statement) -> int:
+            lift_time_limits(connection)  # months of expired rows may take longer than a request may
             deleted = int(connection.execute(statement).rowcount or 0)
             connection.commit()
             return deleted
