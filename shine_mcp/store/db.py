@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import fcntl
 import logging
 import queue
 import random
@@ -200,6 +201,20 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(url.split("///", 1)[1].split("?", 1)[0])
 
 
+@asynccontextmanager
+async def _file_lock(database: Path) -> AsyncIterator[None]:
+    """An exclusive lock on a file beside the SQLite database, held while the block runs: the SQLite twin of
+    the PostgreSQL advisory locks, for start-up work every `shine serve` worker would do. The kernel drops
+    it when the holder exits, so a worker that dies holding it blocks no one."""
+    async with await anyio.open_file(database.with_name(database.name + ".startup-lock"), "a+b") as handle:
+        descriptor = handle.wrapped.fileno()
+        await anyio.to_thread.run_sync(fcntl.flock, descriptor, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+
+
 class DatabaseNotOpen(RuntimeError):
     """The database was used before `Database.open()` (or after `close()`)."""
 
@@ -299,14 +314,20 @@ class Database:
 
     @asynccontextmanager
     async def one_process_at_a_time(self) -> AsyncIterator[None]:
-        """Run the block while no other process sharing this PostgreSQL database runs one: start-up work
-        every worker would do (loading the demo catalog into an empty database) happens once, and the
-        others then find it done. A session advisory lock on a connection of its own; on SQLite, nothing.
+        """Run the block while no other process sharing this database runs one: start-up work every worker
+        would do (loading the demo catalog into an empty database) happens once, and the others then find
+        it done. PostgreSQL: a session advisory lock on a connection of its own; a SQLite file: a file lock
+        beside it (`_file_lock`); an in-memory database: nothing (one process).
 
         The lock's connection waits as long as another process holds the lock, and then sits idle in its
         transaction while the block runs: both without the pool's time limits (`lift_time_limits`)."""
         if self.dialect != "postgresql":
-            yield
+            sqlite_file = _sqlite_file(self.settings.effective_database_url)
+            if sqlite_file is None:
+                yield
+                return
+            async with _file_lock(sqlite_file):
+                yield
             return
         async with self.engine.connect() as connection:
             await connection.run_sync(lift_time_limits)
@@ -535,7 +556,9 @@ async def _open(settings: Settings, *, migrate: bool) -> _Opened:
         idle_in_transaction_timeout=settings.db_idle_in_transaction_timeout_seconds,
     )
     if migrate:
-        async with engine.begin() as conn:
+        # Workers starting together on one SQLite file would each run the same migrations: one at a time.
+        lock = _file_lock(sqlite_file) if sqlite_file is not None else contextlib.nullcontext()
+        async with lock, engine.begin() as conn:
             await conn.run_sync(_upgrade, url)
     return _Opened(
         engine=engine,
