@@ -69,6 +69,7 @@ from benchmarks.load_support import (
     read_back,
     settings_for,
     shine_serve,
+    shopper_tokens,
     tree_cpu_seconds,
 )
 
@@ -200,14 +201,13 @@ class _CurrentLoad:
         setattr(self._phased.now().load, name, value)
 
 
-# Refusals a shopper could act on: stock (one shared cart), a price that changed, an empty cart, and the
-# cap of one product per order (the MCP clients share one cart, which checkout does not empty before a
-# payment: at ~80 requests/s for 60 s it reached 99 of one product).
+# Refusals a shopper could act on: stock, a price that changed, an empty cart, and the cap of one product
+# per order (checkout does not empty a cart before its payment, so a client's cart keeps growing).
 MIXED_REFUSALS = (" in stock", "price", "changed", "empty", "of one product per order")
 
 
 async def mcp_shopper(
-    base: str, number: int, deadline: float, report: MixedReport, kind: str = "lean"
+    base: str, number: int, deadline: float, report: MixedReport, kind: str = "lean", token: str | None = None
 ) -> None:
     """One MCP client: search, open a product, ask for recommendations, add to the cart; check out now
     and then. Refusals a shopper could act on (stock, a price that changed) are counted, not errors."""
@@ -217,7 +217,7 @@ async def mcp_shopper(
         return await timed_call(client, load, tool, arguments, MIXED_REFUSALS)
 
     try:
-        async with mcp_client(f"{base}/mcp", kind) as client:
+        async with mcp_client(f"{base}/mcp", kind, token) as client:
             turn = number
             while time.monotonic() < deadline:
                 turn += 1
@@ -284,10 +284,16 @@ async def _mixed(
     mcp: int,
     webhooks: int,
     mcp_kind: str = "lean",
+    mcp_tokens: list[str] | None = None,
 ) -> None:
+    """The mixed phase. `mcp_tokens`: one access token per MCP client (each its own shopper and cart);
+    without them the clients share the loopback user's cart."""
     deadline = time.monotonic() + report.seconds
     tasks = [chat_shopper(served.base, n, deadline, report.load) for n in range(chat)]
-    tasks += [mcp_shopper(served.base, n, deadline, report, mcp_kind) for n in range(mcp)]
+    tasks += [
+        mcp_shopper(served.base, n, deadline, report, mcp_kind, mcp_tokens[n] if mcp_tokens else None)
+        for n in range(mcp)
+    ]
     tasks += [webhook_sender(served.base, events, report, "webhook", deadline) for _ in range(webhooks)]
     # Work in flight at the deadline is finished; the bound covers a stuck server (a call takes < 1 s at
     # p99, and a pool wait gives up after 30 s: 90 s more means a call that will never return).
@@ -404,7 +410,12 @@ def run_configuration(
     made = asyncio.run(prepare_store(settings, mixed_orders + burst))
     signed = [(order_id, *completed_event(settings, order_id, session_id)) for order_id, session_id in made]
     report = MixedReport(label, seconds, workers)
-    with shine_serve(data_dir, workers=workers, database_url=database_url, shine=shine) as served:
+    with shine_serve(
+        data_dir, workers=workers, database_url=database_url, shine=shine, mcp_auth=True
+    ) as served:
+        # Each MCP client signs in as its own shopper, with its own cart, as real shoppers do (sharing the
+        # loopback user's one cart, every add and checkout queued on that cart's row lock).
+        mcp_tokens = asyncio.run(shopper_tokens(settings, served.base, mcp))
 
         async def both() -> None:
             mixed_queue: asyncio.Queue[tuple[str, str, bytes, str]] = asyncio.Queue()
@@ -431,7 +442,16 @@ def run_configuration(
                     before["workers"] = served.worker_cpu()
 
                 switch = asyncio.create_task(measure_from_switch())
-                await _mixed(served, cast(MixedReport, phased), mixed_queue, chat, mcp, webhooks, mcp_client)
+                await _mixed(
+                    served,
+                    cast(MixedReport, phased),
+                    mixed_queue,
+                    chat,
+                    mcp,
+                    webhooks,
+                    mcp_client,
+                    mcp_tokens,
+                )
                 await switch
                 report.generator_cpu = cpu_seconds() - before["generator"]
                 report.server_cpu = served.cpu() - before["server"]

@@ -197,10 +197,23 @@ class ToolCaller(Protocol):
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> Any: ...
 
 
-def mcp_client(url: str, kind: str = "lean") -> AbstractAsyncContextManager[ToolCaller]:
+def mcp_client(
+    url: str, kind: str = "lean", token: str | None = None
+) -> AbstractAsyncContextManager[ToolCaller]:
     """`lean`: the benchmark's own client, ~0.3 ms of CPU a call; `sdk`: the MCP SDK's, ~3.5 ms (it also
-    re-validates each result against the tool's output schema), CPU the server then cannot have."""
-    return cast(AbstractAsyncContextManager[ToolCaller], LeanMcp(url) if kind == "lean" else Client(url))
+    re-validates each result against the tool's output schema), CPU the server then cannot have. `token`:
+    an OAuth access token, sent as a signed-in client sends it."""
+    if kind == "lean":
+        return cast(AbstractAsyncContextManager[ToolCaller], LeanMcp(url, token=token))
+    if token is None:
+        return cast(AbstractAsyncContextManager[ToolCaller], Client(url))
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=120)
+    return cast(
+        AbstractAsyncContextManager[ToolCaller], Client(streamable_http_client(url, http_client=http))
+    )
 
 
 async def timed_call(

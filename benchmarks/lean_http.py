@@ -220,9 +220,10 @@ class McpError(Exception):
 class LeanMcp:
     """Tool calls over Streamable HTTP on one kept connection, as the SDK's client sends them."""
 
-    def __init__(self, url: str, *, timeout: float = 120.0) -> None:
+    def __init__(self, url: str, *, token: str | None = None, timeout: float = 120.0) -> None:
         parts = urlsplit(url)
         self._path = parts.path or "/"
+        self._authorization = {"authorization": f"Bearer {token}"} if token else {}
         self.http = LeanHttp(f"{parts.scheme}://{parts.netloc}", timeout=timeout)
         self._next_id = 0
         self._meta = {
@@ -254,6 +255,7 @@ class LeanMcp:
             MCP_PROTOCOL_VERSION_HEADER: LATEST_PROTOCOL_VERSION,
             MCP_METHOD_HEADER: "tools/call",
             MCP_NAME_HEADER: encode_header_value(name),
+            **self._authorization,
         }
         answer, chunks = await self.http.stream("POST", self._path, body, headers)
         message: dict[str, Any] | None = None
@@ -266,8 +268,16 @@ class LeanMcp:
             raw = b"".join([chunk async for chunk in chunks])
             message = json.loads(raw) if raw else None
         if answer.status != 200 or message is None or "result" not in message:
-            error = (message or {}).get("error") or {}
-            raise McpError(f"http {answer.status}: {error.get('message', 'no JSON-RPC result')}"[:200])
+            error = (message or {}).get("error")
+            if isinstance(error, dict):  # a JSON-RPC error
+                said = str(error.get("message"))
+            else:  # the HTTP layer's own answer (e.g. an OAuth challenge: error, error_description)
+                said = (
+                    f"{error}: {(message or {}).get('error_description', '')}"
+                    if error
+                    else "no JSON-RPC result"
+                )
+            raise McpError(f"http {answer.status}: {said}"[:200])
         result = message["result"]
         return ToolResult(
             is_error=bool(result.get("isError")),

@@ -21,8 +21,11 @@ from sqlalchemy import bindparam, text, update
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import col
 
+from shine_mcp.auth import tokens
+from shine_mcp.auth.accounts import upsert_user
 from shine_mcp.clock import utcnow
 from shine_mcp.config import Settings
+from shine_mcp.integrations.google import VerifiedPerson
 from shine_mcp.integrations.payments import sign_payload
 from shine_mcp.orders.service import simulated_webhook_secret
 from shine_mcp.services import Services
@@ -46,7 +49,9 @@ def settings_for(data_dir: Path, database_url: str | None) -> Settings:
     )
 
 
-def server_env(data_dir: Path, port: int, database_url: str | None) -> dict[str, str]:
+def server_env(
+    data_dir: Path, port: int, database_url: str | None, *, mcp_auth: bool = False
+) -> dict[str, str]:
     keep = {
         k: v
         for k, v in os.environ.items()
@@ -63,6 +68,8 @@ def server_env(data_dir: Path, port: int, database_url: str | None) -> dict[str,
     }
     if database_url:
         env["DATABASE_URL"] = database_url
+    if mcp_auth:  # as deployed beyond loopback: every MCP client signs in, and shops as itself
+        env["SHINE_MCP_AUTH"] = "required"
     return env
 
 
@@ -139,7 +146,12 @@ class Served:
 
 @contextmanager
 def shine_serve(
-    data_dir: Path, *, workers: int = 1, database_url: str | None = None, shine: str = SHINE
+    data_dir: Path,
+    *,
+    workers: int = 1,
+    database_url: str | None = None,
+    shine: str = SHINE,
+    mcp_auth: bool = False,
 ) -> Iterator[Served]:
     """`shine serve --workers N` on a free loopback port, healthy on every worker before it yields."""
     from benchmarks.bench_load_sqlite import _free_port
@@ -149,7 +161,7 @@ def shine_serve(
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [shine, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
-            env=server_env(data_dir, port, database_url),
+            env=server_env(data_dir, port, database_url, mcp_auth=mcp_auth),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -177,6 +189,30 @@ def shine_serve(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+async def shopper_tokens(settings: Settings, base: str, count: int) -> list[str]:
+    """An OAuth access token for each of `count` shoppers, each its own account (and so its own cart), for
+    the MCP endpoint at `base` as `shine serve` names it: what an MCP client holds after signing in."""
+    services = Services(settings)
+    issued: list[str] = []
+    async with services.running():
+        for number in range(count):
+            person = VerifiedPerson(f"load-shopper-{number}@example.com", True)
+            user = await upsert_user(services.db, person, now=utcnow())
+            token = await tokens.issue(
+                services.db,
+                family_id=f"fam_load_{number}",
+                client_id="shine-bench-load",
+                user_id=user.id,
+                scopes=["shine:read", "shine:shop"],
+                resource=f"{base}/mcp",
+                with_refresh=False,
+                now=utcnow(),
+            )
+            assert token is not None
+            issued.append(token.access_token)
+    return issued
 
 
 async def prepare_store(settings: Settings, webhook_orders: int) -> list[tuple[str, str]]:

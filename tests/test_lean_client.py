@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from benchmarks.lean_http import LeanHttp, LeanMcp, sse_events
-from benchmarks.load_support import Served, shine_serve
+from benchmarks.lean_http import LeanHttp, LeanMcp, McpError, sse_events
+from benchmarks.load_support import Served, settings_for, shine_serve, shopper_tokens
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +62,9 @@ async def two_chat_turns(base: str) -> tuple[list[list[str]], dict[str, str]]:
     async with LeanHttp(base) as http:
         for message in ("show me serums", "what's in the first one?"):
             body = json.dumps({"message": message}).encode()
-            answer, chunks = await http.stream("POST", "/api/chat", body, {"content-type": "application/json"})
+            answer, chunks = await http.stream(
+                "POST", "/api/chat", body, {"content-type": "application/json"}
+            )
             assert answer.status == 200
             names.append([name async for name, _data in sse_events(chunks)])
         return names, dict(http.cookies)
@@ -74,6 +76,42 @@ def test_a_chat_reply_streams_to_done_and_the_guest_keeps_its_cookies(served: Se
     for names in turns:
         assert "text" in names and names[-1] == "done"
     assert cookies, "the guest's session cookies are kept and sent back, as a browser does"
+
+
+@pytest.fixture(scope="module")
+def signed_in(tmp_path_factory: pytest.TempPathFactory, demo_database_template: Path) -> Iterator[Served]:
+    data_dir = tmp_path_factory.mktemp("lean-client-auth")
+    shutil.copy(demo_database_template, data_dir / "shine.db")
+    with shine_serve(data_dir, mcp_auth=True) as running:
+        yield running
+
+
+async def carts_of_two_shoppers(served: Served) -> tuple[list[int], list[int]]:
+    data_dir = served.log_path.parent
+    first, second = await shopper_tokens(settings_for(data_dir, None), served.base, 2)
+    url = f"{served.base}/mcp"
+    async with LeanMcp(url, token=first) as one, LeanMcp(url, token=second) as two:
+        page = await one.call_tool("search_products", {"query": "serum", "limit": 2})
+        assert page.structured_content is not None
+        product = page.structured_content["products"][0]["id"]
+        added = await one.call_tool("add_to_cart", {"product_id": product, "quantity": 2})
+        assert not added.is_error, added.content
+        carts = [await client.call_tool("view_cart", {}) for client in (one, two)]
+    first_lines, second_lines = ((cart.structured_content or {}).get("lines", []) for cart in carts)
+    return [line["quantity"] for line in first_lines], [line["quantity"] for line in second_lines]
+
+
+async def keyless_view_cart(served: Served) -> None:
+    async with LeanMcp(f"{served.base}/mcp") as keyless:
+        await keyless.call_tool("view_cart", {})
+
+
+def test_each_signed_in_client_shops_with_its_own_cart(signed_in: Served) -> None:
+    first, second = asyncio.run(carts_of_two_shoppers(signed_in))
+
+    assert first == [2] and second == []
+    with pytest.raises(McpError, match="http 401"):
+        asyncio.run(keyless_view_cart(signed_in))
 
 
 async def split(data: bytes, size: int) -> AsyncIterator[bytes]:
