@@ -10,16 +10,20 @@ from __future__ import annotations
 import dataclasses
 import re
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import JSON, BigInteger, column, text
+import anyio
+from asyncpg.exceptions import InvalidCachedStatementError, OutdatedSchemaCacheError
+from opentelemetry.trace import SpanKind
 from sqlalchemy import select as sa_select
-from sqlalchemy.engine import Connection, Dialect, Row
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -35,6 +39,7 @@ from shine_mcp.store.search_index import (
     fts_phrase,
 )
 from shine_mcp.store.tables import Product, ProductRow, ProductVariant
+from shine_mcp.tracing import tracer, tracing_enabled
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
 _STOPWORD_TEXT = (
@@ -296,25 +301,25 @@ def _broad(filtered: str, narrowed: bool) -> _Broad:
 
 
 async def _broad_page(
-    session: AsyncConnection, broad: _Broad, params: dict[str, object], *, limit: int, offset: int
+    connection: AsyncConnection, broad: _Broad, params: dict[str, object], *, limit: int, offset: int
 ) -> tuple[list[str], int, bool]:
     """The page's ids, the total and whether more match than the total says."""
     # Words alone: the first tier first, as when more than COUNT_CAP products name a word (a brand),
     # nothing else is read. With filters, few match (883 for the benchmark's phrase with filters): counting
     # and ranking them in one statement answers it, and the first tier would be a wasted query.
-    first = None if broad.filtered else list(await session.execute(text(broad.tiers[0].page), params))
+    first = None if broad.filtered else await _fetch(connection, broad.tiers[0].page, params)
     if first and int(first[0][1]) > COUNT_CAP:
         return [str(row[0]) for row in first], COUNT_CAP, True
-    capped = (await session.execute(text(broad.capped), {**params, "cap": COUNT_CAP + 1})).all()
+    capped = await _fetch(connection, broad.capped, {**params, "cap": COUNT_CAP + 1})
     if int(capped[0][0]) <= COUNT_CAP:
         return [str(row[1]) for row in capped if row[1] is not None], int(capped[0][0]), False
     if first is None:
-        first = list(await session.execute(text(broad.tiers[0].page), params))
-    return await _tiered_page(session, broad, params, first, limit=limit, offset=offset), COUNT_CAP, True
+        first = await _fetch(connection, broad.tiers[0].page, params)
+    return await _tiered_page(connection, broad, params, first, limit=limit, offset=offset), COUNT_CAP, True
 
 
 async def _tiered_page(
-    session: AsyncConnection,
+    connection: AsyncConnection,
     broad: _Broad,
     params: dict[str, object],
     first: list[Any],
@@ -330,19 +335,17 @@ async def _tiered_page(
             rows = first  # read with this page's limit and offset
         else:
             paged = {**params, "limit": limit - len(ids), "offset": skip}
-            rows = list(await session.execute(text(tier.page), paged))
+            rows = await _fetch(connection, tier.page, paged)
         ids += [str(row[0]) for row in rows]
         if len(ids) == limit:
             return ids
         # Each row carries the tier's size; an empty page (offset past the tier) needs it counted.
-        before += (
-            int(rows[0][1]) if rows else int((await session.execute(text(tier.count), params)).scalar_one())
-        )
+        before += int(rows[0][1]) if rows else int((await _fetch(connection, tier.count, params))[0][0])
     shortlist = COUNT_CAP - before
     if shortlist <= 0:
         return ids
     others = {**params, "others": shortlist, "rest": limit - len(ids), "skip": max(0, offset - before)}
-    return ids + [str(row[0]) for row in await session.execute(text(broad.others), others)]
+    return ids + [str(row[0]) for row in await _fetch(connection, broad.others, others)]
 
 
 def _known_total(query: _Query, rows: list[Any], offset: int, limit: int) -> int | None:
@@ -464,7 +467,8 @@ async def search_products(
     then only the page's rows are loaded. Both give the same products in the same order.
     `with_variants` reads the page's variants too, in the same hop or statement. On PostgreSQL the page,
     its rows and its variants are one statement, outside a transaction (`_postgres_attempt`): one round
-    trip, where the pool's ping, BEGIN, the page, its rows, its variants and ROLLBACK were eight.
+    trip (with words, two more every fifth search, to prepare it anew so that it is planned with them:
+    `_fetch`), where the pool's ping, BEGIN, the page, its rows, its variants and ROLLBACK were eight.
     """
     params: dict[str, object] = {"limit": limit, "offset": offset}
     if db.dialect != "postgresql" and db.threads is not None:
@@ -518,6 +522,8 @@ async def _postgres_search(
     except DBAPIError as error:
         if not error.connection_invalidated:
             raise
+    except _Dropped:
+        pass
     return await _postgres_attempt(db, filters, params, with_variants=with_variants)
 
 
@@ -527,44 +533,42 @@ async def _postgres_attempt(
     """Most searches are answered by one statement: the page, its total, its products' rows and their
     shades (`_with_rows`), outside any transaction (one statement is one snapshot; BEGIN and ROLLBACK
     were two more round trips). A broad word search whose first statement cannot tell its page reads
-    its tiers in several statements, in one REPEATABLE READ snapshot."""
+    its tiers in several statements, in one REPEATABLE READ snapshot (`_snapshot`). Every statement goes
+    through asyncpg directly (`_fetch`)."""
     limit, offset = int(str(params["limit"])), int(str(params["offset"]))
     query = _postgres_query(filters, params)
-    async with db.engine.connect() as connection:
-        connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+    async with db.engine.connect() as connection:  # SQLAlchemy runs nothing on it: no BEGIN (`_fetch`)
         if query.broad is None:
             rows = await _with_rows(connection, query.page, "id, total", params, with_variants)
             if rows:
-                known = int(rows[0].page_total)  # the window count
+                known = int(rows[0][_TOTAL])  # the window count
             elif offset == 0:
                 known = 0
             else:  # an empty page past the end: the count alone
-                known = int((await connection.execute(text(query.count), params)).scalar_one())
+                known = int((await _fetch(connection, query.count, params))[0][0])
             return _result(rows, known, False, with_variants)
         broad = query.broad
         if broad.filtered:  # few are expected: count (up to the cap) and rank them all
             capped = {**params, "cap": COUNT_CAP + 1}
             rows = await _with_rows(connection, broad.capped, "total, id", capped, with_variants)
-            if int(rows[0].page_total) <= COUNT_CAP:
-                return _result(rows, int(rows[0].page_total), False, with_variants)
+            if int(rows[0][_TOTAL]) <= COUNT_CAP:
+                return _result(rows, int(rows[0][_TOTAL]), False, with_variants)
         else:
             first = {**params, "cap": COUNT_CAP + 1, "count_cap": COUNT_CAP}
             rows = await _with_rows(connection, broad.first, "id, total, kind", first, with_variants)
-            named, counted, ranked = ([row for row in rows if row.page_kind == k] for k in (0, 1, 2))
+            named, counted, ranked = ([row for row in rows if row[_KIND] == k] for k in (0, 1, 2))
             if not named and offset > 0:  # past the first tier: its size unknown, the count with it
                 counted = ranked = []
-            if named and int(named[0].page_total) > COUNT_CAP:  # more than COUNT_CAP name a word (a brand)
+            if named and int(named[0][_TOTAL]) > COUNT_CAP:  # more than COUNT_CAP name a word (a brand)
                 return _result(named, COUNT_CAP, True, with_variants)
-            if counted and int(counted[0].page_total) <= COUNT_CAP:  # few match: all of them ranked
-                return _result(ranked, int(counted[0].page_total), False, with_variants)
+            if counted and int(counted[0][_TOTAL]) <= COUNT_CAP:  # few match: all of them ranked
+                return _result(ranked, int(counted[0][_TOTAL]), False, with_variants)
             if len(named) == limit:  # many match, and the first tier fills the page
                 return _result(named, COUNT_CAP, True, with_variants)
-    async with db.engine.connect() as connection:
-        connection = await connection.execution_options(isolation_level="REPEATABLE READ")
+    async with db.engine.connect() as connection, _snapshot(connection):
         ids, total, more = await _broad_page(connection, broad, params, limit=limit, offset=offset)
         listed = {**params, "ids": ids}
         rows = await _with_rows(connection, _LISTED, "id, total", listed, with_variants)
-        await connection.rollback()
     return _result(rows, total, more, with_variants)
 
 
@@ -575,21 +579,142 @@ _LISTED = (
 
 
 @cache
-def _product_columns() -> tuple[str, tuple[Any, ...]]:
-    table = Product.__table__  # type: ignore[attr-defined]
-    columns = tuple(table.columns)
-    return ", ".join(f'p."{c.name}"' for c in columns), columns
+def _product_columns() -> tuple[str, tuple[str, ...]]:
+    """The products' columns as `_with_rows` selects them, and their names in that order (`ProductRow`'s
+    fields are the same, in the same order: `_result` builds rows by position)."""
+    names = tuple(c.name for c in Product.__table__.columns)  # type: ignore[attr-defined]
+    assert names == tuple(f.name for f in dataclasses.fields(ProductRow)), (
+        "ProductRow's fields != the columns"
+    )
+    return ", ".join(f'p."{name}"' for name in names), names
+
+
+# The columns `_with_rows` adds after the product's: the page's total, its kind, the variants as JSON.
+_TOTAL, _KIND, _VARIANTS = -3, -2, -1
+
+
+class _Dropped(Exception):
+    """The server closed the connection under a statement sent through asyncpg directly; the pool has
+    dropped the connection and a read-only search may be tried again."""
+
+
+@dataclass(frozen=True)
+class _Positional:
+    sql: str  # the statement as SQLAlchemy sends it to asyncpg: $1, $2 … for the :names
+    names: tuple[str, ...]  # the parameters' names in the order of $1, $2 …
+
+
+@lru_cache(maxsize=512)
+def _positional(statement: str, dialect: Dialect) -> _Positional:
+    compiled: Any = text(statement).compile(dialect=dialect)  # a SQLCompiler: it has `positiontup`
+    return _Positional(compiled.string, tuple(compiled.positiontup or ()))
+
+
+async def _fetch(connection: AsyncConnection, statement: str, params: dict[str, object]) -> list[Any]:
+    """The rows of `statement` (`:name` parameters, as for `text()`), through the connection's asyncpg
+    connection: without SQLAlchemy's execution and result machinery (~0.7 ms of CPU per search, measured
+    in paired runs), in the transaction of `_snapshot` if one is open, else on its own.
+
+    A statement with the search's words (`:tsquery`) is planned with this call's words every time: a
+    prepared statement gets a generic plan from its sixth run on (its plan for any words), which computes
+    `to_tsquery` of the parameter again for every row it filters or ranks and cannot tell from the words
+    how many rows match, which the statements here are shaped by (the benchmark's word searches took 9-12 ms
+    instead of 4-7 in paired runs). So it is prepared anew after five runs (`_run`): two round trips more
+    every fifth search (closing the one it replaces, parsing the new one); parsing it for every search (an
+    unnamed statement) cost 0.2-1 ms more a search."""
+    positional = _positional(statement, connection.dialect)
+    arguments = [params[name] for name in positional.names]
+    driver = await _asyncpg(connection)
+    with_words = "tsquery" in params
+    try:
+        if tracing_enabled():  # SQLAlchemy's events, which give statements their spans, do not see these
+            attributes = {"db.system.name": "postgresql", "db.operation.name": "SELECT"}
+            with tracer().start_as_current_span("db SELECT", kind=SpanKind.CLIENT, attributes=attributes):
+                return await _run(driver, positional.sql, arguments, with_words)
+        return await _run(driver, positional.sql, arguments, with_words)
+    except Exception as error:
+        await _dropped(connection, driver, error)
+        raise
+
+
+async def _run(driver: Any, sql: str, arguments: list[object], with_words: bool) -> list[Any]:
+    if not with_words:
+        return list(await driver.fetch(sql, *arguments))  # asyncpg prepares it once per connection
+    kept = _with_words.setdefault(driver, OrderedDict())
+    fresh = kept.pop(sql, None)
+    if fresh is None or fresh.runs >= _CUSTOM_RUNS:
+        fresh = _Fresh(await driver.prepare(sql))  # the one it replaces is closed once unreferenced
+    kept[sql] = fresh  # the most recently used last
+    while len(kept) > _KEPT_PER_CONNECTION:
+        kept.popitem(last=False)
+    fresh.runs += 1
+    try:
+        return list(await fresh.statement.fetch(*arguments))
+    except (InvalidCachedStatementError, OutdatedSchemaCacheError):  # a migration changed a table it reads
+        kept.pop(sql, None)
+        return list(await (await driver.prepare(sql, name="")).fetch(*arguments))
+
+
+# PostgreSQL plans a prepared statement with its values for its first five runs, and may then settle on a
+# generic plan (the PREPARE documentation's "current rule"); `test_a_word_search_is_planned_with_its_words_
+# every_time` checks that none was used.
+_CUSTOM_RUNS = 5
+_KEPT_PER_CONNECTION = 32  # statement shapes with words (filters make them differ) kept per connection
+
+
+@dataclass
+class _Fresh:
+    statement: Any  # asyncpg's PreparedStatement
+    runs: int = 0
+
+
+_with_words: WeakKeyDictionary[Any, OrderedDict[str, _Fresh]] = WeakKeyDictionary()
+
+
+async def _asyncpg(connection: AsyncConnection) -> Any:
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    return driver
+
+
+async def _dropped(connection: AsyncConnection, driver: Any, error: Exception) -> None:
+    """When the server had closed the connection: the pool discards it and the search may be tried again."""
+    if driver.is_closed():
+        await connection.invalidate()
+        raise _Dropped from error
+
+
+@asynccontextmanager
+async def _snapshot(connection: AsyncConnection) -> AsyncIterator[None]:
+    """One REPEATABLE READ snapshot for the statements of `_fetch` in the block, read only and rolled back
+    (SQLAlchemy's own transaction would begin only with a statement of its own)."""
+    driver = await _asyncpg(connection)
+    transaction = driver.transaction(isolation="repeatable_read", readonly=True)
+    try:
+        await transaction.start()
+    except Exception as error:
+        await _dropped(connection, driver, error)
+        raise
+    try:
+        yield
+    finally:
+        if not driver.is_closed():
+            # Even when the search was cancelled: SQLAlchemy, which knows nothing of this transaction,
+            # would return the connection to the pool inside it.
+            with anyio.CancelScope(shield=True):
+                await transaction.rollback()
 
 
 async def _with_rows(
     connection: AsyncConnection, page: str, names: str, params: dict[str, object], with_variants: bool
-) -> list[Row[Any]]:
+) -> list[Any]:
     """The page statement `page` (its columns named by `names`: an `id`, a `total`, and a `kind` when it
     returns several candidate lists) and, in the same statement, the page's product rows and,
     `with_variants`, each one's variants as JSON in the shop's order: one round trip instead of three.
     Rows in the page's order (a materialized CTE is read back in the order its rows were produced, as
-    the page's ORDER BY left them); a page row without a product (a total alone) has a null `id`."""
-    listed, columns = _product_columns()
+    the page's ORDER BY left them); a page row without a product (a total alone) has a null `id`. Each
+    row is the product's columns (`_product_columns`), then `_TOTAL`, `_KIND` and `_VARIANTS`."""
+    listed, _names = _product_columns()
     variants = (
         "(SELECT coalesce(json_agg(v ORDER BY v.position, v.id), '[]'::json) "
         "FROM product_variants v WHERE v.product_id = p.id)"
@@ -603,21 +728,26 @@ async def _with_rows(
         f"SELECT {listed}, n.total AS page_total, n.kind AS page_kind, {variants} AS page_variants "
         "FROM numbered n LEFT JOIN products p ON p.id = n.id ORDER BY n.ord"
     )
-    typed = text(statement).columns(
-        *columns,
-        column("page_total", BigInteger),
-        column("page_kind", BigInteger),
-        column("page_variants", JSON),
-    )
-    return list((await connection.execute(typed, params)).all())
+    return await _fetch(connection, statement, params)
 
 
-def _result(rows: list[Row[Any]], total: int, more: bool, with_variants: bool) -> SearchResult:
-    found = [row for row in rows if row.id is not None]
-    _listed, columns = _product_columns()
-    names = [c.name for c in columns]
-    products = [ProductRow(**{name: row._mapping[name] for name in names}) for row in found]
-    variants = (
-        {row.id: [ProductVariant(**v) for v in row.page_variants] for row in found} if with_variants else None
-    )
+def _variant(values: dict[str, Any]) -> ProductVariant:
+    """A variant from its row as `json_agg` gave it, built as SQLAlchemy builds an object it loads (its
+    values straight into the object): `ProductVariant(**values)` sets each attribute through SQLAlchemy's
+    and pydantic's hooks, ~40 µs a variant. Table models are not validated either way."""
+    variant: ProductVariant = _VARIANT_CLASS.new_instance()
+    variant.__dict__.update(values)
+    object.__setattr__(variant, "__pydantic_fields_set__", set(values))
+    return variant
+
+
+_VARIANT_CLASS: Any = ProductVariant._sa_class_manager  # type: ignore[attr-defined]
+
+
+def _result(rows: list[Any], total: int, more: bool, with_variants: bool) -> SearchResult:
+    found = [row for row in rows if row[0] is not None]  # the product's id
+    _listed, names = _product_columns()
+    width = len(names)
+    products = [ProductRow(*row[:width]) for row in found]
+    variants = {row[0]: [_variant(v) for v in row[_VARIANTS]] for row in found} if with_variants else None
     return SearchResult(products=products, total=total, more=more, variants=variants)

@@ -78,13 +78,15 @@ async def test_a_connection_left_idle_is_pinged_and_replaced_when_the_server_dro
         await engine.dispose()
 
 
+# Filters alone: a statement asyncpg prepared on the connection; words: one parsed anew for each search.
+@pytest.mark.parametrize("filters", [SearchFilters(), SearchFilters(terms=("cream",))])
 async def test_a_search_on_a_connection_the_server_dropped_is_answered(
-    db: Database, postgres_url: str
+    db: Database, postgres_url: str, filters: SearchFilters
 ) -> None:
-    await search_products(db, SearchFilters(), limit=3)  # the pool holds the connection it used
+    await search_products(db, filters, limit=3)  # the pool holds the connection it used
     await _drop(postgres_url, await _backend_of(db.engine))
 
-    found = await search_products(db, SearchFilters(), limit=3)  # read only: retried once on a new connection
+    found = await search_products(db, filters, limit=3)  # read only: retried once on a new connection
 
     assert found.total >= len(found.products)
 
