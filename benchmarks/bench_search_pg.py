@@ -4,9 +4,12 @@
 On PostgreSQL the catalog is searched by PostgreSQL itself: a GIN index on the products' `search_vector`,
 the words matched with `to_tsquery` (each word reduced to letters and digits, OR-ed) and ranked by
 `ts_rank_cd`; past 1 000 matches the count stops there and only a shortlist is ranked (`store/search.py`,
-`_broad`). Each case is one statement and one round trip per tool call (the last column counts them:
-statements, and what else asyncpg sends, BEGIN, ROLLBACK or a pool ping). SQLite's in-memory index (`store/search_index.py`) is not used there, so every worker sees a
-change the moment it commits, with nothing to invalidate across processes.
+`_broad`). Each case is one statement per tool call, sent by asyncpg without SQLAlchemy; a statement with
+words is prepared anew every fifth run so that PostgreSQL plans it with its words every time (a prepared
+statement's generic plan, from its sixth run, computed `to_tsquery` for every row and took about twice as
+long). The last column counts what a call sends on the wire, on average: round trips, statements, and
+BEGIN, ROLLBACK or a pool ping as simple queries if any. SQLite's in-memory index (`store/search_index.py`) is not used there, so every
+worker sees a change the moment it commits, with nothing to invalidate across processes.
 
 The columns split a tool call (`COLUMNS`): the store's query, the tool's own work on top (reading the
 words, building the page), the MCP server's dispatch and serialising, and the SDK client's check of the
@@ -28,7 +31,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -37,8 +39,6 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mcp import Client
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from benchmarks.bench_load import postgres_cluster
 from benchmarks.bench_search import CASES, p95, timed_in_turns
@@ -80,31 +80,29 @@ async def build_catalog(settings: Settings, count: int) -> None:
             await connection.exec_driver_sql("VACUUM ANALYZE products")
 
 
-class RoundTrips:
-    """What the process sends to PostgreSQL: statements, and the rest asyncpg sends (BEGIN, ROLLBACK, a
-    pool ping's ';'), each one round trip (asyncpg prepares a statement once per connection)."""
+async def sent_per_call(settings: Settings, calls: int = 20) -> dict[str, str]:
+    """What a warm tool call of each case sends PostgreSQL, on average over `calls` calls, counted on the
+    wire by a relay in front of it (`tests/support/pg_wire.py`): round trips and statements. A statement
+    with words is prepared anew every fifth run on a connection (so that it is planned with its words), two
+    round trips more then: 1.4 a call. BEGIN, ROLLBACK or a pool ping would show as simple queries."""
+    from tests.support.pg_wire import counting_relay
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.statements = 0
-        self.other: list[str] = []
-        self._logged: list[Any] = []
-        sync_engine = engine.sync_engine
-        event.listen(sync_engine, "checkout", self._log_connection)
-        event.listen(sync_engine, "before_cursor_execute", self._count)
-
-    def _log_connection(self, dbapi_connection: Any, *_args: object) -> None:
-        driver = dbapi_connection.driver_connection
-        if all(driver is not seen for seen in self._logged):
-            driver.add_query_logger(lambda query: self.other.append(query.query))
-            self._logged.append(driver)
-
-    def _count(self, *_args: object) -> None:
-        self.statements += 1
-
-    async def of(self, call: Callable[[], Awaitable[object]]) -> str:
-        self.statements, self.other = 0, []
-        await call()
-        return f"{self.statements + len(self.other)} ({self.statements} statement{'s' if self.statements != 1 else ''})"
+    counted = {}
+    async with counting_relay(str(settings.database_url)) as (url, sent):
+        relayed = settings.model_copy(update={"database_url": url})
+        services = Services(relayed)
+        async with services.running(), Client(build_server(relayed, services)) as client:
+            for name, arguments, _filters, _sql in CASES:
+                for _ in range(4):  # warm: the catalog's facts read, every pooled connection used
+                    await client.call_tool("search_products", arguments)
+                sent.clear()
+                for _ in range(calls):
+                    await client.call_tool("search_products", arguments)
+                extra = f", {len(sent.queries) / calls:.1f} simple queries" if sent.queries else ""
+                counted[name] = (
+                    f"{sent.round_trips / calls:.1f} ({sent.statements / calls:.1f} statements{extra})"
+                )
+    return counted
 
 
 # What each column times (median / p95 ms), all in turns in one process: the store's query as the tool makes
@@ -119,7 +117,6 @@ async def measure(settings: Settings, runs: int) -> list[tuple[str, str, list[li
     services = Services(settings)
     rows = []
     async with services.running(), Client(build_server(settings, services)) as client:
-        trips = RoundTrips(services.db.engine)
         session = client.session
         tools = CatalogTools(services)
 
@@ -147,11 +144,11 @@ async def measure(settings: Settings, runs: int) -> list[tuple[str, str, list[li
                     del session.validate_tool_result
 
             samples = await timed_in_turns([store_query, tool_function, unchecked_call, tool_call], runs)
-            sent = await trips.of(tool_call)  # warm: the connection pooled, its statements prepared
             found = await search_products(services.db, filters, limit=10)
             matches = f"{found.total:,}{'+' if found.more else ''}"  # '+': counted no further
-            rows.append((name, matches, samples, sent))
-    return rows
+            rows.append((name, matches, samples))
+    sent = await sent_per_call(settings)
+    return [(name, matches, samples, sent[name]) for name, matches, samples in rows]
 
 
 def main() -> None:
@@ -181,7 +178,7 @@ def main() -> None:
         rows = asyncio.run(measure(settings, args.runs))
     print(f"event loop: {args.loop}\n")
     print(
-        f"| query | matches | {' | '.join(f'{column} median / p95 (ms)' for column in COLUMNS)} | round trips per call |"
+        f"| query | matches | {' | '.join(f'{column} median / p95 (ms)' for column in COLUMNS)} | round trips (statements) per call |"
     )
     print(f"|---|---|{'---|' * len(COLUMNS)}---|")
     for name, matches, samples, sent in rows:
