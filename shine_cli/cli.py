@@ -67,7 +67,7 @@ def serve(
     import uvicorn
 
     from web_shell.app import create_app
-    from web_shell.serving import serve_workers, uvicorn_config
+    from web_shell.serving import FreezeAfterStartup, serve_workers, uvicorn_config
 
     settings = Settings()
     settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
@@ -87,7 +87,7 @@ def serve(
         os.environ.update(SHINE_HOST=settings.host, SHINE_PORT=str(settings.port))
         serve_workers(settings, workers)
         return
-    uvicorn.Server(uvicorn_config(create_app(settings), settings)).run()
+    uvicorn.Server(uvicorn_config(FreezeAfterStartup(create_app(settings)), settings)).run()
 
 
 def _toolsets(value: str | None) -> list[str] | None:

@@ -7,6 +7,7 @@ configured by `uvicorn_config` exactly as `shine serve` configures it, then driv
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import select
 import socket
@@ -25,6 +26,7 @@ from shine_mcp.config import Settings
 from tests.support.postgres import free_port
 from web_shell.serving import (
     MAX_HEADER_BYTES,
+    FreezeAfterStartup,
     HeaderDeadlineH11Protocol,
     HeaderDeadlineHttpToolsProtocol,
     HeaderDeadlineProtocol,
@@ -299,3 +301,32 @@ def test_connections_beyond_the_limit_get_503(settings: Settings, protocol: type
             for s in idle:
                 s.close()
     assert answer.startswith(b"HTTP/1.1 503")
+
+
+async def test_shine_serve_keeps_what_start_up_made_out_of_the_garbage_collectors_walks() -> None:
+    """A full collection walked every object start-up made (157-167 ms at ~260 000 of them, about once in
+    1 600 tool calls); once the app has started they are frozen, and a request's collection skips them."""
+    made_at_start_up: list[list[int]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()  # lifespan.startup
+        made_at_start_up.extend([i] for i in range(5000))
+        await send({"type": "lifespan.startup.complete"})
+
+    sent: list[str] = []
+
+    async def receive() -> dict[str, str]:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: dict[str, str]) -> None:
+        sent.append(message["type"])
+
+    frozen_before = gc.get_freeze_count()
+    try:
+        await FreezeAfterStartup(app)({"type": "lifespan"}, receive, send)
+        frozen = gc.get_freeze_count() - frozen_before
+    finally:
+        gc.unfreeze()  # this test process starts many apps: give the collector its objects back
+
+    assert sent == ["lifespan.startup.complete"]
+    assert frozen >= len(made_at_start_up)
