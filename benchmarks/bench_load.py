@@ -6,7 +6,11 @@ throwaway cluster started here, as the tests do). At once, for `--seconds`:
 - MCP clients: `search_products`, `get_product`, `recommend_products`, `add_to_cart`, and every few rounds
   `checkout` (the simulated gateway: an order and a payment link);
 - webhook senders: `checkout.session.completed` events for pending orders, signed as the simulated gateway
-  (and Stripe) sign them, to `/stripe/webhook`.
+  (and Stripe) sign them, to `/stripe/webhook`, at a steady `--webhook-rate` (20 a second in all).
+Every client keeps one connection, as a browser or an MCP client does, and the MCP clients each sign in
+with an access token of their own (`SHINE_MCP_AUTH=required`): each shops with its own cart. The clients
+are the benchmark's lean ones (`lean_http.py`, ~0.4 ms of CPU a request) so that the workers, not the
+generator, get the cores; `--mcp-client sdk` uses the MCP SDK's client instead.
 Then a webhook burst alone (`--burst` events, 8 senders): events/s. Afterwards the database is read back:
 every order checkout acknowledged, every turn a shopper saw and every event acknowledged as applied must be
 stored ("lost writes"). The load generator's own CPU comes from /proc/self/stat; it shares the machine's
@@ -78,6 +82,9 @@ CORES = os.cpu_count() or 1
 BURST_SENDERS = 8
 SCALING_TARGET = 1.6
 WEBHOOK_TARGET = 500.0
+# Payments in the mixed phase arrive at a steady rate, as shoppers pay: senders that sent as fast as they were
+# answered made the mix (and so requests/s) swing with the webhooks' latency, 450 to 1 900 of them in 20 s.
+WEBHOOK_RATE = 20.0
 
 
 @dataclass
@@ -249,10 +256,17 @@ async def webhook_sender(
     report: MixedReport,
     operation: str,
     deadline: float | None = None,
+    rate: float = 0.0,
 ) -> None:
-    """One sender on one kept connection, as a payment provider delivers: events one after another."""
+    """One sender on one kept connection, as a payment provider delivers: events one after another, at
+    `rate` events a second (payments arrive as shoppers pay, not as fast as the server answers), or as fast
+    as they are answered when `rate` is 0 (the burst)."""
     async with LeanHttp(base, timeout=60) as http:
+        due = time.monotonic()
         while not events.empty() and (deadline is None or time.monotonic() < deadline):
+            if rate:
+                due += 1 / rate
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
             order_id, event_id, payload, signature = events.get_nowait()
             report.webhook_orders.add(order_id)
             started = time.perf_counter()
@@ -285,6 +299,7 @@ async def _mixed(
     webhooks: int,
     mcp_kind: str = "lean",
     mcp_tokens: list[str] | None = None,
+    webhook_rate: float = 0.0,
 ) -> None:
     """The mixed phase. `mcp_tokens`: one access token per MCP client (each its own shopper and cart);
     without them the clients share the loopback user's cart."""
@@ -294,7 +309,10 @@ async def _mixed(
         mcp_shopper(served.base, n, deadline, report, mcp_kind, mcp_tokens[n] if mcp_tokens else None)
         for n in range(mcp)
     ]
-    tasks += [webhook_sender(served.base, events, report, "webhook", deadline) for _ in range(webhooks)]
+    per_sender = webhook_rate / webhooks if webhooks else 0.0
+    tasks += [
+        webhook_sender(served.base, events, report, "webhook", deadline, per_sender) for _ in range(webhooks)
+    ]
     # Work in flight at the deadline is finished; the bound covers a stuck server (a call takes < 1 s at
     # p99, and a pool wait gives up after 30 s: 90 s more means a call that will never return).
     gathered = asyncio.gather(*tasks)
@@ -403,6 +421,7 @@ def run_configuration(
     shine: str = SHINE,
     profile_dir: Path | None = None,
     mcp_client: str = "lean",
+    webhook_rate: float = WEBHOOK_RATE,
 ) -> MixedReport:
     """One configuration from a fresh store (a SQLite file in `data_dir`, or the database at `database_url`)."""
     settings = settings_for(data_dir, database_url)
@@ -451,6 +470,7 @@ def run_configuration(
                     webhooks,
                     mcp_client,
                     mcp_tokens,
+                    webhook_rate,
                 )
                 await switch
                 report.generator_cpu = cpu_seconds() - before["generator"]
@@ -697,6 +717,12 @@ def main() -> None:
     parser.add_argument("--chat", type=int, default=8, help="chat shoppers")
     parser.add_argument("--mcp", type=int, default=16, help="MCP clients")
     parser.add_argument("--webhooks", type=int, default=2, help="webhook senders during the mixed phase")
+    parser.add_argument(
+        "--webhook-rate",
+        type=float,
+        default=WEBHOOK_RATE,
+        help="events a second those senders deliver in all (0: as fast as they are answered)",
+    )
     parser.add_argument("--burst", type=int, default=1000, help="webhook events sent alone afterwards")
     parser.add_argument("--workers", default="1,2,4", help="PostgreSQL worker counts ('' for none)")
     parser.add_argument("--no-sqlite", action="store_true")
@@ -732,6 +758,7 @@ def main() -> None:
         shine=args.shine,
         profile_dir=args.profile,
         mcp_client=args.mcp_client,
+        webhook_rate=args.webhook_rate,
     )
     probe = two_processes_probe() if args.workers.strip() else None
     if probe is not None:
