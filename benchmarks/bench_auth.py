@@ -12,19 +12,20 @@ import argparse
 import asyncio
 import json
 import statistics
+import sys
 import tempfile
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import httpx2
 
-from shine_mcp.auth import tokens
-from shine_mcp.auth.accounts import upsert_user
-from shine_mcp.clock import utcnow
+from benchmarks.load_support import access_token
 from shine_mcp.config import Settings
-from shine_mcp.integrations.google import VerifiedPerson
 from shine_mcp.services import Services
 from web_shell.app import create_app
 
@@ -54,19 +55,7 @@ HEADERS = {
 
 
 async def _token(services: Services, settings: Settings) -> str:
-    user = await upsert_user(services.db, VerifiedPerson("bench@example.com", True), now=utcnow())
-    issued = await tokens.issue(
-        services.db,
-        family_id="fam_bench",
-        client_id="bench-client",
-        user_id=user.id,
-        scopes=["shine:read", "shine:shop"],
-        resource=f"{settings.base_url}/mcp",
-        with_refresh=False,
-        now=utcnow(),
-    )
-    assert issued is not None
-    return issued.access_token
+    return await access_token(services.db, "bench@example.com", f"{settings.base_url}/mcp")
 
 
 async def run(calls: int, rounds: int = 5) -> dict[str, dict[str, float]]:

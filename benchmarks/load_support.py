@@ -29,6 +29,7 @@ from shine_mcp.integrations.google import VerifiedPerson
 from shine_mcp.integrations.payments import sign_payload
 from shine_mcp.orders.service import simulated_webhook_secret
 from shine_mcp.services import Services
+from shine_mcp.store.db import Database
 from shine_mcp.store.orders import Order, OrderLine, insert_order
 from shine_mcp.store.tables import Product, ProductVariant, default_variant_id
 
@@ -191,28 +192,33 @@ def shine_serve(
                 process.wait()
 
 
+async def access_token(db: Database, email: str, resource: str) -> str:
+    """An OAuth access token for the account of `email` (made if new), for the MCP endpoint `resource`, with
+    the shopper's scopes: what an MCP client holds after signing in."""
+    user = await upsert_user(db, VerifiedPerson(email, True), now=utcnow())
+    issued = await tokens.issue(
+        db,
+        family_id=f"fam_{secrets.token_hex(8)}",
+        client_id="shine-bench",
+        user_id=user.id,
+        scopes=["shine:read", "shine:shop"],
+        resource=resource,
+        with_refresh=False,
+        now=utcnow(),
+    )
+    assert issued is not None
+    return issued.access_token
+
+
 async def shopper_tokens(settings: Settings, base: str, count: int) -> list[str]:
-    """An OAuth access token for each of `count` shoppers, each its own account (and so its own cart), for
-    the MCP endpoint at `base` as `shine serve` names it: what an MCP client holds after signing in."""
+    """An access token for each of `count` shoppers, each its own account (and so its own cart), for the
+    MCP endpoint at `base` as `shine serve` names it."""
     services = Services(settings)
-    issued: list[str] = []
     async with services.running():
-        for number in range(count):
-            person = VerifiedPerson(f"load-shopper-{number}@example.com", True)
-            user = await upsert_user(services.db, person, now=utcnow())
-            token = await tokens.issue(
-                services.db,
-                family_id=f"fam_load_{number}",
-                client_id="shine-bench-load",
-                user_id=user.id,
-                scopes=["shine:read", "shine:shop"],
-                resource=f"{base}/mcp",
-                with_refresh=False,
-                now=utcnow(),
-            )
-            assert token is not None
-            issued.append(token.access_token)
-    return issued
+        return [
+            await access_token(services.db, f"load-shopper-{number}@example.com", f"{base}/mcp")
+            for number in range(count)
+        ]
 
 
 async def prepare_store(settings: Settings, webhook_orders: int) -> list[tuple[str, str]]:

@@ -41,6 +41,22 @@ def lines_of(process: subprocess.Popen[str]) -> queue.Queue[str | None]:
     return lines
 
 
+def serve_workers(data_dir: Path, port: int, workers: int = 2, **env: str) -> subprocess.Popen[str]:
+    """`shine serve --workers N` on `port`, on `data_dir`, with none of this process's Shine, database or
+    metrics settings and the given ones (`env`); its stderr piped, for `lines_of`."""
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SHINE_", "DATABASE_URL", "PROMETHEUS_"))
+    }
+    clean.update(SHINE_DATA_DIR=str(data_dir), SHINE_SECRET_KEY="workers-test-" + "k" * 32, **env)
+    return subprocess.Popen(
+        [SHINE, "serve", "--workers", str(workers), "--port", str(port)],
+        env=clean,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def wait_for_started_workers(lines: queue.Queue[str | None], workers: int, seen: list[str]) -> None:
     deadline = time.monotonic() + 120
     while sum(STARTED in line for line in seen) < workers:
@@ -55,15 +71,7 @@ def test_two_workers_start_together_on_a_fresh_postgresql_and_answer(
 ) -> None:
     url = asyncio.run(fresh_database(postgres_url, "shine_workers"))
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHINE_", "DATABASE_URL"))}
-    env.update(SHINE_DATA_DIR=str(tmp_path), DATABASE_URL=url, SHINE_SECRET_KEY="workers-test-" + "k" * 32)
-    process = subprocess.Popen(
-        [SHINE, "serve", "--workers", "2", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = serve_workers(tmp_path, port, DATABASE_URL=url)
     seen: list[str] = []
     try:
         wait_for_started_workers(lines_of(process), 2, seen)
@@ -98,17 +106,9 @@ def test_metrics_from_any_worker_count_the_requests_of_every_worker(
 ) -> None:
     url = asyncio.run(fresh_database(postgres_url, "shine_worker_metrics"))
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHINE_", "DATABASE_URL", "PROMETHEUS_"))}
-    env.update(SHINE_DATA_DIR=str(tmp_path), DATABASE_URL=url, SHINE_SECRET_KEY="workers-test-" + "k" * 32)
     (tmp_path / "tmp").mkdir()
-    env["TMPDIR"] = str(tmp_path / "tmp")  # where serve makes its metrics directory
-    process = subprocess.Popen(
-        [SHINE, "serve", "--workers", "2", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # TMPDIR: where serve makes its metrics directory
+    process = serve_workers(tmp_path, port, DATABASE_URL=url, TMPDIR=str(tmp_path / "tmp"))
     base = f"http://127.0.0.1:{port}"
     seen: list[str] = []
     try:

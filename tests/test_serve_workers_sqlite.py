@@ -4,9 +4,7 @@ Before, the second worker died on a duplicate product and took the server down w
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
 from contextlib import closing
 from pathlib import Path
 
@@ -14,22 +12,14 @@ import httpx
 import pytest
 
 from tests.support.postgres import free_port
-from tests.test_serve_workers import SHINE, lines_of, wait_for_started_workers
+from tests.test_serve_workers import lines_of, serve_workers, wait_for_started_workers
 
 pytestmark = pytest.mark.slow
 
 
 def test_two_workers_start_together_on_a_fresh_sqlite_folder(tmp_path: Path) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHINE_", "DATABASE_URL"))}
-    env.update(SHINE_DATA_DIR=str(tmp_path), SHINE_SECRET_KEY="workers-test-" + "k" * 32)
-    process = subprocess.Popen(
-        [SHINE, "serve", "--workers", "2", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = serve_workers(tmp_path, port)
     seen: list[str] = []
     try:
         wait_for_started_workers(lines_of(process), 2, seen)

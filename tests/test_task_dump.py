@@ -4,10 +4,8 @@ database pool, naming the task that holds each connection (issue 20: "a request 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from shine_mcp.config import Settings
 from shine_mcp.store.db import Database
 from tests.store.test_migration_lock import fresh_database
 from tests.support.postgres import free_port
-from tests.test_serve_workers import SHINE, lines_of, wait_for_started_workers
+from tests.test_serve_workers import lines_of, serve_workers, wait_for_started_workers
 from web_shell.task_dump import ConnectionHolders, dump_text
 
 
@@ -54,15 +52,7 @@ async def test_the_dump_names_the_task_that_holds_a_pooled_connection(tmp_path: 
 
 def test_sigusr1_makes_a_serving_worker_log_its_tasks_and_pool(tmp_path: Path) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHINE_", "DATABASE_URL"))}
-    env.update(SHINE_DATA_DIR=str(tmp_path), SHINE_SECRET_KEY="dump-test-" + "k" * 32)
-    process = subprocess.Popen(
-        [SHINE, "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = serve_workers(tmp_path, port, workers=1)
     seen: list[str] = []
     try:
         lines = lines_of(process)
@@ -89,15 +79,7 @@ def test_sigusr1_makes_a_serving_worker_log_its_tasks_and_pool(tmp_path: Path) -
 def test_sigusr1_to_shine_serve_reaches_every_worker(postgres_url: str, tmp_path: Path) -> None:
     url = asyncio.run(fresh_database(postgres_url, "shine_task_dump"))
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHINE_", "DATABASE_URL"))}
-    env.update(SHINE_DATA_DIR=str(tmp_path), DATABASE_URL=url, SHINE_SECRET_KEY="dump-test-" + "k" * 32)
-    process = subprocess.Popen(
-        [SHINE, "serve", "--workers", "2", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = serve_workers(tmp_path, port, DATABASE_URL=url)
     seen: list[str] = []
     try:
         lines = lines_of(process)
