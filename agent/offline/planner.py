@@ -13,7 +13,7 @@ from agent.model import Finish, Message, ModelEvent, TextChunk, ToolCall, ToolSp
 from agent.offline.context import Context, Seen, read_history
 from agent.offline.intents import Intent
 from agent.offline.naming import Resolution, resolve, tokens
-from agent.offline.reading import ONE_LESS, Reading, book, image_query, read
+from agent.offline.reading import ONE_LESS, Reading, book, image_query, read, read_earlier
 from agent.offline.replies import (
     DO_YOU_MEAN,
     PROPOSAL,
@@ -501,14 +501,14 @@ class Slots:
         "oily skin, acne, $40" then "build me a routine" means that routine."""
         for reading in reversed(self.said_before):
             value = getattr(reading, name, None)
-            if value:
-                return value
+            if value:  # a copy of a list: the readings of earlier messages are shared (`read_earlier`)
+                return list(value) if isinstance(value, list) else value
         return None
 
     @cached_property
     def said_before(self) -> list[Reading]:
-        """The shopper's earlier messages, each read once."""
-        return [read(turn.request) for turn in self.context.earlier]
+        """The shopper's earlier messages, each read once (and kept across replies: `read_earlier`)."""
+        return [read_earlier(turn.request) for turn in self.context.earlier]
 
     def condition(self, name: str | None, turn: list[Seen]) -> bool:
         if name is None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +140,14 @@ class Reading:
 
 
 def _phrase(text: str, phrase: str) -> re.Match[str] | None:
-    return re.search(rf"(?<![a-z]){re.escape(phrase)}(?![a-z])", text)
+    return _phrase_pattern(phrase).search(text)
+
+
+@cache
+def _phrase_pattern(phrase: str) -> re.Pattern[str]:
+    """Compiled once: the vocabulary has more phrases than `re`'s own cache holds, so each message
+    compiled most of them again."""
+    return re.compile(rf"(?<![a-z]){re.escape(phrase)}(?![a-z])")
 
 
 def _find_vocab(text: str, vocab: dict[str, tuple[str, ...]]) -> tuple[list[str], list[str]]:
@@ -209,6 +216,13 @@ def read(message: str) -> Reading:
     # Product names contain category and concern words ("Toy Serum"): a lookup by name keeps them.
     reading.name_query = _query(wanted, [], words.filler | _ACTION_WORDS)
     return reading
+
+
+@lru_cache(maxsize=4096)
+def read_earlier(message: str) -> Reading:
+    """`read` of a message already answered, kept: each reply reads every earlier message of its chat again,
+    so without it a reply's cost grew with the chat's length. The Reading is shared: read it, never change it."""
+    return read(message)
 
 
 def _quantity(text: str) -> int:
