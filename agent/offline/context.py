@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from agent.cards import cart_card, products_in
@@ -18,14 +19,27 @@ _ATTACHED = re.compile(r"\[photo attached: ((?:upl|att)_[A-Za-z0-9]+)(?:, keep t
 
 @dataclass
 class Seen:
-    """One tool call of the conversation and its result."""
+    """One tool call of the conversation and its result. The result is parsed when first asked for: a reply
+    looks at the last few results, and parsing every one of a long chat's on every reply made the reply's
+    cost grow with the chat's length."""
 
     id: str
     name: str
     input: dict[str, Any]
     ok: bool = False
-    structured: Any = None
-    text: str = ""
+    content: Any = None  # the tool result as stored in the conversation
+
+    @cached_property
+    def _parsed(self) -> tuple[Any, str]:
+        return _parse(self.content)
+
+    @property
+    def structured(self) -> Any:
+        return self._parsed[0]
+
+    @property
+    def text(self) -> str:
+        return self._parsed[1]
 
 
 @dataclass
@@ -161,7 +175,7 @@ def read_history(messages: list[Message]) -> Context:
                     seen = pending.pop(str(block.get("tool_use_id")), None)
                     if seen is not None:
                         seen.ok = not block.get("is_error", False)
-                        seen.structured, seen.text = _parse(block.get("content"))
+                        seen.content = block.get("content")
             texts = [b.get("text", "") for b in blocks if b.get("type") == "text"]
             if texts:
                 turns.append(Turn(request="\n".join(texts)))
