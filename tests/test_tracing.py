@@ -18,12 +18,11 @@ import anyio
 import httpx
 import pytest
 import uvicorn
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from shine_mcp.config import Settings
-from shine_mcp.tracing import configure_tracing
+from tests.support.tracing import spans_into_memory
 from web_shell.app import create_app
 
 SECRET_QUERY = "jane.doe@example.com niacinamide"
@@ -44,10 +43,7 @@ asyncio.run(main())
 def exporter() -> Iterator[InMemorySpanExporter]:
     """Tracing on for this test process, into memory (the global provider can be set only once); the
     exporter keeps nothing after this module, so the tests that follow do not fill memory with spans."""
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    assert configure_tracing(provider)
+    memory = spans_into_memory()
     yield memory
     memory.shutdown()
 

@@ -14,9 +14,6 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import event, text
 from sqlalchemy import select as sa_select
@@ -28,8 +25,8 @@ from shine_mcp.store.catalog import demo_catalog_records, get_variants, upsert_p
 from shine_mcp.store.db import Database, open_database
 from shine_mcp.store.search import COUNT_CAP, SearchFilters, _postgres_query, query_terms, search_products
 from shine_mcp.store.tables import Product, ProductRow
-from shine_mcp.tracing import configure_tracing
 from tests.support.pg_wire import counting_relay
+from tests.support.tracing import spans_into_memory
 
 pytestmark = pytest.mark.postgres
 
@@ -318,11 +315,7 @@ async def test_the_rows_and_shades_read_with_a_page_are_those_the_store_reads_on
 def spans() -> Iterator[InMemorySpanExporter]:
     """Tracing on for this process (once set, it stays: the global provider can be set only once), into
     memory for this test."""
-    memory = InMemorySpanExporter()
-    configure_tracing(TracerProvider())
-    provider = trace.get_tracer_provider()
-    assert isinstance(provider, TracerProvider)
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    memory = spans_into_memory()
     yield memory
     memory.shutdown()
 
