@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -21,7 +22,7 @@ from tests.store.test_migration_lock import fresh_database
 from tests.support.postgres import free_port
 from tests.test_observability import samples
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 SHINE = str(Path(sys.executable).parent / "shine")
 STARTED = "Application startup complete"
@@ -66,6 +67,7 @@ def wait_for_started_workers(lines: queue.Queue[str | None], workers: int, seen:
         seen.append(line)
 
 
+@pytest.mark.postgres
 def test_two_workers_start_together_on_a_fresh_postgresql_and_answer(
     postgres_url: str, tmp_path: Path
 ) -> None:
@@ -101,6 +103,7 @@ async def healthz_on_fresh_connections(base: str, count: int) -> None:
             group.start_soon(one)
 
 
+@pytest.mark.postgres
 def test_metrics_from_any_worker_count_the_requests_of_every_worker(
     postgres_url: str, tmp_path: Path
 ) -> None:
@@ -131,3 +134,80 @@ def test_metrics_from_any_worker_count_the_requests_of_every_worker(
         assert len({dict(labels)["pid"] for labels in pools}) == 2, pools
         assert set(pools.values()) == {float(POSTGRES_POOL_SIZE)}, pools
     assert not list((tmp_path / "tmp").glob("shine-metrics-*")), "the metrics files outlived serve"
+
+
+def listening_sockets(port: int) -> int:
+    """Sockets in LISTEN on `port` (/proc/net/tcp: state 0A). A worker logs that its app started before its
+    socket listens."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for row in rows if row.split()[1].endswith(f":{port:04X}") and row.split()[3] == "0A")
+
+
+async def healthz_on_connections_opened_together(port: int, count: int) -> None:
+    """`count` connections opened at once, as clients starting together or a proxy's upstream pool open
+    them, and then one request on each."""
+    opened = await asyncio.gather(*(asyncio.open_connection("127.0.0.1", port) for _ in range(count)))
+    for _reader, writer in opened:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    for reader, writer in opened:
+        answer = await reader.read()
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:80]
+        writer.close()
+
+
+def test_connections_opened_together_are_spread_over_the_workers(tmp_path: Path) -> None:
+    """Each worker listens on a socket of its own (SO_REUSEPORT) and the kernel spreads connections over
+    them. With one shared socket the worker that woke first took every connection waiting: in a small load
+    run all 11 clients sat on one of two workers and two workers did what one did."""
+    port = free_port()
+    (tmp_path / "tmp").mkdir()
+    process = serve_workers(tmp_path, port, TMPDIR=str(tmp_path / "tmp"))  # SQLite: no database needed
+    seen: list[str] = []
+    try:
+        wait_for_started_workers(lines_of(process), 2, seen)
+        deadline = time.monotonic() + 30
+        while listening_sockets(port) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert listening_sockets(port) == 2, "one listening socket per worker"
+        asyncio.run(healthz_on_connections_opened_together(port, 24))
+        scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", headers={"Connection": "close"}, timeout=10)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    per_worker = samples(scraped.text, "shine_worker_http_requests_total")
+    assert len(per_worker) == 2, per_worker
+    # 24 connections over two sockets by the kernel's hash: one worker with all of them has odds of 2 in 2**24.
+    assert all(count >= 2 for count in per_worker.values()), per_worker
+
+
+def test_a_worker_that_dies_is_replaced_on_its_own_socket(tmp_path: Path) -> None:
+    """The supervisor starts a new worker in place of one that died, on the socket the dead one had: the
+    connections the kernel sends to that socket are served again, not left in its queue."""
+    port = free_port()
+    (tmp_path / "tmp").mkdir()
+    process = serve_workers(tmp_path, port, TMPDIR=str(tmp_path / "tmp"))
+    seen: list[str] = []
+    try:
+        lines = lines_of(process)
+        wait_for_started_workers(lines, 2, seen)
+        workers = [
+            int(child)
+            for child in Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        ]
+        started = [
+            pid for pid in workers if "resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_text()
+        ]
+        os.kill(started[0], signal.SIGKILL)
+        wait_for_started_workers(lines, 3, seen)  # the replacement's app has started too
+        deadline = time.monotonic() + 30
+        while listening_sockets(port) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        asyncio.run(healthz_on_connections_opened_together(port, 24))
+        scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", headers={"Connection": "close"}, timeout=10)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    log = "".join(seen)
+    assert f"worker {started[0]} died: starting another on its socket" in log, log[-2000:]
+    per_worker = samples(scraped.text, "shine_worker_http_requests_total")
+    assert len(per_worker) == 2 and all(count >= 2 for count in per_worker.values()), per_worker

@@ -20,21 +20,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import os
 import shutil
 import signal
+import socket
 import tempfile
 from collections.abc import Callable
 from typing import Any, Literal
 
 import h11
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 from uvicorn.supervisors import Multiprocess
+from uvicorn.supervisors.multiprocess import Process
 
 from shine_mcp.config import Settings
 from shine_mcp.logs import configure_logging
+
+log = logging.getLogger("shine.serve")
 
 MAX_HEADER_BYTES = 16 * 1024  # h11's default, stated: a request head larger than this gets 400
 KEEP_ALIVE_SECONDS = 5
@@ -279,14 +285,19 @@ def worker_app() -> Any:
 
 
 class Supervisor(Multiprocess):
-    """uvicorn's supervisor, plus: a worker that died or was replaced has its live gauges (pool, breaker)
-    removed from the metrics files, so `/metrics` stops showing a process that is gone."""
+    """uvicorn's supervisor, with each worker on a listening socket of its own (`worker_sockets`): a worker
+    that dies or is replaced hands its socket to its successor. And a worker that is gone has its live
+    gauges (pool, breaker) removed from the metrics files, so `/metrics` stops showing a process that is gone.
+    The number of workers is fixed (SIGTTIN and SIGTTOU are ignored): each has its own socket."""
 
     def __init__(self, config: uvicorn.Config, sockets: list[Any], metrics_dir: str) -> None:
         super().__init__(config, sockets)
         self.metrics_dir = metrics_dir
         # `kill -USR1 <serve's pid>` asks every worker what it is doing (web_shell.task_dump).
         signal.signal(signal.SIGUSR1, lambda _sig, _frame: self._dump_workers())
+
+    def _worker(self, index: int) -> Process:
+        return Process(self.config, [self.sockets[index % len(self.sockets)]])
 
     def _dump_workers(self) -> None:
         for process in self.processes:
@@ -301,20 +312,92 @@ class Supervisor(Multiprocess):
             if pid is not None:
                 mark_process_dead(pid, self.metrics_dir)
 
+    def init_processes(self) -> None:
+        for index in range(self.processes_num):
+            process = self._worker(index)
+            process.start()
+            self.processes.append(process)
+
     def keep_subprocess_alive(self) -> None:
+        """A worker that died or stopped answering the supervisor's ping is replaced on its socket; one that
+        failed before it served (a broken app or address) stops `serve`, since every restart would too."""
+        if self.should_exit.is_set():
+            return
         before = {process.pid for process in self.processes}
-        super().keep_subprocess_alive()
+        for index, process in enumerate(self.processes):
+            if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
+                continue
+            process.kill()
+            process.join()
+            if process.exitcode == STARTUP_FAILURE:
+                log.error("worker %s failed to start: stopping", process.pid)
+                self.should_exit.set()
+                return
+            if self.should_exit.is_set():
+                return
+            log.info("worker %s died: starting another on its socket", process.pid)
+            replacement = self._worker(index)
+            replacement.start()
+            self.processes[index] = replacement
         self._forget_gone(before)
 
     def restart_all(self) -> None:
+        """SIGHUP: each worker replaced in turn, its successor serving before it is stopped."""
         before = {process.pid for process in self.processes}
-        super().restart_all()
+        for index, old in enumerate(self.processes):
+            if self.should_exit.is_set():
+                break
+            new = self._worker(index)
+            new.start()
+            if not new.wait_until_ready(self.config.timeout_worker_healthcheck, self.should_exit):
+                new.kill()
+                new.join()
+                if not self.should_exit.is_set():
+                    log.error("worker %s was not ready in time: keeping %s", new.pid, old.pid)
+                break
+            old.terminate()
+            old.join()
+            self.processes[index] = new
         self._forget_gone(before)
+
+    def handle_ttin(self) -> None:
+        log.info("SIGTTIN ignored: shine serve runs --workers N, each on a socket of its own")
+
+    def handle_ttou(self) -> None:
+        log.info("SIGTTOU ignored: shine serve runs --workers N, each on a socket of its own")
+
+
+def worker_sockets(config: uvicorn.Config, count: int) -> list[socket.socket]:
+    """`count` sockets bound to the same address with SO_REUSEPORT, one per worker: the kernel spreads new
+    connections over them by their addresses. With one shared socket, the worker that woke first accepted
+    every connection waiting, and a client that keeps its connection (an MCP client, a proxy's upstream
+    pool) stayed where it landed: in a small load run all 11 clients were on one of two workers, and two
+    workers did what one did. A socket listens once its worker starts; one whose worker died keeps its
+    queue for the next."""
+    family = socket.AF_INET6 if config.host and ":" in config.host else socket.AF_INET
+    sockets: list[socket.socket] = []
+    port = config.port
+    for _ in range(count):
+        sock = socket.socket(family=family)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            sock.bind((config.host, port))
+        except OSError as error:
+            sock.close()
+            for made in sockets:
+                made.close()
+            raise SystemExit(f"cannot listen on {config.host}:{port}: {error}") from error
+        port = sock.getsockname()[1]  # port 0: the others take the port the first was given
+        sock.set_inheritable(True)
+        sockets.append(sock)
+    log.info("listening on %s:%d, %d workers with a socket each", config.host, port, count)
+    return sockets
 
 
 def serve_workers(settings: Settings, workers: int) -> None:
-    """Run `workers` processes on one listening socket under uvicorn's supervisor, which restarts a worker
-    that dies. Each has its own caches and MCP sessions; the database (PostgreSQL) is what they share.
+    """Run `workers` processes, each on its own socket on the one port (`worker_sockets`), under uvicorn's
+    supervisor, which restarts a worker that dies. Each has its own caches and MCP sessions; the database (PostgreSQL) is what they share.
 
     Metrics: each worker writes its counters to files in a fresh directory made here before the workers
     start (prometheus_client's multiprocess mode, `PROMETHEUS_MULTIPROC_DIR`, read as each worker imports
@@ -323,6 +406,6 @@ def serve_workers(settings: Settings, workers: int) -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
         config = uvicorn_config(f"{__name__}:worker_app", settings, factory=True, workers=workers)
-        Supervisor(config, [config.bind_socket()], metrics_dir).run()
+        Supervisor(config, worker_sockets(config, workers), metrics_dir).run()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
