@@ -101,8 +101,13 @@ async def connected_client(server: MCPServer) -> AsyncIterator[Client]:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
+def postgres_binaries() -> None:
+    """PostgreSQL's server programs, which every PostgreSQL test needs (`make test` installs them)."""
     if postgres_bin() is None:
         pytest.skip("PostgreSQL server binaries are not installed (make test installs them)")
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_binaries: None) -> Iterator[str]:
     with throwaway_cluster() as url:
         yield url

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -67,13 +68,11 @@ def wait_for_started_workers(lines: queue.Queue[str | None], workers: int, seen:
         seen.append(line)
 
 
-@pytest.mark.postgres
-def test_two_workers_start_together_on_a_fresh_postgresql_and_answer(
-    postgres_url: str, tmp_path: Path
-) -> None:
-    url = asyncio.run(fresh_database(postgres_url, "shine_workers"))
+def start_two_workers_and_ask_health(data_dir: Path, **env: str) -> dict[str, Any]:
+    """`shine serve --workers 2` on a fresh database: both start with no error logged, the port answers
+    from them, and the demo catalog is loaded. Returns `/healthz`'s answer."""
     port = free_port()
-    process = serve_workers(tmp_path, port, DATABASE_URL=url)
+    process = serve_workers(data_dir, port, **env)
     seen: list[str] = []
     try:
         wait_for_started_workers(lines_of(process), 2, seen)
@@ -84,9 +83,20 @@ def test_two_workers_start_together_on_a_fresh_postgresql_and_answer(
     log = "".join(seen)
     assert "Traceback" not in log and "ERROR" not in log, log
     assert {a.status_code for a in answers} == {200}
-    health = answers[0].json()
-    assert health["integrations"]["database"] == "postgresql"
+    health: dict[str, Any] = answers[0].json()
     assert health["catalog_products"] >= 200  # the demo catalog, loaded once between the two
+    return health
+
+
+@pytest.mark.postgres
+def test_two_workers_start_together_on_a_fresh_postgresql_and_answer(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    url = asyncio.run(fresh_database(postgres_url, "shine_workers"))
+
+    health = start_two_workers_and_ask_health(tmp_path, DATABASE_URL=url)
+
+    assert health["integrations"]["database"] == "postgresql"
 
 
 async def healthz_on_fresh_connections(base: str, count: int) -> None:

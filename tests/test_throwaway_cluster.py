@@ -11,15 +11,16 @@ import anyio
 import asyncpg
 import pytest
 
-from tests.support.postgres import postgres_bin, throwaway_cluster
+from tests.support.postgres import throwaway_cluster
 
 pytestmark = pytest.mark.postgres
 
 WARNINGS = 20  # of 10 kB each: 200 kB of server log, three times what a pipe holds
 
 
-@pytest.mark.skipif(postgres_bin() is None, reason="PostgreSQL server binaries are not installed")
-async def test_the_cluster_keeps_answering_after_logging_more_than_a_pipe_holds() -> None:
+async def test_the_cluster_keeps_answering_after_logging_more_than_a_pipe_holds(
+    postgres_binaries: None,
+) -> None:
     with throwaway_cluster() as url:
         connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
         try:
