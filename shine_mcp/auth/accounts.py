@@ -103,7 +103,7 @@ async def upsert_user(db: Database, person: VerifiedPerson, *, now: datetime) ->
 
 
 async def get_user(db: Database, user_id: str) -> User | None:
-    async with db.session() as session:
+    async with db.reading() as session:
         return await session.get(User, user_id)
 
 
@@ -232,7 +232,7 @@ async def _forget_ids(session: AsyncSession, ids: Sequence[str]) -> None:
 
 async def merged_ids(db: Database, user_id: str) -> list[str]:
     """The guest ids merged into this account: erasing the account erases under them too."""
-    async with db.session() as session:
+    async with db.reading() as session:
         found = await session.execute(
             select(col(PersonAlias.alias_id))
             .where(col(PersonAlias.person_id) == user_id)

@@ -75,5 +75,5 @@ async def events(
         query = query.where(col(AuditEvent.actor_id) == actor_id)
     if action is not None:
         query = query.where(col(AuditEvent.action) == action)
-    async with db.session() as session:
+    async with db.reading() as session:
         return list((await session.execute(query)).scalars())

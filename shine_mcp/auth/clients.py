@@ -29,7 +29,7 @@ class Clients:
     async def get(self, client_id: str) -> OAuthClientInformationFull | None:
         if is_metadata_url(client_id):
             return await self._document_client(client_id)
-        async with self._db.session() as session:
+        async with self._db.reading() as session:
             row = await session.get(OAuthClient, client_id)
         if row is None or row.kind != "dcr":
             return None
@@ -40,7 +40,7 @@ class Clients:
 
     async def _document_client(self, url: str) -> OAuthClientInformationFull | None:
         now = self.clock()
-        async with self._db.session() as session:
+        async with self._db.reading() as session:
             row = await session.get(OAuthClient, url)
         if row is not None and row.refresh_after is not None and aware(row.refresh_after) > now:
             return OAuthClientInformationFull.model_validate({**row.client_metadata, "client_id": url})

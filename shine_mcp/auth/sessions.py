@@ -91,7 +91,7 @@ async def resolve_session(
     """The live session a cookie token names, with its expiry slid forward when `slide`."""
     if not token or len(token) > 200:
         return None
-    async with db.session() as session:
+    async with db.reading() as session:
         row = (
             await session.execute(select(WebSession).where(col(WebSession.token_hash) == token_hash(token)))
         ).scalar_one_or_none()

@@ -64,7 +64,7 @@ async def create_code(
 
 
 async def find_code(db: Database, code: str) -> OAuthCode | None:
-    async with db.session() as session:
+    async with db.reading() as session:
         return await session.get(OAuthCode, token_hash(code))
 
 
@@ -82,7 +82,7 @@ async def spend_code(db: Database, code_hash: str, *, now: datetime) -> bool:
 
 
 async def find_token(db: Database, token: str, kind: str) -> OAuthToken | None:
-    async with db.session() as session:
+    async with db.reading() as session:
         row = (
             await session.execute(select(OAuthToken).where(col(OAuthToken.token_hash) == token_hash(token)))
         ).scalar_one_or_none()
@@ -91,7 +91,7 @@ async def find_token(db: Database, token: str, kind: str) -> OAuthToken | None:
 
 async def find_access_token(db: Database, token: str) -> tuple[OAuthToken, User] | None:
     """An access token with its user, in one query: this runs on every `/mcp` request."""
-    async with db.session() as session:
+    async with db.reading() as session:
         row = (
             await session.execute(
                 select(OAuthToken, User)
@@ -191,7 +191,7 @@ async def save_request(
 
 
 async def find_request(db: Database, request_id: str, *, now: datetime) -> OAuthRequest | None:
-    async with db.session() as session:
+    async with db.reading() as session:
         row = await session.get(OAuthRequest, request_id)
     return row if row is not None and aware(row.expires_at) > now else None
 

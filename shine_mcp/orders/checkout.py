@@ -91,7 +91,7 @@ def return_url(value: str | None, settings: Settings, default: str, what: str) -
 async def _email(db: Database, user_id: str) -> str | None:
     if user_id.startswith(GUEST_PREFIX):
         return None
-    async with db.session() as session:
+    async with db.reading() as session:
         user = await session.get(User, user_id)
     return user.email if user is not None and user.email_verified else None
 
@@ -328,7 +328,7 @@ class Checkout:
 
     async def _close_older(self, order: Order) -> tuple[str, ...]:
         """Older unpaid orders of the same cart: expire their sessions so only the newest can be paid."""
-        async with self._db.session() as s:
+        async with self._db.reading() as s:
             older = list(
                 (
                     await s.execute(

@@ -105,7 +105,7 @@ class FulfilmentWorker:
     async def run_once(self) -> int:
         """Deliver every job that is due now; returns how many were handled."""
         now = self._clock()
-        async with self._db.session() as session:
+        async with self._db.reading() as session:
             due = list(
                 (
                     await session.execute(
@@ -154,7 +154,7 @@ class FulfilmentWorker:
             await session.commit()
 
     async def _deliver(self, job_id: str) -> None:
-        async with self._db.session() as session:
+        async with self._db.reading() as session:
             job = await session.get(FulfilmentJob, job_id)
         if job is None:
             return
@@ -235,7 +235,7 @@ class FulfilmentWorker:
                 await session.commit()
 
     async def next_due(self) -> datetime | None:
-        async with self._db.session() as session:
+        async with self._db.reading() as session:
             value = (
                 await session.execute(
                     select(func.min(FulfilmentJob.next_attempt_at)).where(

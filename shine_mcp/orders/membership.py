@@ -166,7 +166,7 @@ class Memberships:
         return found, False
 
     async def _email(self, db: Database, user_id: str) -> str | None:
-        async with db.session() as session:
+        async with db.reading() as session:
             user = await session.get(User, user_id)
         return user.email if user is not None and user.email_verified else None
 

@@ -67,7 +67,7 @@ def _plain(row: Any, *, drop: tuple[str, ...] = ()) -> dict[str, Any]:
 
 async def export_user_commerce(db: Database, user_id: str) -> dict[str, Any]:
     """The caller's cart, orders (with lines and refunds) and refill subscriptions, as JSON-ready dicts."""
-    async with db.session() as session:
+    async with db.reading() as session:
         cart = (await session.execute(select(Cart).where(col(Cart.user_id) == user_id))).scalar_one_or_none()
         items = []
         if cart is not None:

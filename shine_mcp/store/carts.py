@@ -121,7 +121,7 @@ async def read_cart(db: Database, user_id: str) -> CartSnapshot | None:
         .where(col(Cart.user_id) == user_id)
         .order_by(col(CartItem.added_at), col(CartItem.variant_id))
     )
-    async with db.session() as session:
+    async with db.reading() as session:
         rows = (await session.execute(query)).all()
     if not rows:
         return None

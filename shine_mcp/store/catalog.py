@@ -83,12 +83,12 @@ async def catalog_fingerprint(db: Database) -> tuple[Any, ...]:
 
 
 async def get_product(db: Database, product_id: str) -> Product | None:
-    async with db.session() as session:
+    async with db.reading() as session:
         return await session.get(Product, product_id)
 
 
 async def get_products(db: Database, product_ids: Sequence[str]) -> dict[str, Product]:
-    async with db.session() as session:
+    async with db.reading() as session:
         rows = await session.execute(select(Product).where(col(Product.id).in_(list(product_ids))))
         return {p.id: p for p in rows.scalars()}
 
@@ -129,7 +129,7 @@ async def get_variants(db: Database, product_id: str) -> list[ProductVariant]:
         .where(col(ProductVariant.product_id) == product_id)
         .order_by(col(ProductVariant.position), col(ProductVariant.id))
     )
-    async with db.session() as session:
+    async with db.reading() as session:
         return list((await session.execute(query)).scalars())
 
 
@@ -154,7 +154,7 @@ def variants_by_product(rows: Iterable[Any]) -> dict[str, list[ProductVariant]]:
 
 
 async def get_variants_by_id(db: Database, variant_ids: Sequence[str]) -> dict[str, ProductVariant]:
-    async with db.session() as session:
+    async with db.reading() as session:
         rows = await session.execute(
             select(ProductVariant).where(col(ProductVariant.id).in_(list(variant_ids)))
         )
@@ -199,7 +199,7 @@ def refresh_products(connection: Connection, product_ids: Sequence[str]) -> None
 
 
 async def count_products(db: Database) -> int:
-    async with db.session() as session:
+    async with db.reading() as session:
         return int((await session.execute(select(func.count()).select_from(Product))).scalar_one())
 
 
@@ -278,7 +278,7 @@ async def remove_source(db: Database, source: str) -> int:
 
 
 async def catalog_stats(db: Database) -> CatalogStats:
-    async with db.session() as session:
+    async with db.reading() as session:
 
         async def counts(column: Any) -> dict[str, int]:
             rows = await session.execute(sa_select(column, func.count()).group_by(column).order_by(column))
@@ -306,7 +306,7 @@ async def catalog_stats(db: Database) -> CatalogStats:
 
 
 async def main_currency(db: Database) -> str:
-    async with db.session() as session:
+    async with db.reading() as session:
         row = (
             await session.execute(
                 select(Product.currency, func.count())

@@ -148,7 +148,7 @@ def _theirs(user_id: str) -> ColumnElement[bool]:
 async def user_clicks(db: Database, user_id: str) -> list[dict[str, Any]]:
     """For export_my_data: the person's clicks, oldest first."""
     query = select(Click).where(_theirs(user_id)).order_by(col(Click.created_at), col(Click.id))
-    async with db.session() as session:
+    async with db.reading() as session:
         clicks = (await session.execute(query)).scalars().all()
     return [
         {
@@ -206,7 +206,7 @@ async def clicks_report(db: Database, since: datetime, until: datetime) -> list[
         .where(col(Click.created_at) >= since, col(Click.created_at) < until)
         .group_by(col(Click.product_id), col(Click.merchant), col(Click.source))
     )
-    async with db.session() as session:
+    async with db.reading() as session:
         rows = (await session.execute(query)).all()
         ids = sorted({row[0] for row in rows})
         names: dict[str, tuple[str, str]] = {}

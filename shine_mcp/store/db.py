@@ -25,7 +25,13 @@ from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from shine_mcp.config import Settings
 from shine_mcp.store.writes import (
@@ -223,6 +229,7 @@ class DatabaseNotOpen(RuntimeError):
 class _Opened:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    reading_sessions: async_sessionmaker[AsyncSession]
     threads: SqliteThreads | None
     owned: bool = True  # False on a view of another Database's engine (`engine_only`)
 
@@ -281,13 +288,23 @@ class Database:
         async with self.sessions() as session:
             yield session
 
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A session for lookups (and at most single-statement writes, each atomic on its own), on PostgreSQL
+        in autocommit: a lookup is one round trip instead of three (BEGIN, the SELECT, ROLLBACK). Under READ
+        COMMITTED each statement reads its own snapshot inside a transaction too, so reads see the same rows;
+        what autocommit gives up is only the all-or-nothing of several writes, which belong in `session()`.
+        On SQLite it is `session()`: its driver begins no transaction for a SELECT."""
+        async with self._require().reading_sessions() as session:
+            yield session
+
     async def read(self, work: Callable[[Connection], T]) -> T:
         """Run `work` with a synchronous Core connection and return its result: in one hop to a reader
-        thread on SQLite, through `AsyncConnection.run_sync` elsewhere. For hot paths (search, webhooks);
-        plain code uses `session()`."""
+        thread on SQLite, through `AsyncConnection.run_sync` in autocommit elsewhere (as `reading`: no BEGIN
+        or ROLLBACK around the reads). For hot paths (search, webhooks); plain code uses `session()`."""
         if self.threads is not None:
             return await self.threads.read(work)
-        async with self.engine.connect() as connection:
+        async with self._autocommit() as connection:
             return await connection.run_sync(work)
 
     async def write(self, work: Callable[[Connection], T]) -> T:
@@ -308,9 +325,17 @@ class Database:
         on the writer thread like any other. `work` still commits (a no-op in autocommit)."""
         if self.threads is not None:
             return await self.threads.write(work)
+        async with self._autocommit() as connection:
+            return await connection.run_sync(work)
+
+    @asynccontextmanager
+    async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection, in autocommit on PostgreSQL (on SQLite without its threads, the in-memory
+        database of tests: as it is)."""
         async with self.engine.connect() as connection:
-            single = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            return await single.run_sync(work)
+            if self.dialect == "postgresql":
+                connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            yield connection
 
     @asynccontextmanager
     async def one_process_at_a_time(self) -> AsyncIterator[None]:
@@ -560,8 +585,11 @@ async def _open(settings: Settings, *, migrate: bool) -> _Opened:
         lock = _file_lock(sqlite_file) if sqlite_file is not None else contextlib.nullcontext()
         async with lock, engine.begin() as conn:
             await conn.run_sync(_upgrade, url)
+    postgres = engine.dialect.name == "postgresql"
+    reading = engine.execution_options(isolation_level="AUTOCOMMIT") if postgres else engine
     return _Opened(
         engine=engine,
         sessions=async_sessionmaker(engine, expire_on_commit=False),
+        reading_sessions=async_sessionmaker(reading, expire_on_commit=False),
         threads=SqliteThreads(sqlite_file, gate) if sqlite_file is not None else None,
     )

@@ -70,14 +70,14 @@ def with_zones(membership: Membership) -> Membership:
 
 
 async def get_membership(db: Database, membership_id: str) -> Membership | None:
-    async with db.session() as session:
+    async with db.reading() as session:
         found = await session.get(Membership, membership_id)
     return with_zones(found) if found else None
 
 
 async def find_membership(db: Database, *, provider_id: str) -> Membership | None:
     query = select(Membership).where(col(Membership.provider_subscription_id) == provider_id)
-    async with db.session() as session:
+    async with db.reading() as session:
         found = (await session.execute(query)).scalars().first()
     return with_zones(found) if found else None
 
@@ -90,7 +90,7 @@ async def memberships_of(db: Database, user_id: str, limit: int = 20) -> list[Me
         .order_by(col(Membership.created_at).desc(), col(Membership.id).desc())
         .limit(limit)
     )
-    async with db.session() as session:
+    async with db.reading() as session:
         return [with_zones(m) for m in (await session.execute(query)).scalars().all()]
 
 
@@ -105,5 +105,5 @@ async def memberships_started_before(db: Database, moment: datetime) -> list[Mem
     query = select(Membership).where(
         col(Membership.activated_at).is_not(None), col(Membership.activated_at) < moment
     )
-    async with db.session() as session:
+    async with db.reading() as session:
         return [with_zones(m) for m in (await session.execute(query)).scalars().all()]

@@ -283,7 +283,7 @@ async def insert_order(db: Database, order: Order, lines: Sequence[OrderLine]) -
 
 
 async def order_for_cart(db: Database, cart_id: str, version: int) -> Order | None:
-    async with db.session() as session:
+    async with db.reading() as session:
         found = await session.execute(
             select(Order).where(col(Order.cart_id) == cart_id, col(Order.cart_version) == version)
         )
@@ -397,7 +397,7 @@ async def list_orders(
     if refund_requested:
         query = query.where(col(Order.refund_requested_at).is_not(None))
     query = query.order_by(col(Order.created_at).desc(), col(Order.id).desc()).limit(limit)
-    async with db.session() as session:
+    async with db.reading() as session:
         return [with_zones(o) for o in (await session.execute(query)).scalars()]
 
 
@@ -414,7 +414,7 @@ async def held_orders(db: Database, limit: int = 1000) -> list[Order]:
         .order_by(col(Order.paid_at), col(Order.id))
         .limit(limit)
     )
-    async with db.session() as session:
+    async with db.reading() as session:
         return [with_zones(o) for o in (await session.execute(query)).scalars()]
 
 
@@ -468,7 +468,7 @@ def record_event(
 
 # --- refunds -------------------------------------------------------------------------------------------
 async def refunds_of(db: Database, order_id: str) -> list[Refund]:
-    async with db.session() as session:
+    async with db.reading() as session:
         rows = await session.execute(
             select(Refund).where(col(Refund.order_id) == order_id).order_by(col(Refund.created_at))
         )
@@ -482,13 +482,13 @@ async def refunds_between(db: Database, start: datetime, end: datetime) -> list[
         .join(Order, col(Order.id) == col(Refund.order_id))
         .where(col(Refund.created_at) >= start, col(Refund.created_at) < end, col(Refund.status) != "failed")
     )
-    async with db.session() as session:
+    async with db.reading() as session:
         return [(r, g) for r, g in (await session.execute(query)).all()]
 
 
 async def paid_between(db: Database, start: datetime, end: datetime) -> list[Order]:
     query = select(Order).where(col(Order.paid_at) >= start, col(Order.paid_at) < end)
-    async with db.session() as session:
+    async with db.reading() as session:
         return [with_zones(o) for o in (await session.execute(query)).scalars()]
 
 
@@ -497,12 +497,12 @@ async def jobs(db: Database, statuses: Sequence[str] | None = None, limit: int =
     query = select(FulfilmentJob).order_by(col(FulfilmentJob.created_at)).limit(limit)
     if statuses:
         query = query.where(col(FulfilmentJob.status).in_(list(statuses)))
-    async with db.session() as session:
+    async with db.reading() as session:
         return list((await session.execute(query)).scalars())
 
 
 async def job_for_order(db: Database, order_id: str) -> FulfilmentJob | None:
-    async with db.session() as session:
+    async with db.reading() as session:
         found = await session.execute(select(FulfilmentJob).where(col(FulfilmentJob.order_id) == order_id))
         return found.scalars().first()
 
@@ -534,19 +534,19 @@ class SimulatedSessions:
                 return data
             except IntegrityError:
                 await session.rollback()
-        async with self._db.session() as session:
+        async with self._db.reading() as session:
             found = await session.execute(
                 select(SimulatedSession).where(col(SimulatedSession.idempotency_key) == idempotency_key)
             )
             return dict(found.scalar_one().data)
 
     async def get(self, session_id: str) -> dict[str, Any] | None:
-        async with self._db.session() as session:
+        async with self._db.reading() as session:
             row = await session.get(SimulatedSession, session_id)
             return dict(row.data) if row else None
 
     async def by_payment_intent(self, payment_intent: str) -> dict[str, Any] | None:
-        async with self._db.session() as session:
+        async with self._db.reading() as session:
             found = await session.execute(
                 select(SimulatedSession).where(col(SimulatedSession.payment_intent) == payment_intent)
             )
@@ -570,7 +570,7 @@ class SimulatedSessions:
         return bool(getattr(changed, "rowcount", 0))
 
     async def open_past(self, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
-        async with self._db.session() as session:
+        async with self._db.reading() as session:
             found = await session.execute(
                 select(SimulatedSession)
                 .where(col(SimulatedSession.status) == "open", col(SimulatedSession.expires_at) <= now)

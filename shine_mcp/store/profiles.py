@@ -190,7 +190,7 @@ async def record_view(db: Database, user_id: str, product_id: str) -> None:
         connection.execute(_count_view(connection.dialect.name, user_id, product_id, utcnow()))
         connection.commit()
 
-    await db.write(work)
+    await db.write_one(work)
 
 
 async def list_ratings(db: Database, user_id: str) -> list[Rating]:

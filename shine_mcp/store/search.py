@@ -445,7 +445,7 @@ def _index_for(threads: SqliteThreads) -> SearchIndex:
 async def catalog_brands(db: Database) -> list[str]:
     """Every brand in the catalog, longest name first, so a query is checked for 'La Roche-Posay' before
     any shorter name it contains."""
-    async with db.session() as session:
+    async with db.reading() as session:
         rows = (await session.execute(text("SELECT DISTINCT brand FROM products"))).all()
     return sorted({str(row[0]) for row in rows if row[0]}, key=lambda brand: (-len(brand), brand))
 
@@ -496,7 +496,7 @@ async def search_products(
     if db.dialect == "postgresql":
         return await _postgres_search(db, filters, params, with_variants=with_variants)
     query = _sqlite_query(filters, params)
-    async with db.session() as session:
+    async with db.reading() as session:
         rows = list((await session.execute(text(query.page), params)).all())
         known = _known_total(query, rows, offset, limit)
         if known is None:

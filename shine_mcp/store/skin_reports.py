@@ -57,7 +57,7 @@ async def add_report(db: Database, record: SkinReportRecord) -> SkinReportRecord
 
 
 async def get_report(db: Database, user_id: str, report_id: str) -> SkinReportRecord | None:
-    async with db.session() as session:
+    async with db.reading() as session:
         rows = await session.execute(
             select(SkinReportRecord).where(
                 SkinReportRecord.id == report_id, SkinReportRecord.user_id == user_id
@@ -80,13 +80,13 @@ async def list_reports(
             )
         )
     query = query.order_by(col(SkinReportRecord.created_at).desc(), col(SkinReportRecord.id).desc())
-    async with db.session() as session:
+    async with db.reading() as session:
         rows = await session.execute(query.limit(limit))
         return list(rows.scalars())
 
 
 async def count_reports(db: Database, user_id: str) -> int:
-    async with db.session() as session:
+    async with db.reading() as session:
         rows = await session.execute(
             select(func.count()).select_from(SkinReportRecord).where(SkinReportRecord.user_id == user_id)
         )

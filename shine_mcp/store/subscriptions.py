@@ -82,7 +82,7 @@ def with_zones(sub: Subscription) -> Subscription:
 
 async def get_subscription(db: Database, sub_id: str, user_id: str | None = None) -> Subscription | None:
     """One subscription; with `user_id`, only if it is theirs (another person's does not exist for them)."""
-    async with db.session() as session:
+    async with db.reading() as session:
         query = select(Subscription).where(col(Subscription.id) == sub_id)
         if user_id is not None:
             query = query.where(col(Subscription.user_id) == user_id)
@@ -100,7 +100,7 @@ async def find_subscription(
         query = query.where(col(Subscription.provider_subscription_id) == provider_id)
     if session_id is not None:
         query = query.where(col(Subscription.checkout_session_id) == session_id)
-    async with db.session() as session:
+    async with db.reading() as session:
         found = (await session.execute(query)).scalars().first()
     return with_zones(found) if found else None
 
@@ -112,7 +112,7 @@ async def list_subscriptions(db: Database, user_id: str, limit: int = 50) -> lis
         .order_by(col(Subscription.created_at).desc())
         .limit(limit)
     )
-    async with db.session() as session:
+    async with db.reading() as session:
         return [with_zones(s) for s in (await session.execute(query)).scalars().all()]
 
 
@@ -127,7 +127,7 @@ async def due_subscriptions(db: Database, now: datetime, limit: int = 500) -> li
         )
         .limit(limit)
     )
-    async with db.session() as session:
+    async with db.reading() as session:
         return [with_zones(s) for s in (await session.execute(query)).scalars().all()]
 
 
@@ -136,7 +136,7 @@ async def started_before(db: Database, moment: datetime) -> list[Subscription]:
     query = select(Subscription).where(
         col(Subscription.activated_at).is_not(None), col(Subscription.activated_at) < moment
     )
-    async with db.session() as session:
+    async with db.reading() as session:
         return [with_zones(s) for s in (await session.execute(query)).scalars().all()]
 
 
@@ -174,7 +174,7 @@ class SimulatedSubscriptions:
         return data
 
     async def get(self, sub_id: str) -> dict[str, Any] | None:
-        async with self._db.session() as session:
+        async with self._db.reading() as session:
             row = await session.get(SimulatedSubscription, sub_id)
             return dict(row.data) if row else None
 
@@ -186,6 +186,6 @@ class SimulatedSubscriptions:
             await session.commit()
 
     async def all(self) -> list[dict[str, Any]]:
-        async with self._db.session() as session:
+        async with self._db.reading() as session:
             rows = (await session.execute(select(SimulatedSubscription))).scalars().all()
         return [dict(row.data) for row in rows]
