@@ -90,14 +90,15 @@ _UPLOADS = ChatUpload.__table__  # type: ignore[attr-defined]
 
 
 async def _written(db: Database, statement: Any) -> int:
-    """Run one writing statement as one unit of work and return how many rows it touched."""
+    """Run one writing statement as one unit of work (atomic on its own: no transaction around it on
+    PostgreSQL) and return how many rows it touched."""
 
     def work(connection: Connection) -> int:
         rowcount = int(connection.execute(statement).rowcount or 0)
         connection.commit()
         return rowcount
 
-    return await db.write(work)
+    return await db.write_one(work)
 
 
 # --- chats -------------------------------------------------------------------------------------------
@@ -108,7 +109,7 @@ async def create_chat(db: Database, user_id: str, *, now: datetime) -> ChatSessi
 
 
 async def get_chat(db: Database, user_id: str, chat_id: str) -> ChatSession | None:
-    async with db.session() as session:
+    async with db.reading() as session:
         rows = await session.execute(
             select(ChatSession).where(ChatSession.id == chat_id, ChatSession.user_id == user_id)
         )
@@ -117,7 +118,7 @@ async def get_chat(db: Database, user_id: str, chat_id: str) -> ChatSession | No
 
 async def chat_owner(db: Database, chat_id: str) -> str | None:
     """Whose chat this is (to recognise a guest by their signed chat token); None when it does not exist."""
-    async with db.session() as session:
+    async with db.reading() as session:
         rows = await session.execute(select(ChatSession.user_id).where(ChatSession.id == chat_id))
         return rows.scalars().first()
 
@@ -182,7 +183,7 @@ async def add_upload(
 
 async def get_upload(db: Database, user_id: str, upload_id: str, *, now: datetime) -> ChatUpload | None:
     """The caller's upload, unless it is someone else's, unknown or expired."""
-    async with db.session() as session:
+    async with db.reading() as session:
         rows = await session.execute(
             select(ChatUpload).where(ChatUpload.id == upload_id, ChatUpload.user_id == user_id)
         )
@@ -223,7 +224,7 @@ def upload_lookup(db: Database) -> Callable[[str, str], Awaitable[bytes | None]]
 async def export_user_chats(db: Database, user_id: str) -> dict[str, Any]:
     """A person's conversations in full and their uploaded photos as metadata (the bytes are theirs to
     download from the chat, not to paste into a JSON export)."""
-    async with db.session() as session:
+    async with db.reading() as session:
         chats = (
             await session.execute(
                 select(ChatSession)
