@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 
 from agent.cards import cards_for, cart_fingerprint, finished_summary, started_summary
-from agent.conversation import Conversation, fit
+from agent.conversation import Conversation
 from agent.events import (
     Card,
     Done,
@@ -159,7 +159,7 @@ class Advisor:
             if run.usage.total >= self.limits.token_budget:
                 return await self._stop(conversation, run, "token_budget")
             run.steps += 1
-            messages = fit(conversation.messages, self.limits.context_tokens)
+            messages = conversation.fitted(self.limits.context_tokens)
             text_parts: list[str] = []
             calls: list[ToolCall] = []
             finish = Finish("end_turn")

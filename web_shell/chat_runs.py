@@ -24,7 +24,6 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
 from agent import Advisor, Attachment, Conversation, Limits, ToolBox, build_model
-from agent.conversation import fit
 from agent.events import Done, ErrorEvent, Event, event_data, event_name
 from agent.model import Model, ToolSpec
 from shine_mcp.auth.authority import Authority
@@ -236,7 +235,7 @@ class ChatService:
             if self._specs is None:
                 self._specs = await tools.specs()  # listed during the reply: kept, not asked again
             stored = conversation.model_copy()
-            stored.messages = fit(conversation.messages, self.limits.context_tokens)
+            stored.messages = conversation.fitted(self.limits.context_tokens)
             saved = await self._save(run, identity, chat, stored)
             if saved is None:
                 run.publish(
@@ -277,7 +276,7 @@ class ChatService:
                 self.services.db,
                 identity.user_id,
                 chat.id,
-                conversation.model_dump(mode="json"),
+                conversation.as_json(),
                 version=chat.version,
                 advisor=self.advisor_name,
                 now=utcnow(),

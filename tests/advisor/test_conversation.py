@@ -119,3 +119,28 @@ async def test_the_model_receives_a_trimmed_conversation_the_api_accepts(
 )
 def test_what_counts_as_an_explicit_yes_to_the_cart(message: str, confirmed: bool) -> None:
     assert load_policy().is_confirmation(message) is confirmed
+
+
+def test_fitting_as_the_conversation_grows_measures_what_changed_and_agrees_with_fit() -> None:
+    """`Conversation.fitted` keeps each message's size between calls; a message grown by `append` (a
+    merge into the same role) or a conversation replaced by its stored form is measured again."""
+    conversation = long_conversation(6, result_chars=900)
+    budgets = (60, 400, 1500, 100_000)
+    for i in range(6):
+        conversation.append("user", [{"type": "text", "text": f"follow-up {i}"}])
+        assert [conversation.fitted(b) for b in budgets] == [fit(conversation.messages, b) for b in budgets]
+        conversation.append(
+            "user", [{"type": "tool_result", "tool_use_id": f"late{i}", "content": "y" * 700}]
+        )
+        conversation.append("user", [{"type": "text", "text": "é" * 300}])  # merged: a new, longer message
+        assert [conversation.fitted(b) for b in budgets] == [fit(conversation.messages, b) for b in budgets]
+        conversation.messages = conversation.fitted(1200)  # what is stored, as a reply's save does
+        assert conversation.fitted(800) == fit(conversation.messages, 800)
+
+
+def test_the_stored_form_reads_back_as_the_same_conversation() -> None:
+    conversation = long_conversation(3)
+    conversation.state.turn, conversation.state.uploads = 3, ["upl_1"]
+    stored = json.loads(json.dumps(conversation.as_json()))
+    assert Conversation.model_validate(stored) == conversation
+    assert stored == conversation.model_dump(mode="json")
