@@ -221,3 +221,64 @@ def test_a_worker_that_dies_is_replaced_on_its_own_socket(tmp_path: Path) -> Non
     assert f"worker {started[0]} died: starting another on its socket" in log, log[-2000:]
     per_worker = samples(scraped.text, "shine_worker_http_requests_total")
     assert len(per_worker) == 2 and all(count >= 2 for count in per_worker.values()), per_worker
+
+
+def worker_pids(supervisor: int) -> set[int]:
+    """The serving workers under `shine serve`'s supervisor (not multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    return {
+        int(pid)
+        for pid in children
+        if Path(f"/proc/{pid}").exists()
+        and "resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_text()
+    }
+
+
+def test_sighup_replaces_every_worker_in_turn_without_refusing_a_request(tmp_path: Path) -> None:
+    """`kill -HUP` (a deploy of new code or settings): each worker is replaced by a new one that serves on
+    its socket before the old one stops, so requests arriving throughout are all answered."""
+    port = free_port()
+    (tmp_path / "tmp").mkdir()
+    process = serve_workers(tmp_path, port, TMPDIR=str(tmp_path / "tmp"))
+    seen: list[str] = []
+    answered: list[int] = []
+    failed: list[str] = []
+    stop = threading.Event()
+
+    def keep_asking() -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            while not stop.is_set():
+                try:  # a fresh connection each time, so each lands on whichever socket the kernel picks
+                    status = client.get("/healthz", headers={"Connection": "close"}).status_code
+                except httpx.HTTPError as error:
+                    failed.append(f"{type(error).__name__}: {error}")
+                    continue
+                (answered if status == 200 else failed).append(status)
+
+    try:
+        lines = lines_of(process)
+        wait_for_started_workers(lines, 2, seen)
+        before = worker_pids(process.pid)
+        assert len(before) == 2
+        asker = threading.Thread(target=keep_asking, daemon=True)
+        asker.start()
+        time.sleep(0.5)
+        asked_before = len(answered)
+        process.send_signal(signal.SIGHUP)
+        wait_for_started_workers(lines, 4, seen)  # both successors' apps have started
+        deadline = time.monotonic() + 60
+        while worker_pids(process.pid) & before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        after = worker_pids(process.pid)
+        time.sleep(0.5)
+        stop.set()
+        asker.join(timeout=30)
+        assert len(after) == 2 and not after & before, (before, after)
+        assert listening_sockets(port) == 2
+        asyncio.run(healthz_on_connections_opened_together(port, 24))
+    finally:
+        stop.set()
+        process.terminate()
+        process.wait(timeout=30)
+    assert failed == [], failed[:5]
+    assert len(answered) > asked_before + 10, "requests kept arriving during the restart"
