@@ -35,6 +35,16 @@ def results(messages: list[dict]) -> list[str]:
     return [b["content"] for m in messages for b in m["content"] if b.get("type") == "tool_result"]
 
 
+def test_the_estimate_is_the_length_of_the_conversation_as_json() -> None:
+    """`fit` sums each message's measure instead of serialising the whole list: the sum must be the list's
+    length as JSON (its commas and brackets included), or the budget drifts."""
+    conversation = long_conversation(5, result_chars=333)
+    conversation.append("user", [{"type": "text", "text": "crème ☀ 日焼け止め"}])
+    for messages in ([], conversation.messages[:1], conversation.messages):
+        whole = json.dumps(messages, ensure_ascii=False, separators=(",", ":"))
+        assert estimate_tokens(messages) == int(len(whole) / 3.5)
+
+
 def test_a_conversation_that_fits_is_sent_whole() -> None:
     messages = long_conversation(3).messages
     assert fit(messages, 100_000) is messages
