@@ -6,7 +6,7 @@ three stages, for callers that report progress between them. Everything else is 
 
 from .errors import ImageRejected
 from .intake import IntakeResult, KeptPhoto, clean_jpeg_bytes, keepable_photo, open_photo
-from .pipeline import NOTICE, analyze, locate_face, report_on_face
+from .pipeline import NOTICE, LocatedFace, analyze, locate_face, report_on_face
 from .report import Analysis
 from .skin_type import Answers
 
@@ -20,6 +20,7 @@ __all__ = [
     "clean_jpeg_bytes",
     "keepable_photo",
     "KeptPhoto",
+    "LocatedFace",
     "locate_face",
     "open_photo",
     "report_on_face",

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image
@@ -53,11 +58,11 @@ def refusals() -> tuple[Withheld, ...]:
     return tuple(Withheld(name=r["name"], kind="refusal", reason=r["reason"]) for r in data["refusals"])
 
 
-def the_one_face(image: Image.Image) -> Face:
-    """Exactly one face, wholly in the frame; otherwise a refusal that says how to retake.
+def main_face(image: Image.Image) -> Face:
+    """The one face the whole-frame pass finds, wholly in the frame; otherwise a refusal with retake advice.
 
-    One face found by the whole-frame pass is checked for company by the tiled pass (`other_faces`);
-    none found, the tiles are looked at for two faces covering each other."""
+    None found, the tiles are looked at for two faces covering each other. One found may still have
+    company the whole-frame pass missed: `other_faces` looks for it."""
     faces = detect_faces(image)
     if not faces:
         hidden = other_faces(image, None, HIDDEN_FACE_SCORE)
@@ -72,13 +77,8 @@ def the_one_face(image: Image.Image) -> Face:
             "no face found: take a front-facing photo in even light, with your whole face filling "
             "about a third of the frame",
         )
-    if len(faces) == 1:
-        faces += other_faces(image, faces[0])
     if len(faces) > 1:
-        raise ImageRejected(
-            "multiple_faces",
-            f"{len(faces)} faces found: Shine analyses one person per photo, so crop the photo to one face",
-        )
+        refuse_company(faces[1:])
     face = faces[0]
     x, y, w, h = face.box
     tol_x, tol_y = EDGE_TOLERANCE * w, EDGE_TOLERANCE * h
@@ -93,6 +93,7 @@ def the_one_face(image: Image.Image) -> Face:
         if cut
     ]
     if edges:
+        refuse_company(other_faces(image, face))  # two people is the first thing to say
         where = " and ".join(edges)
         raise ImageRejected(
             "face_cut_off",
@@ -100,6 +101,15 @@ def the_one_face(image: Image.Image) -> Face:
             "whole face is in the photo",
         )
     return face
+
+
+def refuse_company(others: list[Face]) -> None:
+    """Refuse the photo when any face besides the one being analysed was found."""
+    if others:
+        raise ImageRejected(
+            "multiple_faces",
+            f"{len(others) + 1} faces found: Shine analyses one person per photo, so crop the photo to one face",
+        )
 
 
 def _overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
@@ -172,26 +182,69 @@ def other_faces(image: Image.Image, main: Face | None, score: float = SECOND_PAS
     return found
 
 
-def decode_with_face(data: bytes) -> tuple[IntakeResult, Face]:
+Result = TypeVar("Result")
+
+
+def beside(work: Callable[[], Result]) -> Future[Result]:
+    """Run `work` on a thread of its own and return its future: the tiled second-face pass overlaps the
+    measuring (onnxruntime, Pillow and numpy release the GIL), so on two cores its ~15 ms of detector runs
+    no longer add to an analysis (issue 16). A thread per analysis rather than a shared pool: nothing
+    queues behind another shopper's photo, and a forked worker process inherits no dead pool threads."""
+    future: Future[Result] = Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(work())
+        except BaseException as exc:  # handed to whoever waits on the future, raised there
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="shine-second-face", daemon=True).start()
+    return future
+
+
+@dataclass(frozen=True)
+class LocatedFace:
+    """`locate_face`'s result: the decode to measure, the one face in it, and the search for anybody else
+    in the photo, still running. `report_on_face` waits for that search and refuses the photo if it found
+    someone: no report is returned before the photo is known to show one person."""
+
+    intake: IntakeResult
+    face: Face
+    company: Future[list[Face]]
+
+    def refuse_company(self) -> None:
+        refuse_company(self.company.result())
+
+
+def decode_with_face(data: bytes) -> LocatedFace:
     """Decode small, find the face, and decode again larger only if the face came out too small."""
     return locate_face(data, open_photo(data))
 
 
-def locate_face(data: bytes, intake: IntakeResult) -> tuple[IntakeResult, Face]:
+def locate_face(data: bytes, intake: IntakeResult) -> LocatedFace:
     """The face in a first decode of `data`; decodes again larger only if the face came out too small.
 
     A stage of its own so a caller (the MCP tool) can report progress and check for cancellation
-    between decoding, finding the face and measuring."""
+    between decoding, finding the face and measuring. The tiled search for a second face starts here and
+    runs on while the face is refined, decoded larger and measured."""
+    first = intake.image
+    found = main_face(first)
+    company = beside(lambda: other_faces(first, found))
     # the regions are placed from the keypoints: measure them again on the face alone (`refine`)
-    face = refine(intake.image, the_one_face(intake.image))
+    face = refine(first, found)
     if intake.scale < 1.0 and face.box[2] < WANTED_FACE_WIDTH:
         wanted_scale = min(1.0, WANTED_FACE_WIDTH / (face.box[2] / intake.scale))
-        small = intake.image.size
-        intake = open_photo(data, min_short_side=math.ceil(min(intake.original_size) * wanted_scale))
+        try:
+            intake = open_photo(data, min_short_side=math.ceil(min(intake.original_size) * wanted_scale))
+        except BaseException:
+            LocatedFace(intake, face, company).refuse_company()  # two people is the first thing to say
+            raise
         # The detector sees every decode shrunk to the same 128 px, so finding the face again in the
         # larger one would cost a detector run and a resize of megapixels to learn nothing new.
-        face = face.scaled(intake.image.width / small[0], intake.image.height / small[1])
-    return intake, face
+        face = face.scaled(intake.image.width / first.width, intake.image.height / first.height)
+    return LocatedFace(intake, face, company)
 
 
 def withheld_metrics(metrics: list[Metric]) -> list[Withheld]:
@@ -219,13 +272,24 @@ def withheld_metrics(metrics: list[Metric]) -> list[Withheld]:
 def analyze(data: bytes, answers: Answers | None = None) -> Analysis:
     """Analyse one face photo. Raises `ImageRejected` (with a code and retake advice) when it cannot.
 
-    The same as `report_on_face(*locate_face(data, open_photo(data)), answers)`, the three stages."""
-    intake, face = decode_with_face(data)
-    return report_on_face(intake, face, answers)
+    The same as `report_on_face(locate_face(data, open_photo(data)), answers)`, the three stages."""
+    return report_on_face(decode_with_face(data), answers)
 
 
-def report_on_face(intake: IntakeResult, face: Face, answers: Answers | None = None) -> Analysis:
-    """Crop, gate and measure the face `locate_face` found, and assemble the report."""
+def report_on_face(located: LocatedFace, answers: Answers | None = None) -> Analysis:
+    """Crop, gate and measure the face `locate_face` found, and assemble the report, once the photo is
+    known to show nobody else (a second person is refused before any other reason to refuse)."""
+    try:
+        analysis = measured(located.intake, located.face, answers)
+    except BaseException:
+        located.refuse_company()
+        raise
+    located.refuse_company()
+    return analysis
+
+
+def measured(intake: IntakeResult, face: Face, answers: Answers | None) -> Analysis:
+    """The report on `face`; `report_on_face` is the stage, which also settles the second-face search."""
     crop = face_crop(intake.image, face)
     masks = region_masks(crop)
     srgb = np.asarray(intake.to_srgb(crop.image))

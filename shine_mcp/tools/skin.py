@@ -223,9 +223,9 @@ class SkinTools:
         try:
             intake = await self._in_thread(open_photo, data)
             await ctx.report_progress(1, 4, "finding the face")
-            intake, face = await self._in_thread(locate_face, data, intake)
+            located = await self._in_thread(locate_face, data, intake)
             await ctx.report_progress(2, 4, "measuring the skin")
-            analysis = await self._in_thread(report_on_face, intake, face, answers)
+            analysis = await self._in_thread(report_on_face, located, answers)
             kept = await self._in_thread(clean_jpeg_bytes, data) if keep_photo else None
         except ImageRejected as rejected:
             self.services.observers.rejected(rejected.code)

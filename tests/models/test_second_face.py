@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from shine_mcp.models import analyze, pipeline
+from shine_mcp.models import ImageRejected, analyze, pipeline
 from shine_mcp.models.face import INPUT_SIZE, Face, detect_faces
 from shine_mcp.models.pipeline import SECOND_PASS_OVERLAP, SECOND_PASS_TILE, second_pass_tiles
 
@@ -110,3 +110,55 @@ def test_a_face_found_in_a_tile_is_placed_where_it_is_in_the_frame(
     # the detector's box jitters by ~10 % of a face's width between a face's sizes and positions
     assert abs(x - expected[0]) < 0.15 * expected[2] and abs(y - expected[1]) < 0.15 * expected[2], (x, y)
     assert 0.85 * expected[2] < w < 1.15 * expected[2]
+
+
+def two_people(hopper: Image.Image) -> bytes:
+    """A portrait with a second face a tenth of the frame's width in a corner: too small for the
+    whole-frame pass (13 px of its input), found only by the tiles."""
+    frame = Image.new("RGB", (750, 1000), (120, 112, 104))
+    frame.paste(hopper.resize((420, 492)), (165, 300))
+    _, _, face_width, _ = detect_faces(hopper)[0].box
+    scale = 0.11 * frame.width / face_width
+    frame.paste(hopper.resize((round(hopper.width * scale), round(hopper.height * scale))), (20, 20))
+    return encode(frame, quality=92)
+
+
+def test_the_tiles_search_for_a_second_person_beside_the_measuring(
+    hopper: Image.Image, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On two cores the tiles' six detector runs overlap the measuring instead of adding to it, and the
+    second person they find is still refused."""
+    import threading
+
+    threads: list[threading.Thread] = []
+    search = pipeline.other_faces
+
+    def recording(*args: object) -> list[Face]:
+        threads.append(threading.current_thread())
+        return search(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "other_faces", recording)
+    with pytest.raises(ImageRejected) as caught:
+        analyze(two_people(hopper))
+    assert caught.value.code == "multiple_faces"
+    assert threads and all(t is not threading.current_thread() for t in threads)
+
+
+def test_a_second_person_is_said_before_any_other_reason_to_refuse(
+    hopper: Image.Image, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The search for a second person finishes after the measuring: a refusal the measuring raised
+    meanwhile (here a drawing) must not hide that the photo shows two people, which is what to fix first."""
+
+    def refusing(*_: object) -> None:
+        raise ImageRejected("drawing", "this looks like a drawing")
+
+    monkeypatch.setattr(pipeline, "measured", refusing)
+    with pytest.raises(ImageRejected) as caught:
+        analyze(two_people(hopper))
+    assert caught.value.code == "multiple_faces"
+    alone = Image.new("RGB", (750, 1000), (120, 112, 104))
+    alone.paste(hopper.resize((420, 492)), (165, 300))
+    with pytest.raises(ImageRejected) as caught:
+        analyze(encode(alone, quality=92))
+    assert caught.value.code == "drawing"

@@ -455,10 +455,12 @@ def test_a_mirrored_photo_gives_the_mirrored_keypoints(one_faces: tuple[V.OneFac
     for face in one_faces:
         photo, mirror = V.encode(face.image), V.encode(V.mirror(face.image))
         try:
-            intake, found = locate_face(photo, open_photo(photo))
-            _, mirrored = locate_face(mirror, open_photo(mirror))
+            located = locate_face(photo, open_photo(photo))
+            mirrored = locate_face(mirror, open_photo(mirror)).face
+            located.refuse_company()
         except ImageRejected:
             continue
+        intake, found = located.intake, located.face
         (rx, ry), (lx, ly) = found.keypoints["right_eye"], found.keypoints["left_eye"]
         width = intake.image.width
         errors.append(
