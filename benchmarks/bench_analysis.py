@@ -89,7 +89,7 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("face", "_run", "detector runs (ONNX)"),
     ("face", "letterbox", "detector input resizes"),
     ("pipeline", "detect_faces", "detection: decoding boxes"),
-    ("pipeline", "other_faces", "second-face tiles: cutting"),
+    ("pipeline", "tile_faces", "second-face tiles: cutting"),
     ("pipeline", "refine", "keypoint refinement: views"),
     ("face", "detect_faces", "detection: decoding boxes"),
     ("pipeline", "face_crop", "crop"),

@@ -144,7 +144,13 @@ def second_pass_tiles(width: int, height: int) -> list[tuple[int, int, int, int]
 
 def other_faces(image: Image.Image, main: Face | None, score: float = SECOND_PASS_SCORE) -> list[Face]:
     """Faces at least SECOND_FACE_MIN_WIDTH of the frame wide, scoring `score` or more, that the
-    whole-frame pass missed (other than `main`, the face it found, if any).
+    whole-frame pass missed (other than `main`, the face it found, if any): `apart` of `tile_faces`."""
+    return apart(tile_faces(image, score), main)
+
+
+def tile_faces(image: Image.Image, score: float = SECOND_PASS_SCORE) -> list[Face]:
+    """Every face at least SECOND_FACE_MIN_WIDTH of the frame wide, scoring `score` or more, in any tile,
+    tile by tile, the same face as often as tiles show it.
 
     The detector sees the frame shrunk to 128 px, where a face a tenth of the frame wide is ~13 px and
     easily missed; here it looks again at overlapping square tiles 0.6 of the frame's width (2 x 2 for
@@ -172,13 +178,21 @@ def other_faces(image: Image.Image, main: Face | None, score: float = SECOND_PAS
                 ((x + left) * sx, (y + top) * sy, w * sx, h * sy),
                 {k: ((px + left) * sx, (py + top) * sy) for k, (px, py) in face.keypoints.items()},
             )
-            if moved.box[2] < SECOND_FACE_MIN_WIDTH * image.width:
-                continue
-            if (main is not None and _overlaps(moved.box, main.box)) or any(
-                _overlaps(moved.box, f.box) for f in found
-            ):
-                continue
-            found.append(moved)
+            if moved.box[2] >= SECOND_FACE_MIN_WIDTH * image.width:
+                found.append(moved)
+    return found
+
+
+def apart(candidates: list[Face], main: Face | None) -> list[Face]:
+    """The tiles' faces other than `main` and other than each other, in the tiles' order: a face whose
+    box's centre lies in `main`'s or in one already kept (or holds theirs) is the same face seen again."""
+    found: list[Face] = []
+    for face in candidates:
+        if (main is not None and _overlaps(face.box, main.box)) or any(
+            _overlaps(face.box, f.box) for f in found
+        ):
+            continue
+        found.append(face)
     return found
 
 
@@ -212,10 +226,11 @@ class LocatedFace:
 
     intake: IntakeResult
     face: Face
-    company: Future[list[Face]]
+    tiles: Future[list[Face]]  # `tile_faces` of the first decode
+    found: Face  # the whole-frame pass's face, in the first decode's pixels
 
     def refuse_company(self) -> None:
-        refuse_company(self.company.result())
+        refuse_company(apart(self.tiles.result(), self.found))
 
 
 def decode_with_face(data: bytes) -> LocatedFace:
@@ -228,10 +243,10 @@ def locate_face(data: bytes, intake: IntakeResult) -> LocatedFace:
 
     A stage of its own so a caller (the MCP tool) can report progress and check for cancellation
     between decoding, finding the face and measuring. The tiled search for a second face starts here and
-    runs on while the face is refined, decoded larger and measured."""
+    runs on while the face is found, refined, decoded larger and measured."""
     first = intake.image
+    tiles = beside(lambda: tile_faces(first))  # from the start: it needs the frame, not the face
     found = main_face(first)
-    company = beside(lambda: other_faces(first, found))
     # the regions are placed from the keypoints: measure them again on the face alone (`refine`)
     face = refine(first, found)
     if intake.scale < 1.0 and face.box[2] < WANTED_FACE_WIDTH:
@@ -239,12 +254,12 @@ def locate_face(data: bytes, intake: IntakeResult) -> LocatedFace:
         try:
             intake = open_photo(data, min_short_side=math.ceil(min(intake.original_size) * wanted_scale))
         except BaseException:
-            LocatedFace(intake, face, company).refuse_company()  # two people is the first thing to say
+            LocatedFace(intake, face, tiles, found).refuse_company()  # two people is the first thing to say
             raise
         # The detector sees every decode shrunk to the same 128 px, so finding the face again in the
         # larger one would cost a detector run and a resize of megapixels to learn nothing new.
         face = face.scaled(intake.image.width / first.width, intake.image.height / first.height)
-    return LocatedFace(intake, face, company)
+    return LocatedFace(intake, face, tiles, found)
 
 
 def withheld_metrics(metrics: list[Metric]) -> list[Withheld]:

@@ -131,13 +131,13 @@ def test_the_tiles_search_for_a_second_person_beside_the_measuring(
     import threading
 
     threads: list[threading.Thread] = []
-    search = pipeline.other_faces
+    search = pipeline.tile_faces
 
     def recording(*args: object) -> list[Face]:
         threads.append(threading.current_thread())
         return search(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pipeline, "other_faces", recording)
+    monkeypatch.setattr(pipeline, "tile_faces", recording)
     with pytest.raises(ImageRejected) as caught:
         analyze(two_people(hopper))
     assert caught.value.code == "multiple_faces"
