@@ -157,3 +157,22 @@ async def test_health_says_payments_are_simulated(shop: Shop) -> None:
     health = (await shop.http.get("/healthz")).json()
     assert health["integrations"]["payments"] == "simulated checkout (no real payments)"
     assert health["integrations"]["fulfilment"] == "local queue"
+
+
+async def test_a_payment_writes_its_columns_typed_as_the_orm_reads_them(shop: Shop) -> None:
+    """The payment's UPDATE of the order is built once per set of changed columns and then reused with new
+    parameters (`ledger._order_write`): each value still goes through its column's type, so dates come
+    back as dates, the address as a dict and the lock as a number."""
+    result = await shop.buy(SERUM, 1)
+    order_id = result["order"]["order_id"]
+    pending = await shop.order(order_id)
+    assert (await press(shop, result["checkout_url"], "pay")).status_code == 303
+    order = await shop.order(order_id)
+    assert order.status == "paid"
+    assert isinstance(order.paid_at, type(pending.created_at)) and isinstance(
+        order.updated_at, type(order.paid_at)
+    )
+    # paid_at is the event's time, whole seconds as the provider sends it
+    assert pending.created_at - timedelta(seconds=1) <= order.paid_at <= order.updated_at
+    assert isinstance(order.shipping, dict) and order.shipping["name"] == "Simulated shopper"
+    assert order.lock_version == pending.lock_version + 1
