@@ -254,7 +254,7 @@ def locate_face(data: bytes, intake: IntakeResult) -> LocatedFace:
         try:
             intake = open_photo(data, min_short_side=math.ceil(min(intake.original_size) * wanted_scale))
         except BaseException:
-            LocatedFace(intake, face, tiles, found).refuse_company()  # two people is the first thing to say
+            refuse_company(apart(tiles.result(), found))  # two people is the first thing to say
             raise
         # The detector sees every decode shrunk to the same 128 px, so finding the face again in the
         # larger one would cost a detector run and a resize of megapixels to learn nothing new.
