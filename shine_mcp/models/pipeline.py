@@ -58,11 +58,12 @@ def refusals() -> tuple[Withheld, ...]:
     return tuple(Withheld(name=r["name"], kind="refusal", reason=r["reason"]) for r in data["refusals"])
 
 
-def main_face(image: Image.Image) -> Face:
+def main_face(image: Image.Image, tiles: Future[list[Face]]) -> Face:
     """The one face the whole-frame pass finds, wholly in the frame; otherwise a refusal with retake advice.
 
     None found, the tiles are looked at for two faces covering each other. One found may still have
-    company the whole-frame pass missed: `other_faces` looks for it."""
+    company the whole-frame pass missed: `tiles` (`tile_faces` of `image`, running beside) shows it, and
+    a face cut off at an edge waits for it, as a second person is the first thing to say."""
     faces = detect_faces(image)
     if not faces:
         hidden = other_faces(image, None, HIDDEN_FACE_SCORE)
@@ -93,7 +94,7 @@ def main_face(image: Image.Image) -> Face:
         if cut
     ]
     if edges:
-        refuse_company(other_faces(image, face))  # two people is the first thing to say
+        refuse_company(apart(tiles.result(), face))
         where = " and ".join(edges)
         raise ImageRejected(
             "face_cut_off",
@@ -246,7 +247,7 @@ def locate_face(data: bytes, intake: IntakeResult) -> LocatedFace:
     runs on while the face is found, refined, decoded larger and measured."""
     first = intake.image
     tiles = beside(lambda: tile_faces(first))  # from the start: it needs the frame, not the face
-    found = main_face(first)
+    found = main_face(first, tiles)
     # the regions are placed from the keypoints: measure them again on the face alone (`refine`)
     face = refine(first, found)
     if intake.scale < 1.0 and face.box[2] < WANTED_FACE_WIDTH:

@@ -162,3 +162,19 @@ def test_a_second_person_is_said_before_any_other_reason_to_refuse(
     with pytest.raises(ImageRejected) as caught:
         analyze(encode(alone, quality=92))
     assert caught.value.code == "drawing"
+
+
+def test_a_face_cut_off_beside_a_second_person_is_refused_for_the_second_person(hopper: Image.Image) -> None:
+    """A face cut off at the edge waits for the tiles running beside: with a second person in the photo,
+    "2 faces found" is what to fix first; alone, the cut-off face is said."""
+    cut = Image.new("RGB", (750, 1000), (120, 112, 104))
+    cut.paste(hopper.resize((420, 492)), (-200, 300))
+    with pytest.raises(ImageRejected) as caught:
+        analyze(encode(cut, quality=92))
+    assert caught.value.code == "face_cut_off"
+    _, _, face_width, _ = detect_faces(hopper)[0].box
+    scale = 0.11 * cut.width / face_width
+    cut.paste(hopper.resize((round(hopper.width * scale), round(hopper.height * scale))), (600, 20))
+    with pytest.raises(ImageRejected) as caught:
+        analyze(encode(cut, quality=92))
+    assert caught.value.code == "multiple_faces"
