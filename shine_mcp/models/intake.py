@@ -15,6 +15,7 @@ from typing import Literal
 
 from PIL import Image, ImageCms
 
+from . import cores
 from .errors import ImageRejected
 
 PhotoFormat = Literal["jpeg", "png", "webp"]
@@ -134,7 +135,8 @@ def open_photo(data: bytes, min_short_side: int = ANALYSIS_SHORT_SIDE) -> Intake
 
     Decoded no larger than needed for `min_short_side` pixels on the short side (and never past
     `MAX_DECODED_PIXELS`): the analysis sees a reduced photo and knows by how much (`scale`)."""
-    return _decode(data, lambda w, h: min(w, h) / max(min_short_side, 1))
+    with cores.ANALYSIS.busy():
+        return _decode(data, lambda w, h: min(w, h) / max(min_short_side, 1))
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image
 
-from . import illuminant, reference_card
+from . import cores, illuminant, reference_card
 from .assets import model_infos
 from .errors import ImageRejected
 from .face import INPUT_SIZE, Face, detect_faces, refine
@@ -201,10 +201,11 @@ Result = TypeVar("Result")
 
 
 def beside(work: Callable[[], Result]) -> Future[Result]:
-    """Run `work` on a thread of its own and return its future: the tiled second-face pass overlaps the
-    measuring (onnxruntime, Pillow and numpy release the GIL), so on two cores its ~15 ms of detector runs
-    no longer add to an analysis (issue 16). A thread per analysis rather than a shared pool: nothing
-    queues behind another shopper's photo, and a forked worker process inherits no dead pool threads."""
+    """Run `work` on a thread of its own when a core is free, and return its future: the tiled second-face
+    pass overlaps the measuring (onnxruntime, Pillow and numpy release the GIL), so on two cores its ~15 ms
+    of detector runs no longer add to an analysis (issue 16). When every core is analysing already, `work`
+    runs here and now (`cores`). A thread per analysis rather than a shared pool: nothing queues behind
+    another shopper's photo, and a forked worker process inherits no dead pool threads."""
     future: Future[Result] = Future()
 
     def run() -> None:
@@ -215,7 +216,17 @@ def beside(work: Callable[[], Result]) -> Future[Result]:
         except BaseException as exc:  # handed to whoever waits on the future, raised there
             future.set_exception(exc)
 
-    threading.Thread(target=run, name="shine-second-face", daemon=True).start()
+    if not cores.ANALYSIS.take_spare():
+        run()
+        return future
+
+    def on_spare_core() -> None:
+        try:
+            run()
+        finally:
+            cores.ANALYSIS.give_back()
+
+    threading.Thread(target=on_spare_core, name="shine-second-face", daemon=True).start()
     return future
 
 
@@ -245,22 +256,23 @@ def locate_face(data: bytes, intake: IntakeResult) -> LocatedFace:
     A stage of its own so a caller (the MCP tool) can report progress and check for cancellation
     between decoding, finding the face and measuring. The tiled search for a second face starts here and
     runs on while the face is found, refined, decoded larger and measured."""
-    first = intake.image
-    tiles = beside(lambda: tile_faces(first))  # from the start: it needs the frame, not the face
-    found = main_face(first, tiles)
-    # the regions are placed from the keypoints: measure them again on the face alone (`refine`)
-    face = refine(first, found)
-    if intake.scale < 1.0 and face.box[2] < WANTED_FACE_WIDTH:
-        wanted_scale = min(1.0, WANTED_FACE_WIDTH / (face.box[2] / intake.scale))
-        try:
-            intake = open_photo(data, min_short_side=math.ceil(min(intake.original_size) * wanted_scale))
-        except BaseException:
-            refuse_company(apart(tiles.result(), found))  # two people is the first thing to say
-            raise
-        # The detector sees every decode shrunk to the same 128 px, so finding the face again in the
-        # larger one would cost a detector run and a resize of megapixels to learn nothing new.
-        face = face.scaled(intake.image.width / first.width, intake.image.height / first.height)
-    return LocatedFace(intake, face, tiles, found)
+    with cores.ANALYSIS.busy():
+        first = intake.image
+        tiles = beside(lambda: tile_faces(first))  # from the start: it needs the frame, not the face
+        found = main_face(first, tiles)
+        # the regions are placed from the keypoints: measure them again on the face alone (`refine`)
+        face = refine(first, found)
+        if intake.scale < 1.0 and face.box[2] < WANTED_FACE_WIDTH:
+            wanted_scale = min(1.0, WANTED_FACE_WIDTH / (face.box[2] / intake.scale))
+            try:
+                intake = open_photo(data, min_short_side=math.ceil(min(intake.original_size) * wanted_scale))
+            except BaseException:
+                refuse_company(apart(tiles.result(), found))  # two people is the first thing to say
+                raise
+            # The detector sees every decode shrunk to the same 128 px, so finding the face again in the
+            # larger one would cost a detector run and a resize of megapixels to learn nothing new.
+            face = face.scaled(intake.image.width / first.width, intake.image.height / first.height)
+        return LocatedFace(intake, face, tiles, found)
 
 
 def withheld_metrics(metrics: list[Metric]) -> list[Withheld]:
@@ -295,13 +307,14 @@ def analyze(data: bytes, answers: Answers | None = None) -> Analysis:
 def report_on_face(located: LocatedFace, answers: Answers | None = None) -> Analysis:
     """Crop, gate and measure the face `locate_face` found, and assemble the report, once the photo is
     known to show nobody else (a second person is refused before any other reason to refuse)."""
-    try:
-        analysis = measured(located.intake, located.face, answers)
-    except BaseException:
+    with cores.ANALYSIS.busy():
+        try:
+            analysis = measured(located.intake, located.face, answers)
+        except BaseException:
+            located.refuse_company()
+            raise
         located.refuse_company()
-        raise
-    located.refuse_company()
-    return analysis
+        return analysis
 
 
 def measured(intake: IntakeResult, face: Face, answers: Answers | None) -> Analysis:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from shine_mcp.models import ImageRejected, analyze, pipeline
+from shine_mcp.models import ImageRejected, analyze, cores, pipeline
 from shine_mcp.models.face import INPUT_SIZE, Face, detect_faces
 from shine_mcp.models.pipeline import SECOND_PASS_OVERLAP, SECOND_PASS_TILE, second_pass_tiles
 
@@ -142,6 +142,57 @@ def test_the_tiles_search_for_a_second_person_beside_the_measuring(
         analyze(two_people(hopper))
     assert caught.value.code == "multiple_faces"
     assert threads and all(t is not threading.current_thread() for t in threads)
+
+
+def test_with_every_core_analysing_the_tiles_run_on_the_analysing_thread_and_say_the_same(
+    hopper: Image.Image, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load the extra thread would only compete with other analyses for the cores: the search then
+    runs inline, with the same outcome, and every core taken is given back, refusals included."""
+    import threading
+
+    threads: list[threading.Thread] = []
+    search = pipeline.tile_faces
+
+    def recording(*args: object) -> list[Face]:
+        threads.append(threading.current_thread())
+        return search(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "tile_faces", recording)
+    alone = Image.new("RGB", (750, 1000), (120, 112, 104))
+    alone.paste(hopper.resize((420, 492)), (165, 300))
+    photo = encode(alone, quality=92)
+    monkeypatch.setattr(cores, "ANALYSIS", cores.Cores(2))
+    on_a_spare_core = analyze(photo)
+    assert threads[-1] is not threading.current_thread()
+    monkeypatch.setattr(cores, "ANALYSIS", cores.Cores(1))
+    inline = analyze(photo)
+    assert threads[-1] is threading.current_thread()
+    assert inline.model_dump() == on_a_spare_core.model_dump()
+    with pytest.raises(ImageRejected) as caught:
+        analyze(two_people(hopper))
+    assert caught.value.code == "multiple_faces"
+    assert threads[-1] is threading.current_thread()
+    assert cores.ANALYSIS.in_use == 0
+    held = cores.Cores(2)
+    monkeypatch.setattr(cores, "ANALYSIS", held)
+    started, done = threading.Event(), threading.Event()
+
+    def another_shoppers_analysis() -> None:
+        with held.busy():
+            started.set()
+            done.wait(30)
+
+    other = threading.Thread(target=another_shoppers_analysis)
+    other.start()
+    try:
+        started.wait(30)
+        analyze(photo)
+    finally:
+        done.set()
+        other.join()
+    assert threads[-1] is threading.current_thread()
+    assert held.in_use == 0
 
 
 def test_a_second_person_is_said_before_any_other_reason_to_refuse(
