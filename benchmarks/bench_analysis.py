@@ -19,7 +19,8 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,38 @@ FILES: dict[str, Callable[[], bytes]] = {
 
 def full_decode(data: bytes) -> None:
     Image.open(io.BytesIO(data)).load()
+
+
+@contextmanager
+def memory_reused() -> Iterator[None]:
+    """Pillow's block cache on (64 MB blocks): an image's memory is kept for the next one.
+
+    Pillow's default (no cached blocks) has every full decode write 36 MB of memory fresh from the kernel,
+    and what those page faults cost swings with the kernel's state: the default decode's median moved
+    between 35 and 82 ms in one hour here. With the memory reused a full decode is steady, and faster: a
+    stricter yardstick, shown beside the gated one. Leaving frees the cached block."""
+    size, blocks = Image.core.get_block_size(), Image.core.get_blocks_max()
+    Image.core.set_block_size(64 * 1024 * 1024)
+    Image.core.set_blocks_max(2)
+    try:
+        yield
+    finally:
+        Image.core.set_blocks_max(blocks)
+        Image.core.set_block_size(size)
+
+
+def warm_full_decode(data: bytes) -> float:
+    """Seconds of a full decode into the memory the decode before it used."""
+    with memory_reused():
+        full_decode(data)
+        return timed(lambda: full_decode(data))
+
+
+def decode_at(data: bytes, scale: int) -> None:
+    """Pillow's decode at 1/`scale` (JPEG draft): libjpeg's scaled inverse DCT, the same entropy decoding."""
+    image = Image.open(io.BytesIO(data))
+    image.draft("RGB", (image.width // scale, image.height // scale))
+    image.load()
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -274,6 +307,7 @@ def compare(data: bytes, runs: int) -> bool:
     )
     full_decode(data)
     decode_times, analysis_times, decode_cpu, analysis_cpu = [], [], [], []
+    warm_times, eighth_times = [], []
     load_before = os.getloadavg()[0]
     for _ in range(runs):
         start_cpu = time.process_time()
@@ -282,8 +316,12 @@ def compare(data: bytes, runs: int) -> bool:
         start_cpu = time.process_time()
         analysis_times.append(timed(lambda: analyze(data)))
         analysis_cpu.append(time.process_time() - start_cpu)
+        warm_times.append(warm_full_decode(data))
+        eighth_times.append(timed(lambda: decode_at(data, 8)))
     decode_ms = 1000 * statistics.median(decode_times)
     analysis_ms = 1000 * statistics.median(analysis_times)
+    warm_ms = 1000 * statistics.median(warm_times)
+    eighth_ms = 1000 * statistics.median(eighth_times)
     ratio = analysis_ms / decode_ms
     print(f"  Pillow full decode  median {decode_ms:6.1f} ms over {runs} runs")
     print(f"  whole analysis      median {analysis_ms:6.1f} ms over {runs} runs")
@@ -294,6 +332,13 @@ def compare(data: bytes, runs: int) -> bool:
     # CPU time is what other processes on a shared machine disturb least: shown, not gated
     cpu_ratio = statistics.median(analysis_cpu) / statistics.median(decode_cpu)
     print(f"  CPU-time ratio      {cpu_ratio:.2f}x (load {load_before:.1f} -> {os.getloadavg()[0]:.1f})")
+    # the floor of any design: every scale of a JPEG pays the entropy decoding of the whole file, which is
+    # what a 1/8 decode costs; shown against the steadier yardstick, where the target's margin is plain
+    print(
+        f"  steadier yardstick  full decode into reused memory {warm_ms:5.1f} ms: analysis "
+        f"{analysis_ms / warm_ms:.2f}x, a 1/8 decode alone (the entropy decoding) {eighth_ms / warm_ms:.2f}x, "
+        f"leaving {max(0.0, TARGET_RATIO * warm_ms - eighth_ms):.1f} ms for everything else at {TARGET_RATIO}x"
+    )
     passed = ratio <= TARGET_RATIO
     for name, (server_ms, client_ms, tool_decode_ms) in tool_medians(data, runs).items():
         tool_ratio = server_ms / tool_decode_ms
@@ -315,15 +360,10 @@ def decode_scales(data: bytes, runs: int) -> dict[int, float]:
     Every scale pays the entropy decoding of the whole file; a smaller scale saves only the inverse DCT,
     upsampling and colour conversion of the pixels it does not output."""
 
-    def at(scale: int) -> None:
-        image = Image.open(io.BytesIO(data))
-        image.draft("RGB", (image.width // scale, image.height // scale))
-        image.load()
-
     times: dict[int, list[float]] = {s: [] for s in (1, 2, 4, 8)}
     for _ in range(runs):
         for scale, got in times.items():
-            got.append(timed(lambda scale=scale: at(scale)))  # type: ignore[misc]
+            got.append(timed(lambda scale=scale: decode_at(data, scale)))  # type: ignore[misc]
     return {s: 1000 * statistics.median(t) for s, t in times.items()}
 
 
