@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from PIL import Image
 
@@ -123,56 +125,54 @@ def two_people(hopper: Image.Image) -> bytes:
     return encode(frame, quality=92)
 
 
+def one_person(hopper: Image.Image) -> bytes:
+    alone = Image.new("RGB", (750, 1000), (120, 112, 104))
+    alone.paste(hopper.resize((420, 492)), (165, 300))
+    return encode(alone, quality=92)
+
+
+@pytest.fixture
+def tile_threads(monkeypatch: pytest.MonkeyPatch) -> list[threading.Thread]:
+    """The thread each tiled search ran on, with two cores to analyse on whatever this machine has."""
+    threads: list[threading.Thread] = []
+    search = pipeline.tile_faces
+
+    def recording(*args: object) -> list[Face]:
+        threads.append(threading.current_thread())
+        return search(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "tile_faces", recording)
+    monkeypatch.setattr(cores, "ANALYSIS", cores.Cores(2))
+    return threads
+
+
 def test_the_tiles_search_for_a_second_person_beside_the_measuring(
-    hopper: Image.Image, monkeypatch: pytest.MonkeyPatch
+    hopper: Image.Image, tile_threads: list[threading.Thread]
 ) -> None:
     """On two cores the tiles' six detector runs overlap the measuring instead of adding to it, and the
     second person they find is still refused."""
-    import threading
-
-    threads: list[threading.Thread] = []
-    search = pipeline.tile_faces
-
-    def recording(*args: object) -> list[Face]:
-        threads.append(threading.current_thread())
-        return search(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(pipeline, "tile_faces", recording)
     with pytest.raises(ImageRejected) as caught:
         analyze(two_people(hopper))
     assert caught.value.code == "multiple_faces"
-    assert threads and all(t is not threading.current_thread() for t in threads)
+    assert tile_threads and all(t is not threading.current_thread() for t in tile_threads)
 
 
 def test_with_every_core_analysing_the_tiles_run_on_the_analysing_thread_and_say_the_same(
-    hopper: Image.Image, monkeypatch: pytest.MonkeyPatch
+    hopper: Image.Image, tile_threads: list[threading.Thread], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Under load the extra thread would only compete with other analyses for the cores: the search then
     runs inline, with the same outcome, and every core taken is given back, refusals included."""
-    import threading
-
-    threads: list[threading.Thread] = []
-    search = pipeline.tile_faces
-
-    def recording(*args: object) -> list[Face]:
-        threads.append(threading.current_thread())
-        return search(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(pipeline, "tile_faces", recording)
-    alone = Image.new("RGB", (750, 1000), (120, 112, 104))
-    alone.paste(hopper.resize((420, 492)), (165, 300))
-    photo = encode(alone, quality=92)
-    monkeypatch.setattr(cores, "ANALYSIS", cores.Cores(2))
+    photo = one_person(hopper)
     on_a_spare_core = analyze(photo)
-    assert threads[-1] is not threading.current_thread()
+    assert tile_threads[-1] is not threading.current_thread()
     monkeypatch.setattr(cores, "ANALYSIS", cores.Cores(1))
     inline = analyze(photo)
-    assert threads[-1] is threading.current_thread()
+    assert tile_threads[-1] is threading.current_thread()
     assert inline.model_dump() == on_a_spare_core.model_dump()
     with pytest.raises(ImageRejected) as caught:
         analyze(two_people(hopper))
     assert caught.value.code == "multiple_faces"
-    assert threads[-1] is threading.current_thread()
+    assert tile_threads[-1] is threading.current_thread()
     assert cores.ANALYSIS.in_use == 0
     held = cores.Cores(2)
     monkeypatch.setattr(cores, "ANALYSIS", held)
@@ -191,7 +191,7 @@ def test_with_every_core_analysing_the_tiles_run_on_the_analysing_thread_and_say
     finally:
         done.set()
         other.join()
-    assert threads[-1] is threading.current_thread()
+    assert tile_threads[-1] is threading.current_thread()
     assert held.in_use == 0
 
 
@@ -208,10 +208,8 @@ def test_a_second_person_is_said_before_any_other_reason_to_refuse(
     with pytest.raises(ImageRejected) as caught:
         analyze(two_people(hopper))
     assert caught.value.code == "multiple_faces"
-    alone = Image.new("RGB", (750, 1000), (120, 112, 104))
-    alone.paste(hopper.resize((420, 492)), (165, 300))
     with pytest.raises(ImageRejected) as caught:
-        analyze(encode(alone, quality=92))
+        analyze(one_person(hopper))
     assert caught.value.code == "drawing"
 
 
