@@ -226,7 +226,11 @@ def beside(work: Callable[[], Result]) -> Future[Result]:
         finally:
             cores.ANALYSIS.give_back()
 
-    threading.Thread(target=on_spare_core, name="shine-second-face", daemon=True).start()
+    try:
+        threading.Thread(target=on_spare_core, name="shine-second-face", daemon=True).start()
+    except RuntimeError:  # no thread to be had (the process is at its limit): the work runs here
+        cores.ANALYSIS.give_back()
+        run()
     return future
 
 

@@ -195,6 +195,19 @@ def test_with_every_core_analysing_the_tiles_run_on_the_analysing_thread_and_say
     assert held.in_use == 0
 
 
+def test_a_process_out_of_threads_still_analyses_and_gives_the_core_back(
+    hopper: Image.Image, tile_threads: list[threading.Thread], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class NoThreadToBeHad(threading.Thread):
+        def start(self) -> None:
+            raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(pipeline.threading, "Thread", NoThreadToBeHad)
+    assert analyze(one_person(hopper)).face is not None
+    assert tile_threads[-1] is threading.current_thread()
+    assert cores.ANALYSIS.in_use == 0
+
+
 def test_a_second_person_is_said_before_any_other_reason_to_refuse(
     hopper: Image.Image, monkeypatch: pytest.MonkeyPatch
 ) -> None:
