@@ -23,6 +23,9 @@ transactions per request and the connections it accepted (a pool opening and clo
 workers built their catalog index, and a ceiling: the requests/s the machine's cores could carry at that
 CPU if nothing waited (one core at most per worker). Before and after the runs, two CPU-bound processes
 are timed against one (`two_processes_probe`): what a second core gives on this machine at that moment.
+Per 1 → N pair it also prints the bound (`MixedReport.capacity_at`): the shoppers' ratio N workers could
+reach at most had a request cost them the server CPU it cost one worker, with the database's and the
+generator's CPU as measured; and how much more server CPU a request did cost them.
 `--profile DIR` records each worker with py-spy during the measured phase (collapsed stacks; a sample is
 CPU or a wait for a core, so compare profiles of runs at the same load). `--workers 1,2,1,2` interleaves.
 
@@ -136,6 +139,16 @@ class MixedReport:
         if not per_request or not self.server_cpu:
             return 0.0
         return min(CORES * self.operations / per_request, self.workers * self.operations / self.server_cpu)
+
+    def capacity_at(self, server_ms: float, cores: int = CORES) -> float:
+        """The requests/s this run's mix could reach had a request cost its server `server_ms` of CPU (one
+        worker's figure, say): the cores left after this run's database and generator at their CPU a
+        request as measured here, and no more than one core per worker. When this is under a scaling
+        target, no change to the server's own code meets it on this machine."""
+        if not (self.operations and server_ms):
+            return 0.0
+        per_request = server_ms / 1000 + (self.generator_cpu + (self.database_cpu or 0.0)) / self.operations
+        return min(cores / per_request, self.workers * 1000 / server_ms)
 
     def absorb_warmup(self, warm: MixedReport) -> None:
         """The warm-up's writes must be stored too and its errors are errors; its timings are not counted."""
@@ -750,12 +763,22 @@ def print_scaling(workers: int, pairs: list[tuple[MixedReport, MixedReport]]) ->
             if one.kind_per_second(kind)
         )
         ceilings = f"{one.ceiling:,.0f} → {other.ceiling:,.0f} requests/s" if one.ceiling else "n/a"
+        one_ms = one.cpu_ms_per_request(one.server_cpu)
+        paced = other.requests_per_second - shoppers_per_second(other)
+        bound = (other.capacity_at(one_ms) - paced) / shoppers_per_second(one) if one_ms else 0.0
+        limit = (
+            f"; at most {bound:.2f}× for shoppers (the cores left after the database and the generator, "
+            f"at one worker's server CPU a request), and a request cost {workers} workers "
+            f"{other.cpu_ms_per_request(other.server_cpu) / one_ms - 1:+.0%} server CPU"
+            if bound
+            else ""
+        )
         print(
             f"    pair {n}: shoppers {shoppers_per_second(one):,.1f} → {shoppers_per_second(other):,.1f} "
             f"requests/s, by kind {kinds}; all {one.requests_per_second:,.1f} → {other.requests_per_second:,.1f}; "
             f"server CPU {one.cpu_ms_per_request(one.server_cpu):.1f} → "
             f"{other.cpu_ms_per_request(other.server_cpu):.1f} ms a request; ceilings at that CPU on {CORES} "
-            f"cores {ceilings}"
+            f"cores {ceilings}{limit}"
         )
 
 

@@ -47,3 +47,28 @@ def test_paced_webhooks_are_shown_but_do_not_pull_the_judged_ratio_towards_one(
 def test_a_pair_whose_mix_differs_shows_it_by_kind(capsys: pytest.CaptureFixture[str]) -> None:
     print_scaling(2, [(run(1, 100, 900), run(2, 300, 1300))])
     assert "by kind chat 3.00×  mcp 1.44×" in capsys.readouterr().out
+
+
+def test_capacity_is_what_the_cores_left_by_database_and_generator_carry() -> None:
+    """Two workers: 1 500 requests in 10 s; the database and the generator took 3.75 s (2.5 ms a request).
+    At 10 ms of server CPU a request, two cores carry 2 / 12.5 ms = 160 requests/s."""
+    two = run(2, 150, 1350)
+    two.database_cpu, two.generator_cpu = 3.0, 0.75
+    assert two.capacity_at(10.0, cores=2) == pytest.approx(160.0)
+    # With nothing else to run, each worker still gets one core at most: 2 / 10 ms.
+    two.database_cpu = two.generator_cpu = 0.0
+    assert two.capacity_at(10.0, cores=4) == pytest.approx(200.0)
+
+
+def test_the_pair_line_shows_the_bound_and_what_a_request_cost_more(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """One worker: 100 shoppers' requests a second plus 20 paced webhooks, 10 s of CPU for 1 200 requests.
+    Two workers at one worker's 8.33 ms a request, after the database's and generator's 2.5 ms, could carry
+    2 / 10.83 ms = 184.6 requests/s, 164.6 of them shoppers': 1.65× of 100."""
+    one, two = run(1, 100, 900, webhooks=200), run(2, 150, 1350, webhooks=200)
+    two.database_cpu, two.generator_cpu, two.server_cpu = 3.4, 0.85, 20.4  # 2.5 and 12 ms a request
+    print_scaling(2, [(one, two)])
+    shown = capsys.readouterr().out
+    assert "at most 1.65× for shoppers" in shown
+    assert "a request cost 2 workers +44% server CPU" in shown
