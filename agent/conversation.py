@@ -34,23 +34,56 @@ class ConversationState(BaseModel):
 class Conversation(BaseModel):
     messages: list[dict[str, Any]] = Field(default_factory=list)
     state: ConversationState = Field(default_factory=ConversationState)
-    # Each message's content as it was measured, and its JSON length (`fitted`).
-    _measured: list[tuple[object, int]] = PrivateAttr(default_factory=list)
+    # Each message's JSON length by its content's identity (`fitted`), with the content (kept alive, so the
+    # identity is not reused) and the role.
+    _measured: dict[int, tuple[object, str, int]] = PrivateAttr(default_factory=dict)
 
     def fitted(self, budget_tokens: int) -> list[Message]:
         """`fit(self.messages, budget_tokens)`, measuring only the messages added or changed since the last
         call: a reply fits its conversation before each step and again to store it, and a stored chat sits
         at the budget (hundreds of KB), so measuring it all each time was a large share of a reply's CPU."""
-        known, sizes = self._measured, []
-        for index, message in enumerate(self.messages):
-            content = message.get("content")
-            # `append` gives a message it grows a new content list, and nothing edits one in place.
-            if index < len(known) and known[index][0] is content:
-                sizes.append(known[index][1])
-            else:
-                sizes.append(_chars(message))
-        self._measured = [(m.get("content"), size) for m, size in zip(self.messages, sizes, strict=True)]
-        return fit(self.messages, budget_tokens, sizes=sizes)
+        return fit(self.messages, budget_tokens, sizes=self._sizes())
+
+    def _sizes(self) -> list[int]:
+        # `append` gives a message it grows a new content list, `fit` copies a message it trims, and nothing
+        # edits a content list in place: the same list is the same message.
+        known: dict[int, tuple[object, str, int]] = self._measured
+        sizes, measured = [], {}
+        for message in self.messages:
+            content, role = message.get("content"), message.get("role", "")
+            entry = known.get(id(content))
+            if entry is None or entry[0] is not content or entry[1] != role:
+                entry = (content, role, _chars(message))
+            measured[id(content)] = entry
+            sizes.append(entry[2])
+        self._measured = measured
+        return sizes
+
+    @property
+    def json_chars(self) -> int:
+        """How long the stored messages are as JSON (measured once each): what keeping this in memory costs."""
+        return _list_chars(self._sizes())
+
+    def kept(self, budget_tokens: int) -> Conversation:
+        """The conversation to store after a reply: its messages fitted into `budget_tokens`, its state as
+        it is now, and their sizes already measured, so the reply after it (`carried`) measures only what
+        it adds."""
+        stored = Conversation.model_construct(
+            messages=self.fitted(budget_tokens), state=self.state.model_copy(deep=True)
+        )
+        stored._measured = self._measured
+        stored._sizes()
+        return stored
+
+    def carried(self) -> Conversation:
+        """A copy to reply in that leaves this one as it was stored: the message list and each message are
+        copied (a reply appends, and replaces a last message's content), the content lists and their
+        measured sizes are shared."""
+        copy = Conversation.model_construct(
+            messages=[dict(m) for m in self.messages], state=self.state.model_copy(deep=True)
+        )
+        copy._measured = self._measured
+        return copy
 
     def as_json(self) -> dict[str, Any]:
         """The conversation to store: its messages are JSON values already (read from JSON, or blocks of
@@ -106,7 +139,8 @@ def _starts_turn(message: Message) -> bool:
 
 
 def fit(messages: list[Message], budget_tokens: int, *, sizes: list[int] | None = None) -> list[Message]:
-    """A copy of `messages` within `budget_tokens`: first older tool results are emptied (oldest first),
+    """`messages` within `budget_tokens`, as a new list when anything had to go (a message whose results
+    were emptied is a copy; the others are the same objects): first older tool results are emptied (oldest first),
     then the oldest whole turns dropped. The current turn is always kept whole, and every tool_use keeps
     its tool_result, so the API never sees a dangling call.
 
@@ -116,29 +150,29 @@ def fit(messages: list[Message], budget_tokens: int, *, sizes: list[int] | None 
     sizes = [_chars(m) for m in messages] if sizes is None else list(sizes)
     if _tokens(_list_chars(sizes)) <= budget_tokens:
         return messages
-    fitted = [{**m, "content": [dict(b) for b in _blocks(m)]} for m in messages]
-    sizes = [
-        size if isinstance(m.get("content"), list) else _chars(f)
-        for m, f, size in zip(messages, fitted, sizes, strict=True)
-    ]
+    # A message is copied only when one of its results is emptied: the rest stay the caller's own objects,
+    # so their measured sizes hold for the next call (`Conversation.fitted`).
+    fitted = list(messages)
     turn_starts = [i for i, m in enumerate(fitted) if _starts_turn(m)]
     current = turn_starts[-1] if turn_starts else 0
 
     size = _tokens(_list_chars(sizes))
     for index, message in enumerate(fitted[:current]):
-        emptied = False
-        for block in message["content"]:
+        blocks: list[dict[str, Any]] | None = None
+        for position, block in enumerate(_blocks(message)):
             if block.get("type") != "tool_result":
                 continue
             before = len(json.dumps(block.get("content"), ensure_ascii=False))
             if before > len(TRIMMED) + 2:  # emptying a result shorter than the note would only grow it
-                block["content"] = TRIMMED
-                emptied = True
+                if blocks is None:
+                    blocks = _blocks(message)
+                    fitted[index] = {**message, "content": blocks}
+                blocks[position] = {**block, "content": TRIMMED}
                 size -= int((before - len(TRIMMED)) / CHARS_PER_TOKEN)
                 if size <= budget_tokens:
                     return fitted
-        if emptied:
-            sizes[index] = _chars(message)
+        if blocks is not None:
+            sizes[index] = _chars(fitted[index])
 
     # What is left from each turn on, in characters: the kept messages and a comma after each but the last.
     after = 0
@@ -155,5 +189,5 @@ def fit(messages: list[Message], budget_tokens: int, *, sizes: list[int] | None 
 def _without_orphans(messages: list[Message]) -> list[Message]:
     """A turn that began after a stopped reply opens with tool results whose calls were just dropped."""
     first = messages[0]
-    kept = [b for b in first["content"] if b.get("type") != "tool_result"]
+    kept = [b for b in _blocks(first) if b.get("type") != "tool_result"]
     return [{**first, "content": kept}, *messages[1:]]

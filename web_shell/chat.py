@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from agent import Attachment
+from agent import Attachment, Conversation
 from shine_mcp.auth.authority import Authority
 from shine_mcp.auth.keys import derive, master_key
 from shine_mcp.clock import utcnow
@@ -176,17 +176,17 @@ class ChatRoutes:
 
     async def _chat_for(
         self, request: Request, identity: WebIdentity, *, fresh: bool = False
-    ) -> store.ChatSession:
+    ) -> tuple[store.ChatSession, Conversation]:
         """This browser's conversation when it is the person's own, else a new one."""
         if not fresh:
             token = request.headers.get(CHAT_HEADER) or request.cookies.get(chat_cookie_name(self.services))
             chat_id = read_chat_token(self.services, token)
             if chat_id is not None:
-                found = await store.get_chat(self.services.db, identity.user_id, chat_id)
+                found = await self.service.open_chat(identity.user_id, chat_id)
                 if found is not None:
                     return found
         # Idle chats and expired uploads are deleted by the purge job (`store.purge`), not on this path.
-        return await store.create_chat(self.services.db, identity.user_id, now=utcnow())
+        return await store.create_chat(self.services.db, identity.user_id, now=utcnow()), Conversation()
 
     async def preflight(self, request: Request) -> Response:
         return preflight(request, self.services)
@@ -222,7 +222,7 @@ class ChatRoutes:
 
         cookies = Response()
         identity = await chat_identity(request, self.services, self.service.authority, cookies)
-        chat = await self._chat_for(request, identity, fresh=body.get("new_chat") is True)
+        chat, conversation = await self._chat_for(request, identity, fresh=body.get("new_chat") is True)
         attachments: list[Attachment] = []
         for upload_id in upload_ids:
             upload = await store.get_upload(self.services.db, identity.user_id, str(upload_id), now=utcnow())
@@ -240,7 +240,7 @@ class ChatRoutes:
                 {**cors, "X-Shine-Run": busy.id},
             )
         token = chat_token(self.services, chat.id)
-        run = await self.service.start(identity, chat, text, attachments, confirm, token)
+        run = await self.service.start(identity, chat, conversation, text, attachments, confirm, token)
         response = StreamingResponse(
             run.stream(),
             media_type="text/event-stream",

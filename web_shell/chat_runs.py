@@ -30,6 +30,7 @@ from shine_mcp.auth.authority import Authority
 from shine_mcp.clock import utcnow
 from shine_mcp.services import Services
 from shine_mcp.store import chat as store
+from web_shell.held_chats import HeldChats
 
 if TYPE_CHECKING:
     from web_shell.auth import WebIdentity
@@ -140,6 +141,7 @@ class ChatService:
             context_tokens=settings.advisor_context_tokens,
         )
         self.runs = Runs()
+        self.held = HeldChats()
         self._group: TaskGroup | None = None
         self._client: Client | None = None  # the advisors' in-process MCP session (`running`)
         self._specs: list[ToolSpec] | None = None  # the tools as the first reply's ToolBox listed them
@@ -176,16 +178,30 @@ class ChatService:
                 self._group = self._client = None
                 group.cancel_scope.cancel()
 
+    async def open_chat(self, user_id: str, chat_id: str) -> tuple[store.ChatSession, Conversation] | None:
+        """The person's chat and the conversation to reply in (None when it is not theirs or is gone): this
+        process's copy while the stored version is still the one it holds (`HeldChats`), else read in full."""
+        held = self.held.get(chat_id, user_id)
+        chat = await store.get_chat(
+            self.services.db, user_id, chat_id, held_version=held.version if held else None
+        )
+        if held is not None and chat is not None and chat.version == held.version:
+            return chat, held.conversation.carried()
+        self.held.drop(chat_id)
+        return (chat, conversation_of(chat)) if chat is not None else None
+
     async def start(
         self,
         identity: WebIdentity,
         chat: store.ChatSession,
+        conversation: Conversation,
         text: str,
         attachments: list[Attachment],
         confirm_checkout: bool,
         token: str,
     ) -> Run:
-        """Start answering `text` in `chat`; `token` is the signed chat token the `session` event hands out."""
+        """Start answering `text` in `chat`, whose stored conversation is `conversation` (`open_chat`);
+        `token` is the signed chat token the `session` event hands out."""
         if self._group is None:
             raise RuntimeError("the chat service is not running (the app's lifespan did not start it)")
         run = Run(id="run_" + secrets.token_hex(10), chat_id=chat.id, user_id=identity.user_id)
@@ -201,7 +217,9 @@ class ChatService:
                 "guest": identity.guest,
             },
         )
-        self._group.start_soon(self._execute, run, identity, chat, text, attachments, confirm_checkout)
+        self._group.start_soon(
+            self._execute, run, identity, chat, conversation, text, attachments, confirm_checkout
+        )
         return run
 
     async def _execute(
@@ -209,6 +227,7 @@ class ChatService:
         run: Run,
         identity: WebIdentity,
         chat: store.ChatSession,
+        conversation: Conversation,
         text: str,
         attachments: list[Attachment],
         confirm_checkout: bool,
@@ -222,7 +241,6 @@ class ChatService:
                 run.publish(event_name(event), event_data(event))
 
         try:
-            conversation = conversation_of(chat)
             client = self._client
             if client is None:
                 raise RuntimeError("the chat service is not running (the app's lifespan did not start it)")
@@ -234,9 +252,12 @@ class ChatService:
             )
             if self._specs is None:
                 self._specs = await tools.specs()  # listed during the reply: kept, not asked again
-            stored = conversation.model_copy()
-            stored.messages = conversation.fitted(self.limits.context_tokens)
+            stored = conversation.kept(self.limits.context_tokens)
             saved = await self._save(run, identity, chat, stored)
+            if saved:
+                self.held.hold(chat.id, identity.user_id, chat.version + 1, stored)
+            else:
+                self.held.drop(chat.id)
             if saved is None:
                 run.publish(
                     "error",

@@ -16,7 +16,22 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, delete, insert, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    case,
+    delete,
+    insert,
+    null,
+    type_coerce,
+    update,
+)
+from sqlalchemy import (
+    select as sa_select,  # sqlmodel's `select` types at most four columns
+)
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel, col, select
 
@@ -108,12 +123,24 @@ async def create_chat(db: Database, user_id: str, *, now: datetime) -> ChatSessi
     return row
 
 
-async def get_chat(db: Database, user_id: str, chat_id: str) -> ChatSession | None:
+async def get_chat(
+    db: Database, user_id: str, chat_id: str, *, held_version: int | None = None
+) -> ChatSession | None:
+    """The person's chat, or None. `held_version`: the version of this chat the caller keeps in memory;
+    while it is still the stored one the conversation is neither read nor sent (a long chat is hundreds of
+    KB), and the row comes back with an empty `conversation` for the caller to fill from its own copy."""
+    conversation = _CHATS.c.conversation
+    if held_version is not None:
+        conversation = type_coerce(case((_CHATS.c.version == held_version, null()), else_=conversation), JSON)
+    others = [column for column in _CHATS.c if column.name != "conversation"]
+    statement = sa_select(*others, conversation.label("conversation")).where(
+        _CHATS.c.id == chat_id, _CHATS.c.user_id == user_id
+    )
     async with db.reading() as session:
-        rows = await session.execute(
-            select(ChatSession).where(ChatSession.id == chat_id, ChatSession.user_id == user_id)
-        )
-        return rows.scalars().first()
+        row = (await session.execute(statement)).mappings().first()
+    if row is None:
+        return None
+    return ChatSession.model_validate({**row, "conversation": row["conversation"] or {}})
 
 
 async def chat_owner(db: Database, chat_id: str) -> str | None:

@@ -73,3 +73,16 @@ async def test_a_save_against_an_older_version_is_refused(db: Database) -> None:
     assert (first, stale, stranger) == (True, False, False)
     saved = await chat_store.get_chat(db, "gst_a", chat.id)
     assert saved is not None and saved.version == 1 and saved.conversation == conversation
+
+
+async def test_a_caller_holding_the_stored_version_is_not_sent_the_conversation_again(db: Database) -> None:
+    chat = await chat_store.create_chat(db, "gst_a", now=utcnow())
+    conversation = {"messages": [{"role": "user", "content": "hello"}], "state": {"turn": 1}}
+    assert await chat_store.save_chat(
+        db, "gst_a", chat.id, conversation, version=0, advisor="offline", now=utcnow()
+    )
+    held = await chat_store.get_chat(db, "gst_a", chat.id, held_version=1)
+    assert held is not None and held.version == 1 and held.conversation == {}
+    moved = await chat_store.get_chat(db, "gst_a", chat.id, held_version=0)  # another worker saved since
+    assert moved is not None and moved.version == 1 and moved.conversation == conversation
+    assert await chat_store.get_chat(db, "gst_b", chat.id, held_version=1) is None  # not theirs
