@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from agent import Conversation
 
-BUDGET_CHARS = 16_000_000  # ~75 chats at a 60 000-token budget, many more short ones
+BUDGET_CHARS = 8_000_000  # ~38 chats at a 60 000-token budget (~2.2× that in memory), more short ones
 IDLE_SECONDS = 600.0
 
 
