@@ -30,7 +30,7 @@ from shine_mcp.auth.authority import Authority
 from shine_mcp.clock import utcnow
 from shine_mcp.services import Services
 from shine_mcp.store import chat as store
-from web_shell.held_chats import HeldChats
+from web_shell.held_chats import SWEEP_SECONDS, HeldChats
 
 if TYPE_CHECKING:
     from web_shell.auth import WebIdentity
@@ -172,11 +172,17 @@ class ChatService:
         with each call (`_meta`, `WebIdentity.meta`), never with the session."""
         async with Client(self.server) as client, anyio.create_task_group() as group:
             self._group, self._client = group, client
+            group.start_soon(self._let_idle_chats_go)
             try:
                 yield
             finally:
                 self._group = self._client = None
                 group.cancel_scope.cancel()
+
+    async def _let_idle_chats_go(self) -> None:
+        while True:
+            await anyio.sleep(SWEEP_SECONDS)
+            self.held.expire()
 
     async def open_chat(self, user_id: str, chat_id: str) -> tuple[store.ChatSession, Conversation] | None:
         """The person's chat and the conversation to reply in (None when it is not theirs or is gone): this

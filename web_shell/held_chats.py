@@ -5,8 +5,9 @@ A long chat is stored at the advisor's context budget (hundreds of KB of JSON): 
 validating and measuring it again at every reply was a fifth of a reply's CPU, and most of what the
 database sent. The stored version decides (`store.chat.get_chat(held_version=…)`): a reply saved by
 another worker or host bumps it, and the chat is then read in full, so a held copy is never served stale.
-A copy is held at most `IDLE_SECONDS` after its last use, and within `BUDGET_CHARS` of JSON per process
-(oldest use first out); a deleted chat is no longer found in the database, so its copy is never used again.
+A copy is held at most `IDLE_SECONDS` after its last use (swept every `SWEEP_SECONDS`, chats or not), and
+within `BUDGET_CHARS` of JSON per process (oldest use first out); a deleted chat is no longer found in the
+database, so its copy is never used again.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from agent import Conversation
 
 BUDGET_CHARS = 8_000_000  # ~38 chats at a 60 000-token budget (~2.2× that in memory), more short ones
 IDLE_SECONDS = 600.0
+SWEEP_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class HeldChats:
 
     def get(self, chat_id: str, user_id: str) -> Held | None:
         """The copy of this person's chat, when one is held and was used within `idle_seconds`."""
-        self._expire()
+        self.expire()
         held = self._held.get(chat_id)
         if held is None or held.user_id != user_id:
             return None
@@ -75,7 +77,9 @@ class HeldChats:
     def __len__(self) -> int:
         return len(self._held)
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
+        """Drop the copies not used within `idle_seconds` (also run every `SWEEP_SECONDS` by the chat
+        service, so a worker that gets no more chats lets them go too)."""
         cutoff = self.clock() - self.idle_seconds
         while self._held:
             oldest = next(iter(self._held))
