@@ -140,9 +140,9 @@ def _starts_turn(message: Message) -> bool:
 
 def fit(messages: list[Message], budget_tokens: int, *, sizes: list[int] | None = None) -> list[Message]:
     """`messages` within `budget_tokens`, as a new list when anything had to go (a message whose results
-    were emptied is a copy; the others are the same objects): first older tool results are emptied (oldest first),
-    then the oldest whole turns dropped. The current turn is always kept whole, and every tool_use keeps
-    its tool_result, so the API never sees a dangling call.
+    were emptied is a copy; the others are the same objects): first older tool results are emptied (oldest
+    first), then the oldest whole turns dropped. The current turn is always kept whole, and every tool_use
+    keeps its tool_result, so the API never sees a dangling call.
 
     Each message is measured once (a stored chat sits at the budget, so every reply trims it): measuring
     the whole conversation again for each turn it might drop made a reply's CPU grow with the chat's length
