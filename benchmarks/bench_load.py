@@ -144,7 +144,7 @@ class MixedReport:
         """The requests/s this run's mix could reach had a request cost its server `server_ms` of CPU (one
         worker's figure, say): the cores left after this run's database and generator at their CPU a
         request as measured here, and no more than one core per worker. When this is under a scaling
-        target, no change to the server's own code meets it on this machine."""
+        target, making the workers' own code faster does not meet it on this machine."""
         if not (self.operations and server_ms):
             return 0.0
         per_request = server_ms / 1000 + (self.generator_cpu + (self.database_cpu or 0.0)) / self.operations
@@ -776,7 +776,7 @@ def print_scaling(workers: int, pairs: list[tuple[MixedReport, MixedReport]]) ->
         print(
             f"    pair {n}: shoppers {shoppers_per_second(one):,.1f} → {shoppers_per_second(other):,.1f} "
             f"requests/s, by kind {kinds}; all {one.requests_per_second:,.1f} → {other.requests_per_second:,.1f}; "
-            f"server CPU {one.cpu_ms_per_request(one.server_cpu):.1f} → "
+            f"server CPU {one_ms:.1f} → "
             f"{other.cpu_ms_per_request(other.server_cpu):.1f} ms a request; ceilings at that CPU on {CORES} "
             f"cores {ceilings}{limit}"
         )

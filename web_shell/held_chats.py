@@ -24,7 +24,7 @@ IDLE_SECONDS = 600.0
 SWEEP_SECONDS = 60.0
 
 
-@dataclass(frozen=True)
+@dataclass
 class Held:
     user_id: str
     version: int
@@ -51,7 +51,7 @@ class HeldChats:
         if held is None or held.user_id != user_id:
             return None
         self._held.move_to_end(chat_id)
-        self._held[chat_id] = Held(held.user_id, held.version, held.conversation, held.chars, self.clock())
+        held.used_at = self.clock()
         return held
 
     def hold(self, chat_id: str, user_id: str, version: int, conversation: Conversation) -> None:

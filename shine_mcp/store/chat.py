@@ -29,9 +29,7 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy import (
-    select as sa_select,  # sqlmodel's `select` types at most four columns
-)
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel, col, select
 
@@ -133,6 +131,7 @@ async def get_chat(
     if held_version is not None:
         conversation = type_coerce(case((_CHATS.c.version == held_version, null()), else_=conversation), JSON)
     others = [column for column in _CHATS.c if column.name != "conversation"]
+    # SQLAlchemy's `select`: sqlmodel's types at most four columns.
     statement = sa_select(*others, conversation.label("conversation")).where(
         _CHATS.c.id == chat_id, _CHATS.c.user_id == user_id
     )
